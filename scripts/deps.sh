@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install every Debian package the build, the VM harness, the tests and the
+# benchmarks use, and unpack the kernel image the VM boots into .cache/.
+# Quick when everything is already there.  Nothing is fetched from anywhere
+# but the Debian archive.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+pkgs=(
+	# build
+	build-essential pkg-config linux-headers-amd64 sparse
+	libdevmapper-dev liburing-dev libaio-dev libnbd-dev
+	# kselftest headers and checkpatch.pl
+	linux-source-6.1
+	# the VM and what runs inside it
+	qemu-system-x86 busybox-static cpio gzip kmod xz-utils zstd
+	dmsetup fio iproute2 nbdkit libnbd-bin qemu-utils util-linux
+	# benchmarks
+	time
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$s" = installed ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The kernel the VM boots: the image that matches the installed headers,
+# unpacked (not installed: installing runs update-initramfs for minutes).
+kver=$("$top/scripts/kver.sh")
+kdir="$top/.cache/kernel/$kver"
+if [ ! -e "$kdir/boot/vmlinuz-$kver" ] || [ ! -d "$kdir/lib/modules/$kver" ]; then
+	echo "deps: unpacking linux-image-$kver into .cache/kernel"
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	(cd "$tmp" && apt-get download -qq "linux-image-$kver" 2>/dev/null ||
+		{ apt-get update -qq && apt-get download -qq "linux-image-$kver"; })
+	rm -rf "$kdir"
+	mkdir -p "$kdir"
+	dpkg -x "$tmp"/linux-image-"$kver"_*.deb "$kdir"
+fi
+
+# kselftest headers and checkpatch.pl from the kernel source package.
+ksrc="$top/.cache/linux-source"
+if [ ! -e "$ksrc/.done" ]; then
+	echo "deps: unpacking kselftest headers and checkpatch.pl from linux-source"
+	rm -rf "$ksrc"
+	mkdir -p "$ksrc"
+	tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$ksrc" --strip-components=1 \
+		linux-source-6.1/tools/testing/selftests/kselftest.h \
+		linux-source-6.1/tools/testing/selftests/kselftest_harness.h \
+		linux-source-6.1/scripts/checkpatch.pl \
+		linux-source-6.1/scripts/spelling.txt \
+		linux-source-6.1/scripts/const_structs.checkpatch
+	touch "$ksrc/.done"
+fi
