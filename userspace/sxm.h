@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sxm-ctl internal header.
+ *
+ * Error policy (one, for all of userspace): library-style functions return
+ * 0 or a negative errno and say nothing, or log the one detail only they
+ * know with sxm_err() and still return -errno; only the command layer
+ * (cmd_*.c, main.c) prints the final message and picks the exit status.
+ * Messages say what failed and on what:
+ *   "sink nbd://h/e: write at 0x10000: Input/output error".
+ */
+#ifndef SXM_H
+#define SXM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SECTOR_SHIFT 9
+
+/* Exit statuses of sxm-ctl. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,		/* the operation failed */
+	EXIT_USAGE = 2,		/* bad command line */
+};
+
+/* Logging (log.c).  sxm_err() is for library code's one extra detail. */
+extern int sxm_verbose;
+void sxm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sxm_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sxm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Number parsing (parse.c).  All return 0 or -EINVAL / -ERANGE. */
+int parse_u64(const char *s, uint64_t *out);
+int parse_size(const char *s, uint64_t *out);		/* 4096, 64k, 1M, 2GiB */
+int parse_duration_ms(const char *s, uint64_t *out);	/* 500ms, 15m, 1h, 1d */
+const char *fmt_size(uint64_t bytes, char *buf, size_t len);	/* "1.5 GiB" */
+
+/*
+ * A subcommand: main.c dispatches argv[1] to it with argv shifted so that
+ * argv[0] is the subcommand's name.  It returns an EXIT_* status and has
+ * printed whatever went wrong.
+ */
+struct sxm_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *args;	/* one-line synopsis of the arguments */
+	const char *help;	/* one line: what it does */
+};
+
+/* The command table, in main.c; each cmd_*.c adds its entries there. */
+extern const struct sxm_cmd sxm_cmds[];
+
+#endif /* SXM_H */
