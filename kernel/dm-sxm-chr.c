@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-sxm: /dev/dm-sxm, the helper's door into the target.
+ *
+ * An open file is a client.  It attaches to one sxm target (struct sxm_dev)
+ * as its helper (one at most) or as an observer, and then harvests, marks
+ * and reads that target.  The ABI is include/uapi/linux/dm-sxm.h.
+ *
+ * Nothing from userspace is trusted: every struct is read whole with
+ * copy_struct_from_user() (so a newer, larger struct works if its new
+ * fields are zero), every flag, feature bit and reserved field is checked,
+ * and buffer sizes are checked against the map before it is touched.
+ *
+ * Lock order: client.lock -> sxm_dev.lock (then the dirty map's locks).
+ */
+#include <linux/capability.h>
+#include <linux/compat.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "dm-sxm.h"
+
+#define SXM_F_ALL	(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID)
+
+struct sxm_client {
+	struct mutex lock;		/* serialises this file's ioctls */
+	struct sxm_dev *dev;		/* attached to, or NULL */
+	bool helper;			/* attached as the helper */
+};
+
+static int sxm_chr_open(struct inode *inode, struct file *file)
+{
+	struct sxm_client *c;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c)
+		return -ENOMEM;
+	mutex_init(&c->lock);
+	file->private_data = c;
+	return 0;
+}
+
+static int sxm_chr_release(struct inode *inode, struct file *file)
+{
+	struct sxm_client *c = file->private_data;
+	struct sxm_dev *dev = c->dev;
+
+	if (dev) {
+		mutex_lock(&dev->lock);
+		if (dev->helper == file) {
+			dev->helper = NULL;
+			dev->helper_tgid = 0;
+		}
+		mutex_unlock(&dev->lock);
+		sxm_dev_put(dev);
+	}
+	kfree(c);
+	return 0;
+}
+
+/*
+ * Read an ioctl struct: its first __u32 is its size, which must match the
+ * size in the command and be at least the size this kernel knows; a larger
+ * one must be zero past what the kernel knows.
+ */
+static int get_ustruct(void *k, size_t ksize, unsigned int cmd,
+		       const void __user *u)
+{
+	__u32 usize;
+
+	if (get_user(usize, (const __u32 __user *)u))
+		return -EFAULT;
+	if (usize != _IOC_SIZE(cmd) || usize < ksize)
+		return -EINVAL;
+	return copy_struct_from_user(k, ksize, u, usize);
+}
+
+static bool zeroed(const void *p, size_t len)
+{
+	return !memchr_inv(p, 0, len);
+}
+
+/* ----------------------------------------------------------------------
+ * Commands
+ * ----------------------------------------------------------------------
+ */
+
+static int ioc_get_features(unsigned int cmd, void __user *u)
+{
+	struct sxm_features f;
+	int r;
+
+	r = get_ustruct(&f, sizeof(f), cmd, u);
+	if (r)
+		return r;
+	if (!zeroed(f.reserved, sizeof(f.reserved)))
+		return -EINVAL;
+	f.abi_version = SXM_ABI_VERSION;
+	f.features = SXM_F_ALL;
+	f.min_region_sectors = SXM_MIN_REGION_SECTORS;
+	f.max_region_sectors = SXM_MAX_REGION_SECTORS;
+	return copy_to_user(u, &f, sizeof(f)) ? -EFAULT : 0;
+}
+
+static int ioc_attach(struct file *file, struct sxm_client *c,
+		      unsigned int cmd, void __user *u)
+{
+	struct sxm_attach a;
+	struct sxm_dev *dev;
+	int r;
+
+	r = get_ustruct(&a, sizeof(a), cmd, u);
+	if (r)
+		return r;
+	if ((a.flags & ~SXM_ATTACH_FLAGS) || (a.features & ~SXM_F_ALL) ||
+	    a.reserved0 || a.helper_pid ||
+	    !zeroed(a.reserved, sizeof(a.reserved)))
+		return -EINVAL;
+	if (a.dev_major >= (1U << (32 - MINORBITS)) ||
+	    a.dev_minor > MINORMASK)
+		return -EINVAL;
+
+	if (c->dev)
+		return -EALREADY;
+	dev = sxm_dev_find(MKDEV(a.dev_major, a.dev_minor), a.target_start);
+	if (!dev)
+		return -ENODEV;
+
+	mutex_lock(&dev->lock);
+	if (!(a.flags & SXM_ATTACH_OBSERVER)) {
+		if (dev->helper) {
+			a.helper_pid = dev->helper_tgid;
+			mutex_unlock(&dev->lock);
+			sxm_dev_put(dev);
+			if (copy_to_user(u, &a, sizeof(a)))
+				return -EFAULT;
+			return -EBUSY;
+		}
+		dev->helper = file;
+		dev->helper_tgid = task_tgid_nr(current);
+		c->helper = true;
+	}
+	a.len_sectors = dev->len;
+	a.region_sectors = 1ULL << dev->dirty.region_shift;
+	a.nr_regions = dev->dirty.nr_regions;
+	a.track_id = dev->track_id;
+	c->dev = dev;
+	mutex_unlock(&dev->lock);
+
+	/* The attach stands even if the caller's struct went away. */
+	return copy_to_user(u, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+static int ioc_harvest(struct sxm_client *c, unsigned int cmd,
+		       void __user *u)
+{
+	struct sxm_dev *dev = c->dev;
+	struct sxm_harvest h;
+	bool peek;
+	u64 n;
+	int r;
+
+	r = get_ustruct(&h, sizeof(h), cmd, u);
+	if (r)
+		return r;
+	if ((h.flags & ~SXM_HARVEST_FLAGS) ||
+	    !zeroed(h.reserved, sizeof(h.reserved)))
+		return -EINVAL;
+	peek = h.flags & SXM_HARVEST_PEEK;
+	if (!peek && !c->helper)
+		return -EPERM;
+	if (h.bitmap_bytes < sxm_dirty_map_bytes(&dev->dirty))
+		return -EINVAL;
+
+	r = sxm_dirty_harvest(&dev->dirty, u64_to_user_ptr(h.bitmap_ptr),
+			      peek, &n);
+	if (r)
+		return r;
+
+	mutex_lock(&dev->lock);
+	h.nr_regions = dev->dirty.nr_regions;
+	h.dirty_regions = n;
+	h.generation = dev->dirty.harvests;
+	h.track_id = dev->track_id;
+	mutex_unlock(&dev->lock);
+	return copy_to_user(u, &h, sizeof(h)) ? -EFAULT : 0;
+}
+
+static int ioc_mark_dirty(struct sxm_client *c, unsigned int cmd,
+			  void __user *u)
+{
+	struct sxm_dev *dev = c->dev;
+	struct sxm_mark m;
+	int r;
+
+	r = get_ustruct(&m, sizeof(m), cmd, u);
+	if (r)
+		return r;
+	if ((m.flags & ~SXM_MARK_FLAGS) || m.marked ||
+	    !zeroed(m.reserved, sizeof(m.reserved)))
+		return -EINVAL;
+	if (!c->helper)
+		return -EPERM;
+
+	if (m.flags & SXM_MARK_ALL) {
+		if (m.bitmap_ptr || m.bitmap_bytes)
+			return -EINVAL;
+		m.marked = sxm_dirty_mark_all(&dev->dirty);
+	} else {
+		if (m.bitmap_bytes != sxm_dirty_map_bytes(&dev->dirty))
+			return -EINVAL;
+		r = sxm_dirty_mark_user(&dev->dirty,
+					u64_to_user_ptr(m.bitmap_ptr),
+					&m.marked);
+		if (r)
+			return r;
+	}
+	return copy_to_user(u, &m, sizeof(m)) ? -EFAULT : 0;
+}
+
+static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
+			void __user *u)
+{
+	struct sxm_dev *dev = c->dev;
+	struct sxm_info i;
+	int r;
+
+	r = get_ustruct(&i, sizeof(i), cmd, u);
+	if (r)
+		return r;
+	if (!zeroed(&i.mode, sizeof(i) - offsetof(struct sxm_info, mode)))
+		return -EINVAL;
+
+	mutex_lock(&dev->lock);
+	i.mode = sxm_dev_mode(dev);
+	i.len_sectors = dev->len;
+	i.region_sectors = 1ULL << dev->dirty.region_shift;
+	i.nr_regions = dev->dirty.nr_regions;
+	i.dirty_regions = sxm_dirty_count(&dev->dirty);
+	i.harvests = dev->dirty.harvests;
+	i.track_id = dev->track_id;
+	i.helper_pid = dev->helper_tgid;
+	mutex_unlock(&dev->lock);
+	return copy_to_user(u, &i, sizeof(i)) ? -EFAULT : 0;
+}
+
+static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	struct sxm_client *c = file->private_data;
+	void __user *u = (void __user *)arg;
+	long r;
+
+	if (_IOC_TYPE(cmd) != SXM_IOC_MAGIC)
+		return -ENOTTY;
+	if (cmd == SXM_IOC_GET_FEATURES)
+		return ioc_get_features(cmd, u);
+
+	mutex_lock(&c->lock);
+	if (cmd == SXM_IOC_ATTACH) {
+		r = ioc_attach(file, c, cmd, u);
+		goto out;
+	}
+	if (!c->dev) {
+		r = -ENXIO;
+		goto out;
+	}
+	/* The target was removed: the file may only be closed. */
+	if (!READ_ONCE(c->dev->nr_tables)) {
+		r = -ENODEV;
+		goto out;
+	}
+	switch (cmd) {
+	case SXM_IOC_HARVEST:
+		r = ioc_harvest(c, cmd, u);
+		break;
+	case SXM_IOC_MARK_DIRTY:
+		r = ioc_mark_dirty(c, cmd, u);
+		break;
+	case SXM_IOC_GET_INFO:
+		r = ioc_get_info(c, cmd, u);
+		break;
+	default:
+		r = -ENOTTY;
+		break;
+	}
+out:
+	mutex_unlock(&c->lock);
+	return r;
+}
+
+static const struct file_operations sxm_chr_fops = {
+	.owner = THIS_MODULE,
+	.open = sxm_chr_open,
+	.release = sxm_chr_release,
+	.unlocked_ioctl = sxm_chr_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice sxm_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = SXM_MISC_NAME,
+	.nodename = SXM_MISC_NAME,
+	.mode = 0600,
+	.fops = &sxm_chr_fops,
+};
+
+int sxm_chr_init(void)
+{
+	BUILD_BUG_ON(sizeof(struct sxm_features) != SXM_FEATURES_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_attach) != SXM_ATTACH_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_harvest) != SXM_HARVEST_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_mark) != SXM_MARK_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_info) != SXM_INFO_SIZE);
+
+	return misc_register(&sxm_misc);
+}
+
+void sxm_chr_exit(void)
+{
+	misc_deregister(&sxm_misc);
+}

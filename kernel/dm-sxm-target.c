@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-sxm: live storage migration target.
+ *
+ * The "sxm" target sits in the I/O path of a block device that is in use.
+ * Every bio passes through to the source device; while tracking, every
+ * write marks the regions it touches in a dirty map that a userspace helper
+ * (sxm-ctl) harvests through /dev/dm-sxm to copy what changed to another
+ * host's storage.  See Documentation in the project README.
+ */
+#include <linux/blkdev.h>
+#include <linux/bio.h>
+#include <linux/log2.h>
+#include <linux/module.h>
+#include <linux/random.h>
+#include <linux/slab.h>
+
+#include "dm-sxm.h"
+
+/* The most regions one target may have: 2^31 bits, 256 MiB per map. */
+#define SXM_MAX_REGIONS		BIT_ULL(31)
+/* Feature arguments accepted at most (duplicates are refused by name). */
+#define SXM_MAX_FEATURE_ARGS	8
+
+static const char *const sxm_mode_names[] = {
+	[SXM_MODE_PASSTHROUGH] = "passthrough",
+	[SXM_MODE_TRACK] = "track",
+};
+
+/* ----------------------------------------------------------------------
+ * The registry of sxm_dev: one per (mapped device, target start)
+ * ----------------------------------------------------------------------
+ */
+
+static LIST_HEAD(sxm_devs);
+static DEFINE_MUTEX(sxm_devs_lock);
+
+static struct sxm_dev *__sxm_dev_lookup(dev_t devt, sector_t begin)
+{
+	struct sxm_dev *dev;
+
+	lockdep_assert_held(&sxm_devs_lock);
+	list_for_each_entry(dev, &sxm_devs, list)
+		if (dev->devt == devt && dev->begin == begin)
+			return dev;
+	return NULL;
+}
+
+/* For /dev/dm-sxm: the device at (devt, begin) with a reference, or NULL. */
+struct sxm_dev *sxm_dev_find(dev_t devt, sector_t begin)
+{
+	struct sxm_dev *dev;
+
+	mutex_lock(&sxm_devs_lock);
+	dev = __sxm_dev_lookup(devt, begin);
+	if (dev)
+		kref_get(&dev->kref);
+	mutex_unlock(&sxm_devs_lock);
+	return dev;
+}
+
+static void sxm_dev_release(struct kref *kref)
+{
+	struct sxm_dev *dev = container_of(kref, struct sxm_dev, kref);
+
+	sxm_dirty_exit(&dev->dirty);
+	kfree(dev);
+}
+
+void sxm_dev_put(struct sxm_dev *dev)
+{
+	kref_put(&dev->kref, sxm_dev_release);
+}
+
+/* The device's mode: that of its live table, passthrough if none. */
+int sxm_dev_mode(struct sxm_dev *dev)
+{
+	lockdep_assert_held(&dev->lock);
+	return dev->live ? READ_ONCE(dev->live->mode) : SXM_MODE_PASSTHROUGH;
+}
+
+/*
+ * Join the sxm_dev of this target's position, or make it.  A reload of the
+ * same device shares the existing one (and so its dirty map), which is why
+ * a reload may not change the length or the region size.
+ */
+static int sxm_dev_get(struct sxm_target *tgt)
+{
+	struct dm_target *ti = tgt->ti;
+	struct mapped_device *md = dm_table_get_md(ti->table);
+	dev_t devt = disk_devt(dm_disk(md));
+	unsigned int shift = ilog2(tgt->region_sectors);
+	struct sxm_dev *dev;
+	int r = 0;
+
+	mutex_lock(&sxm_devs_lock);
+	dev = __sxm_dev_lookup(devt, ti->begin);
+	if (dev) {
+		if (dev->len != ti->len ||
+		    dev->dirty.region_shift != shift) {
+			ti->error = "A reload may not change length or region size";
+			r = -EINVAL;
+			goto out;
+		}
+		mutex_lock(&dev->lock);
+		dev->nr_tables++;
+		mutex_unlock(&dev->lock);
+		kref_get(&dev->kref);
+		tgt->dev = dev;
+		goto out;
+	}
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	if (!dev) {
+		ti->error = "Cannot allocate device state";
+		r = -ENOMEM;
+		goto out;
+	}
+	r = sxm_dirty_init(&dev->dirty, ti->len, shift);
+	if (r) {
+		kfree(dev);
+		ti->error = "Cannot allocate dirty map";
+		goto out;
+	}
+	kref_init(&dev->kref);
+	mutex_init(&dev->lock);
+	dev->devt = devt;
+	dev->begin = ti->begin;
+	dev->len = ti->len;
+	dev->nr_tables = 1;
+	list_add(&dev->list, &sxm_devs);
+	tgt->dev = dev;
+out:
+	mutex_unlock(&sxm_devs_lock);
+	return r;
+}
+
+/*
+ * A table instance lets go.  The last one takes the device out of the
+ * registry: a new table at that position later starts a new map, while
+ * files still attached keep theirs until they close.
+ */
+static void sxm_dev_unget(struct sxm_target *tgt)
+{
+	struct sxm_dev *dev = tgt->dev;
+
+	mutex_lock(&sxm_devs_lock);
+	mutex_lock(&dev->lock);
+	if (dev->live == tgt)
+		dev->live = NULL;
+	if (!--dev->nr_tables) {
+		list_del_init(&dev->list);
+		dev->track_id = 0;
+	}
+	mutex_unlock(&dev->lock);
+	mutex_unlock(&sxm_devs_lock);
+	sxm_dev_put(dev);
+}
+
+/* ----------------------------------------------------------------------
+ * Constructor and destructor
+ * ----------------------------------------------------------------------
+ */
+
+static int parse_source(struct sxm_target *tgt, struct dm_arg_set *as)
+{
+	struct dm_target *ti = tgt->ti;
+	int r;
+
+	r = dm_get_device(ti, dm_shift_arg(as), dm_table_get_mode(ti->table),
+			  &tgt->source);
+	if (r) {
+		ti->error = "Error opening source device";
+		return r;
+	}
+	if (bdev_nr_sectors(tgt->source->bdev) < ti->len) {
+		ti->error = "Source device is smaller than the target";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_region_size(struct sxm_target *tgt, struct dm_arg_set *as)
+{
+	struct dm_target *ti = tgt->ti;
+	unsigned long long v;
+	int r;
+
+	r = kstrtoull(dm_shift_arg(as), 10, &v);
+	if (r == -ERANGE) {
+		ti->error = "Region size is out of range";
+		return -EINVAL;
+	}
+	if (r) {
+		ti->error = "Region size is not a number";
+		return -EINVAL;
+	}
+	if (!is_power_of_2(v)) {
+		ti->error = "Region size must be a power of two";
+		return -EINVAL;
+	}
+	if (v < SXM_MIN_REGION_SECTORS) {
+		ti->error = "Region size must be at least 8 sectors (4 KiB)";
+		return -EINVAL;
+	}
+	if (v > SXM_MAX_REGION_SECTORS) {
+		ti->error = "Region size must be at most 2097152 sectors (1 GiB)";
+		return -EINVAL;
+	}
+	if (DIV_ROUND_UP_ULL((u64)ti->len, v) > SXM_MAX_REGIONS) {
+		ti->error = "Too many regions: choose a larger region size";
+		return -EINVAL;
+	}
+	tgt->region_sectors = v;
+	return 0;
+}
+
+static int parse_features(struct sxm_target *tgt, struct dm_arg_set *as)
+{
+	struct dm_target *ti = tgt->ti;
+	unsigned int n, i, seen = 0;
+	const char *arg;
+	int mode = -1;
+
+	if (!as->argc)
+		return 0;
+	if (kstrtouint(dm_shift_arg(as), 10, &n) ||
+	    n > SXM_MAX_FEATURE_ARGS) {
+		ti->error = "Invalid number of feature arguments";
+		return -EINVAL;
+	}
+	if (n > as->argc) {
+		ti->error = "Fewer feature arguments than their count says";
+		return -EINVAL;
+	}
+	if (n < as->argc) {
+		ti->error = "Unexpected arguments after the feature arguments";
+		return -EINVAL;
+	}
+
+	for (i = 0; i < n; i++) {
+		int m;
+
+		arg = dm_shift_arg(as);
+		if (!strcmp(arg, sxm_mode_names[SXM_MODE_PASSTHROUGH])) {
+			m = SXM_MODE_PASSTHROUGH;
+		} else if (!strcmp(arg, sxm_mode_names[SXM_MODE_TRACK])) {
+			m = SXM_MODE_TRACK;
+		} else {
+			ti->error = "Unrecognised feature argument";
+			return -EINVAL;
+		}
+		if (seen & BIT(m)) {
+			ti->error = "Duplicate feature argument";
+			return -EINVAL;
+		}
+		if (mode >= 0) {
+			ti->error = "Conflicting feature arguments: passthrough and track";
+			return -EINVAL;
+		}
+		seen |= BIT(m);
+		mode = m;
+	}
+	if (mode >= 0)
+		tgt->mode = mode;
+	return 0;
+}
+
+/* Tolerates a half-built target: the constructor's error path calls it. */
+static void sxm_target_free(struct sxm_target *tgt)
+{
+	if (tgt->dev)
+		sxm_dev_unget(tgt);
+	if (tgt->source)
+		dm_put_device(tgt->ti, tgt->source);
+	kfree(tgt);
+}
+
+/*
+ * Construct an sxm mapping:
+ *
+ *   <source_dev> <region_sectors> [<#feature_args> <feature_arg>...]
+ *
+ * source_dev:
+ *	The device every bio is sent to, at the same offset.  It must be at
+ *	least as long as the target.
+ *
+ * region_sectors:
+ *	Size of a region of the dirty map, in 512-byte sectors: a power of
+ *	two from 8 (4 KiB) to 2097152 (1 GiB).  At most 2^31 regions.
+ *
+ * Feature arguments (at most one):
+ *	passthrough	Start with tracking off (the default).
+ *	track		Start tracking changed regions at once.
+ *
+ * A reload of a device already carrying an sxm target at the same start
+ * keeps its dirty map, and so must keep its length and region size.
+ */
+static int sxm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct sxm_target *tgt;
+	int r;
+
+	if (argc < 2) {
+		ti->error = "Not enough arguments: <source_dev> <region_sectors> required";
+		return -EINVAL;
+	}
+
+	tgt = kzalloc(sizeof(*tgt), GFP_KERNEL);
+	if (!tgt) {
+		ti->error = "Cannot allocate target";
+		return -ENOMEM;
+	}
+	tgt->ti = ti;
+	tgt->mode = SXM_MODE_PASSTHROUGH;
+
+	r = parse_source(tgt, &as);
+	if (r)
+		goto bad;
+	r = parse_region_size(tgt, &as);
+	if (r)
+		goto bad;
+	r = parse_features(tgt, &as);
+	if (r)
+		goto bad;
+	r = sxm_dev_get(tgt);
+	if (r)
+		goto bad;
+
+	ti->num_flush_bios = 1;
+	ti->num_discard_bios = 1;
+	ti->num_secure_erase_bios = 1;
+	ti->num_write_zeroes_bios = 1;
+	ti->per_io_data_size = sizeof(struct sxm_io);
+	ti->private = tgt;
+	return 0;
+
+bad:
+	sxm_target_free(tgt);
+	return r;
+}
+
+static void sxm_dtr(struct dm_target *ti)
+{
+	sxm_target_free(ti->private);
+}
+
+/* ----------------------------------------------------------------------
+ * I/O path
+ * ----------------------------------------------------------------------
+ */
+
+static bool bio_changes_data(struct bio *bio)
+{
+	switch (bio_op(bio)) {
+	case REQ_OP_WRITE:
+	case REQ_OP_DISCARD:
+	case REQ_OP_SECURE_ERASE:
+	case REQ_OP_WRITE_ZEROES:
+		return bio_sectors(bio) != 0;
+	default:
+		return false;
+	}
+}
+
+static int sxm_map(struct dm_target *ti, struct bio *bio)
+{
+	struct sxm_target *tgt = ti->private;
+	struct sxm_io *io = dm_per_bio_data(bio, sizeof(struct sxm_io));
+	sector_t offset = dm_target_offset(ti, bio->bi_iter.bi_sector);
+
+	io->accounted = 0;
+	/*
+	 * Every write is accounted, tracked or not, so that a harvest or the
+	 * start of tracking can wait for the writes already sent.
+	 */
+	if (op_is_write(bio_op(bio))) {
+		bool mark = READ_ONCE(tgt->mode) == SXM_MODE_TRACK &&
+			    bio_changes_data(bio);
+
+		io->gen = sxm_dirty_start_write(&tgt->dev->dirty, mark, offset,
+						mark ? bio_sectors(bio) : 0);
+		io->accounted = 1;
+	}
+
+	bio_set_dev(bio, tgt->source->bdev);
+	if (bio_sectors(bio) || op_is_zone_mgmt(bio_op(bio)))
+		bio->bi_iter.bi_sector = offset;
+	return DM_MAPIO_REMAPPED;
+}
+
+static int sxm_end_io(struct dm_target *ti, struct bio *bio,
+		      blk_status_t *error)
+{
+	struct sxm_target *tgt = ti->private;
+	struct sxm_io *io = dm_per_bio_data(bio, sizeof(struct sxm_io));
+
+	if (io->accounted)
+		sxm_dirty_end_write(&tgt->dev->dirty, io->gen);
+	return DM_ENDIO_DONE;
+}
+
+static int sxm_iterate_devices(struct dm_target *ti,
+			       iterate_devices_callout_fn fn, void *data)
+{
+	struct sxm_target *tgt = ti->private;
+
+	return fn(ti, tgt->source, 0, ti->len, data);
+}
+
+static int sxm_prepare_ioctl(struct dm_target *ti, struct block_device **bdev)
+{
+	struct sxm_target *tgt = ti->private;
+
+	*bdev = tgt->source->bdev;
+	/* Only pass ioctls through if the device sizes match exactly. */
+	return ti->len != bdev_nr_sectors(tgt->source->bdev);
+}
+
+/* ----------------------------------------------------------------------
+ * Mode changes
+ * ----------------------------------------------------------------------
+ */
+
+/*
+ * Switch @tgt (the live table) to @mode, with dev->lock held.  Tracking
+ * starts only after every write sent before it has completed, so none of
+ * them can land on the source after a copy that does not know of it.
+ */
+static int set_mode(struct sxm_target *tgt, int mode)
+{
+	struct sxm_dev *dev = tgt->dev;
+	int r;
+
+	lockdep_assert_held(&dev->lock);
+	if (mode == tgt->mode)
+		return 0;
+	if (mode == SXM_MODE_TRACK) {
+		WRITE_ONCE(tgt->mode, mode);
+		r = sxm_dirty_barrier(&dev->dirty);
+		if (r) {
+			WRITE_ONCE(tgt->mode, SXM_MODE_PASSTHROUGH);
+			return r;
+		}
+		dev->track_id = get_random_u64() | 1;
+	} else {
+		WRITE_ONCE(tgt->mode, mode);
+		dev->track_id = 0;
+	}
+	return 0;
+}
+
+/*
+ * The new live table takes over.  Nothing is in flight while a device is
+ * suspended, so a tracking table resuming after a tracking one continues
+ * the same tracking (same track_id): no write went unseen in between.
+ */
+static void sxm_resume(struct dm_target *ti)
+{
+	struct sxm_target *tgt = ti->private;
+	struct sxm_dev *dev = tgt->dev;
+	bool was_tracking;
+
+	mutex_lock(&dev->lock);
+	was_tracking = dev->live && dev->track_id &&
+		       READ_ONCE(dev->live->mode) == SXM_MODE_TRACK;
+	if (tgt->mode == SXM_MODE_TRACK) {
+		if (!was_tracking)
+			dev->track_id = get_random_u64() | 1;
+	} else {
+		dev->track_id = 0;
+	}
+	dev->live = tgt;
+	mutex_unlock(&dev->lock);
+}
+
+/*
+ * Messages:
+ *
+ *   mode passthrough	stop tracking (the dirty map is kept)
+ *   mode track		start tracking; returns once every write sent
+ *			before it has completed
+ */
+static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
+		       char *result, unsigned int maxlen)
+{
+	struct sxm_target *tgt = ti->private;
+	int r, mode;
+
+	if (argc == 2 && !strcasecmp(argv[0], "mode")) {
+		if (!strcasecmp(argv[1], "track")) {
+			mode = SXM_MODE_TRACK;
+		} else if (!strcasecmp(argv[1], "passthrough")) {
+			mode = SXM_MODE_PASSTHROUGH;
+		} else {
+			DMERR("%s: unknown mode '%s' (passthrough or track)",
+			      dm_device_name(dm_table_get_md(ti->table)),
+			      argv[1]);
+			return -EINVAL;
+		}
+		mutex_lock(&tgt->dev->lock);
+		r = set_mode(tgt, mode);
+		mutex_unlock(&tgt->dev->lock);
+		return r;
+	}
+
+	DMERR("%s: unsupported message '%s' (known: mode passthrough|track)",
+	      dm_device_name(dm_table_get_md(ti->table)),
+	      argc ? argv[0] : "");
+	return -EINVAL;
+}
+
+/* ----------------------------------------------------------------------
+ * Status
+ * ----------------------------------------------------------------------
+ */
+
+/*
+ * Status format:
+ *
+ * INFO:  <mode> <region_sectors> <nr_regions> <dirty_regions> <harvests>
+ *        <helper>
+ *
+ *   mode		passthrough | track
+ *   dirty_regions	regions marked in the current dirty map
+ *   harvests		harvests of the dirty map so far
+ *   helper		the attached helper's process id, or "-"
+ *
+ * TABLE: <source_dev> <region_sectors> [1 track]
+ *   (the current mode: loading it back gives the same target)
+ */
+static void sxm_status(struct dm_target *ti, status_type_t type,
+		       unsigned int status_flags, char *result,
+		       unsigned int maxlen)
+{
+	struct sxm_target *tgt = ti->private;
+	struct sxm_dev *dev = tgt->dev;
+	int mode = READ_ONCE(tgt->mode);
+	unsigned int sz = 0;
+	pid_t helper;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		helper = READ_ONCE(dev->helper_tgid);
+		DMEMIT("%s %llu %llu %llu %llu ", sxm_mode_names[mode],
+		       (unsigned long long)tgt->region_sectors,
+		       (unsigned long long)dev->dirty.nr_regions,
+		       (unsigned long long)sxm_dirty_count(&dev->dirty),
+		       (unsigned long long)READ_ONCE(dev->dirty.harvests));
+		if (helper)
+			DMEMIT("%d", helper);
+		else
+			DMEMIT("-");
+		break;
+
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s %llu", tgt->source->name,
+		       (unsigned long long)tgt->region_sectors);
+		if (mode == SXM_MODE_TRACK)
+			DMEMIT(" 1 track");
+		break;
+
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",source_device=%s,region_sectors=%llu,mode=%s;",
+		       tgt->source->name,
+		       (unsigned long long)tgt->region_sectors,
+		       sxm_mode_names[mode]);
+		break;
+	}
+}
+
+/* ----------------------------------------------------------------------
+ * Module
+ * ----------------------------------------------------------------------
+ */
+
+static struct target_type sxm_target = {
+	.name = "sxm",
+	.version = { 1, 0, 0 },
+	.features = DM_TARGET_NOWAIT | DM_TARGET_PASSES_CRYPTO,
+	.module = THIS_MODULE,
+	.ctr = sxm_ctr,
+	.dtr = sxm_dtr,
+	.map = sxm_map,
+	.end_io = sxm_end_io,
+	.resume = sxm_resume,
+	.message = sxm_message,
+	.status = sxm_status,
+	.prepare_ioctl = sxm_prepare_ioctl,
+	.iterate_devices = sxm_iterate_devices,
+};
+
+static int __init dm_sxm_init(void)
+{
+	int r;
+
+	r = sxm_chr_init();
+	if (r)
+		return r;
+	r = dm_register_target(&sxm_target);
+	if (r) {
+		DMERR("register failed %d", r);
+		sxm_chr_exit();
+	}
+	return r;
+}
+
+static void __exit dm_sxm_exit(void)
+{
+	dm_unregister_target(&sxm_target);
+	sxm_chr_exit();
+}
+
+module_init(dm_sxm_init);
+module_exit(dm_sxm_exit);
+
+MODULE_DESCRIPTION(DM_NAME " live storage migration target");
+MODULE_AUTHOR("dm-sxm developers");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dm-sxm: internal header shared by the target (dm-sxm-target.c), the
+ * dirty map (dm-sxm-dirty.c) and the misc device (dm-sxm-chr.c).
+ *
+ * Objects:
+ *
+ *   struct sxm_target  one per table instance (ti->private).  A reload
+ *                      makes a second one while the first is still live.
+ *   struct sxm_dev     the migration's memory for one target position
+ *                      (mapped device, start sector): the dirty map, the
+ *                      helper, the counters.  Shared by every table
+ *                      instance at that position, so it survives a
+ *                      reload; refcounted by table instances and by open
+ *                      files of /dev/dm-sxm attached to it.
+ *   struct sxm_dirty   the dirty map: two bitmaps (generations) and the
+ *                      in-flight write count of each.
+ *
+ * Lock order: sxm_devs_lock (the registry) -> sxm_dev.lock ->
+ * sxm_dirty.harvest_lock -> sxm_dirty.lock (a spinlock, held only to pick
+ * a generation).
+ */
+#ifndef DM_SXM_H
+#define DM_SXM_H
+
+#include <linux/atomic.h>
+#include <linux/device-mapper.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+
+#include <uapi/linux/dm-sxm.h>
+
+#define DM_MSG_PREFIX "sxm"
+
+/* ----------------------------------------------------------------------
+ * Dirty map (dm-sxm-dirty.c)
+ * ----------------------------------------------------------------------
+ */
+
+struct sxm_dirty {
+	u64 nr_regions;
+	unsigned int region_shift;	/* log2(region_sectors) */
+	size_t nr_words;
+
+	spinlock_t lock;		/* cur vs. the inflight increments */
+	unsigned int cur;		/* generation new writes mark */
+	atomic_long_t *map[2];
+	atomic_t inflight[2];		/* writes accounted in each generation */
+	atomic64_t nr_dirty[2];		/* bits set in each map */
+	wait_queue_head_t drain_wait;
+
+	struct mutex harvest_lock;	/* one generation switch at a time */
+	u64 harvests;
+};
+
+int sxm_dirty_init(struct sxm_dirty *d, sector_t len, unsigned int shift);
+void sxm_dirty_exit(struct sxm_dirty *d);
+
+/* Write path: account a write in the current generation, mark its regions. */
+unsigned int sxm_dirty_start_write(struct sxm_dirty *d, bool mark,
+				   sector_t sector, unsigned int nr_sectors);
+void sxm_dirty_end_write(struct sxm_dirty *d, unsigned int gen);
+
+u64 sxm_dirty_count(struct sxm_dirty *d);
+u64 sxm_dirty_mark_all(struct sxm_dirty *d);
+int sxm_dirty_mark_user(struct sxm_dirty *d, const void __user *buf,
+			u64 *marked);
+int sxm_dirty_barrier(struct sxm_dirty *d);
+int sxm_dirty_harvest(struct sxm_dirty *d, void __user *buf, bool peek,
+		      u64 *nr_dirty);
+
+static inline size_t sxm_dirty_map_bytes(const struct sxm_dirty *d)
+{
+	return DIV_ROUND_UP_ULL(d->nr_regions, 64) * sizeof(__u64);
+}
+
+/* ----------------------------------------------------------------------
+ * Device state shared across table reloads (dm-sxm-target.c)
+ * ----------------------------------------------------------------------
+ */
+
+struct sxm_target;
+
+struct sxm_dev {
+	struct list_head list;		/* on sxm_devs while tables use it */
+	struct kref kref;
+	dev_t devt;			/* the mapped device */
+	sector_t begin;			/* the target's start in the table */
+	sector_t len;
+
+	struct mutex lock;		/* everything below */
+	unsigned int nr_tables;		/* table instances using this */
+	struct sxm_target *live;	/* the resumed instance, or NULL */
+	struct file *helper;		/* the attached helper, or NULL */
+	pid_t helper_tgid;
+	u64 track_id;			/* 0 while not tracking */
+
+	struct sxm_dirty dirty;
+};
+
+struct sxm_target {
+	struct dm_target *ti;
+	struct sxm_dev *dev;
+	struct dm_dev *source;
+	sector_t region_sectors;
+	int mode;			/* enum sxm_mode; READ_ONCE in map */
+};
+
+/* Per-bio data. */
+struct sxm_io {
+	u8 gen;				/* generation the write is counted in */
+	u8 accounted;
+};
+
+struct sxm_dev *sxm_dev_find(dev_t devt, sector_t begin);
+void sxm_dev_put(struct sxm_dev *dev);
+int sxm_dev_mode(struct sxm_dev *dev);	/* with dev->lock held */
+
+/* ----------------------------------------------------------------------
+ * /dev/dm-sxm (dm-sxm-chr.c)
+ * ----------------------------------------------------------------------
+ */
+
+int sxm_chr_init(void);
+void sxm_chr_exit(void);
+
+#endif /* DM_SXM_H */
