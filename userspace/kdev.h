@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * /dev/dm-sxm, the sxm target's control device (include/uapi/linux/dm-sxm.h):
+ * thin wrappers that fill in the size fields, check what comes back, and
+ * return 0 or a negative errno:
+ *
+ *   -ENOENT	from sxm_kdev_open(): the dm-sxm module is not loaded;
+ *   -ENODEV	from an attach: the device has no sxm target at that sector
+ *		(the kernel's ENODEV and ENXIO both mean this);
+ *   -EBUSY	from an attach: the target has a helper already, its pid is
+ *		in attach->helper_pid;
+ *   -EPERM	harvest or mark by a file attached as an observer.
+ */
+#ifndef SXM_KDEV_H
+#define SXM_KDEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/dm-sxm.h>
+
+#define SXM_KDEV_PATH	"/dev/" SXM_MISC_NAME
+
+/* A file descriptor on /dev/dm-sxm, or -errno. */
+int sxm_kdev_open(void);
+int sxm_kdev_features(int fd, struct sxm_features *f);
+
+/*
+ * Attach @fd to the sxm target at sector @start of the mapped device
+ * @major:@minor (or the block device at @path).  @flags: SXM_ATTACH_*.
+ * @a is filled in on success, and helper_pid on -EBUSY.
+ */
+int sxm_kdev_attach(int fd, uint32_t major, uint32_t minor, uint64_t start,
+		    uint32_t flags, uint64_t features, struct sxm_attach *a);
+int sxm_kdev_attach_path(int fd, const char *path, uint64_t start,
+			 uint32_t flags, uint64_t features,
+			 struct sxm_attach *a);
+
+/*
+ * Harvest the dirty map (or, with SXM_HARVEST_PEEK, copy it).  *@map is
+ * malloc'd to the target's current size, sxm_map_bytes(h->nr_regions).
+ */
+int sxm_kdev_harvest(int fd, uint32_t flags, uint64_t **map,
+		     struct sxm_harvest *h);
+
+/* Mark every region dirty, or those set in @map (@nr_regions bits). */
+int sxm_kdev_mark_all(int fd, uint64_t *marked);
+int sxm_kdev_mark_map(int fd, const uint64_t *map, uint64_t nr_regions,
+		      uint64_t *marked);
+
+int sxm_kdev_info(int fd, struct sxm_info *info);
+
+#endif /* SXM_KDEV_H */

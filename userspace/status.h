@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The text and bitmap formats of the dm layer, with no libdevmapper and no
+ * I/O, so that the native tests can link them alone:
+ *
+ *   - device-mapper tables as lists of targets, and as the text
+ *     "dmsetup table" prints (one "<start> <len> <type> <params>" a line);
+ *   - the sxm target's table arguments and its status line;
+ *   - region sizes and device-mapper names, checked before anything is done;
+ *   - dirty maps (SXM_IOC_HARVEST's little-endian bitmaps) as byte extents;
+ *   - the record "sxm-ctl insert" keeps to undo itself;
+ *   - JSON strings.
+ *
+ * Every function returns 0 or a negative errno (-EINVAL for text that does
+ * not parse, -ERANGE for a number out of bounds, -ENOMEM) and prints nothing.
+ */
+#ifndef SXM_STATUS_H
+#define SXM_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SXM_TARGET_TYPE		"sxm"
+#define SXM_DM_NAME_MAX		127	/* DM_NAME_LEN - 1 */
+#define SXM_DM_TYPE_MAX		15	/* DM_MAX_TYPE_NAME - 1 */
+#define SXM_DEFAULT_REGION_SIZE	(64 * 1024)
+
+/* ---------------------------------------------------------------------
+ * Tables
+ * ------------------------------------------------------------------- */
+
+/* One target of a table, or one line of a status; sizes in sectors. */
+struct sxm_target {
+	uint64_t start;
+	uint64_t len;
+	char *type;
+	char *params;		/* "" when the target has none */
+};
+
+struct sxm_table {
+	unsigned int nr;
+	struct sxm_target *t;
+};
+
+void sxm_table_free(struct sxm_table *tbl);
+int sxm_table_add(struct sxm_table *tbl, uint64_t start, uint64_t len,
+		  const char *type, const char *params);
+/* Append one "<start> <len> <type> [<params>]" line (no newline). */
+int sxm_table_add_line(struct sxm_table *tbl, const char *line);
+/* The device size the table maps: the end of its last target. */
+uint64_t sxm_table_sectors(const struct sxm_table *tbl);
+bool sxm_table_equal(const struct sxm_table *a, const struct sxm_table *b);
+/* The table as "dmsetup table" prints it; the caller frees it. */
+char *sxm_table_text(const struct sxm_table *tbl);
+
+/* ---------------------------------------------------------------------
+ * The sxm target
+ * ------------------------------------------------------------------- */
+
+/* The table arguments: "<major:minor> <region_sectors>[ 1 track]". */
+int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
+		     uint64_t region_sectors, bool track);
+
+struct sxm_params {
+	uint32_t major;
+	uint32_t minor;
+	uint64_t region_sectors;
+	bool track;
+};
+
+/* Read the TABLE status (the arguments as the kernel reports them). */
+int sxm_params_parse(const char *params, struct sxm_params *p);
+
+/*
+ * The INFO status:
+ *   <mode> <region_sectors> <nr_regions> <dirty_regions> <harvests> <pid|->
+ */
+struct sxm_status {
+	char mode[16];		/* "passthrough", "track", ... */
+	uint64_t region_sectors;
+	uint64_t nr_regions;
+	uint64_t dirty_regions;
+	uint64_t harvests;
+	uint32_t helper_pid;	/* 0: no helper ("-") */
+};
+
+int sxm_status_parse(const char *params, struct sxm_status *st);
+
+/*
+ * A region size in bytes to sectors: a power of two from 4 KiB to 1 GiB
+ * (-EINVAL if not a power of two, -ERANGE if out of bounds).
+ */
+int sxm_region_sectors(uint64_t bytes, uint64_t *sectors);
+
+/* A name device-mapper accepts for a new device (-EINVAL, -ENAMETOOLONG). */
+int sxm_check_dm_name(const char *name);
+
+/* ---------------------------------------------------------------------
+ * Dirty maps
+ * ------------------------------------------------------------------- */
+
+/* A byte range of the device. */
+struct sxm_extent {
+	uint64_t offset;
+	uint64_t len;
+};
+
+/*
+ * The dirty regions of @map (little-endian words, region r is bit r % 64 of
+ * word r / 64) as byte extents, adjacent regions merged, the last region
+ * cut at the device's end (@dev_sectors).  *@out is malloc'd (NULL when no
+ * region is dirty); bits past @nr_regions are ignored.
+ */
+int sxm_map_extents(const uint64_t *map, uint64_t nr_regions,
+		    uint64_t region_sectors, uint64_t dev_sectors,
+		    struct sxm_extent **out, size_t *nr_out);
+
+/* Bits set in the first @nr_regions bits of @map. */
+uint64_t sxm_map_weight(const uint64_t *map, uint64_t nr_regions);
+
+/* Bytes of map for @nr_regions regions: 8 * ceil(nr_regions / 64). */
+static inline uint64_t sxm_map_bytes(uint64_t nr_regions)
+{
+	return ((nr_regions + 63) / 64) * 8;
+}
+
+/* ---------------------------------------------------------------------
+ * The insert record
+ * ------------------------------------------------------------------- */
+
+/*
+ * What "sxm-ctl insert" did to a device, written before it changes
+ * anything, so that "sxm-ctl restore" can undo it even after a crash.
+ * As text:
+ *
+ *   sxm-insert 1
+ *   name <dm name>
+ *   hidden <dm name of the device that holds the original table>
+ *   read_only 0|1
+ *   target <start> <len> <type> <params>      (one a target, in order)
+ */
+struct sxm_insert_rec {
+	char name[SXM_DM_NAME_MAX + 1];
+	char hidden[SXM_DM_NAME_MAX + 1];
+	bool read_only;
+	struct sxm_table table;	/* the original table */
+};
+
+/* The caller frees the text. */
+char *sxm_insert_rec_format(const struct sxm_insert_rec *rec);
+int sxm_insert_rec_parse(const char *text, struct sxm_insert_rec *rec);
+
+/* ---------------------------------------------------------------------
+ * JSON
+ * ------------------------------------------------------------------- */
+
+/* @s as a quoted JSON string. */
+void sxm_json_str(FILE *f, const char *s);
+
+#endif /* SXM_STATUS_H */
