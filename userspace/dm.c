@@ -248,8 +248,9 @@ int sxm_dm_clear(const char *name)
 	return simple(DM_DEVICE_CLEAR, name, false, 0);
 }
 
-/* Read the live table (DM_DEVICE_TABLE) or the status lines. */
-static int get_lines(int type, const char *name, struct sxm_table *tbl)
+/* Read the live or inactive table (DM_DEVICE_TABLE) or the status lines. */
+static int get_lines(int type, const char *name, bool inactive,
+		     struct sxm_table *tbl)
 {
 	struct dm_task *dmt;
 	struct dm_info di;
@@ -262,6 +263,10 @@ static int get_lines(int type, const char *name, struct sxm_table *tbl)
 	r = task_new(type, name, &dmt);
 	if (r)
 		return r;
+	if (inactive && !dm_task_query_inactive_table(dmt)) {
+		r = -ENOMEM;
+		goto out;
+	}
 	r = task_run(dmt);
 	if (r)
 		goto out;
@@ -276,7 +281,7 @@ static int get_lines(int type, const char *name, struct sxm_table *tbl)
 		next = dm_get_next_target(dmt, next, &start, &len, &ttype,
 					  &params);
 		if (!ttype)
-			break;		/* no live table */
+			break;		/* no table */
 		r = sxm_table_add(tbl, start, len, ttype, params);
 	} while (next && !r);
 	if (r)
@@ -288,12 +293,43 @@ out:
 
 int sxm_dm_table(const char *name, struct sxm_table *tbl)
 {
-	return get_lines(DM_DEVICE_TABLE, name, tbl);
+	return get_lines(DM_DEVICE_TABLE, name, false, tbl);
+}
+
+int sxm_dm_inactive_table(const char *name, struct sxm_table *tbl)
+{
+	return get_lines(DM_DEVICE_TABLE, name, true, tbl);
 }
 
 int sxm_dm_status(const char *name, struct sxm_table *tbl)
 {
-	return get_lines(DM_DEVICE_STATUS, name, tbl);
+	return get_lines(DM_DEVICE_STATUS, name, false, tbl);
+}
+
+int sxm_dm_has_target_type(const char *type)
+{
+	struct dm_versions *v, *last;
+	struct dm_task *dmt;
+	int r;
+
+	r = task_new(DM_DEVICE_LIST_VERSIONS, NULL, &dmt);
+	if (r)
+		return r;
+	r = task_run(dmt);
+	if (r)
+		goto out;
+	v = dm_task_get_versions(dmt);
+	do {
+		last = v;
+		if (!strcmp(v->name, type)) {
+			r = 1;
+			break;
+		}
+		v = (void *)v + v->next;
+	} while (last != v);
+out:
+	dm_task_destroy(dmt);
+	return r;
 }
 
 /* =====================================================================

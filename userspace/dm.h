@@ -67,8 +67,14 @@ int sxm_dm_rename(const char *name, const char *new_name);
 /* *@response (may be NULL) is the target's answer, or NULL; free it. */
 int sxm_dm_message(const char *name, uint64_t sector, const char *msg,
 		   char **response);
-/* The live table, and the status (INFO) lines as a table. */
+/*
+ * The live table, the inactive one (loaded, not yet resumed) and the status
+ * (INFO) lines, as tables; a device with no such table gives tbl->nr == 0.
+ */
 int sxm_dm_table(const char *name, struct sxm_table *tbl);
+int sxm_dm_inactive_table(const char *name, struct sxm_table *tbl);
 int sxm_dm_status(const char *name, struct sxm_table *tbl);
+/* 1 if device-mapper has the target type @type loaded, 0 if not. */
+int sxm_dm_has_target_type(const char *type);
 
 #endif /* SXM_DM_H */
