@@ -1,0 +1,542 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * NBD sink: libnbd's asynchronous API, one non-blocking handle per
+ * connection, all driven from the caller's poll loop.
+ *
+ * URIs are handed to nbd_connect_uri() whole, so everything it takes
+ * works: nbd://host[:port]/export, nbd+unix:///export?socket=PATH, and
+ * with TLS nbds:// and nbds+unix:// with ?tls-psk-file=FILE or
+ * ?tls-certificates=DIR (and tls-username via user@host).  Reading those
+ * local files from the URI is allowed: the URI comes from the operator.
+ *
+ * When the server advertises multi-conn, up to four connections are
+ * opened and each request goes to the one with the fewest in flight; a
+ * flush on any of them then covers writes completed on all of them (the
+ * promise multi-conn makes).  Without multi-conn there is one.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libnbd.h>
+
+#include "sxm.h"
+#include "sink.h"
+
+#define NBD_DEFAULT_CONNS	4
+#define NBD_MAX_CONNS		SXM_SINK_MAX_FDS
+#define NBD_DEFAULT_MAX_BLOCK	(32u << 20)	/* what servers accept */
+#define NBD_ZERO_PROBE_LIMIT	100000		/* extents looked at */
+
+struct nbd_conn {
+	struct nbd_handle *h;
+	unsigned in_flight;
+};
+
+struct nbd_sink {
+	struct nbd_conn conn[NBD_MAX_CONNS];
+	unsigned nconn;
+	struct sxm_sink_done_list done;
+	bool closing;
+};
+
+static bool ns_match(const char *uri)
+{
+	static const char *const schemes[] = {
+		"nbd://", "nbds://", "nbd+unix://", "nbds+unix://",
+		"nbd+vsock://", "nbds+vsock://",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(schemes); i++)
+		if (!strncmp(uri, schemes[i], strlen(schemes[i])))
+			return true;
+	return false;
+}
+
+/* libnbd's last error without the "nbd_connect_uri: " it starts with. */
+static const char *ns_reason(void)
+{
+	const char *msg = nbd_get_error();
+	const char *colon;
+
+	if (!msg)
+		return "unknown error";
+	colon = strstr(msg, ": ");
+	if (colon && !strncmp(msg, "nbd_", 4) && !memchr(msg, ' ', colon - msg))
+		return colon + 2;
+	return msg;
+}
+
+static int ns_errno(void)
+{
+	int e = nbd_get_errno();
+
+	return e > 0 ? e : EIO;
+}
+
+static struct nbd_handle *ns_conn_open(struct sxm_sink *s, bool meta,
+					 char *err, size_t errlen, int *rerr)
+{
+	struct nbd_handle *h;
+
+	h = nbd_create();
+	if (!h) {
+		*rerr = -ns_errno();
+		snprintf(err, errlen, "sink %s: %s", s->name, ns_reason());
+		return NULL;
+	}
+	if (nbd_supports_uri(h) != 1) {
+		*rerr = -ENOTSUP;
+		snprintf(err, errlen, "sink %s: libnbd was built without URI support",
+			 s->name);
+		goto out_close;
+	}
+	if (nbd_set_uri_allow_local_file(h, true) == -1 ||
+	    (meta && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION)
+		     == -1) ||
+	    nbd_connect_uri(h, s->uri) == -1) {
+		*rerr = -ns_errno();
+		snprintf(err, errlen, "sink %s: %s", s->name, ns_reason());
+		goto out_close;
+	}
+	return h;
+
+out_close:
+	nbd_close(h);
+	return NULL;
+}
+
+struct zero_probe {
+	uint64_t seen;
+	bool nonzero;
+};
+
+static int zero_probe_extent(void *opaque, const char *metacontext,
+			     uint64_t offset, uint32_t *entries,
+			     size_t nr_entries, int *error)
+{
+	struct zero_probe *zp = opaque;
+	size_t i;
+
+	if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION))
+		return 0;
+	for (i = 0; i + 1 < nr_entries; i += 2) {
+		if (!(entries[i + 1] & LIBNBD_STATE_ZERO))
+			zp->nonzero = true;
+		zp->seen += entries[i];
+	}
+	return 0;
+}
+
+/*
+ * NBD_INFO_INIT_STATE is not visible through libnbd 1.14, so ask
+ * base:allocation instead: the export reads as zeroes if every extent
+ * the server reports has the zero flag.  Any doubt means "not known".
+ */
+static bool ns_probe_zero(struct nbd_handle *h, uint64_t size)
+{
+	uint64_t off = 0;
+	unsigned n = 0;
+
+	if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
+		return false;
+	while (off < size) {
+		struct zero_probe zp = { 0 };
+		uint64_t count = size - off;
+
+		if (count > (1ULL << 31))
+			count = 1ULL << 31;
+		if (nbd_block_status(h, count, off,
+				     (nbd_extent_callback) {
+					     .callback = zero_probe_extent,
+					     .user_data = &zp },
+				     0) == -1)
+			return false;
+		if (zp.nonzero || !zp.seen || ++n > NBD_ZERO_PROBE_LIMIT)
+			return false;
+		off += zp.seen;
+	}
+	return true;
+}
+
+static uint32_t block_size(struct nbd_handle *h, int type, uint32_t dflt)
+{
+	int64_t v = nbd_get_block_size(h, type);
+
+	return v > 0 ? (uint32_t)v : dflt;
+}
+
+static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
+		     const struct sxm_sink_opts *o, char *err, size_t errlen)
+{
+	char have[32], need[32];
+	int64_t size;
+	int ro;
+
+	size = nbd_get_size(h);
+	if (size < 0) {
+		snprintf(err, errlen, "sink %s: %s", s->name, ns_reason());
+		return -ns_errno();
+	}
+	s->size = size;
+
+	ro = nbd_is_read_only(h);
+	if (ro == 1 && !o->read_only) {
+		snprintf(err, errlen,
+			 "sink %s: export is read-only, cannot write to it",
+			 s->name);
+		return -EROFS;
+	}
+	if (s->size < o->min_size) {
+		snprintf(err, errlen,
+			 "sink %s: export is %s (%" PRIu64
+			 " bytes), smaller than the source's %s (%" PRIu64
+			 " bytes)",
+			 s->name, fmt_size(s->size, have, sizeof(have)),
+			 s->size, fmt_size(o->min_size, need, sizeof(need)),
+			 o->min_size);
+		return -ENOSPC;
+	}
+
+	s->caps = SXM_SINK_CAN_READ;
+	if (ro == 1 || o->read_only)
+		s->caps |= SXM_SINK_READ_ONLY;
+	if (nbd_can_flush(h) == 1)
+		s->caps |= SXM_SINK_CAN_FLUSH;
+	if (nbd_can_fua(h) == 1)
+		s->caps |= SXM_SINK_CAN_FUA;
+	if (nbd_can_zero(h) == 1)
+		s->caps |= SXM_SINK_CAN_ZERO;
+	if (nbd_can_fast_zero(h) == 1)
+		s->caps |= SXM_SINK_CAN_FAST_ZERO;
+	if (nbd_can_trim(h) == 1)
+		s->caps |= SXM_SINK_CAN_TRIM;
+	if (nbd_can_multi_conn(h) == 1)
+		s->caps |= SXM_SINK_MULTI_CONN;
+	if (o->probe_zero && ns_probe_zero(h, s->size))
+		s->caps |= SXM_SINK_ZERO_INIT;
+
+	/* Unadvertised minimum: 512 is the safe guess libnbd suggests. */
+	s->block_min = block_size(h, LIBNBD_SIZE_MINIMUM, 512);
+	s->block_pref = block_size(h, LIBNBD_SIZE_PREFERRED, 4096);
+	s->block_max = block_size(h, LIBNBD_SIZE_MAXIMUM,
+				  NBD_DEFAULT_MAX_BLOCK);
+	if (s->block_max > NBD_DEFAULT_MAX_BLOCK)
+		s->block_max = NBD_DEFAULT_MAX_BLOCK;
+	return 0;
+}
+
+static void ns_sink_free(struct nbd_sink *ns)
+{
+	unsigned i;
+
+	ns->closing = true;
+	for (i = 0; i < ns->nconn; i++) {
+		if (!nbd_aio_is_dead(ns->conn[i].h) &&
+		    !nbd_aio_is_closed(ns->conn[i].h))
+			nbd_shutdown(ns->conn[i].h,
+				     LIBNBD_SHUTDOWN_ABANDON_PENDING);
+		nbd_close(ns->conn[i].h);
+	}
+	free(ns);
+}
+
+static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
+		    char *err, size_t errlen)
+{
+	struct nbd_sink *ns;
+	unsigned want, i;
+	char caps[128];
+	int r;
+
+	ns = calloc(1, sizeof(*ns));
+	if (!ns) {
+		snprintf(err, errlen, "sink %s: %s", s->name, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	sxm_sink_done_init(&ns->done);
+
+	ns->conn[0].h = ns_conn_open(s, o->probe_zero, err, errlen, &r);
+	if (!ns->conn[0].h)
+		goto out_free;
+	ns->nconn = 1;
+	r = ns_learn(s, ns->conn[0].h, o, err, errlen);
+	if (r)
+		goto out_free;
+
+	want = o->max_conns ? o->max_conns : NBD_DEFAULT_CONNS;
+	if (want > NBD_MAX_CONNS)
+		want = NBD_MAX_CONNS;
+	if (!(s->caps & SXM_SINK_MULTI_CONN))
+		want = 1;
+	for (i = 1; i < want; i++) {
+		char why[256];
+		int e;
+
+		ns->conn[i].h = ns_conn_open(s, false, why, sizeof(why), &e);
+		if (!ns->conn[i].h) {
+			sxm_debug("%s; going on with %u connection(s)", why, i);
+			break;
+		}
+		ns->nconn++;
+	}
+	s->conns = ns->nconn;
+	s->priv = ns;
+	sxm_debug("sink %s: %" PRIu64 " bytes, %u connection(s), block %u/%u/%u, %s",
+		  s->name, s->size, s->conns, s->block_min, s->block_pref,
+		  s->block_max, sxm_sink_caps_str(s->caps, caps, sizeof(caps)));
+	return 0;
+
+out_free:
+	ns_sink_free(ns);
+	return r;
+}
+
+static void ns_sink_close(struct sxm_sink *s)
+{
+	ns_sink_free(s->priv);
+	s->priv = NULL;
+}
+
+static int ns_req_done(void *user_data, int *error)
+{
+	struct sxm_sink_req *req = user_data;
+	struct nbd_sink *ns = req->sink->priv;
+
+	if (!ns || ns->closing)
+		return 1;
+	ns->conn[req->slot].in_flight--;
+	sxm_sink_done_push(&ns->done, req, *error ? -*error : 0);
+	return 1;
+}
+
+/* Pick the live connection with the fewest requests in flight. */
+static int ns_pick(struct nbd_sink *ns)
+{
+	int best = -1;
+	unsigned i;
+
+	for (i = 0; i < ns->nconn; i++) {
+		if (nbd_aio_is_dead(ns->conn[i].h))
+			continue;
+		if (best < 0 || ns->conn[i].in_flight <
+				ns->conn[best].in_flight)
+			best = i;
+	}
+	return best;
+}
+
+/*
+ * Hand one command to connection @ci: ns_prep() before the libnbd call
+ * (its callback may run inside it when the connection dies), ns_queued()
+ * with what the call returned.
+ */
+static void ns_prep(struct sxm_sink *s, struct sxm_sink_req *req,
+		     unsigned ci)
+{
+	req->sink = s;
+	req->slot = ci;
+}
+
+static int ns_queued(struct sxm_sink *s, unsigned ci, int64_t cookie)
+{
+	struct nbd_sink *ns = s->priv;
+
+	if (cookie == -1)
+		return -ns_errno();
+	ns->conn[ci].in_flight++;
+	s->in_flight++;
+	return 0;
+}
+
+static nbd_completion_callback ns_cb(struct sxm_sink_req *req)
+{
+	return (nbd_completion_callback) {
+		.callback = ns_req_done,
+		.user_data = req,
+	};
+}
+
+static uint32_t ns_flags(unsigned flags)
+{
+	uint32_t f = 0;
+
+	if (flags & SXM_SINK_F_FUA)
+		f |= LIBNBD_CMD_FLAG_FUA;
+	if (flags & SXM_SINK_F_FAST_ZERO)
+		f |= LIBNBD_CMD_FLAG_FAST_ZERO;
+	if (flags & SXM_SINK_F_NO_HOLE)
+		f |= LIBNBD_CMD_FLAG_NO_HOLE;
+	return f;
+}
+
+static int ns_pwrite(struct sxm_sink *s, const void *buf, size_t len,
+		      uint64_t off, unsigned flags, struct sxm_sink_req *req)
+{
+	struct nbd_sink *ns = s->priv;
+	int ci = ns_pick(ns);
+
+	if (ci < 0)
+		return -ENOTCONN;
+	ns_prep(s, req, ci);
+	return ns_queued(s, ci,
+			  nbd_aio_pwrite(ns->conn[ci].h, buf, len, off,
+					 ns_cb(req),
+					 ns_flags(flags & SXM_SINK_F_FUA)));
+}
+
+static int ns_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
+		    unsigned flags, struct sxm_sink_req *req)
+{
+	struct nbd_sink *ns = s->priv;
+	int ci = ns_pick(ns);
+
+	if (!(s->caps & SXM_SINK_CAN_ZERO))
+		return -EOPNOTSUPP;
+	if ((flags & SXM_SINK_F_FAST_ZERO) &&
+	    !(s->caps & SXM_SINK_CAN_FAST_ZERO))
+		return -EOPNOTSUPP;
+	if (ci < 0)
+		return -ENOTCONN;
+	ns_prep(s, req, ci);
+	return ns_queued(s, ci,
+			  nbd_aio_zero(ns->conn[ci].h, len, off, ns_cb(req),
+				       ns_flags(flags)));
+}
+
+static int ns_trim(struct sxm_sink *s, uint64_t len, uint64_t off,
+		    unsigned flags, struct sxm_sink_req *req)
+{
+	struct nbd_sink *ns = s->priv;
+	int ci = ns_pick(ns);
+
+	if (!(s->caps & SXM_SINK_CAN_TRIM))
+		return -EOPNOTSUPP;
+	if (ci < 0)
+		return -ENOTCONN;
+	ns_prep(s, req, ci);
+	return ns_queued(s, ci,
+			  nbd_aio_trim(ns->conn[ci].h, len, off, ns_cb(req),
+				       ns_flags(flags & SXM_SINK_F_FUA)));
+}
+
+static int ns_flush(struct sxm_sink *s, struct sxm_sink_req *req)
+{
+	struct nbd_sink *ns = s->priv;
+	int ci = ns_pick(ns);
+
+	if (!(s->caps & SXM_SINK_CAN_FLUSH)) {
+		req->sink = s;
+		s->in_flight++;
+		sxm_sink_done_push(&ns->done, req, 0);
+		return 0;
+	}
+	if (ci < 0)
+		return -ENOTCONN;
+	ns_prep(s, req, ci);
+	return ns_queued(s, ci,
+			  nbd_aio_flush(ns->conn[ci].h, ns_cb(req), 0));
+}
+
+static int ns_pread(struct sxm_sink *s, void *buf, size_t len,
+		     uint64_t off, struct sxm_sink_req *req)
+{
+	struct nbd_sink *ns = s->priv;
+	int ci = ns_pick(ns);
+
+	if (ci < 0)
+		return -ENOTCONN;
+	ns_prep(s, req, ci);
+	return ns_queued(s, ci,
+			  nbd_aio_pread(ns->conn[ci].h, buf, len, off,
+					ns_cb(req), 0));
+}
+
+static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned max,
+			int *timeout_ms)
+{
+	struct nbd_sink *ns = s->priv;
+	unsigned i, n = 0;
+
+	if (ns->done.head)
+		*timeout_ms = 0;
+	for (i = 0; i < ns->nconn && n < max; i++) {
+		struct nbd_handle *h = ns->conn[i].h;
+		unsigned dir;
+		int fd;
+
+		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
+			continue;
+		fd = nbd_aio_get_fd(h);
+		if (fd < 0)
+			continue;
+		dir = nbd_aio_get_direction(h);
+		fds[n].fd = fd;
+		fds[n].events = 0;
+		fds[n].revents = 0;
+		if (dir & LIBNBD_AIO_DIRECTION_READ)
+			fds[n].events |= POLLIN;
+		if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+			fds[n].events |= POLLOUT;
+		n++;
+	}
+	return n;
+}
+
+static struct nbd_handle *ns_by_fd(struct nbd_sink *ns, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < ns->nconn; i++)
+		if (nbd_aio_get_fd(ns->conn[i].h) == fd)
+			return ns->conn[i].h;
+	return NULL;
+}
+
+static int ns_process(struct sxm_sink *s, const struct pollfd *fds,
+		       unsigned n)
+{
+	struct nbd_sink *ns = s->priv;
+	int ret = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		struct nbd_handle *h = ns_by_fd(ns, fds[i].fd);
+		unsigned dir;
+		int r = 0;
+
+		if (!h || !fds[i].revents)
+			continue;
+		/* The direction may have changed since poll_fds. */
+		dir = nbd_aio_get_direction(h);
+		if ((dir & LIBNBD_AIO_DIRECTION_READ) &&
+		    (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			r = nbd_aio_notify_read(h);
+		else if ((dir & LIBNBD_AIO_DIRECTION_WRITE) &&
+			 (fds[i].revents & (POLLOUT | POLLHUP | POLLERR)))
+			r = nbd_aio_notify_write(h);
+		if (r == -1 && nbd_aio_is_dead(h)) {
+			sxm_debug("sink %s: connection lost: %s", s->name,
+				  ns_reason());
+			ret = -ENOTCONN;
+		}
+	}
+	sxm_sink_done_run(s, &ns->done);
+	return ret;
+}
+
+const struct sxm_sink_ops sxm_sink_nbd_ops = {
+	.name = "nbd",
+	.match = ns_match,
+	.open = ns_open,
+	.close = ns_sink_close,
+	.pwrite = ns_pwrite,
+	.zero = ns_zero,
+	.trim = ns_trim,
+	.flush = ns_flush,
+	.pread = ns_pread,
+	.poll_fds = ns_poll_fds,
+	.process = ns_process,
+};
