@@ -341,6 +341,7 @@ int sxm_status_parse(const char *params, struct sxm_status *st)
 	 */
 	if (v.region_sectors < SXM_MIN_REGION_SECTORS ||
 	    v.region_sectors > SXM_MAX_REGION_SECTORS ||
+	    (v.region_sectors & (v.region_sectors - 1)) ||
 	    v.dirty_regions > v.nr_regions)
 		return -ERANGE;
 	*st = v;
