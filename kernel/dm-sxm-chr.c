@@ -263,6 +263,11 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 	if (cmd == SXM_IOC_GET_FEATURES)
 		return ioc_get_features(cmd, u);
 
+	/* An unknown command is ENOTTY whatever state the file is in. */
+	if (cmd != SXM_IOC_ATTACH && cmd != SXM_IOC_HARVEST &&
+	    cmd != SXM_IOC_MARK_DIRTY && cmd != SXM_IOC_GET_INFO)
+		return -ENOTTY;
+
 	mutex_lock(&c->lock);
 	if (cmd == SXM_IOC_ATTACH) {
 		r = ioc_attach(file, c, cmd, u);

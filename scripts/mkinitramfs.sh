@@ -1,0 +1,214 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# mkinitramfs.sh OUT.cpio.gz — build the test VM's initramfs.
+#
+# OUT is two concatenated gzip'd cpio archives (the kernel unpacks both):
+#
+#   base     busybox-static, bash, the host tools the tests use (dmsetup, fio,
+#            nbdkit with its plugins and filters, nbdcopy, nbdinfo, qemu-nbd,
+#            iproute2, util-linux...) with their libraries found by ldd, and
+#            the kernel modules of the VM's kernel with modules.dep.
+#            Cached in build/initramfs/ and rebuilt only when this script,
+#            the kernel or one of the tools changes.
+#   overlay  what changes with the code: /init (scripts/vm-init.sh), tests/lib,
+#            tests/vm, kernel/dm-sxm.ko and userspace/sxm-ctl if they are
+#            built.  Rebuilt every time; it takes well under a second.
+#
+# Layout in the guest: merged /usr like the host, busybox applets in /usr/bin
+# wherever no real tool sits, the project under /sxm (tests/, kernel/,
+# userspace/ as in the tree).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:?usage: mkinitramfs.sh OUT.cpio.gz}
+kver=$("$top/scripts/kver.sh")
+kimg="$top/.cache/kernel/$kver"
+kmod="$kimg/lib/modules/$kver"
+work="$top/build/initramfs"
+mkdir -p "$work"
+
+[ -d "$kmod/kernel" ] || { echo "mkinitramfs: no $kmod (run: make deps)" >&2; exit 1; }
+
+# Host tools copied in, with the libraries they load.
+tools=(
+	/usr/bin/bash /usr/sbin/dmsetup /usr/bin/fio /usr/bin/nbdkit
+	/usr/bin/nbdcopy /usr/bin/nbdinfo /usr/bin/qemu-nbd /usr/sbin/ip
+	/usr/sbin/tc /usr/sbin/blockdev /usr/sbin/losetup /usr/sbin/blkdiscard
+	/usr/bin/fallocate /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/bin/dd
+	/usr/bin/cmp /usr/bin/timeout /usr/bin/sha256sum /usr/bin/stat
+	/usr/bin/truncate /usr/bin/strace /usr/bin/kmod
+)
+nbdkit_dirs=(/usr/lib/x86_64-linux-gnu/nbdkit/plugins /usr/lib/x86_64-linux-gnu/nbdkit/filters)
+
+# Kernel modules (their dependencies are added from modinfo).
+modules=(dm-mod dm-flakey dm-delay dm-mirror dm-log dm-region-hash dm-zero
+	dm-log-writes brd loop nbd veth sch_netem ext4 crc32c_generic crc32c-intel)
+
+# Copy FILE into ROOT at the same path, dereferenced; keep a symlink at the
+# path asked for when it is one (mkfs.ext4 -> mke2fs).  /lib, /bin, /sbin,
+# /lib64 map into /usr as on the host.
+usrpath() {
+	case $1 in
+	/usr/*) echo "$1" ;;
+	/lib/* | /lib64/* | /bin/* | /sbin/*) echo "/usr$1" ;;
+	*) echo "$1" ;;
+	esac
+}
+put() {
+	local root=$1 f=$2 real dst rdst
+	real=$(readlink -f "$f")
+	dst=$root$(usrpath "$f")
+	rdst=$root$(usrpath "$real")
+	[ -e "$rdst" ] || { mkdir -p "$(dirname "$rdst")"; cp -p "$real" "$rdst"; }
+	if [ "$dst" != "$rdst" ] && [ ! -e "$dst" ]; then
+		mkdir -p "$(dirname "$dst")"
+		ln -s "$(usrpath "$real")" "$dst"
+	fi
+}
+# Copy an executable or shared object and every library ldd lists for it.
+put_elf() {
+	local root=$1 f=$2 lib
+	put "$root" "$f"
+	while read -r lib; do
+		[ -e "$root$(usrpath "$lib")" ] || put "$root" "$lib"
+	done < <(ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }
+		$1 ~ /^\// { print $1 }')
+}
+
+# Write ROOT as a gzip'd newc cpio owned by root.
+mkcpio() {
+	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort |
+		cpio -o -H newc -R 0:0 --quiet) | gzip -1 > "$2"
+}
+
+# ---------------------------------------------------------------- base ----
+
+# The cache key: this script, the kernel and every tool's identity.
+key=$( {
+	sha256sum "$0"
+	echo "$kver"
+	stat -L -c '%n %s %Y' "${tools[@]}" /usr/bin/busybox "${nbdkit_dirs[@]}"/*
+	stat -c '%n %s %Y' "$kimg/boot/vmlinuz-$kver"
+} | sha256sum | cut -d' ' -f1)
+
+if [ ! -s "$work/base.cpio.gz" ] || [ "$(cat "$work/base.key" 2>/dev/null)" != "$key" ]; then
+	echo "mkinitramfs: building the base image (cached in build/initramfs)"
+	b="$work/base"
+	rm -rf "$b" "$work/base.key"
+	mkdir -p "$b"/{usr/bin,usr/sbin,usr/lib,usr/lib64,dev,proc,sys,tmp,run,etc,root,var,mnt}
+	ln -s usr/bin "$b/bin"
+	ln -s usr/sbin "$b/sbin"
+	ln -s usr/lib "$b/lib"
+	ln -s usr/lib64 "$b/lib64"
+	ln -s ../run "$b/var/run"
+	ln -s ../tmp "$b/var/tmp"
+
+	for t in "${tools[@]}"; do put_elf "$b" "$t"; done
+	for d in "${nbdkit_dirs[@]}"; do
+		for so in "$d"/*.so; do
+			# A plugin whose libraries are not installed is left out.
+			if ldd "$so" | grep -q 'not found'; then
+				echo "mkinitramfs: skipping $so (missing libraries)"
+				continue
+			fi
+			put_elf "$b" "$so"
+		done
+	done
+
+	# busybox: every applet not provided by a real tool above.
+	cp /usr/bin/busybox "$b/usr/bin/busybox"
+	for a in $(/usr/bin/busybox --list); do
+		[ -e "$b/usr/bin/$a" ] || [ -e "$b/usr/sbin/$a" ] || ln -s busybox "$b/usr/bin/$a"
+	done
+	# kmod for modprobe/insmod/rmmod/lsmod/modinfo (the kernel runs
+	# /sbin/modprobe to load dm targets on demand).
+	for a in modprobe insmod rmmod lsmod modinfo depmod; do
+		rm -f "$b/usr/bin/$a"
+		ln -s ../bin/kmod "$b/usr/sbin/$a"
+	done
+
+	# Minimal /etc.
+	echo 'root:x:0:0:root:/root:/bin/bash' > "$b/etc/passwd"
+	echo 'root:x:0:' > "$b/etc/group"
+	printf '127.0.0.1 localhost\n::1 localhost\n' > "$b/etc/hosts"
+	cp /etc/services /etc/protocols "$b/etc/" 2>/dev/null || true
+
+	# Kernel modules with their dependencies, decompressed, then depmod.
+	declare -A path_of=()
+	while read -r p; do
+		n=${p##*/}
+		n=${n%%.ko*}
+		path_of[${n//-/_}]=$p
+	done < <(cd "$kmod" && find kernel -name '*.ko*')
+	want=("${modules[@]}")
+	declare -A done_mod=()
+	while [ ${#want[@]} -gt 0 ]; do
+		m=${want[0]//-/_}
+		want=("${want[@]:1}")
+		[ -n "${done_mod[$m]:-}" ] && continue
+		done_mod[$m]=1
+		p=${path_of[$m]:-}
+		[ -n "$p" ] || { echo "mkinitramfs: module $m not in $kmod" >&2; exit 1; }
+		dst="$b/usr/lib/modules/$kver/${p%.ko*}.ko"
+		mkdir -p "$(dirname "$dst")"
+		case $p in
+		*.ko.xz) xz -dc "$kmod/$p" > "$dst" ;;
+		*.ko.zst) zstd -qdc "$kmod/$p" > "$dst" ;;
+		*.ko.gz) gzip -dc "$kmod/$p" > "$dst" ;;
+		*) cp "$kmod/$p" "$dst" ;;
+		esac
+		deps=$(modinfo -F depends "$dst")
+		[ -n "$deps" ] && IFS=, read -r -a more <<< "$deps" && want+=("${more[@]}")
+	done
+	cp "$kmod"/modules.builtin* "$kmod"/modules.order "$b/usr/lib/modules/$kver/"
+	depmod -b "$b" "$kver"
+
+	mkcpio "$b" "$work/base.cpio.gz.tmp"
+	mv "$work/base.cpio.gz.tmp" "$work/base.cpio.gz"
+	echo "$key" > "$work/base.key"
+fi
+
+# ------------------------------------------------------------- overlay ----
+
+o="$work/overlay"
+rm -rf "$o"
+mkdir -p "$o/sxm/tests" "$o/usr/sbin"
+install -m 0755 "$top/scripts/vm-init.sh" "$o/init"
+cp -r "$top/tests/lib" "$top/tests/vm" "$o/sxm/tests/"
+
+if [ -f "$top/kernel/dm-sxm.ko" ]; then
+	# Add dm-sxm.ko to the base's modules and rerun depmod on a copy of
+	# them, so that modprobe dm-sxm (and dm's request_module) finds it.
+	mkdir -p "$o/sxm/kernel" "$o/usr/lib/modules/$kver/extra"
+	cp "$top/kernel/dm-sxm.ko" "$o/sxm/kernel/"
+	cp "$top/kernel/dm-sxm.ko" "$o/usr/lib/modules/$kver/extra/"
+	d=$(mktemp -d)
+	mkdir -p "$d/lib/modules"
+	cp -r "$work/base/usr/lib/modules/$kver" "$d/lib/modules/"
+	cp -r "$o/usr/lib/modules/$kver/extra" "$d/lib/modules/$kver/"
+	depmod -b "$d" "$kver"
+	cp "$d/lib/modules/$kver"/modules.* "$o/usr/lib/modules/$kver/"
+	rm -rf "$d"
+	newest=$(find "$top/kernel" "$top/include" -newer "$top/kernel/dm-sxm.ko" \
+		\( -name '*.c' -o -name '*.h' \) | head -n 1)
+	[ -z "$newest" ] || echo "mkinitramfs: warning: kernel/dm-sxm.ko is older than $newest (run: make module)" >&2
+else
+	echo "mkinitramfs: kernel/dm-sxm.ko not built; the image has no dm-sxm (make module)" >&2
+fi
+
+if [ -x "$top/userspace/sxm-ctl" ]; then
+	mkdir -p "$o/sxm/userspace"
+	cp "$top/userspace/sxm-ctl" "$o/sxm/userspace/"
+	ln -s /sxm/userspace/sxm-ctl "$o/usr/sbin/sxm-ctl"
+	# Libraries the base lacks.
+	while read -r lib; do
+		[ -e "$work/base$(usrpath "$lib")" ] || put "$o" "$lib"
+	done < <(ldd "$top/userspace/sxm-ctl" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+else
+	echo "mkinitramfs: userspace/sxm-ctl not built; the image has no sxm-ctl (make userspace)" >&2
+fi
+
+mkcpio "$o" "$work/overlay.cpio.gz"
+cat "$work/base.cpio.gz" "$work/overlay.cpio.gz" > "$out.tmp"
+mv "$out.tmp" "$out"

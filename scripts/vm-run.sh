@@ -1,0 +1,165 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# vm-run.sh [options] [TEST...] — run VM tests in qemu (TCG) and report TAP.
+#
+#   TEST           tests/vm/NAME.sh, vm/NAME.sh or NAME.sh; default: all of
+#                  tests/vm/*.sh in order
+#   --results DIR  write NAME.tap/NAME.rc and append to DIR/index (as
+#                  tests/run-all.sh does) instead of build/vm/results
+#   --no-summary   do not print the per-file summary and the total line
+#   --initrd FILE  boot FILE instead of building build/vm/initramfs.cpio.gz
+#   -q             do not echo the tests' output while they run
+#
+# Tests share one boot, in order.  A test whose header has "# vm: fresh-boot"
+# gets a boot of its own; "# vm-timeout: SECS" sets its time limit inside the
+# guest (default 300).  The host kills a guest that outlives the sum of its
+# tests' limits plus the boot; the test that was running and every test that
+# did not report count as failed.  Each boot's console is kept in
+# build/vm/boot-N.console.log, and kernel complaints found there (Oops, BUG:,
+# WARNING:, general protection, hung tasks, panics) count as a failure of
+# the test that was running, with the lines shown.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+kver=$(scripts/kver.sh) || exit 1
+kernel=.cache/kernel/$kver/boot/vmlinuz-$kver
+out=build/vm
+results="" summary=1 initrd="" quiet=0 tests=()
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--results) results=$2; shift ;;
+	--no-summary) summary=0 ;;
+	--initrd) initrd=$2; shift ;;
+	-q) quiet=1 ;;
+	-h | --help) sed -n '3,23s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-*) echo "vm-run: unknown option $1" >&2; exit 2 ;;
+	*) t=${1#tests/}; t=${t#./tests/}; [[ $t == vm/* ]] || t=vm/$t; tests+=("$t") ;;
+	esac
+	shift
+done
+if [ ${#tests[@]} -eq 0 ]; then
+	for f in tests/vm/*.sh; do [ -e "$f" ] && tests+=("vm/${f##*/}"); done
+fi
+[ ${#tests[@]} -gt 0 ] || { echo "vm-run: no tests in tests/vm" >&2; exit 1; }
+for t in "${tests[@]}"; do
+	[ -f "tests/$t" ] || { echo "vm-run: no such test: tests/$t" >&2; exit 2; }
+done
+[ -e "$kernel" ] || { echo "vm-run: no $kernel (run: make deps)" >&2; exit 1; }
+
+mkdir -p "$out"
+if [ -z "$results" ]; then
+	results=$out/results
+	rm -rf "$results"
+fi
+mkdir -p "$results"
+touch "$results/index"
+
+if [ -z "$initrd" ]; then
+	initrd=$out/initramfs.cpio.gz
+	scripts/mkinitramfs.sh "$initrd" || { echo "vm-run: building the initramfs failed" >&2; exit 1; }
+fi
+
+# Group the tests into boots: a run of ordinary tests shares one boot; a
+# "fresh-boot" test gets its own.
+boots=() cur=""
+for t in "${tests[@]}"; do
+	if grep -q '^# vm: *fresh-boot' "tests/$t"; then
+		[ -n "$cur" ] && boots+=("$cur")
+		boots+=("$t") cur=""
+	else
+		cur=${cur:+$cur,}$t
+	fi
+done
+[ -n "$cur" ] && boots+=("$cur")
+
+res() { echo "$results/${1//\//_}"; }
+
+# Kernel log lines that make a run fail.  Only kernel lines (they carry the
+# "[ seconds]" stamp), not the tests' own output echoed on the console.
+bad_re='^\[ *[0-9]+\.[0-9]+\] .*(Oops|BUG:|WARNING:|kernel BUG|general protection|hung_task|blocked for more than|Kernel panic)'
+
+n=0
+for group in "${boots[@]}"; do
+	n=$((n + 1))
+	IFS=, read -r -a gt <<< "$group"
+	console=$out/boot-$n.console.log
+	chan=$out/boot-$n.results.log
+	: > "$console"
+	: > "$chan"
+	budget=60
+	for t in "${gt[@]}"; do
+		tmo=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "tests/$t" | head -n 1)
+		budget=$((budget + ${tmo:-300} + 15))
+		echo "$t" >> "$results/index"
+	done
+
+	echo "vm-run: boot $n: ${gt[*]}"
+	echo "vm-run: console log: $top/$console"
+	start=$(date +%s.%N)
+	timeout -k 5 "$budget" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G \
+		-nographic -no-reboot -nic none -monitor none \
+		-kernel "$kernel" -initrd "$initrd" \
+		-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on sxm.tests=$group" \
+		-serial "file:$console" -serial "file:$chan" < /dev/null > "$out/boot-$n.qemu.log" 2>&1 &
+	qpid=$!
+	# Echo the results channel while the guest runs.
+	[ "$quiet" = 0 ] && tail -s 0.5 --pid=$qpid -n +1 -F "$chan" 2>/dev/null | tr -d '\r'
+	wait $qpid
+	qrc=$?
+	end=$(date +%s.%N)
+	awk -v n="$n" -v s="$start" -v e="$end" 'BEGIN { printf "vm-run: boot %d took %.1f s\n", n, e - s }'
+	[ "$qrc" = 0 ] || echo "vm-run: qemu exited with status $qrc$([ "$qrc" = 124 ] && echo " (killed after ${budget}s)"); see $top/$out/boot-$n.qemu.log"
+
+	# Split the results channel into one .tap and .rc per test.
+	tr -d '\r' < "$chan" | awk -v dir="$results" '
+		function f(t) { gsub("/", "_", t); return dir "/" t }
+		/^=== BEGIN / { cur = $3; printf "" > (f(cur) ".tap"); next }
+		/^=== END /   { sub("rc=", "", $4); print $4 > (f($3) ".rc"); cur = ""; next }
+		/^=== LEFTOVER / { t = $3; sub(":$", "", t); sub("^=== LEFTOVER [^ ]* ", "")
+			print "not ok - teardown left behind:" $0 >> (f(t) ".tap"); next }
+		/^=== DONE/ { next }
+		cur != "" { print >> (f(cur) ".tap") }'
+	for t in "${gt[@]}"; do
+		b=$(res "$t")
+		[ -e "$b.rc" ] && continue
+		echo 1 > "$b.rc"
+		if [ -e "$b.tap" ]; then
+			echo "not ok - did not finish: the guest hung or died (see $console)" >> "$b.tap"
+		else
+			echo "not ok - not run: the guest hung or died before it (see $console)" > "$b.tap"
+		fi
+	done
+
+	# Kernel complaints, charged to the test that was running.
+	who="" bootbad=""
+	while IFS= read -r line; do
+		case $line in
+		*"sxm-vm: BEGIN "*) who=${line##*sxm-vm: BEGIN }; continue ;;
+		*"sxm-vm: END "*) who=""; continue ;;
+		esac
+		[[ $line =~ $bad_re ]] || continue
+		if [ -n "$who" ]; then
+			echo "not ok - kernel log: ${line#*] }" >> "$(res "$who").tap"
+		else
+			bootbad+="not ok - kernel log (outside any test): ${line#*] }"$'\n'
+		fi
+		echo "vm-run: kernel log: $line" >&2
+	done < <(tr -d '\r' < "$console")
+	if [ -n "$bootbad" ]; then
+		echo "vm/boot-$n" >> "$results/index"
+		printf '%s' "$bootbad" > "$(res "vm/boot-$n").tap"
+		echo 1 > "$(res "vm/boot-$n").rc"
+	fi
+	if grep -Eq "$bad_re" <(tr -d '\r' < "$console"); then
+		echo "vm-run: the kernel complained; context in $top/$console:" >&2
+		tr -d '\r' < "$console" | grep -E -B2 -A12 "$bad_re" | head -n 60 >&2
+	fi
+done
+
+if [ "$summary" = 1 ]; then
+	echo
+	tests/lib/tap-summary.sh "$results"
+fi

@@ -1,0 +1,40 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The kernel module builds with W=1 and sparse (C=2: every file checked)
+# with no warning at all, and checkpatch.pl --strict finds nothing in
+# kernel/ and include/.  Runs natively: building needs no kernel.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+kver=$("$top/scripts/kver.sh") || exit 1
+kdir=${KDIR:-/lib/modules/$kver/build}
+checkpatch=$top/.cache/linux-source/scripts/checkpatch.pl
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "TAP version 13"
+echo "1..2"
+
+# Rebuild every object so that every warning is seen again.
+make -s -C "$kdir" M="$top/kernel" clean >/dev/null 2>&1
+if make -C "$kdir" M="$top/kernel" W=1 C=2 modules >"$log" 2>&1 &&
+   ! grep -E 'warning:|error:|sparse:' "$log" | grep -v 'Skipping BTF' | grep -q .; then
+	echo "ok 1 kernel module builds clean with W=1 and sparse"
+else
+	grep -E 'warning:|error:|sparse:' "$log" | sed 's/^/# /'
+	tail -5 "$log" | sed 's/^/# /'
+	echo "not ok 1 kernel module builds clean with W=1 and sparse"
+fi
+
+if [ ! -f "$checkpatch" ]; then
+	echo "not ok 2 checkpatch --strict # checkpatch.pl missing: run scripts/deps.sh"
+	exit 1
+fi
+files=$(cd "$top" && ls kernel/*.c kernel/*.h include/uapi/linux/*.h | grep -v '\.mod\.c$')
+if (cd "$top" && perl "$checkpatch" --strict --no-tree --terse -f $files) >"$log" 2>&1 &&
+   ! grep -qE ': (ERROR|WARNING|CHECK):' "$log"; then
+	echo "ok 2 checkpatch --strict clean on kernel/ and include/"
+else
+	grep -E ': (ERROR|WARNING|CHECK):' "$log" | sed 's/^/# /'
+	echo "not ok 2 checkpatch --strict clean on kernel/ and include/"
+fi
