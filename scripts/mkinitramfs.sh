@@ -28,6 +28,11 @@ kmod="$kimg/lib/modules/$kver"
 work="$top/build/initramfs"
 mkdir -p "$work"
 
+# Several people may build at once: one at a time here (the overlay takes
+# well under a second; a base rebuild about twenty).
+exec 9> "$work/.lock"
+flock 9
+
 [ -d "$kmod/kernel" ] || { echo "mkinitramfs: no $kmod (run: make deps)" >&2; exit 1; }
 
 # Host tools copied in, with the libraries they load.
@@ -174,6 +179,7 @@ fi
 o="$work/overlay"
 rm -rf "$o"
 mkdir -p "$o/sxm/tests" "$o/usr/sbin"
+trap 'rm -f "$out.tmp.$$"' EXIT
 install -m 0755 "$top/scripts/vm-init.sh" "$o/init"
 cp -r "$top/tests/lib" "$top/tests/vm" "$o/sxm/tests/"
 
@@ -210,5 +216,5 @@ else
 fi
 
 mkcpio "$o" "$work/overlay.cpio.gz"
-cat "$work/base.cpio.gz" "$work/overlay.cpio.gz" > "$out.tmp"
-mv "$out.tmp" "$out"
+cat "$work/base.cpio.gz" "$work/overlay.cpio.gz" > "$out.tmp.$$"
+mv "$out.tmp.$$" "$out"

@@ -6,7 +6,7 @@
 #   TEST           tests/vm/NAME.sh, vm/NAME.sh or NAME.sh; default: all of
 #                  tests/vm/*.sh in order
 #   --results DIR  write NAME.tap/NAME.rc and append to DIR/index (as
-#                  tests/run-all.sh does) instead of build/vm/results
+#                  tests/run-all.sh does) instead of the run's own folder
 #   --no-summary   do not print the per-file summary and the total line
 #   --initrd FILE  boot FILE instead of building build/vm/initramfs.cpio.gz
 #   -q             do not echo the tests' output while they run
@@ -15,8 +15,10 @@
 # gets a boot of its own; "# vm-timeout: SECS" sets its time limit inside the
 # guest (default 300).  The host kills a guest that outlives the sum of its
 # tests' limits plus the boot; the test that was running and every test that
-# did not report count as failed.  Each boot's console is kept in
-# build/vm/boot-N.console.log, and kernel complaints found there (Oops, BUG:,
+# did not report count as failed.  Each run has its own folder,
+# build/vm/run-DATE-PID (build/vm/last points to the newest; the last 8 are
+# kept): the image, and per boot N the console (boot-N.console.log), the
+# results channel and qemu's output.  Kernel complaints in the console (Oops, BUG:,
 # WARNING:, general protection, hung tasks, panics) count as a failure of
 # the test that was running, with the lines shown.
 set -uo pipefail
@@ -25,7 +27,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 kver=$(scripts/kver.sh) || exit 1
 kernel=.cache/kernel/$kver/boot/vmlinuz-$kver
-out=build/vm
 results="" summary=1 initrd="" quiet=0 tests=()
 
 while [ $# -gt 0 ]; do
@@ -49,7 +50,21 @@ for t in "${tests[@]}"; do
 done
 [ -e "$kernel" ] || { echo "vm-run: no $kernel (run: make deps)" >&2; exit 1; }
 
+# This run's folder; older ones pruned to the last 8.
+mkdir -p build/vm
+out=build/vm/run-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$out"
+ln -sfn "${out#build/vm/}" build/vm/last
+for d in $(ls -1d build/vm/run-* | head -n -8); do
+	kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+done
+rm -f build/vm/boot-* build/vm/initramfs.cpio.gz
+
+# C programs the VM tests run (tests/vm/Makefile, if there is one).
+if [ -f tests/vm/Makefile ]; then
+	make -s -C tests/vm || { echo "vm-run: building tests/vm failed" >&2; exit 1; }
+fi
+
 if [ -z "$results" ]; then
 	results=$out/results
 	rm -rf "$results"
@@ -105,10 +120,12 @@ for group in "${boots[@]}"; do
 		-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on sxm.tests=$group" \
 		-serial "file:$console" -serial "file:$chan" < /dev/null > "$out/boot-$n.qemu.log" 2>&1 &
 	qpid=$!
+	trap 'kill $qpid 2>/dev/null; exit 130' INT TERM
 	# Echo the results channel while the guest runs.
 	[ "$quiet" = 0 ] && tail -s 0.5 --pid=$qpid -n +1 -F "$chan" 2>/dev/null | tr -d '\r'
 	wait $qpid
 	qrc=$?
+	trap - INT TERM
 	end=$(date +%s.%N)
 	awk -v n="$n" -v s="$start" -v e="$end" 'BEGIN { printf "vm-run: boot %d took %.1f s\n", n, e - s }'
 	[ "$qrc" = 0 ] || echo "vm-run: qemu exited with status $qrc$([ "$qrc" = 124 ] && echo " (killed after ${budget}s)"); see $top/$out/boot-$n.qemu.log"
@@ -158,6 +175,9 @@ for group in "${boots[@]}"; do
 		tr -d '\r' < "$console" | grep -E -B2 -A12 "$bad_re" | head -n 60 >&2
 	fi
 done
+
+# The image is 50 MB and rebuilt in a second: do not keep it.
+[ "$initrd" = "$out/initramfs.cpio.gz" ] && rm -f "$initrd"
 
 if [ "$summary" = 1 ]; then
 	echo

@@ -1,0 +1,88 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-all.sh [--native-only | --vm-only] — every test, as `make check` runs it.
+#
+# Native tests: the C tests tests/native/*.c (kselftest_harness.h, linked
+# with userspace/libsxm.a; built by tests/native/Makefile into
+# build/tests/native/) and the scripts tests/native/*.sh, run on this machine.
+# VM tests: tests/vm/*.sh, all in as few boots as possible
+# (scripts/vm-run.sh).  Every TAP "ok"/"not ok" line is one test point;
+# "# SKIP" counts as skipped.  The output ends with a summary per test file
+# and exactly one last line "N passed, N failed[, N skipped]"; the exit status
+# is non-zero if anything failed.  Outputs are kept in
+# build/test-results/last/.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+native=1 vm=1
+case ${1:-} in
+--native-only) vm=0 ;;
+--vm-only) native=0 ;;
+"") ;;
+*) echo "usage: tests/run-all.sh [--native-only|--vm-only]" >&2; exit 2 ;;
+esac
+
+start=$(date +%s)
+mkdir -p build/test-results
+res=build/test-results/run-$(date +%Y%m%d-%H%M%S)-$$
+mkdir -p "$res"
+: > "$res/index"
+ln -sfn "${res#build/test-results/}" build/test-results/last
+for d in $(ls -1d build/test-results/run-* | head -n -8); do
+	kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+done
+
+# record NAME RC — a result whose TAP output is already in $res/NAME.tap.
+record() {
+	echo "$1" >> "$res/index"
+	echo "$2" > "$res/${1//\//_}.rc"
+}
+
+# run_native NAME CMD... — run one native test, show and keep its output.
+run_native() {
+	local name=$1 rc
+	shift
+	echo "run-all: $name"
+	timeout -k 10 600 "$@" 2>&1 | tee "$res/${name//\//_}.tap"
+	rc=${PIPESTATUS[0]}
+	[ "$rc" = 124 ] && echo "not ok - timed out after 600 s" >> "$res/${name//\//_}.tap"
+	record "$name" "$rc"
+}
+
+if [ "$native" = 1 ]; then
+	if compgen -G 'tests/native/*.c' >/dev/null; then
+		# A build failure is a failed test, shown, and the rest still runs.
+		log=$res/native_build.tap
+		if ! make -s -C tests/native > "$log.out" 2>&1; then
+			{ echo "not ok 1 build tests/native"; sed 's/^/# /' "$log.out"; } > "$log"
+			cat "$log"
+			record native/build 1
+		fi
+		rm -f "$log.out"
+	fi
+	for t in build/tests/native/*; do
+		[ -f "$t" ] && [ -x "$t" ] && run_native "native/${t##*/}" "$t"
+	done
+	for t in tests/native/*.sh; do
+		[ -f "$t" ] && run_native "native/${t##*/}" bash "$t"
+	done
+fi
+
+if [ "$vm" = 1 ]; then
+	if compgen -G 'tests/vm/*.sh' >/dev/null; then
+		n0=$(wc -l < "$res/index")
+		scripts/vm-run.sh --results "$res" --no-summary
+		# vm-run records every test it was asked for; if it could not
+		# even start (no image), say so as a failure.
+		if [ "$(wc -l < "$res/index")" = "$n0" ]; then
+			echo "not ok 1 scripts/vm-run.sh could not run the VM tests" > "$res/vm_run.tap"
+			record vm/run 1
+		fi
+	fi
+fi
+
+echo
+echo "run-all: took $(($(date +%s) - start)) s; outputs in $top/build/test-results/last/"
+tests/lib/tap-summary.sh "$res"
