@@ -193,7 +193,7 @@ TEST(dm_name)
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++)
 		EXPECT_EQ(cases[i].err, sxm_check_dm_name(cases[i].name))
-			TH_LOG("name '%s'", cases[i].name);
+			TH_LOG("name '%s'", cases[i].name ?: "");
 	memset(name, 'x', sizeof(name));
 	name[127] = '\0';
 	EXPECT_EQ(0, sxm_check_dm_name(name));
@@ -259,7 +259,7 @@ TEST(table_lines_bad)
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++)
 		EXPECT_EQ(cases[i].err, sxm_table_add_line(&t, cases[i].line))
-			TH_LOG("line '%s'", cases[i].line);
+			TH_LOG("line '%s'", cases[i].line ?: "");
 	EXPECT_EQ(0U, t.nr);
 }
 
