@@ -40,9 +40,10 @@
 /* The uuid of a hidden device: this, then the original's major:minor. */
 #define HIDDEN_UUID_PREFIX	"SXM-ORIG-"
 
-/* =====================================================================
+/* ----------------------------------------------------------------------
  * The state directory and the insert record
- * ===================================================================== */
+ * ----------------------------------------------------------------------
+ */
 
 static const char *state_dir(void)
 {
@@ -199,9 +200,10 @@ static int rec_remove(int dirfd, const char *name)
 	return 0;
 }
 
-/* =====================================================================
+/* ----------------------------------------------------------------------
  * Table swaps
- * ===================================================================== */
+ * ----------------------------------------------------------------------
+ */
 
 /* Load @tbl into @name and make it live: suspend (flushing), resume. */
 static int swap_table(const char *name, const struct sxm_table *tbl,
@@ -270,9 +272,10 @@ static bool is_sxm_over(const struct sxm_table *tbl,
 	       p.major == dev->major && p.minor == dev->minor;
 }
 
-/* =====================================================================
+/* ----------------------------------------------------------------------
  * insert
- * ===================================================================== */
+ * ----------------------------------------------------------------------
+ */
 
 /* Check that @name can take an insert; fill in @info and @rec. */
 static int insert_check(const char *cmd, const char *arg,
@@ -449,9 +452,10 @@ int cmd_insert(int argc, char **argv)
 	return do_insert(cmd, argv[optind], region, track);
 }
 
-/* =====================================================================
+/* ----------------------------------------------------------------------
  * restore
- * ===================================================================== */
+ * ----------------------------------------------------------------------
+ */
 
 /* The pid of the helper attached to @name's sxm target, 0 if none. */
 static uint32_t helper_of(const char *name)

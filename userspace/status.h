@@ -27,9 +27,10 @@
 #define SXM_DM_TYPE_MAX		15	/* DM_MAX_TYPE_NAME - 1 */
 #define SXM_DEFAULT_REGION_SIZE	(64 * 1024)
 
-/* ---------------------------------------------------------------------
+/* ----------------------------------------------------------------------
  * Tables
- * ------------------------------------------------------------------- */
+ * ----------------------------------------------------------------------
+ */
 
 /* One target of a table, or one line of a status; sizes in sectors. */
 struct sxm_target {
@@ -55,9 +56,10 @@ bool sxm_table_equal(const struct sxm_table *a, const struct sxm_table *b);
 /* The table as "dmsetup table" prints it; the caller frees it. */
 char *sxm_table_text(const struct sxm_table *tbl);
 
-/* ---------------------------------------------------------------------
+/* ----------------------------------------------------------------------
  * The sxm target
- * ------------------------------------------------------------------- */
+ * ----------------------------------------------------------------------
+ */
 
 /* The table arguments: "<major:minor> <region_sectors>[ 1 track]". */
 int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
@@ -97,9 +99,10 @@ int sxm_region_sectors(uint64_t bytes, uint64_t *sectors);
 /* A name device-mapper accepts for a new device (-EINVAL, -ENAMETOOLONG). */
 int sxm_check_dm_name(const char *name);
 
-/* ---------------------------------------------------------------------
+/* ----------------------------------------------------------------------
  * Dirty maps
- * ------------------------------------------------------------------- */
+ * ----------------------------------------------------------------------
+ */
 
 /* A byte range of the device. */
 struct sxm_extent {
@@ -126,9 +129,10 @@ static inline uint64_t sxm_map_bytes(uint64_t nr_regions)
 	return ((nr_regions + 63) / 64) * 8;
 }
 
-/* ---------------------------------------------------------------------
+/* ----------------------------------------------------------------------
  * The insert record
- * ------------------------------------------------------------------- */
+ * ----------------------------------------------------------------------
+ */
 
 /*
  * What "sxm-ctl insert" did to a device, written before it changes
@@ -152,9 +156,10 @@ struct sxm_insert_rec {
 char *sxm_insert_rec_format(const struct sxm_insert_rec *rec);
 int sxm_insert_rec_parse(const char *text, struct sxm_insert_rec *rec);
 
-/* ---------------------------------------------------------------------
+/* ----------------------------------------------------------------------
  * JSON
- * ------------------------------------------------------------------- */
+ * ----------------------------------------------------------------------
+ */
 
 /* @s as a quoted JSON string. */
 void sxm_json_str(FILE *f, const char *s);

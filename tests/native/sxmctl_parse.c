@@ -24,24 +24,27 @@
 #define GiB (1ULL << 30)
 #define TiB (1ULL << 40)
 
+/* What an output holds before a call that must not write it. */
+#define UNTOUCHED 0xdeadbeefULL
+
 struct num_case {
 	const char *in;
 	int err;		/* 0, -EINVAL, -ERANGE */
 	uint64_t want;
 };
 
-/* Run a table of cases through a parser; on error *out must stay. */
-#define RUN_NUM_CASES(fn, cases) do {					\
+/* Run a table of tc through a parser; on error *out must stay. */
+#define RUN_NUM_CASES(fn, tc) do {					\
 	size_t i_;							\
-	for (i_ = 0; i_ < ARRAY_SIZE(cases); i_++) {			\
-		uint64_t out_ = 0xdeadbeef;				\
-		int r_ = fn((cases)[i_].in, &out_);			\
-		uint64_t want_ = (cases)[i_].err ? 0xdeadbeef :		\
-				 (cases)[i_].want;			\
-		EXPECT_EQ((cases)[i_].err, r_)				\
-			TH_LOG(#fn "(\"%s\")", (cases)[i_].in);		\
+	for (i_ = 0; i_ < ARRAY_SIZE(tc); i_++) {			\
+		uint64_t out_ = UNTOUCHED;				\
+		int r_ = fn((tc)[i_].in, &out_);			\
+		uint64_t want_ = (tc)[i_].err ? UNTOUCHED :		\
+				 (tc)[i_].want;			\
+		EXPECT_EQ((tc)[i_].err, r_)				\
+			TH_LOG(#fn "(\"%s\")", (tc)[i_].in);		\
 		EXPECT_EQ(want_, out_)					\
-			TH_LOG(#fn "(\"%s\")", (cases)[i_].in);		\
+			TH_LOG(#fn "(\"%s\")", (tc)[i_].in);		\
 	}								\
 } while (0)
 
@@ -49,7 +52,7 @@ struct num_case {
 
 TEST(num_parse_u64)
 {
-	static const struct num_case cases[] = {
+	static const struct num_case tc[] = {
 		{ "0", 0, 0 },
 		{ "1", 0, 1 },
 		{ "4096", 0, 4096 },
@@ -69,14 +72,14 @@ TEST(num_parse_u64)
 	};
 	uint64_t out = 7;
 
-	RUN_NUM_CASES(parse_u64, cases);
+	RUN_NUM_CASES(parse_u64, tc);
 	EXPECT_EQ(-EINVAL, parse_u64(NULL, &out));
 	EXPECT_EQ(7U, out);
 }
 
 TEST(num_parse_size)
 {
-	static const struct num_case cases[] = {
+	static const struct num_case tc[] = {
 		{ "0", 0, 0 },
 		{ "4096", 0, 4096 },
 		{ "512b", 0, 512 },
@@ -109,14 +112,14 @@ TEST(num_parse_size)
 	};
 	uint64_t out = 7;
 
-	RUN_NUM_CASES(parse_size, cases);
+	RUN_NUM_CASES(parse_size, tc);
 	EXPECT_EQ(-EINVAL, parse_size(NULL, &out));
 	EXPECT_EQ(7U, out);
 }
 
 TEST(num_parse_duration_ms)
 {
-	static const struct num_case cases[] = {
+	static const struct num_case tc[] = {
 		{ "0", 0, 0 },
 		{ "500ms", 0, 500 },
 		{ "10", 0, 10000 },
@@ -138,12 +141,12 @@ TEST(num_parse_duration_ms)
 		{ "213503982334602d", -ERANGE, 0 },
 	};
 
-	RUN_NUM_CASES(parse_duration_ms, cases);
+	RUN_NUM_CASES(parse_duration_ms, tc);
 }
 
 TEST(region_sectors)
 {
-	static const struct num_case cases[] = {
+	static const struct num_case tc[] = {
 		{ "4096", 0, 8 },
 		{ "65536", 0, 128 },
 		{ "1048576", 0, 2048 },
@@ -159,14 +162,14 @@ TEST(region_sectors)
 	};
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		uint64_t bytes, sectors = 0xdeadbeef;
+	for (i = 0; i < ARRAY_SIZE(tc); i++) {
+		uint64_t bytes, sectors = UNTOUCHED;
 
-		ASSERT_EQ(0, parse_u64(cases[i].in, &bytes));
-		EXPECT_EQ(cases[i].err, sxm_region_sectors(bytes, &sectors))
-			TH_LOG("region size %s", cases[i].in);
-		EXPECT_EQ(cases[i].err ? 0xdeadbeef : cases[i].want, sectors)
-			TH_LOG("region size %s", cases[i].in);
+		ASSERT_EQ(0, parse_u64(tc[i].in, &bytes));
+		EXPECT_EQ(tc[i].err, sxm_region_sectors(bytes, &sectors))
+			TH_LOG("region size %s", tc[i].in);
+		EXPECT_EQ(tc[i].err ? UNTOUCHED : tc[i].want, sectors)
+			TH_LOG("region size %s", tc[i].in);
 	}
 }
 
@@ -175,7 +178,7 @@ TEST(dm_name)
 	static const struct {
 		const char *name;
 		int err;
-	} cases[] = {
+	} tc[] = {
 		{ "vg-lv", 0 },
 		{ "sxm0", 0 },
 		{ "with space", 0 },
@@ -191,9 +194,9 @@ TEST(dm_name)
 	char name[200];
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(cases); i++)
-		EXPECT_EQ(cases[i].err, sxm_check_dm_name(cases[i].name))
-			TH_LOG("name '%s'", cases[i].name ?: "");
+	for (i = 0; i < ARRAY_SIZE(tc); i++)
+		EXPECT_EQ(tc[i].err, sxm_check_dm_name(tc[i].name))
+			TH_LOG("name '%s'", tc[i].name ?: "");
 	memset(name, 'x', sizeof(name));
 	name[127] = '\0';
 	EXPECT_EQ(0, sxm_check_dm_name(name));
@@ -212,7 +215,7 @@ TEST(table_lines)
 
 	ASSERT_EQ(0, sxm_table_add_line(&t, "0 2048 linear 8:16 0"));
 	ASSERT_EQ(0, sxm_table_add_line(&t, "2048 100 zero"));
-	ASSERT_EQ(0, sxm_table_add_line(&t, "2148 8 crypt  two  spaces "));
+	ASSERT_EQ(0, sxm_table_add_line(&t, "2148 8 crypt  two  spaces"));
 	ASSERT_EQ(3U, t.nr);
 	EXPECT_EQ(0U, t.t[0].start);
 	EXPECT_EQ(2048U, t.t[0].len);
@@ -221,13 +224,13 @@ TEST(table_lines)
 	EXPECT_STREQ("zero", t.t[1].type);
 	EXPECT_STREQ("", t.t[1].params);
 	/* Parameters are kept byte for byte after the one separator. */
-	EXPECT_STREQ(" two  spaces ", t.t[2].params);
+	EXPECT_STREQ(" two  spaces", t.t[2].params);
 	EXPECT_EQ(2156U, sxm_table_sectors(&t));
 
 	text = sxm_table_text(&t);
 	ASSERT_NE(NULL, text);
 	EXPECT_STREQ("0 2048 linear 8:16 0\n2048 100 zero\n"
-		     "2148 8 crypt  two  spaces \n", text);
+		     "2148 8 crypt  two  spaces\n", text);
 	free(text);
 	sxm_table_free(&t);
 	EXPECT_EQ(0U, t.nr);
@@ -239,7 +242,7 @@ TEST(table_lines_bad)
 	static const struct {
 		const char *line;
 		int err;
-	} cases[] = {
+	} tc[] = {
 		{ "", -EINVAL },
 		{ "0", -EINVAL },
 		{ "0 1", -EINVAL },
@@ -257,9 +260,9 @@ TEST(table_lines_bad)
 	struct sxm_table t = { 0 };
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(cases); i++)
-		EXPECT_EQ(cases[i].err, sxm_table_add_line(&t, cases[i].line))
-			TH_LOG("line '%s'", cases[i].line ?: "");
+	for (i = 0; i < ARRAY_SIZE(tc); i++)
+		EXPECT_EQ(tc[i].err, sxm_table_add_line(&t, tc[i].line))
+			TH_LOG("line '%s'", tc[i].line ?: "");
 	EXPECT_EQ(0U, t.nr);
 }
 
@@ -304,7 +307,7 @@ TEST(params_parse)
 		uint32_t major, minor;
 		uint64_t region;
 		bool track;
-	} cases[] = {
+	} tc[] = {
 		{ "8:16 128", 0, 8, 16, 128, false },
 		{ "253:4 8 1 track", 0, 253, 4, 8, true },
 		{ "253:4 8 1 passthrough", 0, 253, 4, 8, false },
@@ -321,19 +324,19 @@ TEST(params_parse)
 	};
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+	for (i = 0; i < ARRAY_SIZE(tc); i++) {
 		struct sxm_params p = { .major = 77 };
 
-		EXPECT_EQ(cases[i].err, sxm_params_parse(cases[i].in, &p))
-			TH_LOG("params '%s'", cases[i].in);
-		if (cases[i].err) {
+		EXPECT_EQ(tc[i].err, sxm_params_parse(tc[i].in, &p))
+			TH_LOG("params '%s'", tc[i].in);
+		if (tc[i].err) {
 			EXPECT_EQ(77U, p.major);
 			continue;
 		}
-		EXPECT_EQ(cases[i].major, p.major);
-		EXPECT_EQ(cases[i].minor, p.minor);
-		EXPECT_EQ(cases[i].region, p.region_sectors);
-		EXPECT_EQ(cases[i].track, p.track);
+		EXPECT_EQ(tc[i].major, p.major);
+		EXPECT_EQ(tc[i].minor, p.minor);
+		EXPECT_EQ(tc[i].region, p.region_sectors);
+		EXPECT_EQ(tc[i].track, p.track);
 	}
 }
 
@@ -377,7 +380,7 @@ TEST(status_parse_bad)
 	static const struct {
 		const char *in;
 		int err;
-	} cases[] = {
+	} tc[] = {
 		{ "", -EINVAL },
 		{ "track", -EINVAL },
 		{ "track 128 8192 37 5", -EINVAL },
@@ -402,10 +405,10 @@ TEST(status_parse_bad)
 	struct sxm_status st;
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+	for (i = 0; i < ARRAY_SIZE(tc); i++) {
 		memset(&st, 0x5a, sizeof(st));
-		EXPECT_EQ(cases[i].err, sxm_status_parse(cases[i].in, &st))
-			TH_LOG("status '%s'", cases[i].in);
+		EXPECT_EQ(tc[i].err, sxm_status_parse(tc[i].in, &st))
+			TH_LOG("status '%s'", tc[i].in);
 		EXPECT_EQ(0x5a5a5a5aU, st.helper_pid);
 	}
 }
@@ -553,7 +556,7 @@ TEST(insert_record_roundtrip)
 
 TEST(insert_record_bad)
 {
-	static const char *const cases[] = {
+	static const char *const tc[] = {
 		"",
 		"sxm-insert 2\nname a\nhidden b\nread_only 0\ntarget 0 8 zero\n",
 		"name a\nhidden b\nread_only 0\ntarget 0 8 zero\n",
@@ -573,9 +576,9 @@ TEST(insert_record_bad)
 	struct sxm_insert_rec rec;
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		EXPECT_EQ(-EINVAL, sxm_insert_rec_parse(cases[i], &rec))
-			TH_LOG("record %zu: '%s'", i, cases[i]);
+	for (i = 0; i < ARRAY_SIZE(tc); i++) {
+		EXPECT_EQ(-EINVAL, sxm_insert_rec_parse(tc[i], &rec))
+			TH_LOG("record %zu: '%s'", i, tc[i]);
 		EXPECT_EQ(0U, rec.table.nr);
 	}
 }
@@ -592,7 +595,7 @@ TEST(json_str)
 	ASSERT_NE(NULL, f);
 	sxm_json_str(f, "vg-lv");
 	fputc(' ', f);
-	sxm_json_str(f, "a\"b\\c\nd\te\x01\x7f" "\xc3\xa9");
+	sxm_json_str(f, "a\"b\\c\nd\te\x01\x7f\xc3\xa9");
 	fputc(' ', f);
 	sxm_json_str(f, "");
 	ASSERT_EQ(0, fclose(f));
