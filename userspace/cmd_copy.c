@@ -47,6 +47,7 @@ static void copy_usage(FILE *f)
 		"  --connections N          NBD connections with multi-conn (default 4)\n"
 		"  --progress, --no-progress  progress line (default: on a terminal)\n"
 		"  --verify                 read the sink back and compare\n"
+		"  --verify-only            compare only, copy nothing\n"
 		"  --region-size SIZE       region size of the bitmaps (default 64k)\n"
 		"  --bitmap FILE            copy only the regions set in FILE\n"
 		"  --dirty-out FILE         save the regions still to copy to FILE\n"
@@ -211,7 +212,7 @@ static int parse_bytes(const char *opt, const char *arg, uint64_t *out)
 
 enum {
 	OPT_ENGINE = 256, OPT_RATE, OPT_QD, OPT_BUFSZ, OPT_CONNS,
-	OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERIFY, OPT_REGION, OPT_BITMAP,
+	OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERIFY, OPT_VERIFY_ONLY, OPT_REGION, OPT_BITMAP,
 	OPT_DIRTY_OUT, OPT_HELP,
 };
 
@@ -224,6 +225,7 @@ static const struct option copy_options[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "verify-only", no_argument, NULL, OPT_VERIFY_ONLY },
 	{ "region-size", required_argument, NULL, OPT_REGION },
 	{ "bitmap", required_argument, NULL, OPT_BITMAP },
 	{ "dirty-out", required_argument, NULL, OPT_DIRTY_OUT },
@@ -240,6 +242,7 @@ struct copy_args {
 	const char *dirty_out;
 	int progress;		/* -1: on a terminal */
 	bool verify;
+	bool verify_only;
 };
 
 /* Returns 0, 1 for --help, or -EINVAL. */
@@ -289,6 +292,9 @@ static int parse_args(int argc, char **argv, struct copy_args *a)
 			break;
 		case OPT_VERIFY:
 			a->verify = true;
+			break;
+		case OPT_VERIFY_ONLY:
+			a->verify = a->verify_only = true;
 			break;
 		case OPT_REGION:
 			if (parse_bytes("--region-size", optarg,
@@ -391,10 +397,14 @@ int cmd_copy(int argc, char **argv)
 	}
 
 	a.so.min_size = src->size;
-	a.so.probe_zero = !bitmap;
+	a.so.probe_zero = !bitmap && !a.verify_only;
+	a.so.read_only = a.verify_only;
 	r = sxm_sink_open(a.uri, &a.so, &sink, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "sxm-ctl copy: %s\n", err);
+		/* A URI that cannot be parsed is bad input, like an option. */
+		if (r == -EINVAL)
+			ret = EXIT_USAGE;
 		goto out;
 	}
 	/* Zeroes need not be sent to a zeroed sink, on a first full copy. */
@@ -406,6 +416,8 @@ int cmd_copy(int argc, char **argv)
 	a.o.cancel = &copy_cancel;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (a.verify_only)
+		goto verify;
 
 	r = sxm_copy(src, sink, &a.o, &res);
 	if (a.progress)
@@ -419,6 +431,7 @@ int cmd_copy(int argc, char **argv)
 	report_dirty(&a, &res);
 	sxm_copy_result_free(&res);
 
+verify:
 	if (a.verify) {
 		if (a.progress)
 			a.o.progress_opaque = "verify";

@@ -242,7 +242,8 @@ static void mark_dirty_from(struct copy *c, uint64_t off)
 /* Move to the next run of wanted regions; false when there is none. */
 static bool next_run(struct copy *c)
 {
-	uint64_t r = c->pos >> c->region_shift;
+	/* Runs end on a region boundary, or at the end of a short last one. */
+	uint64_t r = ROUND_UP(c->pos, c->region_size) >> c->region_shift;
 	uint64_t end;
 
 	r = next_wanted(c, r, true);

@@ -15,14 +15,6 @@ static const struct sxm_sink_ops *const sink_impls[] = {
 	&sxm_sink_file_ops,
 };
 
-/* The URI as shown in messages: no query, which may name key files. */
-static char *sink_display_name(const char *uri)
-{
-	size_t n = strcspn(uri, "?");
-
-	return strndup(uri, n);
-}
-
 int sxm_sink_open(const char *uri, const struct sxm_sink_opts *o,
 		  struct sxm_sink **out, char *err, size_t errlen)
 {
@@ -49,7 +41,7 @@ int sxm_sink_open(const char *uri, const struct sxm_sink_opts *o,
 		goto out_nomem;
 	s->ops = ops;
 	s->uri = strdup(uri);
-	s->name = sink_display_name(uri);
+	s->name = strdup(uri);
 	if (!s->uri || !s->name)
 		goto out_nomem;
 

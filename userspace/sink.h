@@ -140,7 +140,7 @@ struct sxm_sink_ops {
 struct sxm_sink {
 	const struct sxm_sink_ops *ops;
 	char *uri;		/* as given */
-	char *name;		/* for messages: the URI without its query */
+	char *name;		/* for messages */
 	uint64_t size;		/* bytes */
 	unsigned caps;		/* SXM_SINK_* */
 	uint32_t block_min;	/* offsets and lengths are multiples */
@@ -160,7 +160,7 @@ int sxm_sink_open(const char *uri, const struct sxm_sink_opts *o,
 		  struct sxm_sink **out, char *err, size_t errlen);
 void sxm_sink_close(struct sxm_sink *s);
 
-/* The sink's name for messages: "nbd://host/export". */
+/* The sink's name for messages: its URI. */
 static inline const char *sxm_sink_name(const struct sxm_sink *s)
 {
 	return s->name;

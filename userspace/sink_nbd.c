@@ -6,8 +6,9 @@
  * URIs are handed to nbd_connect_uri() whole, so everything it takes
  * works: nbd://host[:port]/export, nbd+unix:///export?socket=PATH, and
  * with TLS nbds:// and nbds+unix:// with ?tls-psk-file=FILE or
- * ?tls-certificates=DIR (and tls-username via user@host).  Reading those
- * local files from the URI is allowed: the URI comes from the operator.
+ * ?tls-certificates=DIR, and the TLS user name as user@host (default: the
+ * effective user's name).  Reading those local files from the URI is
+ * allowed: the URI comes from the operator.
  *
  * When the server advertises multi-conn, up to four connections are
  * opened and each request goes to the one with the fewest in flight; a
@@ -16,8 +17,10 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libnbd.h>
 
@@ -80,6 +83,7 @@ static struct nbd_handle *ns_conn_open(struct sxm_sink *s, bool meta,
 					 char *err, size_t errlen, int *rerr)
 {
 	struct nbd_handle *h;
+	struct passwd *pw;
 
 	h = nbd_create();
 	if (!h) {
@@ -93,6 +97,14 @@ static struct nbd_handle *ns_conn_open(struct sxm_sink *s, bool meta,
 			 s->name);
 		goto out_close;
 	}
+	/*
+	 * libnbd's default TLS user name comes from getlogin_r(), which
+	 * fails without a controlling terminal (a daemon, a test): use the
+	 * effective user's name instead.  A user@ in the URI still wins.
+	 */
+	pw = getpwuid(geteuid());
+	if (pw && pw->pw_name && nbd_set_tls_username(h, pw->pw_name) == -1)
+		sxm_debug("sink %s: %s", s->name, ns_reason());
 	if (nbd_set_uri_allow_local_file(h, true) == -1 ||
 	    (meta && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION)
 		     == -1) ||
