@@ -15,10 +15,10 @@ KVER	?= $(shell scripts/kver.sh 2>/dev/null)
 KDIR	?= /lib/modules/$(KVER)/build
 export KVER
 
-.PHONY: all deps module userspace check check-native check-vm lint demo \
-	bench clean
+.PHONY: all deps module module-sparse userspace vm-tests check \
+	check-native check-vm demo bench clean
 
-all: module userspace
+all: module userspace vm-tests
 
 deps:
 	@scripts/deps.sh
@@ -32,9 +32,9 @@ module-sparse:
 userspace:
 	$(MAKE) -C userspace
 
-# Lint: sparse and checkpatch --strict over kernel/ and include/.
-lint: module
-	@scripts/lint.sh
+# The C programs the VM tests run (static, built on the host).
+vm-tests:
+	$(MAKE) -C tests/vm
 
 check: deps
 	@$(MAKE) --no-print-directory all
@@ -57,4 +57,5 @@ bench: deps
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel clean
 	$(MAKE) -C userspace clean
+	$(MAKE) -C tests/vm clean
 	rm -rf build
