@@ -13,7 +13,7 @@
 
 KVER	?= $(shell scripts/kver.sh 2>/dev/null)
 KDIR	?= /lib/modules/$(KVER)/build
-export KVER
+
 
 .PHONY: all deps module module-sparse userspace vm-tests check \
 	check-native check-vm demo bench clean
