@@ -73,8 +73,8 @@ static int make_dirs(const char *dir)
 }
 
 /*
- * Open the state directory and lock it (until the process ends): one
- * insert or restore at a time.
+ * Open the state directory and lock it until the descriptor is closed:
+ * one insert or restore at a time.
  */
 static int lock_state_dir(const char *cmd)
 {

@@ -41,7 +41,7 @@ json_field() {	# json_field NAME JSON — a number or string field, bare
 	sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<< "$2"
 }
 
-plan 41
+plan 44
 
 scratch_dev src 64
 srcdev=$(printf '%d:%d' $((0x$(stat -c %t "$src"))) $((0x$(stat -c %T "$src"))))
@@ -91,6 +91,15 @@ check_eq "after a harvest the map is empty" 0 "$(json_field dirty_regions "$js")
 check_eq "after a harvest the count went up" $((h0 + 1)) \
 	"$(json_field harvests "$js")"
 check_eq "harvest --peek of an empty map" "[]" \
+	"$(sxm-ctl harvest sxm30 --peek --json)"
+
+# Output that cannot be written: the harvested regions go back to the map.
+write_at $((2 << 20)) 4096 /dev/mapper/sxm30
+expect_rc "harvest into a full output fails" 1 "marked dirty again" \
+	bash -c "sxm-ctl harvest sxm30 > /dev/full"
+check_eq "the region it could not print is dirty again" 1 \
+	"$(json_field dirty_regions "$(sxm-ctl status sxm30 --json)")"
+check_eq "and a peek shows it" '[{"offset":2097152,"length":65536}]' \
 	"$(sxm-ctl harvest sxm30 --peek --json)"
 
 check "track off" sxm-ctl track sxm30 off
