@@ -25,7 +25,8 @@
 
 #include "dm-sxm.h"
 
-#define SXM_F_ALL	(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID)
+#define SXM_F_ALL	(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID | \
+			 SXM_F_HOLD)
 
 struct sxm_client {
 	struct mutex lock;		/* serialises this file's ioctls */
@@ -193,32 +194,35 @@ static int ioc_harvest(struct sxm_client *c, unsigned int cmd,
 	return copy_to_user(u, &h, sizeof(h)) ? -EFAULT : 0;
 }
 
-static int ioc_mark_dirty(struct sxm_client *c, unsigned int cmd,
-			  void __user *u)
+/* SXM_IOC_MARK_DIRTY and SXM_IOC_ACK: a set of regions, or all of them. */
+static int ioc_regions(struct sxm_client *c, unsigned int cmd,
+		       void __user *u)
 {
 	struct sxm_dev *dev = c->dev;
-	struct sxm_mark m;
+	bool ack = cmd == SXM_IOC_ACK;
+	struct sxm_regions m;
 	int r;
 
 	r = get_ustruct(&m, sizeof(m), cmd, u);
 	if (r)
 		return r;
-	if ((m.flags & ~SXM_MARK_FLAGS) || m.marked ||
+	if ((m.flags & ~SXM_REGIONS_FLAGS) || m.count ||
 	    !zeroed(m.reserved, sizeof(m.reserved)))
 		return -EINVAL;
 	if (!c->helper)
 		return -EPERM;
 
-	if (m.flags & SXM_MARK_ALL) {
+	if (m.flags & SXM_REGIONS_ALL) {
 		if (m.bitmap_ptr || m.bitmap_bytes)
 			return -EINVAL;
-		m.marked = sxm_dirty_mark_all(&dev->dirty);
+		m.count = ack ? sxm_dirty_ack_all(&dev->dirty) :
+				sxm_dirty_mark_all(&dev->dirty);
 	} else {
 		if (m.bitmap_bytes != sxm_dirty_map_bytes(&dev->dirty))
 			return -EINVAL;
-		r = sxm_dirty_mark_user(&dev->dirty,
-					u64_to_user_ptr(m.bitmap_ptr),
-					&m.marked);
+		r = sxm_dirty_apply_user(&dev->dirty,
+					 u64_to_user_ptr(m.bitmap_ptr), ack,
+					 &m.count);
 		if (r)
 			return r;
 	}
@@ -244,6 +248,7 @@ static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
 	i.region_sectors = 1ULL << dev->dirty.region_shift;
 	i.nr_regions = dev->dirty.nr_regions;
 	i.dirty_regions = sxm_dirty_count(&dev->dirty);
+	i.held_regions = sxm_dirty_held(&dev->dirty);
 	i.harvests = dev->dirty.harvests;
 	i.track_id = dev->track_id;
 	i.helper_pid = dev->helper_tgid;
@@ -265,7 +270,8 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 
 	/* An unknown command is ENOTTY whatever state the file is in. */
 	if (cmd != SXM_IOC_ATTACH && cmd != SXM_IOC_HARVEST &&
-	    cmd != SXM_IOC_MARK_DIRTY && cmd != SXM_IOC_GET_INFO)
+	    cmd != SXM_IOC_MARK_DIRTY && cmd != SXM_IOC_ACK &&
+	    cmd != SXM_IOC_GET_INFO)
 		return -ENOTTY;
 
 	mutex_lock(&c->lock);
@@ -287,7 +293,8 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 		r = ioc_harvest(c, cmd, u);
 		break;
 	case SXM_IOC_MARK_DIRTY:
-		r = ioc_mark_dirty(c, cmd, u);
+	case SXM_IOC_ACK:
+		r = ioc_regions(c, cmd, u);
 		break;
 	case SXM_IOC_GET_INFO:
 		r = ioc_get_info(c, cmd, u);
@@ -323,7 +330,7 @@ int sxm_chr_init(void)
 	BUILD_BUG_ON(sizeof(struct sxm_features) != SXM_FEATURES_SIZE);
 	BUILD_BUG_ON(sizeof(struct sxm_attach) != SXM_ATTACH_SIZE);
 	BUILD_BUG_ON(sizeof(struct sxm_harvest) != SXM_HARVEST_SIZE);
-	BUILD_BUG_ON(sizeof(struct sxm_mark) != SXM_MARK_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_regions) != SXM_REGIONS_SIZE);
 	BUILD_BUG_ON(sizeof(struct sxm_info) != SXM_INFO_SIZE);
 
 	return misc_register(&sxm_misc);

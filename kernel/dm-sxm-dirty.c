@@ -16,6 +16,11 @@
  *    reads the new data (a region written but not yet on the source is never
  *    copied and forgotten).
  *
+ * A harvest moves the old generation into a third map, the held map, and
+ * hands out all of that: regions leave it only when the helper acknowledges
+ * them (their data is on the sink).  So a helper that dies mid-copy loses
+ * nothing; the next harvest returns what it had not confirmed.
+ *
  * Hot path: sxm_dirty_start_write() takes a spinlock only to read the
  * generation and count the write, then marks with atomic word ORs (none
  * when the bits are set already).  sxm_dirty_end_write() is one atomic
@@ -48,6 +53,10 @@ int sxm_dirty_init(struct sxm_dirty *d, sector_t len, unsigned int shift)
 	mutex_init(&d->harvest_lock);
 	d->cur = 0;
 	d->harvests = 0;
+	atomic64_set(&d->nr_held, 0);
+	d->held = kvcalloc(d->nr_words, sizeof(atomic_long_t), GFP_KERNEL);
+	if (!d->held)
+		return -ENOMEM;
 	for (i = 0; i < 2; i++) {
 		atomic_set(&d->inflight[i], 0);
 		atomic64_set(&d->nr_dirty[i], 0);
@@ -65,8 +74,10 @@ void sxm_dirty_exit(struct sxm_dirty *d)
 {
 	kvfree(d->map[0]);
 	kvfree(d->map[1]);
+	kvfree(d->held);
 	d->map[0] = NULL;
 	d->map[1] = NULL;
+	d->held = NULL;
 }
 
 /* ----------------------------------------------------------------------
@@ -96,21 +107,28 @@ static u64 map_mark_range(atomic_long_t *map, u64 first, u64 last)
 	return newly;
 }
 
-/* Move every bit of generation @src into generation @dst. */
-static void move_gen(struct sxm_dirty *d, unsigned int src, unsigned int dst)
+/* Move every bit of map @src (counted in @src_n) into @dst (@dst_n). */
+static void move_bits(struct sxm_dirty *d, atomic_long_t *src,
+		      atomic64_t *src_n, atomic_long_t *dst, atomic64_t *dst_n)
 {
 	u64 newly = 0;
 	size_t w;
 
 	for (w = 0; w < d->nr_words; w++) {
-		unsigned long v = atomic_long_xchg(&d->map[src][w], 0);
+		unsigned long v = atomic_long_xchg(&src[w], 0);
 
 		if (v)
 			newly += hweight_long(v & ~atomic_long_fetch_or(v,
-							&d->map[dst][w]));
+								&dst[w]));
 	}
-	atomic64_set(&d->nr_dirty[src], 0);
-	atomic64_add(newly, &d->nr_dirty[dst]);
+	atomic64_set(src_n, 0);
+	atomic64_add(newly, dst_n);
+}
+
+static void move_gen(struct sxm_dirty *d, unsigned int src, unsigned int dst)
+{
+	move_bits(d, d->map[src], &d->nr_dirty[src], d->map[dst],
+		  &d->nr_dirty[dst]);
 }
 
 /* Word @i of the map as the ABI has it: 64 regions, little-endian. */
@@ -127,17 +145,28 @@ static u64 map_get_u64(struct sxm_dirty *d, atomic_long_t *map, size_t i)
 #endif
 }
 
-static u64 map_or_u64(struct sxm_dirty *d, atomic_long_t *map, size_t i,
-		      u64 v)
+/* OR (or with @clear, clear) long @w of @map with @v: the bits it changed. */
+static u64 map_apply_long(atomic_long_t *map, size_t w, unsigned long v,
+			  bool clear)
+{
+	if (!v)
+		return 0;
+	if (clear)
+		return hweight_long(v & atomic_long_fetch_andnot(v, &map[w]));
+	return hweight_long(v & ~atomic_long_fetch_or(v, &map[w]));
+}
+
+/* The same for word @i of the map as the ABI has it. */
+static u64 map_apply_u64(struct sxm_dirty *d, atomic_long_t *map, size_t i,
+			 u64 v, bool clear)
 {
 #if BITS_PER_LONG == 64
-	return hweight64(v & ~atomic_long_fetch_or(v, &map[i]));
+	return map_apply_long(map, i, v, clear);
 #else
-	u64 n = hweight32((u32)v & ~atomic_long_fetch_or((u32)v, &map[2 * i]));
+	u64 n = map_apply_long(map, 2 * i, (u32)v, clear);
 
 	if (2 * i + 1 < d->nr_words)
-		n += hweight32((u32)(v >> 32) &
-			       ~atomic_long_fetch_or(v >> 32, &map[2 * i + 1]));
+		n += map_apply_long(map, 2 * i + 1, v >> 32, clear);
 	return n;
 #endif
 }
@@ -265,6 +294,11 @@ u64 sxm_dirty_count(struct sxm_dirty *d)
 	return atomic64_read(&d->nr_dirty[0]) + atomic64_read(&d->nr_dirty[1]);
 }
 
+u64 sxm_dirty_held(struct sxm_dirty *d)
+{
+	return atomic64_read(&d->nr_held);
+}
+
 u64 sxm_dirty_mark_all(struct sxm_dirty *d)
 {
 	u64 newly;
@@ -276,21 +310,36 @@ u64 sxm_dirty_mark_all(struct sxm_dirty *d)
 	return newly;
 }
 
+u64 sxm_dirty_ack_all(struct sxm_dirty *d)
+{
+	u64 n;
+
+	mutex_lock(&d->harvest_lock);
+	n = atomic64_read(&d->nr_held);
+	memset(d->held, 0, d->nr_words * sizeof(atomic_long_t));
+	atomic64_set(&d->nr_held, 0);
+	mutex_unlock(&d->harvest_lock);
+	return n;
+}
+
 /*
- * OR a user map (exactly sxm_dirty_map_bytes() long) into the current
- * generation.  The bits past the last region must be clear; that is checked
- * before anything is marked.
+ * Apply a user map (exactly sxm_dirty_map_bytes() long): OR it into the
+ * current generation, or with @ack clear it from the held map.  The bits
+ * past the last region must be clear; that is checked before anything
+ * changes.  @count: the bits that changed.
  */
-int sxm_dirty_mark_user(struct sxm_dirty *d, const void __user *buf,
-			u64 *marked)
+int sxm_dirty_apply_user(struct sxm_dirty *d, const void __user *buf,
+			 bool ack, u64 *count)
 {
 	const __u64 __user *ubuf = buf;
 	size_t nr = sxm_dirty_map_bytes(d) / sizeof(__u64);
 	unsigned int tail = d->nr_regions % 64;
+	atomic_long_t *map;
+	atomic64_t *map_n;
 	__le64 *chunk;
 	__le64 last;
 	size_t i, j, n;
-	u64 newly = 0;
+	u64 changed = 0;
 	int r = 0;
 
 	if (get_user(last, (const __le64 __user *)&ubuf[nr - 1]))
@@ -303,6 +352,8 @@ int sxm_dirty_mark_user(struct sxm_dirty *d, const void __user *buf,
 		return -ENOMEM;
 
 	mutex_lock(&d->harvest_lock);
+	map = ack ? d->held : d->map[d->cur];
+	map_n = ack ? &d->nr_held : &d->nr_dirty[d->cur];
 	for (i = 0; i < nr; i += n) {
 		n = min_t(size_t, nr - i, SXM_CHUNK_WORDS);
 		if (copy_from_user(chunk, &ubuf[i], n * sizeof(__u64))) {
@@ -310,25 +361,28 @@ int sxm_dirty_mark_user(struct sxm_dirty *d, const void __user *buf,
 			break;
 		}
 		for (j = 0; j < n; j++)
-			if (chunk[j])
-				newly += map_or_u64(d, d->map[d->cur], i + j,
-						    le64_to_cpu(chunk[j]));
+			changed += map_apply_u64(d, map, i + j,
+						 le64_to_cpu(chunk[j]), ack);
 		cond_resched();
 	}
-	atomic64_add(newly, &d->nr_dirty[d->cur]);
+	if (ack)
+		atomic64_sub(changed, map_n);
+	else
+		atomic64_add(changed, map_n);
 	mutex_unlock(&d->harvest_lock);
 
 	kfree(chunk);
-	*marked = newly;
+	*count = changed;
 	return r;
 }
 
-/* Copy generation @gen's map to userspace, counting its bits. */
-static int export_gen(struct sxm_dirty *d, unsigned int gen,
-		      void __user *buf, u64 *nr_dirty)
+/* Copy the union of @nr_maps maps to userspace, counting its bits. */
+static int export_maps(struct sxm_dirty *d, atomic_long_t **maps,
+		       unsigned int nr_maps, void __user *buf, u64 *nr_dirty)
 {
 	__u64 __user *ubuf = buf;
 	size_t nr = sxm_dirty_map_bytes(d) / sizeof(__u64);
+	unsigned int k;
 	__le64 *chunk;
 	size_t i, j, n;
 	u64 count = 0;
@@ -341,8 +395,10 @@ static int export_gen(struct sxm_dirty *d, unsigned int gen,
 	for (i = 0; i < nr; i += n) {
 		n = min_t(size_t, nr - i, SXM_CHUNK_WORDS);
 		for (j = 0; j < n; j++) {
-			u64 v = map_get_u64(d, d->map[gen], i + j);
+			u64 v = 0;
 
+			for (k = 0; k < nr_maps; k++)
+				v |= map_get_u64(d, maps[k], i + j);
 			count += hweight64(v);
 			chunk[j] = cpu_to_le64(v);
 		}
@@ -358,34 +414,33 @@ static int export_gen(struct sxm_dirty *d, unsigned int gen,
 }
 
 /*
- * Harvest: hand the dirty map to @buf and start an empty one (see the top
- * of this file), or with @peek copy the current map and change nothing.  A
- * harvest whose copy fails gives every bit back: nothing is lost.
+ * Harvest: move the dirty map into the held map, start an empty one (see
+ * the top of this file), and copy the held map to @buf.  With @peek copy
+ * what is dirty or held and change nothing.  A copy that fails loses
+ * nothing: the regions stay held.
  */
 int sxm_dirty_harvest(struct sxm_dirty *d, void __user *buf, bool peek,
 		      u64 *nr_dirty)
 {
+	atomic_long_t *maps[3];
 	unsigned int old;
 	int r;
 
 	mutex_lock(&d->harvest_lock);
 	if (peek) {
-		r = export_gen(d, d->cur, buf, nr_dirty);
+		maps[0] = d->map[0];
+		maps[1] = d->map[1];
+		maps[2] = d->held;
+		r = export_maps(d, maps, 3, buf, nr_dirty);
 		goto out;
 	}
 
 	r = switch_gen(d, &old);
 	if (r)
 		goto out;
-	r = export_gen(d, old, buf, nr_dirty);
-	if (r) {
-		move_gen(d, old, d->cur);
-		goto out;
-	}
-	/* Drained, and new writes go to the other map: no one touches it. */
-	memset(d->map[old], 0, d->nr_words * sizeof(atomic_long_t));
-	atomic64_set(&d->nr_dirty[old], 0);
+	move_bits(d, d->map[old], &d->nr_dirty[old], d->held, &d->nr_held);
 	d->harvests++;
+	r = export_maps(d, &d->held, 1, buf, nr_dirty);
 out:
 	mutex_unlock(&d->harvest_lock);
 	return r;

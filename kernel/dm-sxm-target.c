@@ -520,12 +520,16 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
  * Status format:
  *
  * INFO:  <mode> <region_sectors> <nr_regions> <dirty_regions> <harvests>
- *        <helper>
+ *        <helper> <held_regions>
  *
  *   mode		passthrough | track
- *   dirty_regions	regions marked in the current dirty map
+ *   dirty_regions	regions marked dirty since the last harvest
  *   harvests		harvests of the dirty map so far
  *   helper		the attached helper's process id, or "-"
+ *   held_regions	regions harvested and not yet acknowledged by the
+ *			helper (their copy to the sink is not confirmed)
+ *
+ * New fields are only ever appended.
  *
  * TABLE: <source_dev> <region_sectors> [1 track]
  *   (the current mode: loading it back gives the same target)
@@ -552,6 +556,7 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 			DMEMIT("%d", helper);
 		else
 			DMEMIT("-");
+		DMEMIT(" %llu", (unsigned long long)sxm_dirty_held(&dev->dirty));
 		break;
 
 	case STATUSTYPE_TABLE:

@@ -13,8 +13,9 @@
  *                      instance at that position, so it survives a
  *                      reload; refcounted by table instances and by open
  *                      files of /dev/dm-sxm attached to it.
- *   struct sxm_dirty   the dirty map: two bitmaps (generations) and the
- *                      in-flight write count of each.
+ *   struct sxm_dirty   the dirty map: two bitmaps (generations) with the
+ *                      in-flight write count of each, and the held map
+ *                      (harvested, not yet acknowledged).
  *
  * Lock order: sxm_devs_lock (the registry) -> sxm_dev.lock ->
  * sxm_dirty.harvest_lock -> sxm_dirty.lock (a spinlock, held only to pick
@@ -51,6 +52,8 @@ struct sxm_dirty {
 	atomic_long_t *map[2];
 	atomic_t inflight[2];		/* writes accounted in each generation */
 	atomic64_t nr_dirty[2];		/* bits set in each map */
+	atomic_long_t *held;		/* harvested, not yet acknowledged */
+	atomic64_t nr_held;
 	wait_queue_head_t drain_wait;
 
 	struct mutex harvest_lock;	/* one generation switch at a time */
@@ -66,9 +69,11 @@ unsigned int sxm_dirty_start_write(struct sxm_dirty *d, bool mark,
 void sxm_dirty_end_write(struct sxm_dirty *d, unsigned int gen);
 
 u64 sxm_dirty_count(struct sxm_dirty *d);
+u64 sxm_dirty_held(struct sxm_dirty *d);
 u64 sxm_dirty_mark_all(struct sxm_dirty *d);
-int sxm_dirty_mark_user(struct sxm_dirty *d, const void __user *buf,
-			u64 *marked);
+u64 sxm_dirty_ack_all(struct sxm_dirty *d);
+int sxm_dirty_apply_user(struct sxm_dirty *d, const void __user *buf,
+			 bool ack, u64 *count);
 int sxm_dirty_barrier(struct sxm_dirty *d);
 int sxm_dirty_harvest(struct sxm_dirty *d, void __user *buf, bool peek,
 		      u64 *nr_dirty);

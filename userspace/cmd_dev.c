@@ -323,11 +323,12 @@ int cmd_status(int argc, char **argv)
 		       (unsigned long long)(d.t->start << SECTOR_SHIFT),
 		       (unsigned long long)len_bytes);
 		sxm_json_str(stdout, st.mode);
-		printf(",\"region_size\":%llu,\"nr_regions\":%llu,\"dirty_regions\":%llu,\"dirty_bytes\":%llu,\"harvests\":%llu,\"helper_pid\":",
+		printf(",\"region_size\":%llu,\"nr_regions\":%llu,\"dirty_regions\":%llu,\"dirty_bytes\":%llu,\"held_regions\":%llu,\"harvests\":%llu,\"helper_pid\":",
 		       (unsigned long long)region_bytes,
 		       (unsigned long long)st.nr_regions,
 		       (unsigned long long)st.dirty_regions,
 		       (unsigned long long)dirty_bytes,
+		       (unsigned long long)st.held_regions,
 		       (unsigned long long)st.harvests);
 		if (st.helper_pid)
 			printf("%u", st.helper_pid);
@@ -350,6 +351,8 @@ int cmd_status(int argc, char **argv)
 		printf("  dirty         %llu regions, %s\n",
 		       (unsigned long long)st.dirty_regions,
 		       fmt_size(dirty_bytes, b3, sizeof(b3)));
+		printf("  held          %llu regions (harvested, copy not confirmed)\n",
+		       (unsigned long long)st.held_regions);
 		printf("  harvests      %llu\n", (unsigned long long)st.harvests);
 		if (st.helper_pid)
 			printf("  helper        pid %u\n", st.helper_pid);
@@ -473,7 +476,7 @@ int cmd_harvest(int argc, char **argv)
 			    att.len_sectors, &ext, &nr);
 	if (e) {
 		sxm_err("%s %s: %s", cmd, name, strerror(-e));
-		goto out_give_back;
+		goto out_close;
 	}
 	/* Offsets in the device, not in the target. */
 	for (i = 0; i < nr; i++)
@@ -481,18 +484,17 @@ int cmd_harvest(int argc, char **argv)
 	print_extents(d.info.name, json, peek, &h, ext, nr,
 		      att.region_sectors << SECTOR_SHIFT);
 	r = cli_flush_stdout(cmd);
-	if (!r)
-		goto out_close;
-out_give_back:
-	/* Nobody saw the harvested regions: mark them dirty again. */
-	if (!peek && h.dirty_regions) {
-		e = sxm_kdev_mark_map(fd, map, h.nr_regions, NULL);
-		if (e)
-			sxm_err("%s %s: giving the harvested regions back failed (%s): they must be copied in full",
+	/*
+	 * Printed: the caller has the regions, the kernel may forget them.
+	 * Not printed: they stay held and the next harvest returns them.
+	 */
+	if (!r && !peek && h.dirty_regions) {
+		e = sxm_kdev_ack(fd, map, h.nr_regions, NULL);
+		if (e) {
+			sxm_err("%s %s: acknowledge: %s (the regions stay held; the next harvest returns them)",
 				cmd, name, strerror(-e));
-		else
-			sxm_err("%s %s: the harvested regions were marked dirty again",
-				cmd, name);
+			r = EXIT_FAIL;
+		}
 	}
 out_close:
 	free(ext);

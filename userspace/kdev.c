@@ -19,8 +19,8 @@ _Static_assert(sizeof(struct sxm_attach) == SXM_ATTACH_SIZE,
 	       "struct sxm_attach changed size");
 _Static_assert(sizeof(struct sxm_harvest) == SXM_HARVEST_SIZE,
 	       "struct sxm_harvest changed size");
-_Static_assert(sizeof(struct sxm_mark) == SXM_MARK_SIZE,
-	       "struct sxm_mark changed size");
+_Static_assert(sizeof(struct sxm_regions) == SXM_REGIONS_SIZE,
+	       "struct sxm_regions changed size");
 _Static_assert(sizeof(struct sxm_info) == SXM_INFO_SIZE,
 	       "struct sxm_info changed size");
 
@@ -157,30 +157,39 @@ int sxm_kdev_harvest(int fd, uint32_t flags, uint64_t **map,
 	}
 }
 
-static int mark(int fd, uint32_t flags, const uint64_t *map, uint64_t bytes,
-		uint64_t *marked)
+/* SXM_IOC_MARK_DIRTY or SXM_IOC_ACK on a map, or with @map NULL all. */
+static int regions_op(int fd, unsigned long cmd, const uint64_t *map,
+		      uint64_t bytes, uint64_t *count)
 {
-	struct sxm_mark m = {
+	struct sxm_regions m = {
 		.size = sizeof(m),
-		.flags = flags,
+		.flags = map ? 0 : SXM_REGIONS_ALL,
 		.bitmap_ptr = (uintptr_t)map,
-		.bitmap_bytes = bytes,
+		.bitmap_bytes = map ? bytes : 0,
 	};
 	int r;
 
-	r = xioctl(fd, SXM_IOC_MARK_DIRTY, &m);
-	if (!r && marked)
-		*marked = m.marked;
+	r = xioctl(fd, cmd, &m);
+	if (!r && count)
+		*count = m.count;
 	return r;
 }
 
 int sxm_kdev_mark_all(int fd, uint64_t *marked)
 {
-	return mark(fd, SXM_MARK_ALL, NULL, 0, marked);
+	return regions_op(fd, SXM_IOC_MARK_DIRTY, NULL, 0, marked);
+}
+
+int sxm_kdev_ack(int fd, const uint64_t *map, uint64_t nr_regions,
+		 uint64_t *acked)
+{
+	return regions_op(fd, SXM_IOC_ACK, map, sxm_map_bytes(nr_regions),
+			  acked);
 }
 
 int sxm_kdev_mark_map(int fd, const uint64_t *map, uint64_t nr_regions,
 		      uint64_t *marked)
 {
-	return mark(fd, 0, map, sxm_map_bytes(nr_regions), marked);
+	return regions_op(fd, SXM_IOC_MARK_DIRTY, map, sxm_map_bytes(nr_regions),
+			  marked);
 }

@@ -48,6 +48,13 @@ int sxm_kdev_mark_all(int fd, uint64_t *marked);
 int sxm_kdev_mark_map(int fd, const uint64_t *map, uint64_t nr_regions,
 		      uint64_t *marked);
 
+/*
+ * Acknowledge the regions set in @map (or, with @map NULL, every held
+ * region): their data is on the sink and the kernel may forget them.
+ */
+int sxm_kdev_ack(int fd, const uint64_t *map, uint64_t nr_regions,
+		 uint64_t *acked);
+
 int sxm_kdev_info(int fd, struct sxm_info *info);
 
 #endif /* SXM_KDEV_H */

@@ -338,14 +338,22 @@ int sxm_status_parse(const char *params, struct sxm_status *st)
 		v.helper_pid = pid;
 	}
 
+	/* Held regions (target 1.0.0 on); a kernel without them holds none. */
+	if (*s == ' ' && *skip_spaces(s)) {
+		s = skip_spaces(s);
+		r = read_dec_word(&s, &v.held_regions);
+		if (r)
+			return r;
+	}
+
 	/*
-	 * Words after these are fields a newer kernel appended; the six
+	 * Words after these are fields a newer kernel appended; the seven
 	 * above keep their places.
 	 */
 	if (v.region_sectors < SXM_MIN_REGION_SECTORS ||
 	    v.region_sectors > SXM_MAX_REGION_SECTORS ||
 	    (v.region_sectors & (v.region_sectors - 1)) ||
-	    v.dirty_regions > v.nr_regions)
+	    v.dirty_regions > v.nr_regions || v.held_regions > v.nr_regions)
 		return -ERANGE;
 	*st = v;
 	return 0;

@@ -86,6 +86,7 @@ struct sxm_status {
 	uint64_t dirty_regions;
 	uint64_t harvests;
 	uint32_t helper_pid;	/* 0: no helper ("-") */
+	uint64_t held_regions;	/* harvested, not yet acknowledged */
 };
 
 int sxm_status_parse(const char *params, struct sxm_status *st);

@@ -371,8 +371,9 @@ TEST(status_parse)
 	EXPECT_EQ(1234U, st.helper_pid);
 
 	/* A field a newer kernel appends is left alone. */
-	ASSERT_EQ(0, sxm_status_parse("track 2097152 3 0 18446744073709551615 - degraded", &st));
+	ASSERT_EQ(0, sxm_status_parse("track 2097152 3 0 18446744073709551615 - 2 degraded", &st));
 	EXPECT_EQ(UINT64_MAX, st.harvests);
+	EXPECT_EQ(2U, st.held_regions);
 }
 
 TEST(status_parse_bad)

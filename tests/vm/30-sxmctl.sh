@@ -93,14 +93,18 @@ check_eq "after a harvest the count went up" $((h0 + 1)) \
 check_eq "harvest --peek of an empty map" "[]" \
 	"$(sxm-ctl harvest sxm30 --peek --json)"
 
-# Output that cannot be written: the harvested regions go back to the map.
+# Output that cannot be written: the harvested regions stay held.
 write_at $((2 << 20)) 4096 /dev/mapper/sxm30
-expect_rc "harvest into a full output fails" 1 "marked dirty again" \
+expect_rc "harvest into a full output fails" 1 "No space left on device" \
 	bash -c "sxm-ctl harvest sxm30 > /dev/full"
-check_eq "the region it could not print is dirty again" 1 \
-	"$(json_field dirty_regions "$(sxm-ctl status sxm30 --json)")"
+check_eq "the region it could not print is held" 1 \
+	"$(json_field held_regions "$(sxm-ctl status sxm30 --json)")"
 check_eq "and a peek shows it" '[{"offset":2097152,"length":65536}]' \
 	"$(sxm-ctl harvest sxm30 --peek --json)"
+check_eq "the next harvest returns it" '[{"offset":2097152,"length":65536}]' \
+	"$(sxm-ctl harvest sxm30 --json)"
+check_eq "printed, it is acknowledged: nothing held" 0 \
+	"$(json_field held_regions "$(sxm-ctl status sxm30 --json)")"
 
 check "track off" sxm-ctl track sxm30 off
 check_eq "the table says passthrough again" "0 131072 sxm $srcdev 128" \

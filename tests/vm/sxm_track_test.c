@@ -5,8 +5,10 @@
  * Proves: the harvested map is exactly the set of regions written (no region
  * missing, none extra) for writes of every kind and shape; a write racing
  * harvests is in exactly one harvested map, and its data is on the source
- * when the harvest that holds it returns; the map survives a reload; and the
- * kernel refuses every malformed or hostile ioctl without losing a bit.
+ * when the harvest that holds it returns; harvested regions stay held until
+ * acknowledged, also across the helper's death; the map survives a reload;
+ * and the kernel refuses every malformed or hostile ioctl without losing a
+ * bit.
  *
  * Needs: SXM_TEST_SOURCE, a scratch block device of at least 64 MiB (its
  * contents are destroyed), dmsetup, and dm-sxm loaded.
@@ -40,7 +42,7 @@
 _Static_assert(sizeof(struct sxm_features) == SXM_FEATURES_SIZE, "abi");
 _Static_assert(sizeof(struct sxm_attach) == SXM_ATTACH_SIZE, "abi");
 _Static_assert(sizeof(struct sxm_harvest) == SXM_HARVEST_SIZE, "abi");
-_Static_assert(sizeof(struct sxm_mark) == SXM_MARK_SIZE, "abi");
+_Static_assert(sizeof(struct sxm_regions) == SXM_REGIONS_SIZE, "abi");
 _Static_assert(sizeof(struct sxm_info) == SXM_INFO_SIZE, "abi");
 
 static const char *source(void)
@@ -110,6 +112,32 @@ static int harvest(int fd, uint64_t *map, __u32 flags, struct sxm_harvest *out)
 	return r;
 }
 
+/* Acknowledge @map (or, if NULL, everything held); returns count or -1. */
+static long long ack(int fd, const uint64_t *map)
+{
+	struct sxm_regions a = { .size = sizeof(a) };
+
+	if (map) {
+		a.bitmap_ptr = (uintptr_t)map;
+		a.bitmap_bytes = MAP_WORDS * 8;
+	} else {
+		a.flags = SXM_REGIONS_ALL;
+	}
+	if (ioctl(fd, SXM_IOC_ACK, &a))
+		return -1;
+	return a.count;
+}
+
+/* Harvest and acknowledge at once: the regions changed since last time. */
+static int harvest_ack(int fd, uint64_t *map, struct sxm_harvest *out)
+{
+	int r = harvest(fd, map, 0, out);
+
+	if (!r && ack(fd, map) < 0)
+		r = -1;
+	return r;
+}
+
 static int test_bit64(const uint64_t *map, uint64_t r)
 {
 	return (map[r / 64] >> (r % 64)) & 1;
@@ -168,7 +196,7 @@ FIXTURE_SETUP(sxm)
 	self->map = calloc(MAP_WORDS, 8);
 	ASSERT_NE(NULL, self->map);
 	/* Start from an empty map. */
-	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, NULL));
+	ASSERT_EQ(0, harvest_ack(self->ctl, self->map, NULL));
 }
 
 FIXTURE_TEARDOWN(sxm)
@@ -187,7 +215,7 @@ TEST(features)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ioctl(fd, SXM_IOC_GET_FEATURES, &f));
 	EXPECT_EQ(SXM_ABI_VERSION, f.abi_version);
-	EXPECT_EQ(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID,
+	EXPECT_EQ(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID | SXM_F_HOLD,
 		  f.features & 0xffffffffULL);
 	EXPECT_EQ(SXM_MIN_REGION_SECTORS, f.min_region_sectors);
 	EXPECT_EQ(SXM_MAX_REGION_SECTORS, f.max_region_sectors);
@@ -244,10 +272,63 @@ TEST_F(sxm, exact_map)
 				       test_bit64(self->map, r));
 	ASSERT_EQ(0, memcmp(want, self->map, sizeof(want)));
 
-	/* Harvested means cleared: the next harvest is empty. */
+	/* Held until acknowledged: the next harvest returns them again. */
+	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	ASSERT_EQ(0, memcmp(want, self->map, sizeof(want)));
+	/* Acknowledged: gone. */
+	EXPECT_EQ(count_bits(want), ack(self->ctl, self->map));
 	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
 	EXPECT_EQ(0, h.dirty_regions);
 	EXPECT_EQ(0, count_bits(self->map));
+}
+
+/*
+ * Held regions: a partial acknowledgement keeps the rest; a helper that
+ * dies after a harvest loses nothing to the next one; status shows them.
+ */
+TEST_F(sxm, held_until_acknowledged)
+{
+	uint64_t part[MAP_WORDS] = { 0 };
+	struct sxm_info info = { .size = sizeof(info) };
+	struct sxm_harvest h;
+	char st[256];
+	FILE *p;
+
+	ASSERT_EQ(0, pwrite_direct(self->dev, 20 * REGION, 4096, 1));
+	ASSERT_EQ(0, pwrite_direct(self->dev, 21 * REGION, 4096, 1));
+	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	EXPECT_EQ(2, h.dirty_regions);
+	ASSERT_EQ(0, ioctl(self->ctl, SXM_IOC_GET_INFO, &info));
+	EXPECT_EQ(2, info.held_regions);
+	EXPECT_EQ(0, info.dirty_regions);
+	p = popen("dmsetup status " DM_NAME, "r");
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, fgets(st, sizeof(st), p));
+	pclose(p);
+	EXPECT_NE(NULL, strstr(st, " 2\n")) {
+		TH_LOG("status: %s", st);
+	}
+
+	/* Acknowledge region 20 only; 21 comes back with the new write. */
+	set_bit64(part, 20);
+	EXPECT_EQ(1, ack(self->ctl, part));
+	EXPECT_EQ(0, ack(self->ctl, part));
+	ASSERT_EQ(0, pwrite_direct(self->dev, 22 * REGION, 4096, 1));
+	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	EXPECT_EQ(2, h.dirty_regions);
+	EXPECT_TRUE(test_bit64(self->map, 21));
+	EXPECT_TRUE(test_bit64(self->map, 22));
+
+	/* The helper dies before copying: the next one gets them back. */
+	close(self->ctl);
+	self->ctl = open("/dev/" SXM_MISC_NAME, O_RDWR);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, attach(self->ctl, 0, NULL));
+	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	EXPECT_EQ(2, h.dirty_regions);
+	EXPECT_TRUE(test_bit64(self->map, 21));
+	EXPECT_TRUE(test_bit64(self->map, 22));
+	EXPECT_EQ(2, ack(self->ctl, NULL));
 }
 
 /* Passthrough marks nothing; tracking again gives a new track_id. */
@@ -261,12 +342,12 @@ TEST_F(sxm, passthrough_marks_nothing)
 	EXPECT_NE(0, id);
 	ASSERT_EQ(0, run("dmsetup message " DM_NAME " 0 mode passthrough"));
 	ASSERT_EQ(0, pwrite_direct(self->dev, 7 * REGION, 4096, 1));
-	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	ASSERT_EQ(0, harvest_ack(self->ctl, self->map, &h));
 	EXPECT_EQ(0, h.dirty_regions);
 	EXPECT_EQ(0, h.track_id);
 	ASSERT_EQ(0, run("dmsetup message " DM_NAME " 0 mode track"));
 	ASSERT_EQ(0, pwrite_direct(self->dev, 9 * REGION, 4096, 1));
-	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	ASSERT_EQ(0, harvest_ack(self->ctl, self->map, &h));
 	EXPECT_EQ(1, h.dirty_regions);
 	EXPECT_TRUE(test_bit64(self->map, 9));
 	EXPECT_NE(0, h.track_id);
@@ -337,7 +418,7 @@ TEST_F(sxm, race_harvest)
 		/* Decided before the harvest, so the last one sees every write. */
 		done = __atomic_load_n(&finished, __ATOMIC_SEQ_CST) ==
 		       RACE_WRITERS;
-		ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+		ASSERT_EQ(0, harvest_ack(self->ctl, self->map, &h));
 		harvests++;
 		for (r = 0; r < NR_REGIONS; r++) {
 			if (!test_bit64(self->map, r))
@@ -369,28 +450,28 @@ TEST_F(sxm, race_harvest)
 /* Mark all, and mark a map: exact, and the tail past the last region clear. */
 TEST_F(sxm, mark_dirty)
 {
-	struct sxm_mark m = { .size = sizeof(m), .flags = SXM_MARK_ALL };
+	struct sxm_regions m = { .size = sizeof(m), .flags = SXM_REGIONS_ALL };
 	uint64_t mine[MAP_WORDS] = { 0 };
 	struct sxm_harvest h;
 
 	ASSERT_EQ(0, ioctl(self->ctl, SXM_IOC_MARK_DIRTY, &m));
-	EXPECT_EQ(NR_REGIONS, m.marked);
-	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	EXPECT_EQ(NR_REGIONS, m.count);
+	ASSERT_EQ(0, harvest_ack(self->ctl, self->map, &h));
 	EXPECT_EQ(NR_REGIONS, h.dirty_regions);
 	EXPECT_EQ(NR_REGIONS, count_bits(self->map));
 
 	set_bit64(mine, 3);
 	set_bit64(mine, NR_REGIONS - 1);
-	m = (struct sxm_mark){ .size = sizeof(m) };
+	m = (struct sxm_regions){ .size = sizeof(m) };
 	m.bitmap_ptr = (uintptr_t)mine;
 	m.bitmap_bytes = sizeof(mine);
 	ASSERT_EQ(0, ioctl(self->ctl, SXM_IOC_MARK_DIRTY, &m));
-	EXPECT_EQ(2, m.marked);
-	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	EXPECT_EQ(2, m.count);
+	ASSERT_EQ(0, harvest_ack(self->ctl, self->map, &h));
 	ASSERT_EQ(0, memcmp(mine, self->map, sizeof(mine)));
 }
 
-/* A harvest into a bad buffer gives every bit back. */
+/* A harvest into a bad buffer loses nothing: the regions stay held. */
 TEST_F(sxm, harvest_efault_loses_nothing)
 {
 	struct sxm_harvest h = { .size = sizeof(h) };
@@ -422,7 +503,7 @@ TEST_F(sxm, helper_and_observers)
 	struct sxm_attach a;
 	struct sxm_harvest h;
 	struct sxm_info info = { .size = sizeof(info) };
-	struct sxm_mark m = { .size = sizeof(m), .flags = SXM_MARK_ALL };
+	struct sxm_regions m = { .size = sizeof(m), .flags = SXM_REGIONS_ALL };
 
 	ASSERT_LE(0, fd2);
 	ASSERT_LE(0, fd3);
@@ -444,6 +525,8 @@ TEST_F(sxm, helper_and_observers)
 	EXPECT_EQ(EPERM, errno);
 	EXPECT_EQ(-1, ioctl(fd3, SXM_IOC_MARK_DIRTY, &m));
 	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(-1, ioctl(fd3, SXM_IOC_ACK, &m));
+	EXPECT_EQ(EPERM, errno);
 	ASSERT_EQ(0, ioctl(fd3, SXM_IOC_GET_INFO, &info));
 	EXPECT_EQ(SXM_MODE_TRACK, info.mode);
 	EXPECT_EQ(1, info.dirty_regions);
@@ -463,7 +546,7 @@ TEST_F(sxm, hostile_ioctls)
 	uint64_t big[MAP_WORDS + 1];
 	struct sxm_attach a;
 	struct sxm_harvest h;
-	struct sxm_mark m;
+	struct sxm_regions m;
 	struct sxm_info info;
 	struct sxm_features f;
 	dev_t d = dm_devt();
@@ -533,12 +616,21 @@ TEST_F(sxm, hostile_ioctls)
 
 	/* Mark: size not the map's, bits past the end, ALL with a buffer. */
 	memset(big, 0, sizeof(big));
-	m = (struct sxm_mark){ .size = sizeof(m) };
+	m = (struct sxm_regions){ .size = sizeof(m) };
 	m.bitmap_ptr = (uintptr_t)big;
 	m.bitmap_bytes = sizeof(big);
 	EXPECT_EQ(-1, ioctl(self->ctl, SXM_IOC_MARK_DIRTY, &m));
 	EXPECT_EQ(EINVAL, errno);
-	m.flags = SXM_MARK_ALL;
+	EXPECT_EQ(-1, ioctl(self->ctl, SXM_IOC_ACK, &m));
+	EXPECT_EQ(EINVAL, errno);
+	/* An output field set on input. */
+	m.bitmap_bytes = MAP_WORDS * 8;
+	m.count = 1;
+	EXPECT_EQ(-1, ioctl(self->ctl, SXM_IOC_ACK, &m));
+	EXPECT_EQ(EINVAL, errno);
+	m.count = 0;
+	m.bitmap_bytes = sizeof(big);
+	m.flags = SXM_REGIONS_ALL;
 	EXPECT_EQ(-1, ioctl(self->ctl, SXM_IOC_MARK_DIRTY, &m));
 	EXPECT_EQ(EINVAL, errno);
 	m.flags = 0;
@@ -551,6 +643,44 @@ TEST_F(sxm, hostile_ioctls)
 	ASSERT_EQ(0, harvest(self->ctl, self->map, SXM_HARVEST_PEEK, &h));
 	EXPECT_EQ(0, h.dirty_regions);
 	close(fd);
+}
+
+/* A map with bits past the last region is refused whole. */
+TEST(tail_bits_refused)
+{
+	/* 3 regions short of 64 MiB: the last word has 61 regions. */
+	uint64_t map[MAP_WORDS] = { 0 };
+	struct sxm_regions m = { .size = sizeof(m) };
+	struct sxm_harvest h = { .size = sizeof(h), .flags = SXM_HARVEST_PEEK };
+	int fd;
+
+	dm_remove();
+	ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm %s 8 1 track'",
+			 (DEV_BYTES - 3 * REGION) >> 9, source()));
+	fd = open("/dev/" SXM_MISC_NAME, O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, attach(fd, 0, NULL));
+	map[0] = 1;
+	map[MAP_WORDS - 1] = 1ULL << 61;	/* region NR_REGIONS - 3 */
+	m.bitmap_ptr = (uintptr_t)map;
+	m.bitmap_bytes = sizeof(map);
+	EXPECT_EQ(-1, ioctl(fd, SXM_IOC_MARK_DIRTY, &m));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(fd, SXM_IOC_ACK, &m));
+	EXPECT_EQ(EINVAL, errno);
+	/* Nothing was marked, not even region 0. */
+	h.bitmap_ptr = (uintptr_t)map;
+	h.bitmap_bytes = sizeof(map);
+	ASSERT_EQ(0, ioctl(fd, SXM_IOC_HARVEST, &h));
+	EXPECT_EQ(NR_REGIONS - 3, h.nr_regions);
+	EXPECT_EQ(0, h.dirty_regions);
+	/* The same map without the stray bit is fine. */
+	map[0] = 1;
+	map[MAP_WORDS - 1] = 1ULL << 60;
+	ASSERT_EQ(0, ioctl(fd, SXM_IOC_MARK_DIRTY, &m));
+	EXPECT_EQ(2, m.count);
+	close(fd);
+	dm_remove();
 }
 
 /* The map survives a reload of the same table; geometry may not change. */
@@ -566,7 +696,7 @@ TEST_F(sxm, reload_keeps_map)
 			 " && dmsetup suspend " DM_NAME " && dmsetup resume "
 			 DM_NAME));
 	ASSERT_EQ(0, pwrite_direct(self->dev, 78 * REGION, 4096, 5));
-	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	ASSERT_EQ(0, harvest_ack(self->ctl, self->map, &h));
 	EXPECT_EQ(2, h.dirty_regions);
 	EXPECT_TRUE(test_bit64(self->map, 77));
 	EXPECT_TRUE(test_bit64(self->map, 78));
@@ -576,7 +706,7 @@ TEST_F(sxm, reload_keeps_map)
 	EXPECT_NE(0, run("dmsetup reload " DM_NAME " --table '0 %llu sxm %s 16 1 track' 2>/dev/null",
 			 DEV_BYTES >> 9, source()));
 	ASSERT_EQ(0, pwrite_direct(self->dev, 79 * REGION, 4096, 5));
-	ASSERT_EQ(0, harvest(self->ctl, self->map, 0, &h));
+	ASSERT_EQ(0, harvest_ack(self->ctl, self->map, &h));
 	EXPECT_EQ(1, h.dirty_regions);
 }
 

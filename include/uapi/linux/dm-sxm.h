@@ -7,8 +7,8 @@
  * (SXM_IOC_GET_FEATURES), and attaches the open file to one sxm target
  * instance, named by the dev_t of its mapped device and the sector where the
  * target starts in the table (SXM_IOC_ATTACH).  From then on the file speaks
- * for that target: harvest its dirty map, mark regions dirty, read its
- * counters.  Closing the file detaches it.
+ * for that target: harvest its dirty map, acknowledge what it copied, mark
+ * regions dirty, read its counters.  Closing the file detaches it.
  *
  * Versioning is by feature bits, never by struct layout: every struct here
  * starts with its size, ends in reserved space that must be zero, and is
@@ -47,8 +47,14 @@
  *
  * SXM_F_MARK_DIRTY
  *	SXM_IOC_MARK_DIRTY: OR a map (or every region) into the current dirty
- *	map.  Used for a full sync and to give back regions a helper harvested
- *	but could not copy.
+ *	map.  Used for a full sync.
+ *
+ * SXM_F_HOLD
+ *	Harvested regions are held, not forgotten: a harvest moves the dirty
+ *	regions into the held map and returns all of it, and a region leaves
+ *	the held map only when the helper acknowledges it (SXM_IOC_ACK) once
+ *	its data is on the sink.  A helper that dies between a harvest and the
+ *	copy loses nothing: the next harvest returns those regions again.
  *
  * SXM_F_TRACK_ID
  *	Every harvest and attach reports track_id: a random value chosen when
@@ -64,6 +70,7 @@
 #define SXM_F_TRACK		(1ULL << 0)
 #define SXM_F_MARK_DIRTY	(1ULL << 1)
 #define SXM_F_TRACK_ID		(1ULL << 2)
+#define SXM_F_HOLD		(1ULL << 3)
 
 /* Target modes, as reported by SXM_IOC_GET_INFO and dmsetup status. */
 enum sxm_mode {
@@ -113,11 +120,13 @@ struct sxm_attach {
 /*
  * SXM_IOC_HARVEST: hand the dirty map to the caller.
  *
- * Without SXM_HARVEST_PEEK (helper only): atomically swap in an empty map,
- * wait until every write marked in the old one has completed on the source,
- * copy the old map to bitmap_ptr and count it.  If the copy fails the old
- * map is merged back: nothing is lost.
- * With SXM_HARVEST_PEEK: copy the current map, change nothing.
+ * Without SXM_HARVEST_PEEK (helper only): atomically switch new writes to
+ * an empty map, wait until every write marked in the old one has completed
+ * on the source, move the old map into the held map, and copy the held map
+ * (every region harvested and not yet acknowledged) to bitmap_ptr.  If the
+ * copy fails nothing is lost: the regions stay held.
+ * With SXM_HARVEST_PEEK: copy the union of the current and the held map,
+ * change nothing.
  *
  * bitmap_bytes must be at least map_bytes = 8 * ceil(nr_regions / 64);
  * the kernel writes exactly map_bytes.
@@ -138,19 +147,24 @@ struct sxm_harvest {
 };
 
 /*
- * SXM_IOC_MARK_DIRTY (helper only): OR regions into the current dirty map.
- * With SXM_MARK_ALL every region is marked and bitmap_ptr must be 0.
- * Bits past nr_regions in the last word must be zero.
+ * A set of regions, for SXM_IOC_MARK_DIRTY and SXM_IOC_ACK (helper only):
+ * a map of exactly map_bytes whose bits past nr_regions are zero, or with
+ * SXM_REGIONS_ALL every region (bitmap_ptr and bitmap_bytes then 0).
+ *
+ * SXM_IOC_MARK_DIRTY ORs the regions into the current dirty map; count is
+ * how many were newly marked.
+ * SXM_IOC_ACK drops the regions from the held map: their data is on the
+ * sink.  count is how many were held.
  */
-#define SXM_MARK_ALL		(1U << 0)
-#define SXM_MARK_FLAGS		(SXM_MARK_ALL)
+#define SXM_REGIONS_ALL		(1U << 0)
+#define SXM_REGIONS_FLAGS	(SXM_REGIONS_ALL)
 
-struct sxm_mark {
-	__u32 size;			/* in: sizeof(struct sxm_mark) */
-	__u32 flags;			/* in: SXM_MARK_* */
+struct sxm_regions {
+	__u32 size;			/* in: sizeof(struct sxm_regions) */
+	__u32 flags;			/* in: SXM_REGIONS_* */
 	__u64 bitmap_ptr;		/* in */
-	__u64 bitmap_bytes;		/* in: exactly map_bytes, or 0 with MARK_ALL */
-	__u64 marked;			/* out: regions newly marked */
+	__u64 bitmap_bytes;		/* in */
+	__u64 count;			/* out */
 	__u64 reserved[4];
 };
 
@@ -163,12 +177,13 @@ struct sxm_info {
 	__u64 len_sectors;
 	__u64 region_sectors;
 	__u64 nr_regions;
-	__u64 dirty_regions;		/* bits set in the current map */
+	__u64 dirty_regions;		/* marked since the last harvest */
 	__u64 harvests;			/* harvests done on the device */
 	__u64 track_id;
 	__u32 helper_pid;		/* 0: no helper attached */
 	__u32 reserved0;
-	__u64 reserved[8];
+	__u64 held_regions;		/* harvested, not yet acknowledged */
+	__u64 reserved[7];
 };
 
 #define SXM_IOC_MAGIC		0xE8
@@ -176,14 +191,15 @@ struct sxm_info {
 #define SXM_IOC_GET_FEATURES	_IOWR(SXM_IOC_MAGIC, 0x00, struct sxm_features)
 #define SXM_IOC_ATTACH		_IOWR(SXM_IOC_MAGIC, 0x01, struct sxm_attach)
 #define SXM_IOC_HARVEST		_IOWR(SXM_IOC_MAGIC, 0x02, struct sxm_harvest)
-#define SXM_IOC_MARK_DIRTY	_IOWR(SXM_IOC_MAGIC, 0x03, struct sxm_mark)
+#define SXM_IOC_MARK_DIRTY	_IOWR(SXM_IOC_MAGIC, 0x03, struct sxm_regions)
 #define SXM_IOC_GET_INFO	_IOWR(SXM_IOC_MAGIC, 0x04, struct sxm_info)
+#define SXM_IOC_ACK		_IOWR(SXM_IOC_MAGIC, 0x05, struct sxm_regions)
 
 /* Sizes pinned: a change here is an ABI break. */
 #define SXM_FEATURES_SIZE	64
 #define SXM_ATTACH_SIZE		136
 #define SXM_HARVEST_SIZE	88
-#define SXM_MARK_SIZE		64
+#define SXM_REGIONS_SIZE	64
 #define SXM_INFO_SIZE		128
 
 #endif /* _UAPI_LINUX_DM_SXM_H */
