@@ -76,8 +76,11 @@ struct sxm_params {
 int sxm_params_parse(const char *params, struct sxm_params *p);
 
 /*
- * The INFO status:
+ * The INFO status (kernel/dm-sxm-target.c, above sxm_status()):
  *   <mode> <region_sectors> <nr_regions> <dirty_regions> <harvests> <pid|->
+ *   [<held_regions>]
+ * held_regions is absent from a kernel that does not hold harvested
+ * regions (read as 0); fields appended after it are ignored.
  */
 struct sxm_status {
 	char mode[16];		/* "passthrough", "track", ... */
