@@ -365,6 +365,10 @@ TEST(status_parse)
 	EXPECT_EQ(37U, st.dirty_regions);
 	EXPECT_EQ(5U, st.harvests);
 	EXPECT_EQ(0U, st.helper_pid);
+	EXPECT_EQ(0U, st.held_regions);		/* an older kernel's line */
+
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 37 5 - 8192", &st));
+	EXPECT_EQ(8192U, st.held_regions);
 
 	ASSERT_EQ(0, sxm_status_parse("passthrough 8 1 1 0 1234", &st));
 	EXPECT_STREQ("passthrough", st.mode);
@@ -402,6 +406,10 @@ TEST(status_parse_bad)
 		{ "track 96 8192 37 5 -", -ERANGE },
 		{ "track 4194304 8192 37 5 -", -ERANGE },
 		{ "track 128 99999999999999999999 0 0 -", -ERANGE },
+		{ "track 128 8192 37 5 - x", -EINVAL },
+		{ "track 128 8192 37 5 - -1", -EINVAL },
+		{ "track 128 8192 37 5 - 12ab", -EINVAL },
+		{ "track 128 8192 37 5 - 8193", -ERANGE },
 	};
 	struct sxm_status st;
 	size_t i;
