@@ -46,7 +46,7 @@ json_field() {
 	sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<< "$2"
 }
 
-plan 35
+plan 40
 
 export SXM_STATE_DIR=/tmp/sxm-state-35
 rm -rf "$SXM_STATE_DIR"
@@ -161,3 +161,18 @@ expect_rc "restore: nothing was inserted" 1 "sxm was not inserted" \
 expect_rc "restore: missing argument" 2 "missing arguments" sxm-ctl restore
 check_eq "other35 untouched" "$other_before" "$(snapshot other35)"
 check "no hidden device made for other35" absent other35-sxm-orig
+
+# ---------------------------------------------------- a read-only device ----
+
+cleanup_push rm_dev ro35
+cleanup_push rm_dev ro35-sxm-orig
+dmsetup create ro35 --readonly --table "0 8192 zero"
+ro_before=$(snapshot ro35; dmsetup info ro35 | grep '^State')
+check "insert under a read-only device" sxm-ctl insert ro35
+check "it stays read-only" bash -c \
+	"dmsetup info ro35 | grep -q '^State: *ACTIVE (READ-ONLY)$'"
+check "the hidden device is read-only too" bash -c \
+	"dmsetup info ro35-sxm-orig | grep -q '^State: *ACTIVE (READ-ONLY)$'"
+check "restore" sxm-ctl restore ro35
+check_eq "ro35 as before, read-only" "$ro_before" \
+	"$(snapshot ro35; dmsetup info ro35 | grep '^State')"
