@@ -14,12 +14,21 @@
 int parse_u64(const char *s, uint64_t *out)
 {
 	unsigned long long v;
+	int base = 10;
 	char *end;
 
 	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
+	/* Decimal, or hexadecimal after 0x; never octal (010 is ten). */
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		base = 16;
+		if (!isxdigit((unsigned char)s[0]) ||
+		    (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')))
+			return -EINVAL;
+	}
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	v = strtoull(s, &end, base);
 	if (errno == ERANGE)
 		return -ERANGE;
 	if (*end)
