@@ -69,7 +69,8 @@ static int sxm_chr_release(struct inode *inode, struct file *file)
 /*
  * Read an ioctl struct: its first __u32 is its size, which must match the
  * size in the command and be at least the size this kernel knows; a larger
- * one must be zero past what the kernel knows.
+ * one must be zero past what the kernel knows.  Replies write back only
+ * what the kernel knows.
  */
 static int get_ustruct(void *k, size_t ksize, unsigned int cmd,
 		       const void __user *u)
@@ -195,11 +196,10 @@ static int ioc_harvest(struct sxm_client *c, unsigned int cmd,
 }
 
 /* SXM_IOC_MARK_DIRTY and SXM_IOC_ACK: a set of regions, or all of them. */
-static int ioc_regions(struct sxm_client *c, unsigned int cmd,
+static int ioc_regions(struct sxm_client *c, unsigned int cmd, bool ack,
 		       void __user *u)
 {
 	struct sxm_dev *dev = c->dev;
-	bool ack = cmd == SXM_IOC_ACK;
 	struct sxm_regions m;
 	int r;
 
@@ -256,6 +256,13 @@ static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
 	return copy_to_user(u, &i, sizeof(i)) ? -EFAULT : 0;
 }
 
+/*
+ * The command without its size: a helper built against a newer header
+ * passes a larger struct (and so another size in the command), which is
+ * accepted as long as what this kernel does not know of it is zero.
+ */
+#define SXM_IOC_BASE(c)	((c) & ~(_IOC_SIZEMASK << _IOC_SIZESHIFT))
+
 static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
@@ -263,19 +270,22 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 	void __user *u = (void __user *)arg;
 	long r;
 
-	if (_IOC_TYPE(cmd) != SXM_IOC_MAGIC)
-		return -ENOTTY;
-	if (cmd == SXM_IOC_GET_FEATURES)
+	switch (SXM_IOC_BASE(cmd)) {
+	case SXM_IOC_BASE(SXM_IOC_GET_FEATURES):
 		return ioc_get_features(cmd, u);
-
-	/* An unknown command is ENOTTY whatever state the file is in. */
-	if (cmd != SXM_IOC_ATTACH && cmd != SXM_IOC_HARVEST &&
-	    cmd != SXM_IOC_MARK_DIRTY && cmd != SXM_IOC_ACK &&
-	    cmd != SXM_IOC_GET_INFO)
+	case SXM_IOC_BASE(SXM_IOC_ATTACH):
+	case SXM_IOC_BASE(SXM_IOC_HARVEST):
+	case SXM_IOC_BASE(SXM_IOC_MARK_DIRTY):
+	case SXM_IOC_BASE(SXM_IOC_ACK):
+	case SXM_IOC_BASE(SXM_IOC_GET_INFO):
+		break;
+	default:
+		/* Unknown is ENOTTY whatever state the file is in. */
 		return -ENOTTY;
+	}
 
 	mutex_lock(&c->lock);
-	if (cmd == SXM_IOC_ATTACH) {
+	if (SXM_IOC_BASE(cmd) == SXM_IOC_BASE(SXM_IOC_ATTACH)) {
 		r = ioc_attach(file, c, cmd, u);
 		goto out;
 	}
@@ -288,19 +298,18 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 		r = -ENODEV;
 		goto out;
 	}
-	switch (cmd) {
-	case SXM_IOC_HARVEST:
+	switch (SXM_IOC_BASE(cmd)) {
+	case SXM_IOC_BASE(SXM_IOC_HARVEST):
 		r = ioc_harvest(c, cmd, u);
 		break;
-	case SXM_IOC_MARK_DIRTY:
-	case SXM_IOC_ACK:
-		r = ioc_regions(c, cmd, u);
+	case SXM_IOC_BASE(SXM_IOC_MARK_DIRTY):
+		r = ioc_regions(c, cmd, false, u);
 		break;
-	case SXM_IOC_GET_INFO:
-		r = ioc_get_info(c, cmd, u);
+	case SXM_IOC_BASE(SXM_IOC_ACK):
+		r = ioc_regions(c, cmd, true, u);
 		break;
 	default:
-		r = -ENOTTY;
+		r = ioc_get_info(c, cmd, u);
 		break;
 	}
 out:

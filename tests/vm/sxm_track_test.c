@@ -645,6 +645,29 @@ TEST_F(sxm, hostile_ioctls)
 	close(fd);
 }
 
+/* A newer helper's larger struct is fine if what this kernel lacks is 0. */
+struct sxm_info_v2 {
+	struct sxm_info i;
+	__u64 more;
+};
+
+TEST_F(sxm, larger_struct)
+{
+	unsigned long cmd = _IOWR(SXM_IOC_MAGIC, 0x04, struct sxm_info_v2);
+	struct sxm_info_v2 bi;
+
+	memset(&bi, 0, sizeof(bi));
+	bi.i.size = sizeof(bi);
+	ASSERT_EQ(0, ioctl(self->ctl, cmd, &bi));
+	EXPECT_EQ(NR_REGIONS, bi.i.nr_regions);
+	EXPECT_EQ(0, bi.more);
+	memset(&bi, 0, sizeof(bi));
+	bi.i.size = sizeof(bi);
+	bi.more = 1;
+	EXPECT_EQ(-1, ioctl(self->ctl, cmd, &bi));
+	EXPECT_EQ(E2BIG, errno);
+}
+
 /* A map with bits past the last region is refused whole. */
 TEST(tail_bits_refused)
 {
