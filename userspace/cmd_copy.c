@@ -43,7 +43,7 @@ static void copy_usage(FILE *f)
 		"  --engine uring|aio|auto  source I/O engine (default: $SXM_ENGINE or auto)\n"
 		"  --rate BYTES/s           limit the read rate (e.g. 100M)\n"
 		"  --queue-depth N          requests in flight (default %u)\n"
-		"  --buffer-size SIZE       bytes per request (default 1M, 64k..32M)\n"
+		"  --buffer-size SIZE       bytes per request (default 512k, 64k..32M)\n"
 		"  --connections N          NBD connections with multi-conn (default 4)\n"
 		"  --progress, --no-progress  progress line (default: on a terminal)\n"
 		"  --verify                 read the sink back and compare\n"

@@ -37,8 +37,8 @@
 #include "engine.h"
 #include "sink.h"
 
-#define SXM_COPY_DEFAULT_BUFS		32
-#define SXM_COPY_DEFAULT_BUF_SIZE	(1u << 20)
+#define SXM_COPY_DEFAULT_BUFS		64
+#define SXM_COPY_DEFAULT_BUF_SIZE	(512u << 10)
 #define SXM_COPY_DEFAULT_REGION		(64u << 10)
 #define SXM_COPY_MIN_REGION		4096u
 #define SXM_COPY_MIN_BUF_SIZE		(64u << 10)

@@ -20,6 +20,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libnbd.h>
@@ -31,6 +32,7 @@
 #define NBD_MAX_CONNS		SXM_SINK_MAX_FDS
 #define NBD_DEFAULT_MAX_BLOCK	(32u << 20)	/* what servers accept */
 #define NBD_ZERO_PROBE_LIMIT	100000		/* extents looked at */
+#define NBD_SNDBUF		(4 << 20)	/* socket send buffer */
 
 struct nbd_conn {
 	struct nbd_handle *h;
@@ -240,6 +242,23 @@ static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
 	return 0;
 }
 
+/*
+ * A send buffer large enough for whole requests: a 1 MiB write then goes
+ * out in one send() and wakes the server once, not five times (the
+ * default buffer is ~200 KiB), which halves the CPU the copy costs.  Root
+ * may exceed net.core.wmem_max; others get what it allows.
+ */
+static void ns_sndbuf(struct sxm_sink *s, struct nbd_handle *h)
+{
+	int fd = nbd_aio_get_fd(h), v = NBD_SNDBUF;
+
+	if (fd < 0)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)))
+		sxm_debug("sink %s: SO_SNDBUF: %s", s->name, strerror(errno));
+}
+
 static void ns_sink_free(struct nbd_sink *ns)
 {
 	unsigned i;
@@ -294,6 +313,8 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 		}
 		ns->nconn++;
 	}
+	for (i = 0; i < ns->nconn; i++)
+		ns_sndbuf(s, ns->conn[i].h);
 	s->conns = ns->nconn;
 	s->priv = ns;
 	sxm_debug("sink %s: %" PRIu64 " bytes, %u connection(s), block %u/%u/%u, %s",
