@@ -9,10 +9,12 @@
 # Results channel: /dev/ttyS1, which the host writes to a file.  Per test:
 #   === BEGIN vm/00-a.sh
 #   <the test's stdout and stderr: TAP>
-#   === END vm/00-a.sh rc=N
+#   === END vm/00-a.sh rc=N time=SECONDS
 #   === LEFTOVER vm/00-a.sh: <what its teardown left behind>   (if any)
-# and "=== DONE" last.  Markers also go to /dev/kmsg so that the console log
-# says which test was running when the kernel complained.
+# and "=== DONE" last.  The console (ttyS0) has the kernel's messages; the
+# markers also go there (through /dev/kmsg) so that it says which test was
+# running when the kernel complained.  Processes, dm devices, loop devices,
+# network namespaces a test leaves behind are reported and removed.
 
 export PATH=/usr/sbin:/usr/bin:/sxm/userspace
 export HOME=/root TERM=dumb LANG=C
@@ -33,9 +35,10 @@ ln -sf fd/0 /dev/stdin; ln -sf fd/1 /dev/stdout; ln -sf fd/2 /dev/stderr
 hostname sxm-vm
 ip link set lo up
 
-# Make a stuck task visible quickly.
+# Make a stuck task visible quickly: reported after 30-35 s in D state.
 [ -w /proc/sys/kernel/hung_task_timeout_secs ] &&
-	echo 30 > /proc/sys/kernel/hung_task_timeout_secs
+	echo 30 > /proc/sys/kernel/hung_task_timeout_secs &&
+	echo 5 > /proc/sys/kernel/hung_task_check_interval_secs
 
 for m in dm-mod dm-flakey dm-delay dm-mirror loop nbd veth sch_netem; do
 	modprobe "$m" || echo "init: modprobe $m failed"
@@ -54,24 +57,47 @@ if [ ${#tests[@]} -eq 0 ]; then
 	for t in /sxm/tests/vm/*.sh; do tests+=("vm/${t##*/}"); done
 fi
 
-# Whatever a test's teardown missed; removed here so the next test starts clean.
+# "a b" lines -> "a,b,..." (first field; FS given or blank)
+list() { awk -F "${1:- }" '{ printf "%s%s", s, $1; s = "," }'; }
+# User processes a test left running: they were reparented to init.  Run in
+# init itself (not in a subshell, which would be one of init's children):
+# sets "strays" to "PID NAME" lines.
+find_strays() {
+	local p k v c ppid
+	strays=""
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" != 1 ] && [ -e "/proc/$p/exe" ] || continue	# not kernel threads
+		ppid=""
+		while read -r k v; do
+			case $k in Name:) c=$v ;; PPid:) ppid=$v; break ;; esac
+		done < "/proc/$p/status" 2>/dev/null
+		[ "$ppid" = 1 ] && strays+="$p $c"$'\n'
+	done
+}
+# Whatever a test's teardown missed (sets "left"); force_clean removes it so
+# that the next test starts clean.
 leftovers() {
-	local l=""
+	left=""
 	[ -n "$(dmsetup ls 2>/dev/null | grep -v 'No devices found')" ] &&
-		l+=" dm:$(dmsetup ls | awk '{printf "%s,", $1}')"
-	[ -n "$(ip netns list 2>/dev/null)" ] && l+=" netns:$(ip netns list | awk '{printf "%s,", $1}')"
-	[ -n "$(losetup -a 2>/dev/null)" ] && l+=" loop:$(losetup -a | cut -d: -f1 | tr '\n' ,)"
-	grep -q '^brd ' /proc/modules && l+=" brd-loaded"
-	grep -q '^dm_sxm ' /proc/modules && l+=" dm_sxm-loaded"
-	echo "$l"
+		left+=" dm:$(dmsetup ls | list)"
+	[ -n "$(ip netns list 2>/dev/null)" ] && left+=" netns:$(ip netns list | list)"
+	[ -n "$(losetup -a 2>/dev/null)" ] && left+=" loop:$(losetup -a | list :)"
+	find_strays
+	[ -n "$strays" ] && left+=" processes:$(echo -n "$strays" | awk '{ print $2 }' | list)"
+	grep -q '^brd ' /proc/modules && left+=" module:brd"
 }
 force_clean() {
-	pkill -KILL nbdkit; pkill -KILL fio; pkill -KILL qemu-nbd; pkill -KILL sxm-ctl
+	for i in 1 2 3; do
+		find_strays
+		for p in $(echo -n "$strays" | cut -d' ' -f1); do kill -KILL "$p"; done
+		sleep 0.2
+	done
 	dmsetup remove_all --force >/dev/null 2>&1
 	for n in $(ip netns list | awk '{print $1}'); do ip netns delete "$n"; done
 	losetup -D 2>/dev/null
 	grep -qs ' /tmp/sxm-scratch ' /proc/mounts && umount -l /tmp/sxm-scratch
-	rmmod brd dm_sxm 2>/dev/null
+	rmmod brd 2>/dev/null
 	rm -rf /tmp/* 2>/dev/null
 }
 
@@ -80,19 +106,27 @@ for t in "${tests[@]}"; do
 	tmo=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "$f" 2>/dev/null | head -n 1)
 	kmsg "BEGIN $t"
 	echo "=== BEGIN $t" >&3
+	t0=$(cut -d' ' -f1 /proc/uptime)
 	if [ -f "$f" ]; then
-		(cd /tmp && exec timeout -k 10 "${tmo:-300}" bash "$f") 2>&1 | tee /dev/fd/3
-		rc=${PIPESTATUS[0]}
+		# Straight to the channel, not through a pipe that a stray
+		# background process of the test could keep open.
+		(cd /tmp && exec timeout -k 10 "${tmo:-300}" bash "$f") >&3 2>&3
+		rc=$?
 	else
-		echo "not ok 1 $t: no such test in the image" | tee /dev/fd/3
+		echo "not ok 1 $t: no such test in the image" >&3
 		rc=1
 	fi
-	echo "=== END $t rc=$rc" >&3
+	secs=$(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime)
+	echo "=== END $t rc=$rc time=$secs" >&3
 	kmsg "END $t rc=$rc"
-	l=$(leftovers)
-	if [ -n "$l" ]; then
-		echo "=== LEFTOVER $t:$l" >&3
+	leftovers
+	if [ -n "$left" ]; then
+		echo "=== LEFTOVER $t:$left" >&3
 		force_clean
+	fi
+	# A fresh dm-sxm for the next test; failing to unload is a bug.
+	if grep -q '^dm_sxm ' /proc/modules && ! err=$(rmmod dm_sxm 2>&1); then
+		echo "=== LEFTOVER $t: dm_sxm cannot be unloaded: $err" >&3
 	fi
 done
 

@@ -60,11 +60,6 @@ for d in $(ls -1d build/vm/run-* | head -n -8); do
 done
 rm -f build/vm/boot-* build/vm/initramfs.cpio.gz
 
-# C programs the VM tests run (tests/vm/Makefile, if there is one).
-if [ -f tests/vm/Makefile ]; then
-	make -s -C tests/vm || { echo "vm-run: building tests/vm failed" >&2; exit 1; }
-fi
-
 if [ -z "$results" ]; then
 	results=$out/results
 	rm -rf "$results"
@@ -72,9 +67,25 @@ fi
 mkdir -p "$results"
 touch "$results/index"
 
+# C programs the VM tests run (tests/vm/Makefile, if there is one).  A build
+# failure is a failed test point; the tests that need the program say so.
+if [ -f tests/vm/Makefile ] && ! make -s -C tests/vm > "$out/build.log" 2>&1; then
+	{ echo "not ok 1 build tests/vm (make -C tests/vm)"; sed 's/^/# /' "$out/build.log" | tail -n 40; } \
+		> "$results/vm_build.tap"
+	echo 1 > "$results/vm_build.rc"
+	echo vm/build >> "$results/index"
+	cat "$results/vm_build.tap"
+fi
+
 if [ -z "$initrd" ]; then
 	initrd=$out/initramfs.cpio.gz
-	scripts/mkinitramfs.sh "$initrd" || { echo "vm-run: building the initramfs failed" >&2; exit 1; }
+	if ! scripts/mkinitramfs.sh "$initrd"; then
+		echo "not ok 1 build the VM image (scripts/mkinitramfs.sh)" | tee "$results/vm_image.tap"
+		echo 1 > "$results/vm_image.rc"
+		echo vm/image >> "$results/index"
+		[ "$summary" = 1 ] && tests/lib/tap-summary.sh "$results"
+		exit 1
+	fi
 fi
 
 # Group the tests into boots: a run of ordinary tests shares one boot; a
@@ -134,7 +145,9 @@ for group in "${boots[@]}"; do
 	tr -d '\r' < "$chan" | awk -v dir="$results" '
 		function f(t) { gsub("/", "_", t); return dir "/" t }
 		/^=== BEGIN / { cur = $3; printf "" > (f(cur) ".tap"); next }
-		/^=== END /   { sub("rc=", "", $4); print $4 > (f($3) ".rc"); cur = ""; next }
+		/^=== END /   { sub("rc=", "", $4); print $4 > (f($3) ".rc")
+			if (sub("time=", "", $5)) print $5 > (f($3) ".time")
+			cur = ""; next }
 		/^=== LEFTOVER / { t = $3; sub(":$", "", t); sub("^=== LEFTOVER [^ ]* ", "")
 			print "not ok - teardown left behind:" $0 >> (f(t) ".tap"); next }
 		/^=== DONE/ { next }
@@ -150,26 +163,30 @@ for group in "${boots[@]}"; do
 		fi
 	done
 
-	# Kernel complaints, charged to the test that was running.
-	who="" bootbad=""
+	# Kernel complaints, charged to the test that was running: one failed
+	# point per test, the first line as its description, the others shown.
+	declare -A klog=()
+	who="vm/boot-$n"
 	while IFS= read -r line; do
 		case $line in
 		*"sxm-vm: BEGIN "*) who=${line##*sxm-vm: BEGIN }; continue ;;
-		*"sxm-vm: END "*) who=""; continue ;;
+		*"sxm-vm: END "*) who="vm/boot-$n"; continue ;;
 		esac
 		[[ $line =~ $bad_re ]] || continue
-		if [ -n "$who" ]; then
-			echo "not ok - kernel log: ${line#*] }" >> "$(res "$who").tap"
+		if [ -z "${klog[$who]:-}" ]; then
+			klog[$who]="not ok - kernel log: ${line#*] }"$'\n'
 		else
-			bootbad+="not ok - kernel log (outside any test): ${line#*] }"$'\n'
+			klog[$who]+="# ${line#*] }"$'\n'
 		fi
-		echo "vm-run: kernel log: $line" >&2
 	done < <(tr -d '\r' < "$console")
-	if [ -n "$bootbad" ]; then
-		echo "vm/boot-$n" >> "$results/index"
-		printf '%s' "$bootbad" > "$(res "vm/boot-$n").tap"
-		echo 1 > "$(res "vm/boot-$n").rc"
-	fi
+	for who in "${!klog[@]}"; do
+		if [ "$who" = "vm/boot-$n" ]; then
+			echo "$who" >> "$results/index"
+			echo 1 > "$(res "$who").rc"
+		fi
+		printf '%s' "${klog[$who]}" | head -n 20 >> "$(res "$who").tap"
+	done
+	unset klog
 	if grep -Eq "$bad_re" <(tr -d '\r' < "$console"); then
 		echo "vm-run: the kernel complained; context in $top/$console:" >&2
 		tr -d '\r' < "$console" | grep -E -B2 -A12 "$bad_re" | head -n 60 >&2

@@ -42,11 +42,14 @@ record() {
 
 # run_native NAME CMD... — run one native test, show and keep its output.
 run_native() {
-	local name=$1 rc
+	local name=$1 rc t0
 	shift
 	echo "run-all: $name"
+	t0=$(date +%s.%N)
 	timeout -k 10 600 "$@" 2>&1 | tee "$res/${name//\//_}.tap"
 	rc=${PIPESTATUS[0]}
+	awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", t1 - t0 }' \
+		> "$res/${name//\//_}.time"
 	[ "$rc" = 124 ] && echo "not ok - timed out after 600 s" >> "$res/${name//\//_}.tap"
 	record "$name" "$rc"
 }

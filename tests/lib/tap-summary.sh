@@ -6,7 +6,8 @@
 # Exit status 1 if anything failed.
 #
 # DIR/index lists the test files in run order (e.g. "vm/00-harness.sh"); for
-# each, DIR/<name with / as _>.tap holds its output and .rc its exit status.
+# each, DIR/<name with / as _>.tap holds its output, .rc its exit status and
+# .time (optional) how many seconds it ran.
 # Counting rules (kselftest):
 #   "ok N ..."                  passed;  with "# SKIP" in it: skipped
 #   "not ok N ..."              failed;  with "# TODO" in it: skipped
@@ -42,8 +43,9 @@ while read -r name; do
 		f=$((f + 1)) why="planned $plan, ran $((p + f + s))"
 	fi
 	if [ "$f" -gt 0 ]; then verdict=FAIL; elif [ "$p" -eq 0 ]; then verdict=SKIP; else verdict=PASS; fi
-	printf '%-4s %-40s %3d passed, %d failed, %d skipped%s\n' \
-		"$verdict" "$name" "$p" "$f" "$s" "${why:+ ($why)}"
+	secs=$(cat "$base.time" 2>/dev/null)
+	printf '%-4s %-32s %3d passed, %d failed, %d skipped%s%s\n' \
+		"$verdict" "$name" "$p" "$f" "$s" "${secs:+, $secs s}" "${why:+ ($why)}"
 	tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
 done < "$dir/index"
 

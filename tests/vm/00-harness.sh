@@ -26,8 +26,8 @@ check "scratch device writes zeroes (no unmap)" \
 sectors=$((16 << 11))
 dm_create hlin "0 $sectors linear $src 16384"
 fio_verify "fio crc32c verify through dm-linear" /dev/mapper/hlin
-check_eq "dm-linear maps onto sectors 16384.. of the scratch device" \
-	"$(sha256_of /dev/mapper/hlin)" \
+lin_sha=$(sha256_of /dev/mapper/hlin)
+check_eq "dm-linear maps onto sectors 16384.. of the scratch device" "$lin_sha" \
 	"$(dd if="$src" bs=1M skip=8 count=16 iflag=direct status=none | sha256sum | cut -d' ' -f1)"
 
 # The sink: nbdkit memory in the "sink" namespace, reached over veth.
@@ -36,8 +36,7 @@ check "sink answers from its namespace only" \
 	bash -c "ip netns exec $SINK_NS ip -br addr show $SINK_IF | grep -q $SINK_ADDR &&
 		! ip -br addr | grep -q $SINK_ADDR"
 check "nbdcopy 16 MiB to the sink" nbdcopy /dev/mapper/hlin "$SINK_URI"
-check_eq "sink sha256 equals the device's" \
-	"$(sha256_of /dev/mapper/hlin)" "$(sha256_of "$SINK_URI")"
+check_eq "sink sha256 equals the device's" "$lin_sha" "$(sha256_of "$SINK_URI")"
 
 # Table-driven negative checks: each bad table and the error it must give.
 while IFS='|' read -r table want; do
