@@ -137,6 +137,9 @@ struct copy {
 	double tokens;
 	double refilled;
 
+	/* Verification: the lowest offset that differs. */
+	uint64_t first_diff;
+
 	/* Progress. */
 	double t0;
 	double last_tick;
@@ -541,13 +544,8 @@ static void verify_compare(struct slot *s)
 					i++;
 			st->bytes_differ += n;
 			mark_dirty(c, off, n);
-			if (!c->res->error) {
-				c->res->error = -EILSEQ;
-				snprintf(c->res->errmsg,
-					 sizeof(c->res->errmsg),
-					 "sink %s: data differs from the source at 0x%" PRIx64,
-					 sxm_sink_name(c->sink), off + i);
-			}
+			if (off + i < c->first_diff)
+				c->first_diff = off + i;
 		}
 		st->bytes_done += n;
 		pos += n;
@@ -573,6 +571,8 @@ static void refill_tokens(struct copy *c, double now)
 /* Start items while slots, reads and the rate limit allow. */
 static void fill(struct copy *c)
 {
+	if (c->o->cancel && *c->o->cancel)
+		record_error(c, -EINTR, "interrupted");
 	while (c->nfree && !c->stopping && !c->plan_done) {
 		enum item_kind kind = ITEM_DATA;
 		struct slot *s;
@@ -890,7 +890,14 @@ static int copy_main(struct sxm_source *src, struct sxm_sink *sink,
 		  c.eng->ops->name, c.nbufs, c.buf_size, c.depth,
 		  c.src->direct ? ", O_DIRECT" : "");
 
+	c.first_diff = UINT64_MAX;
 	run(&c);
+	if (c.first_diff != UINT64_MAX && !res->error) {
+		res->error = -EILSEQ;
+		snprintf(res->errmsg, sizeof(res->errmsg),
+			 "sink %s: data differs from the source at 0x%" PRIx64,
+			 sxm_sink_name(sink), c.first_diff);
+	}
 
 	if (!verify && !o->no_flush && c.nfree == c.nslots) {
 		err = sxm_sink_flush_sync(sink);
