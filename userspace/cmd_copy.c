@@ -64,7 +64,7 @@ static void progress_line(void *opaque, const struct sxm_copy_stats *st)
 
 	if (st->eta >= 0)
 		snprintf(eta, sizeof(eta), "%u:%02u",
-			 (unsigned)st->eta / 60, (unsigned)st->eta % 60);
+			 (unsigned int)st->eta / 60, (unsigned int)st->eta % 60);
 	fprintf(stderr, "\r%s %10s / %-10s %3d%%  %10s/s  ETA %s   ",
 		(const char *)opaque, fmt_size(st->bytes_done, done, 32),
 		fmt_size(st->bytes_total, total, 32), pct,
@@ -177,8 +177,8 @@ static void summary(const char *what, const struct sxm_copy_stats *st)
 	       fmt_size(st->bytes_read, rd, 32));
 }
 
-static int parse_count(const char *opt, const char *arg, unsigned max,
-		       unsigned *out)
+static int parse_count(const char *opt, const char *arg, unsigned int max,
+		       unsigned int *out)
 {
 	uint64_t v;
 
@@ -249,7 +249,7 @@ struct copy_args {
 static int parse_args(int argc, char **argv, struct copy_args *a)
 {
 	uint64_t v;
-	unsigned n;
+	unsigned int n;
 	int c;
 
 	optind = 1;

@@ -82,17 +82,17 @@ struct op {
 struct slot {
 	struct copy *c;
 	void *buf;			/* source data */
-	unsigned buf_index;
+	unsigned int buf_index;
 	void *buf2;			/* verify: sink data */
 	enum item_kind kind;
 	uint64_t off;			/* the item */
 	uint64_t len;
 	uint64_t got;			/* bytes read so far */
-	unsigned pending;		/* reads and sink requests out */
+	unsigned int pending;		/* reads and sink requests out */
 	bool failed;
 	struct sxm_engine_req rreq;
 	struct op *ops;
-	unsigned nops;
+	unsigned int nops;
 };
 
 struct copy {
@@ -105,23 +105,23 @@ struct copy {
 	struct sxm_engine *eng;
 	void *pool;			/* nbufs * buf_size, mmap'd */
 	void **bufs;
-	unsigned nbufs;
+	unsigned int nbufs;
 	size_t buf_size;
 	void *zeroes;			/* buf_size zero bytes, mmap'd */
-	unsigned depth;			/* source reads in flight, max */
+	unsigned int depth;		/* source reads in flight, max */
 
 	struct slot *slots;
-	unsigned nslots;
+	unsigned int nslots;
 	struct slot **free;
-	unsigned nfree;
+	unsigned int nfree;
 	struct op *op_pool;
-	unsigned ops_per_slot;
+	unsigned int ops_per_slot;
 
 	uint64_t region_size;
-	unsigned region_shift;
+	unsigned int region_shift;
 	uint64_t nr_regions;
 	const uint64_t *want;		/* NULL: all */
-	unsigned grain;			/* alignment of source extents */
+	unsigned int grain;		/* alignment of source extents */
 
 	/* The planner. */
 	uint64_t pos;			/* next byte not yet planned */
@@ -625,7 +625,7 @@ static void fill(struct copy *c)
 static void tick(struct copy *c, bool last)
 {
 	struct sxm_copy_stats *st = &c->res->stats;
-	unsigned every = c->o->progress_ms ? c->o->progress_ms : 1000;
+	unsigned int every = c->o->progress_ms ? c->o->progress_ms : 1000;
 	double now = now_s();
 	double dt = now - c->last_tick;
 
@@ -651,7 +651,7 @@ static void tick(struct copy *c, bool last)
 
 static int poll_timeout(struct copy *c)
 {
-	unsigned every = c->o->progress_ms ? c->o->progress_ms : 1000;
+	unsigned int every = c->o->progress_ms ? c->o->progress_ms : 1000;
 	double now = now_s();
 	double t = c->last_tick + every / 1000.0 - now;
 
@@ -759,7 +759,7 @@ static int copy_setup(struct copy *c, char *err, size_t errlen)
 {
 	const struct sxm_copy_opts *o = c->o;
 	size_t pool;
-	unsigned i;
+	unsigned int i;
 	int r;
 
 	r = sxm_copy_check_opts(o, err, errlen);
@@ -825,7 +825,7 @@ static int copy_setup(struct copy *c, char *err, size_t errlen)
 		c->bufs[i] = (char *)c->pool + (size_t)i * c->buf_size;
 	for (i = 0; i < c->nslots; i++) {
 		struct slot *s = &c->slots[i];
-		unsigned b = c->verify ? 2 * i : i;
+		unsigned int b = c->verify ? 2 * i : i;
 
 		s->c = c;
 		s->buf = c->bufs[b];

@@ -62,20 +62,22 @@ struct sxm_copy_stats {
 struct sxm_copy_opts {
 	uint64_t region_size;	/* 0: SXM_COPY_DEFAULT_REGION */
 	const uint64_t *bitmap;	/* regions to copy; NULL: all */
-	unsigned nr_bufs;	/* buffer pool; 0: default */
+	unsigned int nr_bufs;	/* buffer pool; 0: default */
 	size_t buf_size;	/* bytes each, power of two; 0: default */
-	unsigned queue_depth;	/* source reads in flight; 0: nr_bufs */
+	unsigned int queue_depth;	/* source reads in flight; 0: nr_bufs */
 	uint64_t rate_limit;	/* bytes/s read from the source; 0: none */
 	const char *engine;	/* "uring", "aio", "auto"; NULL: $SXM_ENGINE */
-	bool sink_is_zero;	/* regions not written read as zero on the
-				 * sink: skip zeroes (a first full copy to a
-				 * SXM_SINK_ZERO_INIT sink) */
+	/*
+	 * The sink reads as zeroes wherever this copy does not write: skip
+	 * zeroes (a first full copy to a SXM_SINK_ZERO_INIT sink).
+	 */
+	bool sink_is_zero;
 	bool no_flush;		/* leave the final flush to the caller */
 
 	/* Called at most every progress_ms (default 1000) and at the end. */
 	void (*progress)(void *opaque, const struct sxm_copy_stats *st);
 	void *progress_opaque;
-	unsigned progress_ms;
+	unsigned int progress_ms;
 
 	/* Set (from a signal handler) to stop; the copy ends with -EINTR. */
 	volatile sig_atomic_t *cancel;

@@ -25,7 +25,9 @@ int sxm_source_open(const char *path, struct sxm_source **out, char *err,
 	int r;
 
 	src = calloc(1, sizeof(*src));
-	if (!src || !(src->path = strdup(path))) {
+	if (src)
+		src->path = strdup(path);
+	if (!src || !src->path) {
 		free(src);
 		snprintf(err, errlen, "source %s: %s", path, strerror(ENOMEM));
 		return -ENOMEM;
@@ -130,7 +132,7 @@ bool sxm_engine_name_valid(const char *name)
 }
 
 static int engine_try(const struct sxm_engine_ops *ops, int fd,
-		      unsigned depth, void **bufs, unsigned nbufs,
+		      unsigned int depth, void **bufs, unsigned int nbufs,
 		      size_t buf_size, struct sxm_engine **out, char *err,
 		      size_t errlen)
 {
@@ -175,8 +177,8 @@ static const char *uring_disabled_reason(void)
 	return "";
 }
 
-int sxm_engine_create(const char *name, int fd, unsigned depth, void **bufs,
-		      unsigned nbufs, size_t buf_size,
+int sxm_engine_create(const char *name, int fd, unsigned int depth, void **bufs,
+		      unsigned int nbufs, size_t buf_size,
 		      struct sxm_engine **out, char *err, size_t errlen)
 {
 	int r;

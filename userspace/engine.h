@@ -28,7 +28,7 @@ struct sxm_source {
 	int fd;
 	char *path;
 	uint64_t size;		/* bytes */
-	unsigned align;		/* offsets, lengths, buffers (O_DIRECT) */
+	unsigned int align;	/* offsets, lengths, buffers (O_DIRECT) */
 	bool direct;		/* opened O_DIRECT */
 	bool blockdev;
 	bool seek_data;		/* SEEK_DATA/SEEK_HOLE answer truthfully */
@@ -77,7 +77,7 @@ struct sxm_engine_ops {
 	 * lies inside registered buffer @buf_index.  At most e->depth may
 	 * be queued or in flight.
 	 */
-	int (*read)(struct sxm_engine *e, void *buf, unsigned buf_index,
+	int (*read)(struct sxm_engine *e, void *buf, unsigned int buf_index,
 		    size_t len, uint64_t off, struct sxm_engine_req *req);
 
 	/* Required.  Hand the queued reads to the kernel. */
@@ -90,12 +90,12 @@ struct sxm_engine_ops {
 struct sxm_engine {
 	const struct sxm_engine_ops *ops;
 	int fd;			/* the source */
-	unsigned depth;		/* reads in flight, at most */
+	unsigned int depth;	/* reads in flight, at most */
 	void **bufs;		/* the caller's buffers */
-	unsigned nbufs;
+	unsigned int nbufs;
 	size_t buf_size;	/* bytes each */
 	int event_fd;		/* poll for POLLIN */
-	unsigned in_flight;	/* queued or submitted, not yet done */
+	unsigned int in_flight;	/* queued or submitted, not yet done */
 	bool registered;	/* uring: buffers registered (fixed) */
 	void *priv;
 };
@@ -104,8 +104,8 @@ struct sxm_engine {
  * Create the engine named @name ("uring", "aio", or "auto" or NULL for
  * $SXM_ENGINE, else io_uring falling back to libaio).
  */
-int sxm_engine_create(const char *name, int fd, unsigned depth, void **bufs,
-		      unsigned nbufs, size_t buf_size,
+int sxm_engine_create(const char *name, int fd, unsigned int depth, void **bufs,
+		      unsigned int nbufs, size_t buf_size,
 		      struct sxm_engine **out, char *err, size_t errlen);
 void sxm_engine_destroy(struct sxm_engine *e);
 

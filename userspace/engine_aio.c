@@ -19,9 +19,9 @@ struct aio_engine {
 	io_context_t ctx;
 	struct iocb *iocbs;	/* depth of them */
 	struct iocb **free;	/* stack of unused iocbs */
-	unsigned nfree;
+	unsigned int nfree;
 	struct iocb **queued;	/* prepared, not yet submitted */
-	unsigned nqueued;
+	unsigned int nqueued;
 	struct io_event *events;
 };
 
@@ -37,7 +37,7 @@ static void aio_free(struct aio_engine *a)
 static int aio_init(struct sxm_engine *e, char *err, size_t errlen)
 {
 	struct aio_engine *a;
-	unsigned i;
+	unsigned int i;
 	int r;
 
 	a = calloc(1, sizeof(*a));
@@ -81,7 +81,7 @@ out_nomem:
 static void aio_exit(struct sxm_engine *e)
 {
 	struct aio_engine *a = e->priv;
-	unsigned sent = e->in_flight - a->nqueued;
+	unsigned int sent = e->in_flight - a->nqueued;
 
 	while (sent) {
 		int n = io_getevents(a->ctx, 1, e->depth, a->events, NULL);
@@ -96,7 +96,7 @@ static void aio_exit(struct sxm_engine *e)
 	aio_free(a);
 }
 
-static int aio_read(struct sxm_engine *e, void *buf, unsigned buf_index,
+static int aio_read(struct sxm_engine *e, void *buf, unsigned int buf_index,
 		    size_t len, uint64_t off, struct sxm_engine_req *req)
 {
 	struct aio_engine *a = e->priv;

@@ -22,13 +22,13 @@
 
 struct uring_engine {
 	struct io_uring ring;
-	unsigned queued;	/* prepared, not yet submitted */
+	unsigned int queued;	/* prepared, not yet submitted */
 };
 
 static void uring_register(struct sxm_engine *e, struct uring_engine *u)
 {
 	struct iovec *iov;
-	unsigned i;
+	unsigned int i;
 	int r;
 
 	iov = calloc(e->nbufs, sizeof(*iov));
@@ -107,7 +107,7 @@ static void uring_exit(struct sxm_engine *e)
 	free(u);
 }
 
-static int uring_read(struct sxm_engine *e, void *buf, unsigned buf_index,
+static int uring_read(struct sxm_engine *e, void *buf, unsigned int buf_index,
 		      size_t len, uint64_t off, struct sxm_engine_req *req)
 {
 	struct uring_engine *u = e->priv;

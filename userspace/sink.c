@@ -148,10 +148,10 @@ int sxm_sink_flush_sync(struct sxm_sink *s)
 	return sr.err;
 }
 
-const char *sxm_sink_caps_str(unsigned caps, char *buf, size_t len)
+const char *sxm_sink_caps_str(unsigned int caps, char *buf, size_t len)
 {
 	static const struct {
-		unsigned bit;
+		unsigned int bit;
 		const char *word;
 	} words[] = {
 		{ SXM_SINK_CAN_FLUSH, "flush" },

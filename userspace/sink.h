@@ -54,7 +54,7 @@ struct sxm_sink_req {
 	/* Private to the sink while the request is queued. */
 	struct sxm_sink_req *next;
 	struct sxm_sink *sink;
-	unsigned slot;
+	unsigned int slot;
 	int err;
 };
 
@@ -62,7 +62,7 @@ struct sxm_sink_opts {
 	uint64_t min_size;	/* refuse an export smaller than this */
 	bool read_only;		/* do not require write access */
 	bool probe_zero;	/* find out whether it reads as zeroes */
-	unsigned max_conns;	/* NBD multi-conn: 0 = default (4) */
+	unsigned int max_conns;	/* NBD multi-conn: 0 = default (4) */
 };
 
 struct sxm_sink_ops {
@@ -92,7 +92,7 @@ struct sxm_sink_ops {
 	 * s->block_max, @off and @len multiples of s->block_min.
 	 */
 	int (*pwrite)(struct sxm_sink *s, const void *buf, size_t len,
-		      uint64_t off, unsigned flags, struct sxm_sink_req *req);
+		      uint64_t off, unsigned int flags, struct sxm_sink_req *req);
 
 	/*
 	 * Optional (SXM_SINK_CAN_ZERO).  Make @len bytes at @off read as
@@ -100,11 +100,11 @@ struct sxm_sink_ops {
 	 * SXM_SINK_F_NO_HOLE the sink may deallocate them.
 	 */
 	int (*zero)(struct sxm_sink *s, uint64_t len, uint64_t off,
-		    unsigned flags, struct sxm_sink_req *req);
+		    unsigned int flags, struct sxm_sink_req *req);
 
 	/* Optional (SXM_SINK_CAN_TRIM).  Discard; contents then undefined. */
 	int (*trim)(struct sxm_sink *s, uint64_t len, uint64_t off,
-		    unsigned flags, struct sxm_sink_req *req);
+		    unsigned int flags, struct sxm_sink_req *req);
 
 	/*
 	 * Required.  Make every write that completed before this call
@@ -121,7 +121,7 @@ struct sxm_sink_ops {
 	 * many; lower *@timeout_ms (never raise it) when the sink needs to
 	 * run sooner, e.g. to 0 when completions are already waiting.
 	 */
-	int (*poll_fds)(struct sxm_sink *s, struct pollfd *fds, unsigned max,
+	int (*poll_fds)(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
 			int *timeout_ms);
 
 	/*
@@ -131,7 +131,7 @@ struct sxm_sink_ops {
 	 * still queued then complete with errors.
 	 */
 	int (*process)(struct sxm_sink *s, const struct pollfd *fds,
-		       unsigned n);
+		       unsigned int n);
 };
 
 /* Most descriptors any sink asks to poll (NBD: one per connection). */
@@ -142,12 +142,12 @@ struct sxm_sink {
 	char *uri;		/* as given */
 	char *name;		/* for messages */
 	uint64_t size;		/* bytes */
-	unsigned caps;		/* SXM_SINK_* */
+	unsigned int caps;	/* SXM_SINK_* */
 	uint32_t block_min;	/* offsets and lengths are multiples */
 	uint32_t block_pref;	/* efficient request size */
 	uint32_t block_max;	/* largest ->pwrite/->pread */
-	unsigned conns;		/* connections in use */
-	unsigned in_flight;	/* requests queued, not yet done */
+	unsigned int conns;	/* connections in use */
+	unsigned int in_flight;	/* requests queued, not yet done */
 	void *priv;
 };
 
@@ -179,7 +179,7 @@ int sxm_sink_drain(struct sxm_sink *s);
 int sxm_sink_flush_sync(struct sxm_sink *s);
 
 /* Capabilities as words, "flush fua zero ...", into @buf. */
-const char *sxm_sink_caps_str(unsigned caps, char *buf, size_t len);
+const char *sxm_sink_caps_str(unsigned int caps, char *buf, size_t len);
 
 /*
  * For implementations: completions are collected on a list as they

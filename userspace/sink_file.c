@@ -187,7 +187,7 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 }
 
 static int file_pwrite(struct sxm_sink *s, const void *buf, size_t len,
-		       uint64_t off, unsigned flags, struct sxm_sink_req *req)
+		       uint64_t off, unsigned int flags, struct sxm_sink_req *req)
 {
 	struct file_sink *fs = s->priv;
 	int r;
@@ -221,7 +221,7 @@ static int write_zeroes(struct sxm_sink *s, uint64_t len, uint64_t off)
 }
 
 static int do_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
-		   unsigned flags)
+		   unsigned int flags)
 {
 	struct file_sink *fs = s->priv;
 	int r;
@@ -248,7 +248,7 @@ static int do_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
 }
 
 static int file_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
-		     unsigned flags, struct sxm_sink_req *req)
+		     unsigned int flags, struct sxm_sink_req *req)
 {
 	struct file_sink *fs = s->priv;
 	int r;
@@ -260,7 +260,7 @@ static int file_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
 }
 
 static int file_trim(struct sxm_sink *s, uint64_t len, uint64_t off,
-		     unsigned flags, struct sxm_sink_req *req)
+		     unsigned int flags, struct sxm_sink_req *req)
 {
 	struct file_sink *fs = s->priv;
 	int r = 0;
@@ -315,7 +315,7 @@ static int file_pread(struct sxm_sink *s, void *buf, size_t len,
 }
 
 static int file_poll_fds(struct sxm_sink *s, struct pollfd *fds,
-			 unsigned max, int *timeout_ms)
+			 unsigned int max, int *timeout_ms)
 {
 	struct file_sink *fs = s->priv;
 
@@ -325,7 +325,7 @@ static int file_poll_fds(struct sxm_sink *s, struct pollfd *fds,
 }
 
 static int file_process(struct sxm_sink *s, const struct pollfd *fds,
-			unsigned n)
+			unsigned int n)
 {
 	struct file_sink *fs = s->priv;
 

@@ -36,12 +36,12 @@
 
 struct nbd_conn {
 	struct nbd_handle *h;
-	unsigned in_flight;
+	unsigned int in_flight;
 };
 
 struct nbd_sink {
 	struct nbd_conn conn[NBD_MAX_CONNS];
-	unsigned nconn;
+	unsigned int nconn;
 	struct sxm_sink_done_list done;
 	bool closing;
 };
@@ -152,21 +152,21 @@ static int zero_probe_extent(void *opaque, const char *metacontext,
 static bool ns_probe_zero(struct nbd_handle *h, uint64_t size)
 {
 	uint64_t off = 0;
-	unsigned n = 0;
+	unsigned int n = 0;
 
 	if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
 		return false;
 	while (off < size) {
 		struct zero_probe zp = { 0 };
+		nbd_extent_callback cb = {
+			.callback = zero_probe_extent,
+			.user_data = &zp,
+		};
 		uint64_t count = size - off;
 
 		if (count > (1ULL << 31))
 			count = 1ULL << 31;
-		if (nbd_block_status(h, count, off,
-				     (nbd_extent_callback) {
-					     .callback = zero_probe_extent,
-					     .user_data = &zp },
-				     0) == -1)
+		if (nbd_block_status(h, count, off, cb, 0) == -1)
 			return false;
 		if (zp.nonzero || !zp.seen || ++n > NBD_ZERO_PROBE_LIMIT)
 			return false;
@@ -261,7 +261,7 @@ static void ns_sndbuf(struct sxm_sink *s, struct nbd_handle *h)
 
 static void ns_sink_free(struct nbd_sink *ns)
 {
-	unsigned i;
+	unsigned int i;
 
 	ns->closing = true;
 	for (i = 0; i < ns->nconn; i++) {
@@ -278,7 +278,7 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 		    char *err, size_t errlen)
 {
 	struct nbd_sink *ns;
-	unsigned want, i;
+	unsigned int want, i;
 	char caps[128];
 	int r;
 
@@ -349,7 +349,7 @@ static int ns_req_done(void *user_data, int *error)
 static int ns_pick(struct nbd_sink *ns)
 {
 	int best = -1;
-	unsigned i;
+	unsigned int i;
 
 	for (i = 0; i < ns->nconn; i++) {
 		if (nbd_aio_is_dead(ns->conn[i].h))
@@ -367,13 +367,13 @@ static int ns_pick(struct nbd_sink *ns)
  * with what the call returned.
  */
 static void ns_prep(struct sxm_sink *s, struct sxm_sink_req *req,
-		     unsigned ci)
+		     unsigned int ci)
 {
 	req->sink = s;
 	req->slot = ci;
 }
 
-static int ns_queued(struct sxm_sink *s, unsigned ci, int64_t cookie)
+static int ns_queued(struct sxm_sink *s, unsigned int ci, int64_t cookie)
 {
 	struct nbd_sink *ns = s->priv;
 
@@ -392,7 +392,7 @@ static nbd_completion_callback ns_cb(struct sxm_sink_req *req)
 	};
 }
 
-static uint32_t ns_flags(unsigned flags)
+static uint32_t ns_flags(unsigned int flags)
 {
 	uint32_t f = 0;
 
@@ -406,7 +406,7 @@ static uint32_t ns_flags(unsigned flags)
 }
 
 static int ns_pwrite(struct sxm_sink *s, const void *buf, size_t len,
-		      uint64_t off, unsigned flags, struct sxm_sink_req *req)
+		      uint64_t off, unsigned int flags, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
 	int ci = ns_pick(ns);
@@ -421,7 +421,7 @@ static int ns_pwrite(struct sxm_sink *s, const void *buf, size_t len,
 }
 
 static int ns_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
-		    unsigned flags, struct sxm_sink_req *req)
+		    unsigned int flags, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
 	int ci = ns_pick(ns);
@@ -440,7 +440,7 @@ static int ns_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
 }
 
 static int ns_trim(struct sxm_sink *s, uint64_t len, uint64_t off,
-		    unsigned flags, struct sxm_sink_req *req)
+		    unsigned int flags, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
 	int ci = ns_pick(ns);
@@ -487,17 +487,17 @@ static int ns_pread(struct sxm_sink *s, void *buf, size_t len,
 					ns_cb(req), 0));
 }
 
-static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned max,
+static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
 			int *timeout_ms)
 {
 	struct nbd_sink *ns = s->priv;
-	unsigned i, n = 0;
+	unsigned int i, n = 0;
 
 	if (ns->done.head)
 		*timeout_ms = 0;
 	for (i = 0; i < ns->nconn && n < max; i++) {
 		struct nbd_handle *h = ns->conn[i].h;
-		unsigned dir;
+		unsigned int dir;
 		int fd;
 
 		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
@@ -520,7 +520,7 @@ static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned max,
 
 static struct nbd_handle *ns_by_fd(struct nbd_sink *ns, int fd)
 {
-	unsigned i;
+	unsigned int i;
 
 	for (i = 0; i < ns->nconn; i++)
 		if (nbd_aio_get_fd(ns->conn[i].h) == fd)
@@ -529,15 +529,15 @@ static struct nbd_handle *ns_by_fd(struct nbd_sink *ns, int fd)
 }
 
 static int ns_process(struct sxm_sink *s, const struct pollfd *fds,
-		       unsigned n)
+		       unsigned int n)
 {
 	struct nbd_sink *ns = s->priv;
 	int ret = 0;
-	unsigned i;
+	unsigned int i;
 
 	for (i = 0; i < n; i++) {
 		struct nbd_handle *h = ns_by_fd(ns, fds[i].fd);
-		unsigned dir;
+		unsigned int dir;
 		int r = 0;
 
 		if (!h || !fds[i].revents)
