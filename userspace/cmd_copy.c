@@ -64,7 +64,8 @@ static void progress_line(void *opaque, const struct sxm_copy_stats *st)
 
 	if (st->eta >= 0)
 		snprintf(eta, sizeof(eta), "%u:%02u",
-			 (unsigned int)st->eta / 60, (unsigned int)st->eta % 60);
+			 (unsigned int)st->eta / 60,
+			 (unsigned int)st->eta % 60);
 	fprintf(stderr, "\r%s %10s / %-10s %3d%%  %10s/s  ETA %s   ",
 		(const char *)opaque, fmt_size(st->bytes_done, done, 32),
 		fmt_size(st->bytes_total, total, 32), pct,
@@ -212,8 +213,8 @@ static int parse_bytes(const char *opt, const char *arg, uint64_t *out)
 
 enum {
 	OPT_ENGINE = 256, OPT_RATE, OPT_QD, OPT_BUFSZ, OPT_CONNS,
-	OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERIFY, OPT_VERIFY_ONLY, OPT_REGION, OPT_BITMAP,
-	OPT_DIRTY_OUT, OPT_HELP,
+	OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERIFY, OPT_VERIFY_ONLY,
+	OPT_REGION, OPT_BITMAP, OPT_DIRTY_OUT, OPT_HELP,
 };
 
 static const struct option copy_options[] = {

@@ -92,7 +92,8 @@ struct sxm_sink_ops {
 	 * s->block_max, @off and @len multiples of s->block_min.
 	 */
 	int (*pwrite)(struct sxm_sink *s, const void *buf, size_t len,
-		      uint64_t off, unsigned int flags, struct sxm_sink_req *req);
+		      uint64_t off, unsigned int flags,
+		      struct sxm_sink_req *req);
 
 	/*
 	 * Optional (SXM_SINK_CAN_ZERO).  Make @len bytes at @off read as
@@ -121,8 +122,8 @@ struct sxm_sink_ops {
 	 * many; lower *@timeout_ms (never raise it) when the sink needs to
 	 * run sooner, e.g. to 0 when completions are already waiting.
 	 */
-	int (*poll_fds)(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
-			int *timeout_ms);
+	int (*poll_fds)(struct sxm_sink *s, struct pollfd *fds,
+			unsigned int max, int *timeout_ms);
 
 	/*
 	 * Required.  Act on the @n descriptors from ->poll_fds() after

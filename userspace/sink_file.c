@@ -187,7 +187,8 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 }
 
 static int file_pwrite(struct sxm_sink *s, const void *buf, size_t len,
-		       uint64_t off, unsigned int flags, struct sxm_sink_req *req)
+		       uint64_t off, unsigned int flags,
+		       struct sxm_sink_req *req)
 {
 	struct file_sink *fs = s->priv;
 	int r;

@@ -406,7 +406,7 @@ static uint32_t ns_flags(unsigned int flags)
 }
 
 static int ns_pwrite(struct sxm_sink *s, const void *buf, size_t len,
-		      uint64_t off, unsigned int flags, struct sxm_sink_req *req)
+		     uint64_t off, unsigned int flags, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
 	int ci = ns_pick(ns);
