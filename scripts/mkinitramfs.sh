@@ -42,7 +42,7 @@ tools=(
 	/usr/sbin/tc /usr/sbin/blockdev /usr/sbin/losetup /usr/sbin/blkdiscard
 	/usr/bin/fallocate /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/bin/dd
 	/usr/bin/cmp /usr/bin/timeout /usr/bin/sha256sum /usr/bin/stat
-	/usr/bin/truncate /usr/bin/strace /usr/bin/kmod
+	/usr/bin/truncate /usr/bin/tail /usr/bin/strace /usr/bin/kmod
 )
 nbdkit_dirs=(/usr/lib/x86_64-linux-gnu/nbdkit/plugins /usr/lib/x86_64-linux-gnu/nbdkit/filters)
 

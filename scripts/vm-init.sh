@@ -108,10 +108,19 @@ for t in "${tests[@]}"; do
 	echo "=== BEGIN $t" >&3
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	if [ -f "$f" ]; then
-		# Straight to the channel, not through a pipe that a stray
-		# background process of the test could keep open.
-		(cd /tmp && exec timeout -k 10 "${tmo:-300}" bash "$f") >&3 2>&3
+		# Output to a file (not a tty: fio would print progress bars),
+		# streamed to the channel until the test's own process ends;
+		# not through a pipe, which a stray background process of the
+		# test could keep open forever.
+		log=/run/sxm-out/${t//\//_}.log
+		mkdir -p /run/sxm-out
+		: > "$log"
+		(cd /tmp && exec timeout -k 10 "${tmo:-300}" bash "$f") > "$log" 2>&1 < /dev/null &
+		pid=$!
+		tail -n +1 -s 0.2 --pid="$pid" -f "$log" >&3 &
+		wait "$pid"
 		rc=$?
+		wait $!
 	else
 		echo "not ok 1 $t: no such test in the image" >&3
 		rc=1
