@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sxm.h"
 #include "copy.h"
@@ -690,14 +691,19 @@ static void run(struct copy *c)
 		if (n < 0)
 			n = 0;
 		r = poll(fds, 1 + n, timeout);
-		if (r < 0 && errno != EINTR) {
-			record_error(c, -errno, "poll: %s", strerror(errno));
-			/* Cannot wait any more: abandon what is in flight. */
-			break;
-		}
-		if (r < 0)
+		if (r < 0) {
+			/*
+			 * Requests in flight point into our slots, so keep
+			 * waiting for them; only stop starting new ones.
+			 */
+			if (errno != EINTR) {
+				record_error(c, -errno, "poll: %s",
+					     strerror(errno));
+				usleep(1000);
+			}
 			for (r = 0; r < 1 + n; r++)
 				fds[r].revents = 0;
+		}
 		if (fds[0].revents & POLLIN)
 			c->eng->ops->reap(c->eng);
 		c->sink->ops->process(c->sink, fds + 1, n);
