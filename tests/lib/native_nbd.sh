@@ -17,7 +17,8 @@
 #   socket in $T).  Sets VAR to the URI and VAR_pid to nbdkit's pid; nbdkit
 #   is killed at teardown.  With NBD_TLS_PSK=FILE set the URI is nbds:// or
 #   nbds+unix:// with tls-psk-file=FILE and the user name (nbdkit must get
-#   --tls=require --tls-psk=FILE too).
+#   --tls=require --tls-psk=FILE too); with NBD_TLS_CERTS=DIR it is
+#   nbds:// with tls-certificates=DIR (DIR/ca-cert.pem: the server's CA).
 # expect_err DESC RC TEXT CMD...
 #   a test point: CMD must exit with status RC and print TEXT.
 # same_data DESC FILE URI
@@ -63,7 +64,9 @@ nbd_start() {
 		else
 			port=$((20000 + RANDOM % 40000))
 			uri="nbd://127.0.0.1:$port/"
-			if [ -n "${NBD_TLS_PSK:-}" ]; then
+			if [ -n "${NBD_TLS_CERTS:-}" ]; then
+				uri="nbds://127.0.0.1:$port/?tls-certificates=$NBD_TLS_CERTS"
+			elif [ -n "${NBD_TLS_PSK:-}" ]; then
 				uri="nbds://$(id -un)@127.0.0.1:$port/?tls-psk-file=$NBD_TLS_PSK"
 			fi
 			nbdkit --foreground --exit-with-parent -i 127.0.0.1 \

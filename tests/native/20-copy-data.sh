@@ -4,7 +4,8 @@
 # sxm-ctl copy puts exactly the source's bytes on a real NBD server: dense,
 # sparse and all-zero sources, over TCP and a Unix socket, with io_uring
 # and libaio, to a fresh (zeroed) export and to one full of other data; to
-# a file: sink; over TLS; with one connection or four; and --verify /
+# a file: sink; over TLS (PSK and X.509); with one connection or four; and
+# --verify /
 # --verify-only notice a sink that differs.
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/native_nbd.sh"
@@ -126,4 +127,34 @@ if nbdkit --dump-config | grep -q '^tls=yes'; then
 	done
 else
 	skip "TLS (PSK)" "nbdkit was built without TLS"
+fi
+
+# TLS with X.509 certificates: a CA, a server certificate for 127.0.0.1; a
+# client that trusts another CA is refused.
+if nbdkit --dump-config | grep -q '^tls=yes' && command -v openssl >/dev/null; then
+	pki=$T/pki
+	mkdir -p "$pki/server" "$pki/client" "$pki/other"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=sxm-test-ca \
+		-keyout "$pki/ca-key.pem" -out "$pki/server/ca-cert.pem" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+		-keyout "$pki/server/server-key.pem" -out "$pki/server.csr" 2>/dev/null
+	printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		"keyUsage=digitalSignature,keyEncipherment" \
+		"extendedKeyUsage=serverAuth" >"$pki/ext"
+	openssl x509 -req -in "$pki/server.csr" -CA "$pki/server/ca-cert.pem" \
+		-CAkey "$pki/ca-key.pem" -CAcreateserial -days 2 -extfile "$pki/ext" \
+		-out "$pki/server/server-cert.pem" 2>/dev/null
+	cp "$pki/server/ca-cert.pem" "$pki/client/"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca \
+		-keyout "$pki/other-key.pem" -out "$pki/other/ca-cert.pem" 2>/dev/null
+	NBD_TLS_CERTS=$pki/client nbd_start tcp sink --tls=require \
+		--tls-certificates="$pki/server" memory size=48M
+	check "TLS (X.509) over tcp" "$SXM_CTL" copy --verify "$T/dense" "$sink"
+	same_data "TLS (X.509) over tcp: data identical" "$T/dense" "$sink"
+	expect_err "TLS (X.509): a server signed by another CA is refused" 1 \
+		"certificate verification" "$SXM_CTL" copy "$T/dense" \
+		"${sink/$pki\/client/$pki/other}"
+	_tc_kill "$sink_pid"
+else
+	skip "TLS (X.509)" "needs nbdkit with TLS and openssl"
 fi
