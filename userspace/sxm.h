@@ -32,6 +32,14 @@ extern int sxm_verbose;
 void sxm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sxm_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sxm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * The daemon runs library code (the dm layer, insert and restore) on behalf
+ * of a job and wants its one extra detail as the job's reason, not on
+ * stderr: between sxm_err_capture() and sxm_err_release(), sxm_err() in
+ * the calling thread appends to @buf ("; " between messages) instead.
+ */
+void sxm_err_capture(char *buf, size_t len);
+void sxm_err_release(void);
 
 /* Number parsing (parse.c).  All return 0 or -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
