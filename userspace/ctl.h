@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The control socket: how the CLI talks to "sxm-ctl daemon".
+ *
+ * A Unix stream socket ($SXM_SOCKET, default /run/sxm/sxm.sock), mode 0660,
+ * root or the daemon's --group only (the daemon checks SO_PEERCRED too).
+ * One request per connection, one line of words:
+ *
+ *   VERB key=value key=value ...\n
+ *
+ * with values escaped as %XX (bytes below 0x21, '%', '=', 0x7f), and the
+ * answer is text up to the end of the connection:
+ *
+ *   ok\n                              then the body, "key=value" lines
+ *   err ERRNO MESSAGE\n               (ERRNO a positive errno number)
+ *
+ * Verbs (daemon.c): submit, list, show, sync, pause, resume, cadence,
+ * cutover, cancel, retry, forget.  The body of list and show is one
+ * "job ..." line per job (job.h), and show adds "event ..." lines.
+ *
+ * This file has the word and escape helpers both sides use, and the
+ * client's call.  Error policy as in sxm.h.
+ */
+#ifndef SXM_CTL_H
+#define SXM_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SXM_SOCKET_DEFAULT	"/run/sxm/sxm.sock"
+#define SXM_JOB_DIR_DEFAULT	"/var/lib/sxm"
+#define SXM_CTL_MAX_REQUEST	8192	/* bytes of one request line */
+#define SXM_CTL_MAX_WORDS	32
+
+/* A growing string; on out of memory it stops growing and says so. */
+struct sxm_buf {
+	char *s;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+void sxm_buf_printf(struct sxm_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Append @val escaped. */
+void sxm_buf_escape(struct sxm_buf *b, const char *val);
+/* Append " key=<val escaped>". */
+void sxm_buf_kv(struct sxm_buf *b, const char *key, const char *val);
+/* The string (the caller frees it), or NULL after an out of memory. */
+char *sxm_buf_take(struct sxm_buf *b);
+void sxm_buf_free(struct sxm_buf *b);
+
+/* Undo the escaping in place; -EINVAL on a bad %XX or a NUL. */
+int sxm_unescape(char *s);
+
+/* One word of a line: "key=value" (unescaped), or a bare word (val NULL). */
+struct sxm_kv {
+	char *key;
+	char *val;
+};
+
+/*
+ * Split @line (modified) at spaces into at most @max words.  -E2BIG if
+ * there are more, -EINVAL if a value does not unescape.
+ */
+int sxm_kv_split(char *line, struct sxm_kv *kv, unsigned int max,
+		 unsigned int *n);
+/* The value of @key among @kv, or NULL. */
+const char *sxm_kv_get(const struct sxm_kv *kv, unsigned int n,
+		       const char *key);
+
+/* $SXM_SOCKET, or the default. */
+const char *sxm_ctl_socket_path(void);
+/* $SXM_JOB_DIR, or the default. */
+const char *sxm_ctl_job_dir(void);
+
+/*
+ * Send @request (one line, no newline) to the daemon and read the answer.
+ * 0 with *@body (malloc'd, maybe "") after "ok"; the daemon's -errno with
+ * its message in @err after "err"; or -errno with what went wrong in
+ * @err when the daemon cannot be reached ("is sxm-ctl daemon running?")
+ * or is not allowed (root or its group only).
+ */
+int sxm_ctl_call(const char *request, char **body, char *err, size_t errlen);
+
+#endif /* SXM_CTL_H */

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Warm-migration jobs: the record of one job, its lifecycle, its metrics,
+ * and the text it is stored and sent as.
+ *
+ * Lifecycle (../shared/seeds/warm-migration.md):
+ *
+ *   Initializing -> Full Sync -> Ready <-> Syncing -> Cutting Over -> Completed
+ *   any phase but Completed -> Failed (with the reason; "retry" goes back)
+ *   any phase but Completed -> Cancelled ("cancel")
+ *
+ * A job may also be paused (Full Sync or Ready: no copying, no scheduled
+ * syncs) and resumed.  A cutover that fails goes back to Ready, not to
+ * Failed: the guest keeps its disk and the operator may try again.
+ *
+ * One struct, struct sxm_job_rec, is what the daemon saves (jobstore.c),
+ * what it sends to the CLI (ctl.c) and what the CLI prints (cmd_job.c).
+ * Both texts come from one table of fields (job.c), so they cannot drift:
+ *
+ *   the record file, one "key value" line each:
+ *     sxm-job 1
+ *     name vm1
+ *     phase Full Sync
+ *     ...
+ *     event 1700000000123 full sync started: 64.0 MiB to nbd://h/e
+ *   the wire, one line of "key=value" words for a job ("job name=vm1
+ *   phase=Full%20Sync ..."), one line per event ("event t=... text=...").
+ *
+ * Values are escaped the same way in both (sxm_kv_escape(): bytes below
+ * 0x21, '%', '=' and 0x7f as %XX).  Unknown keys are ignored when read (a
+ * newer daemon's record), a missing key keeps its default, and a value
+ * that does not parse makes the whole record invalid (-EINVAL).
+ *
+ * Error policy as in sxm.h: 0 or -errno, nothing printed.
+ */
+#ifndef SXM_JOB_H
+#define SXM_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+enum sxm_phase {
+	SXM_PHASE_INITIALIZING,
+	SXM_PHASE_FULL_SYNC,
+	SXM_PHASE_READY,
+	SXM_PHASE_SYNCING,
+	SXM_PHASE_CUTTING_OVER,
+	SXM_PHASE_COMPLETED,
+	SXM_PHASE_FAILED,
+	SXM_PHASE_CANCELLED,
+	SXM_PHASE_NR,
+};
+
+/* How the job got its sxm device. */
+enum sxm_src_mode {
+	SXM_SRC_EXISTING,	/* the source is an sxm device already */
+	SXM_SRC_INSERTED,	/* sxm inserted under a dm device (an LV) */
+	SXM_SRC_CREATED,	/* an sxm device made over a plain device */
+	SXM_SRC_NR,
+};
+
+/* Commands that change a job, for sxm_job_check(). */
+enum sxm_job_cmd {
+	SXM_CMD_SYNC,
+	SXM_CMD_PAUSE,
+	SXM_CMD_RESUME,
+	SXM_CMD_CADENCE,
+	SXM_CMD_CUTOVER,
+	SXM_CMD_CANCEL,
+	SXM_CMD_RETRY,
+	SXM_CMD_FORGET,
+};
+
+#define SXM_JOB_NAME_MAX	64
+#define SXM_JOB_EVENTS		32	/* events kept, the oldest dropped */
+#define SXM_JOB_RECORD_VERSION	1
+
+struct sxm_job_event {
+	int64_t t_ms;			/* Unix time, milliseconds */
+	char text[240];
+};
+
+struct sxm_job_rec {
+	/* What was asked for. */
+	char name[SXM_JOB_NAME_MAX + 1];
+	char kind[8];			/* "warm" */
+	char source[256];		/* --source as given */
+	char sink[1024];		/* URI */
+	char engine[8];			/* "auto", "uring", "aio" */
+	uint64_t cadence_ms;		/* 0: manual */
+	uint64_t rate_limit;		/* bytes/s, 0: none */
+	uint64_t region_size;		/* bytes */
+
+	/* The device. */
+	enum sxm_src_mode src_mode;
+	char device[SXM_DM_NAME_MAX + 1];	/* the sxm device's dm name */
+	uint32_t dev_major;		/* ... and number (0:0 until known) */
+	uint32_t dev_minor;
+	uint64_t size;			/* bytes migrated */
+	bool orig_track;		/* existing: it tracked before the job */
+
+	/* Where it is. */
+	enum sxm_phase phase;
+	bool paused;
+	bool cancelling;		/* cancel asked, not yet done */
+	enum sxm_phase fail_phase;	/* Failed: the phase that failed */
+	char reason[512];		/* why it failed (or a cutover did) */
+	uint64_t track_id;		/* the kernel's, when tracking began */
+	uint64_t full_done;		/* bytes [0, full_done) are on the sink */
+	char engine_used[8];		/* the source engine actually used */
+	bool sink_zero;			/* the sink read as zeroes at the start */
+
+	/* Metrics. */
+	int64_t created_ms;
+	int64_t last_sync_ms;		/* end of the last good sync, 0: none */
+	uint64_t bytes_full;		/* copied by the full sync */
+	uint64_t bytes_incr;		/* copied by incremental syncs */
+	uint64_t sync_count;		/* incremental syncs that succeeded */
+	uint64_t last_sync_bytes;
+	double last_sync_secs;
+	double last_rate;		/* bytes/s of the last sync */
+	uint64_t cutover_bytes;		/* copied with the source frozen */
+	uint64_t verified_bytes;	/* read back and compared in cutover */
+	uint64_t downtime_ms;		/* guest I/O held during the cutover */
+	uint64_t cutover_failures;
+
+	/* Live (sent, not saved): the daemon fills these in. */
+	char op[16];			/* "full sync", "sync", "cutover", "" */
+	uint64_t op_done;
+	uint64_t op_total;
+	double op_rate;
+	double op_eta;			/* seconds, < 0: unknown */
+	int64_t next_sync_ms;		/* 0: none scheduled */
+	int64_t dirty_bytes;		/* dirty or held now, < 0: unknown */
+	int64_t lag_ms;			/* since last_sync_ms, < 0: none */
+	double rate;			/* running copy's, else last_rate */
+	double predicted_downtime;	/* seconds, < 0: unknown */
+	uint64_t want_sync;		/* sync: sync_count to wait for */
+
+	unsigned nr_events;
+	struct sxm_job_event events[SXM_JOB_EVENTS];
+};
+
+const char *sxm_phase_name(enum sxm_phase p);
+int sxm_phase_parse(const char *s, enum sxm_phase *p);
+const char *sxm_src_mode_name(enum sxm_src_mode m);
+/* Completed and Cancelled: nothing more happens to the job. */
+bool sxm_phase_final(enum sxm_phase p);
+
+/* A job name: 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'. */
+int sxm_job_name_check(const char *name);
+
+/* "manual" (0), or a duration of at least 1 s: "15m", "1h", "1d", "90s". */
+int sxm_cadence_parse(const char *s, uint64_t *ms);
+/* "manual", "15m", "1h30m", "2d", "45s" ... */
+const char *sxm_cadence_str(uint64_t ms, char *buf, size_t len);
+/* A duration for people: "1.5 s", "3m 02s", "2h 05m", "3d 4h". */
+const char *sxm_duration_str(double secs, char *buf, size_t len);
+
+/* A fresh record with every default. */
+void sxm_job_rec_init(struct sxm_job_rec *j);
+/* Append an event, dropping the oldest when full. */
+void sxm_job_add_event(struct sxm_job_rec *j, int64_t t_ms,
+		       const char *text);
+
+/*
+ * Whether @cmd may be applied to @j now: 0, or -errno with the reason in
+ * @err (-EBUSY: not now; -EALREADY: nothing to do; -EINVAL: never in
+ * this phase).
+ */
+int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
+		  char *err, size_t errlen);
+
+/*
+ * Fill the derived metrics of @j (lag_ms, rate, op_eta, predicted_downtime)
+ * from its counters, its live progress, dirty_bytes and @now_ms.
+ *
+ * Predicted downtime of a cutover: the dirty bytes copied and read back
+ * (twice their size) at the rate of the last sync, plus 0.1 s for the
+ * suspend, the flushes and the harvest; unknown before any rate is known.
+ */
+void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms);
+
+/* The record file's text; the caller frees it.  NULL: out of memory. */
+char *sxm_job_rec_format(const struct sxm_job_rec *j);
+int sxm_job_rec_parse(const char *text, struct sxm_job_rec *j);
+
+/*
+ * The wire: one "job key=value ..." line (no newline) with every field
+ * the CLI shows, and "event t=.. text=.." lines.  The caller frees.
+ */
+char *sxm_job_wire_format(const struct sxm_job_rec *j, bool events);
+/*
+ * Read a "job ..." line into @j (after sxm_job_rec_init()), and "event"
+ * lines into its events.  The line is modified.
+ */
+int sxm_job_wire_parse_line(char *line, struct sxm_job_rec *j);
+int sxm_job_wire_parse_event(char *line, struct sxm_job_rec *j);
+
+/* Unix time now, in milliseconds. */
+int64_t sxm_now_ms(void);
+
+#endif /* SXM_JOB_H */
