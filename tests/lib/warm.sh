@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# warm.sh — helpers of the warm-migration tests (tests/vm/4*-warm*.sh), on
+# top of test_common.sh (source that first).
+#
+#   daemon_start [ARGS...]   sxm-ctl daemon in the background, its records
+#                            in $SXM_JOB_DIR, its socket $SXM_SOCKET, its
+#                            log $DAEMON_LOG; waits until it answers; pid in
+#                            $DAEMON_PID; stopped (TERM) at teardown
+#   daemon_kill9             kill -9 it (no teardown of its own)
+#   jf JOB KEY               a field of "sxm-ctl show JOB --json", bare
+#   wait_phase JOB PHASE [SECS]   until the job is in PHASE (default 60 s)
+#   wait_until SECS CMD...   until CMD succeeds; fails after SECS
+#   sink_bytes LOG           bytes the nbdkit log filter saw written
+#                            (Write + Zero requests) in LOG
+#   lv_create NAME DEV MIB   a dm-linear "logical volume" over DEV
+#   rand_fill DEV MIB        random data over the first MIB MiB of DEV
+#   fio_load VAR DEV LOG [FIO_ARGS...]
+#                            random 4 KiB writes through DEV, crc32c
+#                            checked as they go (verify_backlog), for as
+#                            long as the test needs; stopped with SIGINT by
+#                            fio_stop VAR LOG DESC, a test point that fio
+#                            saw no error
+
+export SXM_JOB_DIR=/tmp/sxm-jobs SXM_SOCKET=/tmp/sxm-daemon.sock
+export SXM_STATE_DIR=/tmp/sxm-insert
+DAEMON_LOG=/tmp/sxm-daemon.log DAEMON_PID=""
+rm -rf "$SXM_JOB_DIR" "$SXM_STATE_DIR"
+cleanup_push rm -rf "$SXM_JOB_DIR" "$SXM_STATE_DIR"
+
+daemon_start() {
+	local i
+	sxm-ctl daemon "$@" >> "$DAEMON_LOG" 2>&1 &
+	DAEMON_PID=$!
+	cleanup_push _warm_daemon_stop "$DAEMON_PID"
+	for i in $(seq 100); do
+		sxm-ctl list >/dev/null 2>&1 && return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	bail "sxm-ctl daemon did not start: $(tail -n 5 "$DAEMON_LOG")"
+}
+
+_warm_daemon_stop() {
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1"
+	_tc_kill "$1"
+}
+
+daemon_kill9() {
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null || true
+}
+
+# jf JOB KEY — a number, true/false/null or a string (without its quotes).
+jf() {
+	sxm-ctl show "$1" --json | sed -n "s/^{.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+
+wait_until() {
+	local secs=$1 i
+	shift
+	for i in $(seq $((secs * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+_warm_in_phase() { [ "$(jf "$1" phase)" = "$2" ]; }
+
+wait_phase() {
+	wait_until "${3:-60}" _warm_in_phase "$1" "$2"
+}
+
+sink_bytes() {
+	local n=0 c
+	for c in $(grep -oE ' (Write|Zero) id=[0-9]+ offset=0x[0-9a-f]+ count=0x[0-9a-f]+' "$1" |
+		sed 's/.*count=0x//'); do
+		n=$((n + 16#$c))
+	done
+	echo "$n"
+}
+
+lv_create() {
+	# Removed after NAME: the hidden device an insert puts under it.
+	cleanup_push _tc_dm_remove "$1-sxm-orig"
+	dm_create "$1" "0 $(($3 * 2048)) linear $2 0"
+}
+
+rand_fill() {
+	dd if=/dev/urandom of="$1" bs=1M count="$2" oflag=direct status=none
+}
+
+fio_load() {
+	local var=$1 dev=$2 log=$3
+	shift 3
+	spawn "$var" fio --name=load --filename="$dev" --ioengine="$FIO_ENGINE" \
+		--direct=1 --rw=randwrite --bs=4k --iodepth=4 --size=8M \
+		--rate_iops=150 --time_based --runtime=600 --verify=crc32c \
+		--verify_backlog=128 --verify_fatal=1 --randrepeat=0 \
+		--output="$log" "$@"
+}
+
+# fio_stop VAR LOG DESC — SIGINT ends it (exit 128 from us, not an error).
+fio_stop() {
+	local pid=${!1} rc=0
+	kill -INT "$pid" 2>/dev/null || true
+	wait "$pid" || rc=$?
+	if { [ "$rc" -eq 0 ] || [ "$rc" -eq 128 ]; } && grep -q 'err= 0' "$2"; then
+		pass "$3"
+	else
+		fail "$3" "fio exit $rc: $(tail -n 15 "$2")"
+	fi
+}
