@@ -8,7 +8,9 @@
 #   1. A dense source (2 GiB of random data) to an nbdkit memory sink, over
 #      TCP loopback and over a Unix socket: sxm-ctl copy vs nbdcopy vs
 #      qemu-img convert, each run REPS times interleaved, medians compared
-#      as "sxm-ctl time / peer time" (target: < 1.0 against both).
+#      as "sxm-ctl time / peer time" (target: < 1.0 against both); with
+#      the source in the page cache (warm) and dropped before each run
+#      (cold).  CPU time (user + system) is compared too.
 #   2. A 64 GiB sparse file holding 1 GiB of data in 256 pieces: sxm-ctl
 #      copy of it vs sxm-ctl copy of the 1 GiB of data as a dense file
 #      (target: <= 1.5), nbdcopy of the sparse file for reference.
@@ -154,25 +156,39 @@ report() {
 
 # ------------------------------------------------------------ 1. dense ----
 
+# Two cache states.  warm: the source file is in the page cache, as it is
+# after it was written; nbdcopy and qemu-img read it from there, while
+# sxm-ctl reads the disk with O_DIRECT, as it does a device in use.  cold:
+# the file's pages are dropped before every run, so every tool reads the
+# disk, as in a migration.
+drop_cache() {
+	dd if="$1" iflag=nocache count=0 status=none
+}
+
 for transport in tcp unix; do
 	server sink "$transport" memory size=$((DENSE_MIB << 20)) allocator=malloc
-	echo
-	echo "== dense $DENSE_MIB MiB over $transport: $sink =="
 	run nbdcopy "$dense" "$sink" >/dev/null		# warm the server up
-	for k in sxm nbdcopy qemu; do T[$k]="" C[$k]=""; done
-	for ((r = 0; r < REPS; r++)); do
-		bench sxm "$SXM_CTL" copy --no-progress "$dense" "$sink"
-		bench nbdcopy nbdcopy --flush "$dense" "$sink"
-		bench qemu qemu-img convert -n -f raw -O raw "$dense" "$sink"
+	for cache in warm cold; do
+		echo
+		echo "== dense $DENSE_MIB MiB over $transport, $cache cache: $sink =="
+		for k in sxm nbdcopy qemu; do T[$k]="" C[$k]=""; done
+		for ((r = 0; r < REPS; r++)); do
+			[ $cache = warm ] || drop_cache "$dense"
+			bench sxm "$SXM_CTL" copy --no-progress "$dense" "$sink"
+			[ $cache = warm ] || drop_cache "$dense"
+			bench nbdcopy nbdcopy --flush "$dense" "$sink"
+			[ $cache = warm ] || drop_cache "$dense"
+			bench qemu qemu-img convert -n -f raw -O raw "$dense" "$sink"
+		done
+		report sxm nbdcopy qemu
+		r1=$(ratio "$med_sxm" "$med_nbdcopy")
+		r2=$(ratio "$med_sxm" "$med_qemu")
+		c1=$(ratio "$cpu_sxm" "$cpu_nbdcopy")
+		c2=$(ratio "$cpu_sxm" "$cpu_qemu")
+		echo "  time: sxm-ctl/nbdcopy $r1, sxm-ctl/qemu-img $r2 (target < 1.0)"
+		echo "  CPU:  sxm-ctl/nbdcopy $c1, sxm-ctl/qemu-img $c2"
+		summary+=("dense $transport $cache: time sxm-ctl/nbdcopy $r1, sxm-ctl/qemu-img $r2 (target < 1.0); CPU $c1, $c2")
 	done
-	report sxm nbdcopy qemu
-	r1=$(ratio "$med_sxm" "$med_nbdcopy")
-	r2=$(ratio "$med_sxm" "$med_qemu")
-	c1=$(ratio "$cpu_sxm" "$cpu_nbdcopy")
-	c2=$(ratio "$cpu_sxm" "$cpu_qemu")
-	echo "  time: sxm-ctl/nbdcopy $r1, sxm-ctl/qemu-img $r2 (target < 1.0)"
-	echo "  CPU:  sxm-ctl/nbdcopy $c1, sxm-ctl/qemu-img $c2"
-	summary+=("dense $transport: time sxm-ctl/nbdcopy $r1, sxm-ctl/qemu-img $r2 (target < 1.0); CPU $c1, $c2")
 
 	if [ "$transport" = unix ]; then
 		/usr/bin/time -f %M -o "$W/rss" "$SXM_CTL" copy --no-progress \
