@@ -75,24 +75,27 @@ fi
 
 # --------------------------------------------------------------- servers ----
 
-# server VAR tcp|unix NBDKIT_ARGS... — start nbdkit, URI in VAR.
+# server VAR tcp|unix NBDKIT_ARGS... — start nbdkit, URI in VAR.  A big
+# allocator=malloc export takes seconds to start: wait for it while it
+# lives, and try another port only when it died (the port was taken).
 server() {
-	local var=$1 transport=$2 uri pid try i
+	local var=$1 transport=$2 uri pid try i port
 	shift 2
-	for try in $(seq 20); do
+	for try in $(seq 10); do
 		if [ "$transport" = unix ]; then
 			rm -f "$W/$var.sock"
 			uri="nbd+unix:///?socket=$W/$var.sock"
-			nbdkit --foreground --exit-with-parent -U "$W/$var.sock" "$@" &
+			nbdkit --foreground --exit-with-parent -U "$W/$var.sock" "$@" \
+				2>"$W/$var.log" &
 		else
-			local port=$((20000 + RANDOM % 40000))
+			port=$((20000 + RANDOM % 40000))
 			uri="nbd://127.0.0.1:$port/"
 			nbdkit --foreground --exit-with-parent -i 127.0.0.1 -p "$port" "$@" \
 				2>"$W/$var.log" &
 		fi
 		pid=$!
 		pids+=("$pid")
-		for i in $(seq 100); do
+		for i in $(seq 1200); do
 			kill -0 "$pid" 2>/dev/null || break
 			if nbdinfo --size "$uri" >/dev/null 2>&1; then
 				printf -v "$var" %s "$uri"
@@ -100,8 +103,10 @@ server() {
 			fi
 			sleep 0.1
 		done
+		kill "$pid" 2>/dev/null || :
+		wait "$pid" 2>/dev/null || :
 	done
-	echo "bench-copy: nbdkit $* would not start" >&2
+	echo "bench-copy: nbdkit $* would not start: $(tail -n 3 "$W/$var.log")" >&2
 	exit 1
 }
 
