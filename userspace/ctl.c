@@ -56,19 +56,21 @@ void sxm_buf_printf(struct sxm_buf *b, const char *fmt, ...)
 	b->len += n;
 }
 
-static bool must_escape(unsigned char c)
+static bool must_escape(unsigned char c, bool word)
 {
-	return c < 0x21 || c == '%' || c == '=' || c == 0x7f;
+	if (c < 0x20 || c == '%' || c == 0x7f)
+		return true;
+	return word && (c == ' ' || c == '=');
 }
 
-void sxm_buf_escape(struct sxm_buf *b, const char *val)
+void sxm_buf_escape(struct sxm_buf *b, const char *val, bool word)
 {
 	const unsigned char *p;
 
 	for (p = (const unsigned char *)val; *p; p++) {
 		if (!buf_room(b, 3))
 			return;
-		if (must_escape(*p))
+		if (must_escape(*p, word))
 			b->len += sprintf(b->s + b->len, "%%%02X", *p);
 		else
 			b->s[b->len++] = *p;
@@ -81,7 +83,7 @@ void sxm_buf_escape(struct sxm_buf *b, const char *val)
 void sxm_buf_kv(struct sxm_buf *b, const char *key, const char *val)
 {
 	sxm_buf_printf(b, " %s=", key);
-	sxm_buf_escape(b, val);
+	sxm_buf_escape(b, val, true);
 }
 
 char *sxm_buf_take(struct sxm_buf *b)

@@ -42,8 +42,12 @@ struct sxm_buf {
 
 void sxm_buf_printf(struct sxm_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Append @val escaped. */
-void sxm_buf_escape(struct sxm_buf *b, const char *val);
+/*
+ * Append @val escaped: for a word (@word), bytes below 0x21, '%', '=' and
+ * 0x7f; for the rest of a line (a record file's value), only control
+ * characters and '%'.
+ */
+void sxm_buf_escape(struct sxm_buf *b, const char *val, bool word);
 /* Append " key=<val escaped>". */
 void sxm_buf_kv(struct sxm_buf *b, const char *key, const char *val);
 /* The string (the caller frees it), or NULL after an out of memory. */

@@ -538,12 +538,12 @@ char *sxm_job_rec_format(const struct sxm_job_rec *j)
 			continue;
 		field_str(&fields[i], j, val, sizeof(val));
 		sxm_buf_printf(&b, "%s ", fields[i].key);
-		sxm_buf_escape(&b, val);
+		sxm_buf_escape(&b, val, false);
 		sxm_buf_printf(&b, "\n");
 	}
 	for (i = 0; i < j->nr_events; i++) {
 		sxm_buf_printf(&b, "event %" PRId64 " ", j->events[i].t_ms);
-		sxm_buf_escape(&b, j->events[i].text);
+		sxm_buf_escape(&b, j->events[i].text, false);
 		sxm_buf_printf(&b, "\n");
 	}
 	return sxm_buf_take(&b);
