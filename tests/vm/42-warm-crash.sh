@@ -1,0 +1,110 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The daemon killed with kill -9 in the middle of the full sync, and again
+# in the middle of an incremental sync: restarted, it resumes each from the
+# job record and the kernel's held regions without copying again what was
+# done.  The bytes are counted on the sink (nbdkit's log filter): after the
+# first restart the sink gets exactly the part of the device past the
+# saved cursor, and nothing below it; after the second, exactly the
+# regions the kernel still held (harvested, never acknowledged).  The
+# device here is a plain block device, so the job made /dev/mapper/NAME
+# over it.  A cutover then leaves the sink identical to the source.
+# vm-timeout: 180
+. "$(dirname "$0")/../lib/test_common.sh"
+. "$(dirname "$0")/../lib/warm.sh"
+
+require_sxm
+require_sxm_ctl
+require_cmd dmsetup nbdkit nbdcopy
+
+MIB=32 SIZE=$((32 << 20)) RS=65536
+scratch_dev disk $MIB
+rand_fill "$disk" $MIB
+slog=/tmp/sink42.log
+sink_start --filter=log memory size=${MIB}M logfile=$slog
+daemon_start
+
+rec=$SXM_JOB_DIR/crash42.job
+saved() { sed -n "s/^$1 //p" "$rec"; }
+# Bytes the sink was sent after line $1 of its log; and its lowest offset.
+sent_after() { tail -n +$(($1 + 1)) $slog > /tmp/sink42.part; sink_bytes /tmp/sink42.part; }
+lowest_write() {
+	grep -oE ' Write id=[0-9]+ offset=0x[0-9a-f]+' /tmp/sink42.part |
+		sed 's/.*offset=0x//' | while read -r o; do echo $((16#$o)); done |
+		sort -n | head -n 1
+}
+
+# ----------------------------------------------- kill -9 in the full sync ----
+
+cleanup_push _tc_dm_remove crash42
+check "submit a plain device at 4 MiB/s" sxm-ctl submit --source "$disk" \
+	--sink "$SINK_URI" --name crash42 --rate 4M
+check "the job made /dev/mapper/crash42 over it" \
+	wait_until 20 test -b /dev/mapper/crash42
+check "the full sync saves its cursor as it goes" \
+	wait_until 60 bash -c "[ \$(sed -n 's/^full_done //p' $rec) -ge $((8 << 20)) ]"
+sleep 1		# into the next chunk
+daemon_kill9
+cursor=$(saved full_done)
+saved_full=$(saved bytes_full)
+before=$(sink_bytes $slog)
+mark=$(wc -l < $slog)
+diag "killed at cursor $cursor; the sink had been sent $before bytes"
+check_eq "killed in the Full Sync phase" "Full Sync" "$(saved phase)"
+check "the cursor is inside the device" test "$cursor" -gt 0 -a "$cursor" -lt $SIZE
+check "the sink got the cursor and at most one chunk (12 MiB) more" \
+	test "$before" -ge "$cursor" -a $((before - cursor)) -le $((12 << 20))
+check "tracking went on without a helper" bash -c \
+	"sxm-ctl status crash42 | grep -q '^  helper *none' && sxm-ctl status crash42 | grep -q '^  mode *track'"
+
+daemon_start
+check "restarted, the job finishes its full sync" wait_phase crash42 Ready 90
+after=$(sent_after "$mark")
+check_eq "after the restart the sink got exactly the device past the cursor" \
+	$((SIZE - cursor)) "$after"
+low=$(lowest_write)
+check "and nothing below the cursor ($low >= $cursor)" test "${low:-0}" -ge "$cursor"
+check "the events say where it resumed" bash -c \
+	"sxm-ctl show crash42 | grep -q 'full sync resumes at $cursor of $SIZE bytes'"
+# What the killed daemon sent after its last save is lost to the count.
+check_eq "Bytes (Full): what was saved before the kill plus what was sent after" \
+	$((saved_full + after)) "$(jf crash42 bytes_full)"
+
+# ----------------------------------------- kill -9 in an incremental sync ----
+
+# 16 MiB of new data in regions 64..319 (a known set), then a slow sync.
+dd if=/dev/urandom of=/dev/mapper/crash42 bs=1M seek=4 count=16 oflag=direct status=none
+check_eq "the writes are tracked: 16 MiB dirty" $((16 << 20)) "$(jf crash42 dirty_bytes)"
+mark=$(wc -l < $slog)
+check "sync" sxm-ctl sync crash42
+check "the sync acknowledges its first chunks as it goes" \
+	wait_until 60 bash -c "[ \$(sed -n 's/^bytes_incr //p' $rec) -gt 0 ]"
+sleep 1		# into the next chunk
+daemon_kill9
+acked=$(saved bytes_incr)
+sent1=$(sent_after "$mark")
+held=$(sxm-ctl status crash42 --json | sed -n 's/.*"held_regions":\([0-9]*\).*/\1/p')
+diag "killed with $acked bytes acknowledged, $sent1 sent, $held regions held"
+check_eq "killed in the Syncing phase" Syncing "$(saved phase)"
+check_eq "the kernel holds exactly what was not acknowledged" \
+	$(((16 << 20) - acked)) $((held * RS))
+check "and the sink had at most one chunk more than was acknowledged" \
+	test $((sent1 - acked)) -ge 0 -a $((sent1 - acked)) -le $((12 << 20))
+
+mark=$(wc -l < $slog)
+daemon_start
+synced_once() { [ "$(jf crash42 sync_count)" = 1 ]; }
+check "restarted, the sync completes" wait_until 60 synced_once
+check_eq "after the restart the sink got exactly the held regions" \
+	$((held * RS)) "$(sent_after "$mark")"
+check_eq "Sync Count 1" 1 "$(jf crash42 sync_count)"
+check_eq "Bytes (Incr): the acknowledged part plus the rest" \
+	$((acked + held * RS)) "$(jf crash42 bytes_incr)"
+check_eq "nothing left dirty or held" 0 "$(jf crash42 dirty_bytes)"
+
+# -------------------------------------------------------------- cutover ----
+
+check "cutover" sxm-ctl cutover crash42 --wait
+check_eq "the sink is identical to the source" "$(sha256_of "$disk")" \
+	"$(sha256_of "$SINK_URI")"
