@@ -8,19 +8,20 @@
 #   --results DIR  write NAME.tap/NAME.rc and append to DIR/index (as
 #                  tests/run-all.sh does) instead of the run's own folder
 #   --no-summary   do not print the per-file summary and the total line
-#   --initrd FILE  boot FILE instead of building build/vm/initramfs.cpio.gz
+#   --initrd FILE  boot FILE instead of building the image
 #   -q             do not echo the tests' output while they run
 #
 # Tests share one boot, in order.  A test whose header has "# vm: fresh-boot"
 # gets a boot of its own; "# vm-timeout: SECS" sets its time limit inside the
 # guest (default 300).  The host kills a guest that outlives the sum of its
 # tests' limits plus the boot; the test that was running and every test that
-# did not report count as failed.  Each run has its own folder,
-# build/vm/run-DATE-PID (build/vm/last points to the newest; the last 8 are
-# kept): the image, and per boot N the console (boot-N.console.log), the
-# results channel and qemu's output.  Kernel complaints in the console (Oops, BUG:,
-# WARNING:, general protection, hung tasks, panics) count as a failure of
-# the test that was running, with the lines shown.
+# did not report count as failed.  Kernel complaints in the console (Oops,
+# BUG:, WARNING:, general protection, hung tasks, panics) count as a failure
+# of the test that was running, with the lines shown.  Each run has its own
+# folder, build/vm/run-DATE-PID (build/vm/last is the newest; the last 8 are
+# kept), with per boot N the console (boot-N.console.log), the results
+# channel (boot-N.results.log) and qemu's own output.  What a test leaves
+# behind is reported as a failure (see scripts/vm-init.sh).
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--no-summary) summary=0 ;;
 	--initrd) initrd=$2; shift ;;
 	-q) quiet=1 ;;
-	-h | --help) sed -n '3,23s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h | --help) sed -n '4,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	-*) echo "vm-run: unknown option $1" >&2; exit 2 ;;
 	*) t=${1#tests/}; t=${t#./tests/}; [[ $t == vm/* ]] || t=vm/$t; tests+=("$t") ;;
 	esac

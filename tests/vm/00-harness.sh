@@ -1,18 +1,23 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The harness works: a scratch device with discard and write-zeroes, a
-# dm-linear device over it passing fio's crc32c verification, a sink in its
-# own network namespace that receives 16 MiB with nbdcopy intact (sha256),
-# table-driven negative checks, teardown that runs when a test aborts, and,
-# once it is built, dm-sxm.ko loading with /dev/dm-sxm appearing.
+# The harness works: /bin/sh finds the real tools, a scratch device has
+# discard and write-zeroes, a dm-linear device over it passes fio's crc32c
+# verification, a sink in its own network namespace receives 16 MiB with
+# nbdcopy intact (sha256), table-driven negative checks work, teardown runs
+# when a test aborts, and, once it is built, dm-sxm.ko loads and
+# /dev/dm-sxm appears.
 # vm-timeout: 180
 . "$(dirname "$0")/../lib/test_common.sh"
 
 require_cmd dmsetup fio nbdkit nbdcopy nbdinfo blkdiscard
 require_module dm-mod
 
-plan 13
+plan 14
+
+# system() and popen() get the real tools, not busybox applets.
+check "/bin/sh runs util-linux and iproute2, not busybox" \
+	sh -c 'blkdiscard -V && ip -V | grep -q iproute2'
 
 # Scratch device: 32 MiB, new and zero, with working discard and
 # write-zeroes (also without unmap: fallocate --zero-range).
