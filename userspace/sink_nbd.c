@@ -377,8 +377,14 @@ static int ns_queued(struct sxm_sink *s, unsigned int ci, int64_t cookie)
 {
 	struct nbd_sink *ns = s->priv;
 
+	/*
+	 * A connection that died since ns_pick() refuses with EINVAL
+	 * ("invalid state"): say what it is.
+	 */
 	if (cookie == -1)
-		return -ns_errno();
+		return nbd_aio_is_dead(ns->conn[ci].h) == 1 ||
+		       nbd_aio_is_closed(ns->conn[ci].h) == 1 ?
+		       -ENOTCONN : -ns_errno();
 	ns->conn[ci].in_flight++;
 	s->in_flight++;
 	return 0;
