@@ -250,6 +250,9 @@ static void print_json(const struct sxm_job_rec *j)
 	       j->cutover_failures);
 	printf(",\"frozen\":%s",
 	       j->phase == SXM_PHASE_COMPLETED ? "true" : "false");
+	printf(",\"fail_phase\":");
+	sxm_json_str(stdout, j->phase == SXM_PHASE_FAILED ?
+		     sxm_phase_name(j->fail_phase) : "");
 	printf(",\"reason\":");
 	if (j->reason[0])
 		sxm_json_str(stdout, j->reason);

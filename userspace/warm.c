@@ -898,11 +898,12 @@ static int do_sync(struct sxm_job *j, char *err, size_t errlen)
 		j->rec.op_done = done;
 		sxm_job_save(j);
 		unlock(j);
-		if (r)
+		if (r) {
 			snprintf(err, errlen, "%s", res.errmsg);
-		else
+		} else {
 			chunk = next_chunk(chunk, res.stats.bytes_done,
 					   mono_s() - t0, 0, rs);
+		}
 		sxm_copy_result_free(&res);
 	}
 	free(cmap);
