@@ -93,7 +93,8 @@ mkcpio() {
 key=$( {
 	sha256sum "$0"
 	echo "$kver"
-	stat -L -c '%n %s %Y' "${tools[@]}" /usr/bin/busybox "${nbdkit_dirs[@]}"/*
+	stat -L -c '%n %s %Y' "${tools[@]}" /usr/bin/busybox
+	for d in "${nbdkit_dirs[@]}"; do stat -c '%n %s %Y' "$d"/*; done
 	stat -c '%n %s %Y' "$kimg/boot/vmlinuz-$kver"
 } | sha256sum | cut -d' ' -f1)
 

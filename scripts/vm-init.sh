@@ -88,7 +88,7 @@ leftovers() {
 	grep -q '^brd ' /proc/modules && left+=" module:brd"
 }
 force_clean() {
-	for i in 1 2 3; do
+	for _ in 1 2 3; do
 		find_strays
 		for p in $(echo -n "$strays" | cut -d' ' -f1); do kill -KILL "$p"; done
 		sleep 0.2
