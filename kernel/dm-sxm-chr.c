@@ -18,6 +18,7 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/poll.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -26,7 +27,7 @@
 #include "dm-sxm.h"
 
 #define SXM_F_ALL	(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID | \
-			 SXM_F_HOLD)
+			 SXM_F_HOLD | SXM_F_MIRROR)
 
 struct sxm_client {
 	struct mutex lock;		/* serialises this file's ioctls */
@@ -56,6 +57,8 @@ static int sxm_chr_release(struct inode *inode, struct file *file)
 	if (dev) {
 		mutex_lock(&dev->lock);
 		if (dev->helper == file) {
+			/* Mirroring stops; writes go on, tracked. */
+			sxm_ring_destroy(dev);
 			dev->helper = NULL;
 			dev->helper_tgid = 0;
 		}
@@ -256,6 +259,78 @@ static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
 	return copy_to_user(u, &i, sizeof(i)) ? -EFAULT : 0;
 }
 
+static int ioc_ring_setup(struct sxm_client *c, unsigned int cmd,
+			  void __user *u)
+{
+	struct sxm_dev *dev = c->dev;
+	struct sxm_ring_setup g;
+	int r;
+
+	r = get_ustruct(&g, sizeof(g), cmd, u);
+	if (r)
+		return r;
+	if (g.mmap_bytes || g.hdr_off || g.sq_off || g.cq_off || g.data_off ||
+	    !zeroed(g.reserved, sizeof(g.reserved)))
+		return -EINVAL;
+	if (!c->helper)
+		return -EPERM;
+	mutex_lock(&dev->lock);
+	r = sxm_ring_setup(dev, &g);
+	mutex_unlock(&dev->lock);
+	if (r)
+		return r;
+	return copy_to_user(u, &g, sizeof(g)) ? -EFAULT : 0;
+}
+
+static int ioc_mirror(struct sxm_client *c, unsigned int cmd, void __user *u)
+{
+	struct sxm_mirror m;
+	int r;
+
+	r = get_ustruct(&m, sizeof(m), cmd, u);
+	if (r)
+		return r;
+	if (m.on > 1 || !zeroed(m.reserved, sizeof(m.reserved)))
+		return -EINVAL;
+	if (!c->helper)
+		return -EPERM;
+	return sxm_dev_set_mirror(c->dev, m.on);
+}
+
+static int ioc_lock(struct sxm_client *c, unsigned int cmd, void __user *u)
+{
+	struct sxm_dev *dev = c->dev;
+	struct sxm_lock_range *ranges;
+	struct sxm_lock l;
+	u32 i;
+	int r;
+
+	r = get_ustruct(&l, sizeof(l), cmd, u);
+	if (r)
+		return r;
+	if ((l.flags & ~SXM_LOCK_FLAGS) || l.reserved0 ||
+	    !zeroed(l.reserved, sizeof(l.reserved)) ||
+	    !l.nr_ranges || l.nr_ranges > SXM_LOCK_MAX)
+		return -EINVAL;
+	if (!c->helper)
+		return -EPERM;
+	ranges = memdup_user(u64_to_user_ptr(l.ranges_ptr),
+			     l.nr_ranges * sizeof(*ranges));
+	if (IS_ERR(ranges))
+		return PTR_ERR(ranges);
+	for (i = 0; i < l.nr_ranges; i++)
+		if (!ranges[i].count ||
+		    ranges[i].first >= dev->dirty.nr_regions ||
+		    ranges[i].count > dev->dirty.nr_regions - ranges[i].first) {
+			kfree(ranges);
+			return -EINVAL;
+		}
+	r = sxm_ring_lock(dev, ranges, l.nr_ranges,
+			  l.flags & SXM_LOCK_RELEASE);
+	kfree(ranges);
+	return r;
+}
+
 /*
  * The command without its size: a helper built against a newer header
  * passes a larger struct (and so another size in the command), which is
@@ -278,6 +353,11 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 	case SXM_IOC_BASE(SXM_IOC_MARK_DIRTY):
 	case SXM_IOC_BASE(SXM_IOC_ACK):
 	case SXM_IOC_BASE(SXM_IOC_GET_INFO):
+	case SXM_IOC_BASE(SXM_IOC_RING_SETUP):
+	case SXM_IOC_BASE(SXM_IOC_MIRROR):
+	case SXM_IOC_BASE(SXM_IOC_LOCK):
+		break;
+	case SXM_IOC_RING_ENTER:
 		break;
 	default:
 		/* Unknown is ENOTTY whatever state the file is in. */
@@ -308,6 +388,18 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 	case SXM_IOC_BASE(SXM_IOC_ACK):
 		r = ioc_regions(c, cmd, true, u);
 		break;
+	case SXM_IOC_BASE(SXM_IOC_RING_SETUP):
+		r = ioc_ring_setup(c, cmd, u);
+		break;
+	case SXM_IOC_BASE(SXM_IOC_MIRROR):
+		r = ioc_mirror(c, cmd, u);
+		break;
+	case SXM_IOC_BASE(SXM_IOC_LOCK):
+		r = ioc_lock(c, cmd, u);
+		break;
+	case SXM_IOC_RING_ENTER:
+		r = c->helper ? sxm_ring_enter(c->dev) : -EPERM;
+		break;
 	default:
 		r = ioc_get_info(c, cmd, u);
 		break;
@@ -317,11 +409,35 @@ out:
 	return r;
 }
 
+/* The helper's ring: readable while submissions wait. */
+static __poll_t sxm_chr_poll(struct file *file, poll_table *wait)
+{
+	struct sxm_client *c = file->private_data;
+
+	if (!READ_ONCE(c->helper))
+		return EPOLLERR;
+	return sxm_ring_poll(c->dev, file, wait);
+}
+
+static int sxm_chr_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct sxm_client *c = file->private_data;
+	int r = -ENXIO;
+
+	mutex_lock(&c->lock);
+	if (c->helper)
+		r = sxm_ring_mmap(c->dev, vma);
+	mutex_unlock(&c->lock);
+	return r;
+}
+
 static const struct file_operations sxm_chr_fops = {
 	.owner = THIS_MODULE,
 	.open = sxm_chr_open,
 	.release = sxm_chr_release,
 	.unlocked_ioctl = sxm_chr_ioctl,
+	.poll = sxm_chr_poll,
+	.mmap = sxm_chr_mmap,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
 };
@@ -341,6 +457,13 @@ int sxm_chr_init(void)
 	BUILD_BUG_ON(sizeof(struct sxm_harvest) != SXM_HARVEST_SIZE);
 	BUILD_BUG_ON(sizeof(struct sxm_regions) != SXM_REGIONS_SIZE);
 	BUILD_BUG_ON(sizeof(struct sxm_info) != SXM_INFO_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_ring_hdr) != SXM_RING_HDR_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_sqe) != SXM_SQE_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_cqe) != SXM_CQE_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_ring_setup) != SXM_RING_SETUP_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_mirror) != SXM_MIRROR_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_lock_range) != SXM_LOCK_RANGE_SIZE);
+	BUILD_BUG_ON(sizeof(struct sxm_lock) != SXM_LOCK_SIZE);
 
 	return misc_register(&sxm_misc);
 }

@@ -176,25 +176,30 @@ static u64 map_apply_u64(struct sxm_dirty *d, atomic_long_t *map, size_t i,
  * ----------------------------------------------------------------------
  */
 
+/* Mark regions in generation @gen (a write accounted there, still open). */
+void sxm_dirty_mark_gen(struct sxm_dirty *d, unsigned int gen,
+			sector_t sector, sector_t nr_sectors)
+{
+	u64 newly = map_mark_range(d->map[gen], sector >> d->region_shift,
+				   (sector + nr_sectors - 1) >> d->region_shift);
+
+	if (newly)
+		atomic64_add(newly, &d->nr_dirty[gen]);
+}
+
 unsigned int sxm_dirty_start_write(struct sxm_dirty *d, bool mark,
 				   sector_t sector, unsigned int nr_sectors)
 {
 	unsigned long flags;
 	unsigned int gen;
-	u64 newly;
 
 	spin_lock_irqsave(&d->lock, flags);
 	gen = d->cur;
 	atomic_inc(&d->inflight[gen]);
 	spin_unlock_irqrestore(&d->lock, flags);
 
-	if (mark && nr_sectors) {
-		newly = map_mark_range(d->map[gen], sector >> d->region_shift,
-				       (sector + nr_sectors - 1) >>
-				       d->region_shift);
-		if (newly)
-			atomic64_add(newly, &d->nr_dirty[gen]);
-	}
+	if (mark && nr_sectors)
+		sxm_dirty_mark_gen(d, gen, sector, nr_sectors);
 	return gen;
 }
 

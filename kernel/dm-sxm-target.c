@@ -25,6 +25,7 @@
 static const char *const sxm_mode_names[] = {
 	[SXM_MODE_PASSTHROUGH] = "passthrough",
 	[SXM_MODE_TRACK] = "track",
+	[SXM_MODE_MIRROR] = "mirror",
 };
 
 /* ----------------------------------------------------------------------
@@ -124,6 +125,7 @@ static int sxm_dev_get(struct sxm_target *tgt)
 	}
 	kref_init(&dev->kref);
 	mutex_init(&dev->lock);
+	spin_lock_init(&dev->ring_lock);
 	dev->devt = devt;
 	dev->begin = ti->begin;
 	dev->len = ti->len;
@@ -364,29 +366,56 @@ static bool bio_changes_data(struct bio *bio)
 	}
 }
 
+void sxm_remap(struct sxm_target *tgt, struct bio *bio)
+{
+	struct dm_target *ti = tgt->ti;
+
+	bio_set_dev(bio, tgt->source->bdev);
+	if (bio_sectors(bio) || op_is_zone_mgmt(bio_op(bio)))
+		bio->bi_iter.bi_sector = dm_target_offset(ti,
+							  bio->bi_iter.bi_sector);
+}
+
 static int sxm_map(struct dm_target *ti, struct bio *bio)
 {
 	struct sxm_target *tgt = ti->private;
 	struct sxm_io *io = dm_per_bio_data(bio, sizeof(struct sxm_io));
-	sector_t offset = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	int mode = READ_ONCE(tgt->mode);
+	bool changes;
 
 	io->accounted = 0;
+	io->mirrored = 0;
+	if (!op_is_write(bio_op(bio)))
+		goto remap;
+
 	/*
 	 * Every write is accounted, tracked or not, so that a harvest or the
 	 * start of tracking can wait for the writes already sent.
 	 */
-	if (op_is_write(bio_op(bio))) {
-		bool mark = READ_ONCE(tgt->mode) == SXM_MODE_TRACK &&
-			    bio_changes_data(bio);
+	changes = bio_changes_data(bio);
+	io->tgt = tgt;
+	io->sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	io->nr_sectors = changes ? bio_sectors(bio) : 0;
+	io->gen = sxm_dirty_start_write(&tgt->dev->dirty,
+					mode == SXM_MODE_TRACK && changes,
+					io->sector, io->nr_sectors);
+	io->accounted = 1;
 
-		io->gen = sxm_dirty_start_write(&tgt->dev->dirty, mark, offset,
-						mark ? bio_sectors(bio) : 0);
-		io->accounted = 1;
+	if (mode == SXM_MODE_MIRROR && (changes || !bio_sectors(bio))) {
+		int r = sxm_ring_map(tgt->dev, bio, io);
+
+		if (r != SXM_RING_NOT_MIRRORED) {
+			if (r == DM_MAPIO_REMAPPED)
+				sxm_remap(tgt, bio);
+			return r;
+		}
+		/* Not mirrored (degraded, no helper): tracked instead. */
+		if (io->nr_sectors)
+			sxm_dirty_mark_gen(&tgt->dev->dirty, io->gen,
+					   io->sector, io->nr_sectors);
 	}
-
-	bio_set_dev(bio, tgt->source->bdev);
-	if (bio_sectors(bio) || op_is_zone_mgmt(bio_op(bio)))
-		bio->bi_iter.bi_sector = offset;
+remap:
+	sxm_remap(tgt, bio);
 	return DM_MAPIO_REMAPPED;
 }
 
@@ -431,24 +460,44 @@ static int sxm_prepare_ioctl(struct dm_target *ti, struct block_device **bdev)
 static int set_mode(struct sxm_target *tgt, int mode)
 {
 	struct sxm_dev *dev = tgt->dev;
+	int old = tgt->mode;
 	int r;
 
 	lockdep_assert_held(&dev->lock);
-	if (mode == tgt->mode)
-		return 0;
-	if (mode == SXM_MODE_TRACK) {
-		WRITE_ONCE(tgt->mode, mode);
+	if (mode == old)
+		return mode == SXM_MODE_MIRROR ? sxm_ring_set_mirror(dev, true) : 0;
+	if (mode == SXM_MODE_MIRROR && !dev->ring)
+		return -ENXIO;
+	if (old == SXM_MODE_PASSTHROUGH) {
+		/* Tracking starts: wait for what was sent untracked. */
+		WRITE_ONCE(tgt->mode, SXM_MODE_TRACK);
 		r = sxm_dirty_barrier(&dev->dirty);
 		if (r) {
-			WRITE_ONCE(tgt->mode, SXM_MODE_PASSTHROUGH);
+			WRITE_ONCE(tgt->mode, old);
 			return r;
 		}
 		dev->track_id = get_random_u64() | 1;
-	} else {
-		WRITE_ONCE(tgt->mode, mode);
-		dev->track_id = 0;
 	}
+	if (mode == SXM_MODE_MIRROR)
+		sxm_ring_set_mirror(dev, true);
+	else if (old == SXM_MODE_MIRROR)
+		sxm_ring_set_mirror(dev, false);
+	WRITE_ONCE(tgt->mode, mode);
+	if (mode == SXM_MODE_PASSTHROUGH)
+		dev->track_id = 0;
 	return 0;
+}
+
+/* SXM_IOC_MIRROR: the helper turns mirroring on or off (to track). */
+int sxm_dev_set_mirror(struct sxm_dev *dev, bool on)
+{
+	int r = -ENODEV;
+
+	mutex_lock(&dev->lock);
+	if (dev->live)
+		r = set_mode(dev->live, on ? SXM_MODE_MIRROR : SXM_MODE_TRACK);
+	mutex_unlock(&dev->lock);
+	return r;
 }
 
 /*
@@ -464,8 +513,8 @@ static void sxm_resume(struct dm_target *ti)
 
 	mutex_lock(&dev->lock);
 	was_tracking = dev->live && dev->track_id &&
-		       READ_ONCE(dev->live->mode) == SXM_MODE_TRACK;
-	if (tgt->mode == SXM_MODE_TRACK) {
+		       READ_ONCE(dev->live->mode) != SXM_MODE_PASSTHROUGH;
+	if (tgt->mode != SXM_MODE_PASSTHROUGH) {
 		if (!was_tracking)
 			dev->track_id = get_random_u64() | 1;
 	} else {
@@ -481,6 +530,9 @@ static void sxm_resume(struct dm_target *ti)
  *   mode passthrough	stop tracking (the dirty map is kept)
  *   mode track		start tracking; returns once every write sent
  *			before it has completed
+ *   mode mirror	mirror every write through the helper's ring (needs
+ *			a helper with a ring); while the mirror is down,
+ *			writes are tracked
  */
 static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
 		       char *result, unsigned int maxlen)
@@ -493,8 +545,10 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
 			mode = SXM_MODE_TRACK;
 		} else if (!strcasecmp(argv[1], "passthrough")) {
 			mode = SXM_MODE_PASSTHROUGH;
+		} else if (!strcasecmp(argv[1], "mirror")) {
+			mode = SXM_MODE_MIRROR;
 		} else {
-			DMERR("%s: unknown mode '%s' (passthrough or track)",
+			DMERR("%s: unknown mode '%s' (passthrough, track or mirror)",
 			      dm_device_name(dm_table_get_md(ti->table)),
 			      argv[1]);
 			return -EINVAL;
@@ -502,10 +556,13 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
 		mutex_lock(&tgt->dev->lock);
 		r = set_mode(tgt, mode);
 		mutex_unlock(&tgt->dev->lock);
+		if (r == -ENXIO)
+			DMERR("%s: mode mirror needs a helper with a ring attached",
+			      dm_device_name(dm_table_get_md(ti->table)));
 		return r;
 	}
 
-	DMERR("%s: unsupported message '%s' (known: mode passthrough|track)",
+	DMERR("%s: unsupported message '%s' (known: mode passthrough|track|mirror)",
 	      dm_device_name(dm_table_get_md(ti->table)),
 	      argc ? argv[0] : "");
 	return -EINVAL;
@@ -520,7 +577,8 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
  * Status format:
  *
  * INFO:  <mode> <region_sectors> <nr_regions> <dirty_regions> <harvests>
- *        <helper> <held_regions>
+ *        <helper> <held_regions> <mirror> <in_flight> <held_back>
+ *        <mirrored_writes> <mirrored_bytes> <degradations> <reason>
  *
  *   mode		passthrough | track
  *   dirty_regions	regions marked dirty since the last harvest
@@ -528,11 +586,20 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
  *   helper		the attached helper's process id, or "-"
  *   held_regions	regions harvested and not yet acknowledged by the
  *			helper (their copy to the sink is not confirmed)
+ *   mirror		off | on | degraded
+ *   in_flight		writes posted on the ring, not yet acknowledged
+ *   held_back		writes waiting (overlap, region lock, ring full)
+ *   mirrored		writes and bytes mirrored so far
+ *   degradations	times the mirror went down
+ *   reason		why it last went down (sink_error, sink_timeout,
+ *			ring_full, lock_timeout, helper_detached,
+ *			bad_completion, bad_cq_tail, bad_sq_head), or "-"
  *
  * New fields are only ever appended.
  *
  * TABLE: <source_dev> <region_sectors> [1 track]
- *   (the current mode: loading it back gives the same target)
+ *   (the current mode: loading it back gives the same target; a mirroring
+ *   target reads back as tracking, since a new table has no helper yet)
  */
 static void sxm_status(struct dm_target *ti, status_type_t type,
 		       unsigned int status_flags, char *result,
@@ -541,6 +608,8 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 	struct sxm_target *tgt = ti->private;
 	struct sxm_dev *dev = tgt->dev;
 	int mode = READ_ONCE(tgt->mode);
+	const char *state, *reason;
+	u32 inflight, held_back;
 	unsigned int sz = 0;
 	pid_t helper;
 
@@ -557,12 +626,19 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 		else
 			DMEMIT("-");
 		DMEMIT(" %llu", (unsigned long long)sxm_dirty_held(&dev->dirty));
+		sxm_ring_status(dev, &state, &inflight, &held_back);
+		reason = READ_ONCE(dev->degraded_reason);
+		DMEMIT(" %s %u %u %llu %llu %llu %s", state, inflight, held_back,
+		       (unsigned long long)atomic64_read(&dev->mirrored_writes),
+		       (unsigned long long)atomic64_read(&dev->mirrored_bytes),
+		       (unsigned long long)atomic64_read(&dev->degradations),
+		       reason ? reason : "-");
 		break;
 
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %llu", tgt->source->name,
 		       (unsigned long long)tgt->region_sectors);
-		if (mode == SXM_MODE_TRACK)
+		if (mode != SXM_MODE_PASSTHROUGH)
 			DMEMIT(" 1 track");
 		break;
 
@@ -583,7 +659,7 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 
 static struct target_type sxm_target = {
 	.name = "sxm",
-	.version = { 1, 0, 0 },
+	.version = { 1, 1, 0 },
 	.features = DM_TARGET_NOWAIT | DM_TARGET_PASSES_CRYPTO,
 	.module = THIS_MODULE,
 	.ctr = sxm_ctr,
@@ -601,14 +677,23 @@ static int __init dm_sxm_init(void)
 {
 	int r;
 
-	r = sxm_chr_init();
+	r = sxm_ring_init();
 	if (r)
 		return r;
+	r = sxm_chr_init();
+	if (r)
+		goto out_ring;
 	r = dm_register_target(&sxm_target);
 	if (r) {
 		DMERR("register failed %d", r);
-		sxm_chr_exit();
+		goto out_chr;
 	}
+	return 0;
+
+out_chr:
+	sxm_chr_exit();
+out_ring:
+	sxm_ring_exit();
 	return r;
 }
 
@@ -616,6 +701,7 @@ static void __exit dm_sxm_exit(void)
 {
 	dm_unregister_target(&sxm_target);
 	sxm_chr_exit();
+	sxm_ring_exit();
 }
 
 module_init(dm_sxm_init);

@@ -68,6 +68,8 @@ unsigned int sxm_dirty_start_write(struct sxm_dirty *d, bool mark,
 				   sector_t sector, unsigned int nr_sectors);
 void sxm_dirty_end_write(struct sxm_dirty *d, unsigned int gen);
 
+void sxm_dirty_mark_gen(struct sxm_dirty *d, unsigned int gen,
+			sector_t sector, sector_t nr_sectors);
 u64 sxm_dirty_count(struct sxm_dirty *d);
 u64 sxm_dirty_held(struct sxm_dirty *d);
 u64 sxm_dirty_mark_all(struct sxm_dirty *d);
@@ -105,6 +107,14 @@ struct sxm_dev {
 	u64 track_id;			/* 0 while not tracking */
 
 	struct sxm_dirty dirty;
+
+	/* The mirror ring (dm-sxm-ring.c). */
+	spinlock_t ring_lock;
+	struct sxm_ring *ring;		/* set up and freed under lock */
+	const char *degraded_reason;	/* why mirroring stopped, or NULL */
+	atomic64_t mirrored_writes;
+	atomic64_t mirrored_bytes;
+	atomic64_t degradations;
 };
 
 struct sxm_target {
@@ -119,11 +129,45 @@ struct sxm_target {
 struct sxm_io {
 	u8 gen;				/* generation the write is counted in */
 	u8 accounted;
+	u8 mirrored;			/* posted on the ring */
+	atomic_t pending;		/* legs (source, sink) not yet done */
+	struct sxm_target *tgt;
+	sector_t sector;		/* target-relative */
+	sector_t nr_sectors;
+	bio_end_io_t *end_io;		/* the bio's own, while we hook it */
+	void *private;
 };
 
 struct sxm_dev *sxm_dev_find(dev_t devt, sector_t begin);
+void sxm_remap(struct sxm_target *tgt, struct bio *bio);
+int sxm_dev_set_mirror(struct sxm_dev *dev, bool on);
 void sxm_dev_put(struct sxm_dev *dev);
 int sxm_dev_mode(struct sxm_dev *dev);	/* with dev->lock held */
+
+/* ----------------------------------------------------------------------
+ * The mirror ring (dm-sxm-ring.c)
+ * ----------------------------------------------------------------------
+ */
+
+struct sxm_ring;
+
+/* sxm_ring_map(): the write is not mirrored; track it instead. */
+#define SXM_RING_NOT_MIRRORED	(-1)
+
+int sxm_ring_init(void);
+void sxm_ring_exit(void);
+int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io);
+int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo);
+void sxm_ring_destroy(struct sxm_dev *dev);
+int sxm_ring_set_mirror(struct sxm_dev *dev, bool on);
+int sxm_ring_enter(struct sxm_dev *dev);
+int sxm_ring_lock(struct sxm_dev *dev, struct sxm_lock_range *r, u32 nr,
+		  bool release);
+__poll_t sxm_ring_poll(struct sxm_dev *dev, struct file *file,
+		       struct poll_table_struct *wait);
+int sxm_ring_mmap(struct sxm_dev *dev, struct vm_area_struct *vma);
+void sxm_ring_status(struct sxm_dev *dev, const char **state, u32 *inflight,
+		     u32 *held);
 
 /* ----------------------------------------------------------------------
  * /dev/dm-sxm (dm-sxm-chr.c)

@@ -63,6 +63,7 @@ done <<EOF
 0 $n sxm $src 128 x track|Invalid number of feature arguments
 0 $n sxm $src 128 4294967297 track|Invalid number of feature arguments
 0 $n sxm $src 128 1 mirror|Unrecognised feature argument
+0 $n sxm $src 128 1 Track|Unrecognised feature argument
 0 $n sxm $src 128 2 track track|Duplicate feature argument
 0 $n sxm $src 128 2 track passthrough|Conflicting feature arguments
 0 $n sxm $src 128 1 track extra|Unexpected arguments after the feature arguments
@@ -71,7 +72,7 @@ EOF
 # Messages.
 dm_create tmsg "0 $n sxm $src 128"
 check_eq "a new device: passthrough, nothing dirty or held, no helper" \
-	"passthrough 128 $((n / 128)) 0 0 - 0" "$(dmsetup status tmsg | cut -d' ' -f4-)"
+	"passthrough 128 $((n / 128)) 0 0 - 0 off 0 0 0 0 0 -" "$(dmsetup status tmsg | cut -d' ' -f4-)"
 check "message 'mode track'" dmsetup message tmsg 0 mode track
 check_eq "status says track" track "$(dmsetup status tmsg | cut -d' ' -f4)"
 check_eq "TABLE carries the mode" "0 $n sxm $mm 128 1 track" "$(dmsetup table tmsg)"
@@ -79,7 +80,8 @@ while IFS='|' read -r msg want; do
 	# shellcheck disable=SC2086
 	expect_fail "message '$msg' refused" "$want" dmsetup message tmsg 0 $msg
 done <<EOF
-mode mirror|unknown mode 'mirror'
+mode mirror|mode mirror needs a helper with a ring attached
+mode bogus|unknown mode 'bogus'
 mode|unsupported message 'mode'
 frobnicate|unsupported message 'frobnicate'
 mode track extra|unsupported message 'mode'

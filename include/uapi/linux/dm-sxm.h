@@ -63,19 +63,24 @@
  *	it with the one it saved: if it differs, writes may have gone
  *	untracked and a full sync is needed.
  *
- * Bits 32..63 are reserved for the mirror ring (shared memory on an mmap of
- * this file, submission and completion rings, region locks); a kernel that
- * does not set them does not have it.
+ * SXM_F_MIRROR
+ *	The mirror ring: SXM_IOC_RING_SETUP, an mmap of this file, mode
+ *	"mirror" (SXM_IOC_MIRROR or the dm message), SXM_IOC_RING_ENTER, and
+ *	region locks (SXM_IOC_LOCK).  See "The mirror ring" below.
+ *
+ * Bits 33..63 are reserved.
  */
 #define SXM_F_TRACK		(1ULL << 0)
 #define SXM_F_MARK_DIRTY	(1ULL << 1)
 #define SXM_F_TRACK_ID		(1ULL << 2)
 #define SXM_F_HOLD		(1ULL << 3)
+#define SXM_F_MIRROR		(1ULL << 32)
 
 /* Target modes, as reported by SXM_IOC_GET_INFO and dmsetup status. */
 enum sxm_mode {
 	SXM_MODE_PASSTHROUGH = 0,
 	SXM_MODE_TRACK = 1,
+	SXM_MODE_MIRROR = 2,
 };
 
 /*
@@ -186,6 +191,133 @@ struct sxm_info {
 	__u64 reserved[7];
 };
 
+/*
+ * The mirror ring
+ * ===============
+ *
+ * Shared memory the helper maps with mmap(fd, mmap_bytes, offset 0) after
+ * SXM_IOC_RING_SETUP.  Everything in it is addressed by offsets from its
+ * start, never by pointers, so a restarted helper can set up and map a new
+ * ring.  Layout (offsets returned by the setup):
+ *
+ *   hdr_off   struct sxm_ring_hdr: the four ring indices
+ *   sq_off    struct sxm_sqe[entries]: submissions, kernel -> helper
+ *   cq_off    struct sxm_cqe[entries]: completions, helper -> kernel
+ *   data_off  entries slots of slot_bytes: the data of mirrored writes
+ *
+ * Indices are free-running __u32; entry i of a ring is at (index % entries).
+ * The kernel writes sq_tail and cq_head, the helper sq_head and cq_tail;
+ * each side reads the other's with acquire and publishes its own with
+ * release semantics.
+ *
+ * While the target is in mirror mode, each write, discard, write-zeroes and
+ * flush is posted as one sqe; a write's data is copied into the slot at
+ * data_off first.  The guest's bio completes only when the source write has
+ * completed and the helper has posted a cqe with the same id and status 0
+ * (for SXM_SQE_FUA and SXM_OP_FLUSH: after the sink made it durable).
+ * Overlapping writes are posted one after the other: a write is held until
+ * every earlier overlapping one has completed both ways, so the helper may
+ * send every sqe it sees at once.
+ *
+ * Wake-ups: poll() on the file is readable while sqes are waiting; the
+ * helper consumes them (advancing sq_head), and after posting cqes calls
+ * SXM_IOC_RING_ENTER, which reaps them.  No one polls busily.
+ *
+ * Fail safe: a cqe with a nonzero status, a ring that stays full, a sqe not
+ * completed within timeout_ms, a helper that detaches, or anything in the
+ * ring that does not make sense (an unknown or repeated id, an index out of
+ * range) turns mirroring off: every region with a write in flight is marked
+ * dirty and the guest's writes go on, tracked.  The status then says
+ * "degraded" and why; the helper resyncs the dirty regions and sets the
+ * mirror again.
+ */
+struct sxm_ring_hdr {
+	__u32 sq_head;			/* helper: next sqe it will read */
+	__u32 sq_pad[15];
+	__u32 sq_tail;			/* kernel: next sqe it will write */
+	__u32 sq_pad2[15];
+	__u32 cq_head;			/* kernel: next cqe it will read */
+	__u32 cq_pad[15];
+	__u32 cq_tail;			/* helper: next cqe it will write */
+	__u32 cq_pad2[15];
+};
+
+enum sxm_op {
+	SXM_OP_WRITE = 1,		/* data in the slot at data_off */
+	SXM_OP_WRITE_ZEROES = 2,
+	SXM_OP_DISCARD = 3,
+	SXM_OP_FLUSH = 4,		/* offset and len are 0 */
+};
+
+#define SXM_SQE_FUA		(1U << 0)	/* write through to stable media */
+
+struct sxm_sqe {
+	__u64 id;			/* echo it in the cqe */
+	__u64 offset;			/* bytes from the start of the target */
+	__u64 len;			/* bytes */
+	__u32 data_off;			/* SXM_OP_WRITE: the slot's offset */
+	__u8 op;			/* enum sxm_op */
+	__u8 flags;			/* SXM_SQE_* */
+	__u16 reserved;
+};
+
+struct sxm_cqe {
+	__u64 id;
+	__s32 status;			/* 0, or a negative errno from the sink */
+	__u32 reserved;
+};
+
+/*
+ * SXM_IOC_RING_SETUP (helper only, once per attach): entries is a power of
+ * two from 8 to 4096, slot_bytes a power of two from 4 KiB to 1 MiB (the
+ * longest write one sqe carries; longer ones become several), timeout_ms
+ * from 100 to 600000.  0 picks the default (256, 128 KiB, 5000).
+ */
+struct sxm_ring_setup {
+	__u32 size;			/* in: sizeof(struct sxm_ring_setup) */
+	__u32 entries;			/* in/out */
+	__u32 slot_bytes;		/* in/out */
+	__u32 timeout_ms;		/* in/out */
+	__u64 mmap_bytes;		/* out */
+	__u64 hdr_off;			/* out */
+	__u64 sq_off;			/* out */
+	__u64 cq_off;			/* out */
+	__u64 data_off;			/* out */
+	__u64 reserved[4];
+};
+
+/* SXM_IOC_MIRROR (helper only): mirroring on (on = 1) or off (on = 0). */
+struct sxm_mirror {
+	__u32 size;			/* in: sizeof(struct sxm_mirror) */
+	__u32 on;			/* in */
+	__u64 reserved[3];
+};
+
+/*
+ * SXM_IOC_LOCK (helper only): take or, with SXM_LOCK_RELEASE, release
+ * region ranges, in one call for many.  Taking a range waits until no
+ * write is in flight there and holds new writes until it is released; they
+ * are mirrored after it.  So a bulk copy of a locked region never
+ * overwrites a newer mirrored write.  At most 1024 ranges held at once.
+ */
+#define SXM_LOCK_RELEASE	(1U << 0)
+#define SXM_LOCK_FLAGS		(SXM_LOCK_RELEASE)
+#define SXM_LOCK_MAX		1024
+
+struct sxm_lock_range {
+	__u64 first;			/* first region */
+	__u64 count;			/* regions */
+};
+
+struct sxm_lock {
+	__u32 size;			/* in: sizeof(struct sxm_lock) */
+	__u32 flags;			/* in: SXM_LOCK_* */
+	__u64 ranges_ptr;		/* in: struct sxm_lock_range[nr_ranges] */
+	__u32 nr_ranges;		/* in: 1..SXM_LOCK_MAX */
+	__u32 reserved0;
+	__u64 reserved[3];
+};
+
 #define SXM_IOC_MAGIC		0xE8
 
 #define SXM_IOC_GET_FEATURES	_IOWR(SXM_IOC_MAGIC, 0x00, struct sxm_features)
@@ -194,6 +326,10 @@ struct sxm_info {
 #define SXM_IOC_MARK_DIRTY	_IOWR(SXM_IOC_MAGIC, 0x03, struct sxm_regions)
 #define SXM_IOC_GET_INFO	_IOWR(SXM_IOC_MAGIC, 0x04, struct sxm_info)
 #define SXM_IOC_ACK		_IOWR(SXM_IOC_MAGIC, 0x05, struct sxm_regions)
+#define SXM_IOC_RING_SETUP	_IOWR(SXM_IOC_MAGIC, 0x06, struct sxm_ring_setup)
+#define SXM_IOC_MIRROR		_IOWR(SXM_IOC_MAGIC, 0x07, struct sxm_mirror)
+#define SXM_IOC_RING_ENTER	_IO(SXM_IOC_MAGIC, 0x08)
+#define SXM_IOC_LOCK		_IOWR(SXM_IOC_MAGIC, 0x09, struct sxm_lock)
 
 /* Sizes pinned: a change here is an ABI break. */
 #define SXM_FEATURES_SIZE	64
@@ -201,5 +337,12 @@ struct sxm_info {
 #define SXM_HARVEST_SIZE	88
 #define SXM_REGIONS_SIZE	64
 #define SXM_INFO_SIZE		128
+#define SXM_RING_HDR_SIZE	256
+#define SXM_SQE_SIZE		32
+#define SXM_CQE_SIZE		16
+#define SXM_RING_SETUP_SIZE	88
+#define SXM_MIRROR_SIZE		32
+#define SXM_LOCK_RANGE_SIZE	16
+#define SXM_LOCK_SIZE		48
 
 #endif /* _UAPI_LINUX_DM_SXM_H */
