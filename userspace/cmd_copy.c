@@ -45,6 +45,7 @@ static void copy_usage(FILE *f)
 		"  --queue-depth N          requests in flight (default %u)\n"
 		"  --buffer-size SIZE       bytes per request (default 512k, 64k..32M)\n"
 		"  --connections N          NBD connections with multi-conn (default 4)\n"
+		"  --connect-timeout TIME   to connect and negotiate (default 30s)\n"
 		"  --progress, --no-progress  progress line (default: on a terminal)\n"
 		"  --verify                 read the sink back and compare\n"
 		"  --verify-only            compare only, copy nothing\n"
@@ -212,7 +213,7 @@ static int parse_bytes(const char *opt, const char *arg, uint64_t *out)
 }
 
 enum {
-	OPT_ENGINE = 256, OPT_RATE, OPT_QD, OPT_BUFSZ, OPT_CONNS,
+	OPT_ENGINE = 256, OPT_RATE, OPT_QD, OPT_BUFSZ, OPT_CONNS, OPT_TIMEOUT,
 	OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERIFY, OPT_VERIFY_ONLY,
 	OPT_REGION, OPT_BITMAP, OPT_DIRTY_OUT, OPT_HELP,
 };
@@ -223,6 +224,7 @@ static const struct option copy_options[] = {
 	{ "queue-depth", required_argument, NULL, OPT_QD },
 	{ "buffer-size", required_argument, NULL, OPT_BUFSZ },
 	{ "connections", required_argument, NULL, OPT_CONNS },
+	{ "connect-timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
@@ -284,6 +286,15 @@ static int parse_args(int argc, char **argv, struct copy_args *a)
 			if (parse_count("--connections", optarg,
 					SXM_SINK_MAX_FDS, &a->so.max_conns))
 				return -EINVAL;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_duration_ms(optarg, &v) || !v ||
+			    v > 3600 * 1000) {
+				fprintf(stderr, "sxm-ctl copy: --connect-timeout: '%s' is not a duration up to 1h\n",
+					optarg);
+				return -EINVAL;
+			}
+			a->so.timeout_ms = v;
 			break;
 		case OPT_PROGRESS:
 			a->progress = 1;

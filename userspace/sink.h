@@ -63,6 +63,7 @@ struct sxm_sink_opts {
 	bool read_only;		/* do not require write access */
 	bool probe_zero;	/* find out whether it reads as zeroes */
 	unsigned int max_conns;	/* NBD multi-conn: 0 = default (4) */
+	unsigned int timeout_ms; /* connect and handshake: 0 = 30 s */
 };
 
 struct sxm_sink_ops {

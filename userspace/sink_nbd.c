@@ -20,6 +20,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #define NBD_DEFAULT_MAX_BLOCK	(32u << 20)	/* what servers accept */
 #define NBD_ZERO_PROBE_LIMIT	100000		/* extents looked at */
 #define NBD_SNDBUF		(4 << 20)	/* socket send buffer */
+#define NBD_TIMEOUT_MS		30000		/* connect and handshake */
 
 struct nbd_conn {
 	struct nbd_handle *h;
@@ -81,8 +83,70 @@ static int ns_errno(void)
 	return e > 0 ? e : EIO;
 }
 
+static double ns_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Connect and negotiate within @timeout_ms: nbd_connect_uri() would wait
+ * for ever for a server that accepts the connection and never speaks.
+ */
+static int ns_connect(struct sxm_sink *s, struct nbd_handle *h,
+		      int timeout_ms, char *err, size_t errlen)
+{
+	double deadline = ns_now() + timeout_ms / 1000.0;
+
+	if (nbd_aio_connect_uri(h, s->uri) == -1)
+		goto out_err;
+	while (nbd_aio_is_connecting(h) == 1 ||
+	       nbd_aio_is_negotiating(h) == 1) {
+		struct pollfd p = { .fd = nbd_aio_get_fd(h) };
+		unsigned int dir = nbd_aio_get_direction(h);
+		int left = (int)((deadline - ns_now()) * 1000);
+		int r = 0;
+
+		if (left <= 0) {
+			snprintf(err, errlen,
+				 "sink %s: no NBD handshake within %d s",
+				 s->name, (timeout_ms + 999) / 1000);
+			return -ETIMEDOUT;
+		}
+		if (dir & LIBNBD_AIO_DIRECTION_READ)
+			p.events |= POLLIN;
+		if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+			p.events |= POLLOUT;
+		if (poll(&p, 1, left) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "sink %s: poll: %s", s->name,
+				 strerror(errno));
+			return -errno;
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			r = nbd_aio_notify_read(h);
+		else if (p.revents & POLLOUT)
+			r = nbd_aio_notify_write(h);
+		if (r == -1)
+			goto out_err;
+	}
+	if (nbd_aio_is_ready(h) == 1)
+		return 0;
+	snprintf(err, errlen, "sink %s: connection closed during the handshake",
+		 s->name);
+	return -ECONNRESET;
+
+out_err:
+	snprintf(err, errlen, "sink %s: %s", s->name, ns_reason());
+	return -ns_errno();
+}
+
 static struct nbd_handle *ns_conn_open(struct sxm_sink *s, bool meta,
-					 char *err, size_t errlen, int *rerr)
+				       int timeout_ms, char *err,
+				       size_t errlen, int *rerr)
 {
 	struct nbd_handle *h;
 	struct passwd *pw;
@@ -109,12 +173,14 @@ static struct nbd_handle *ns_conn_open(struct sxm_sink *s, bool meta,
 		sxm_debug("sink %s: %s", s->name, ns_reason());
 	if (nbd_set_uri_allow_local_file(h, true) == -1 ||
 	    (meta && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION)
-		     == -1) ||
-	    nbd_connect_uri(h, s->uri) == -1) {
+		     == -1)) {
 		*rerr = -ns_errno();
 		snprintf(err, errlen, "sink %s: %s", s->name, ns_reason());
 		goto out_close;
 	}
+	*rerr = ns_connect(s, h, timeout_ms, err, errlen);
+	if (*rerr)
+		goto out_close;
 	return h;
 
 out_close:
@@ -277,6 +343,7 @@ static void ns_sink_free(struct nbd_sink *ns)
 static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 		    char *err, size_t errlen)
 {
+	int timeout = o->timeout_ms ? (int)o->timeout_ms : NBD_TIMEOUT_MS;
 	struct nbd_sink *ns;
 	unsigned int want, i;
 	char caps[128];
@@ -289,7 +356,8 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 	}
 	sxm_sink_done_init(&ns->done);
 
-	ns->conn[0].h = ns_conn_open(s, o->probe_zero, err, errlen, &r);
+	ns->conn[0].h = ns_conn_open(s, o->probe_zero, timeout, err,
+				      errlen, &r);
 	if (!ns->conn[0].h)
 		goto out_free;
 	ns->nconn = 1;
@@ -306,7 +374,8 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 		char why[256];
 		int e;
 
-		ns->conn[i].h = ns_conn_open(s, false, why, sizeof(why), &e);
+		ns->conn[i].h = ns_conn_open(s, false, timeout, why,
+					     sizeof(why), &e);
 		if (!ns->conn[i].h) {
 			sxm_debug("%s; going on with %u connection(s)", why, i);
 			break;

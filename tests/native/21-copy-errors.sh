@@ -3,8 +3,9 @@
 #
 # sxm-ctl copy refuses bad input with a clear message and the right exit
 # status (2: usage, 1: failure), and writes nothing when it refuses: bad
-# options, a missing source, malformed and unreachable URIs, a read-only
-# export, an export smaller than the source, bad bitmap files.
+# options, a missing source, malformed and unreachable URIs, a server that
+# never answers, a read-only export, an export smaller than the source, bad
+# bitmap files.
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/native_nbd.sh"
 native_setup
@@ -19,6 +20,8 @@ head -c 1M /dev/zero >"$T/small.img"
 head -c $((17 << 20)) /dev/urandom >"$T/src17"
 printf '\0\0\0\0\0\0\4\0' >"$T/bitmap.17"	# bit 50: region 50 of 17
 nbd_start unix big memory size=17M
+# A server that accepts and then says nothing for a minute.
+nbd_start unix mute --filter=delay memory size=16M delay-open=60
 
 # Each line: exit status | text the message must contain | arguments.
 while IFS='|' read -r rc text args; do
@@ -39,6 +42,9 @@ done <<EOF
 2|is not a size|--rate 0 "$T/src" "$good"
 2|must be a power of two of at least 4096|--region-size 1000 "$T/src" "$good"
 2|is not a number from 1 to|--connections 99 "$T/src" "$good"
+2|is not a duration up to 1h|--connect-timeout soon "$T/src" "$good"
+2|is not a duration up to 1h|--connect-timeout 0 "$T/src" "$good"
+1|no NBD handshake within 1 s|--connect-timeout 1s "$T/src" "$mute"
 1|source $T/nonexistent: open: No such file or directory|"$T/nonexistent" "$good"
 1|not a regular file or block device|"$T" "$good"
 2|unsupported URI|"$T/src" http://example.invalid/disk
