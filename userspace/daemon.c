@@ -39,6 +39,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 
 #include "sxm.h"
@@ -274,6 +275,35 @@ static int reserve(struct sxm_daemon *d, struct sxm_job *j, struct reply *rp)
 	return 0;
 }
 
+/*
+ * Whether the block device @path is the source or the sxm device of an
+ * unfinished job (then the reply says which).
+ */
+static bool in_a_job(struct sxm_daemon *d, const char *path, struct reply *rp)
+{
+	struct sxm_job *o;
+	struct stat sb;
+	bool busy = false;
+
+	if (stat(path, &sb) || !S_ISBLK(sb.st_mode))
+		return false;
+	pthread_mutex_lock(&d->lock);
+	for (o = d->jobs; o && !busy; o = o->next) {
+		if (sxm_phase_final(o->rec.phase))
+			continue;
+		busy = o->src_rdev == sb.st_rdev ||
+		       ((o->rec.dev_major || o->rec.dev_minor) &&
+			makedev(o->rec.dev_major, o->rec.dev_minor) ==
+			sb.st_rdev);
+		if (busy)
+			reply_err(rp, EBUSY, "%s is already in job %s (%s): one job per device",
+				  path, o->rec.name, o->submitting ?
+				  "being submitted" : sxm_phase_name(o->rec.phase));
+	}
+	pthread_mutex_unlock(&d->lock);
+	return busy;
+}
+
 static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 		       unsigned int n, struct reply *rp)
 {
@@ -348,6 +378,9 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 		rec->region_size = v;
 	}
 
+	/* Ours already: say so before the device's state says it less well. */
+	if (in_a_job(d, rec->source, rp))
+		goto out_free;
 	r = sxm_warm_classify(j, err, sizeof(err));
 	if (r) {
 		reply_err(rp, r, "%s", err);
@@ -602,6 +635,7 @@ static void req_job(struct sxm_daemon *d, const char *verb,
 struct conn {
 	struct sxm_daemon *d;
 	int fd;
+	bool allowed;		/* SO_PEERCRED said yes */
 };
 
 static int send_all(int fd, const char *p, size_t len)
@@ -733,8 +767,15 @@ static void *conn_main(void *arg)
 	line = malloc(SXM_CTL_MAX_REQUEST);
 	if (!line)
 		goto out;
+	/* Read the request even from a refused peer: closing with it unread
+	 * would reset the connection before the peer reads why. */
 	r = read_line(c->fd, line, SXM_CTL_MAX_REQUEST);
-	if (r) {
+	if (!c->allowed) {
+		snprintf(line, SXM_CTL_MAX_REQUEST,
+			 "err %d permission denied: root or the daemon's --group only\n",
+			 EPERM);
+		send_all(c->fd, line, strlen(line));
+	} else if (r) {
 		snprintf(line, SXM_CTL_MAX_REQUEST, "err %d reading the request: %s\n",
 			 -r, strerror(-r));
 		send_all(c->fd, line, strlen(line));
@@ -946,14 +987,6 @@ int sxm_daemon_run(const struct sxm_daemon_opts *o)
 		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (cfd < 0)
 			continue;
-		if (!peer_allowed(cfd, s.gid, s.have_group)) {
-			static const char no[] =
-				"err 1 permission denied: root or the daemon's --group only\n";
-
-			send_all(cfd, no, sizeof(no) - 1);
-			close(cfd);
-			continue;
-		}
 		setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		c = malloc(sizeof(*c));
 		if (!c) {
@@ -962,6 +995,7 @@ int sxm_daemon_run(const struct sxm_daemon_opts *o)
 		}
 		c->d = d;
 		c->fd = cfd;
+		c->allowed = peer_allowed(cfd, s.gid, s.have_group);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&t, &attr, conn_main, c)) {
