@@ -19,6 +19,8 @@
 #   nbds+unix:// with tls-psk-file=FILE and the user name (nbdkit must get
 #   --tls=require --tls-psk=FILE too); with NBD_TLS_CERTS=DIR it is
 #   nbds:// with tls-certificates=DIR (DIR/ca-cert.pem: the server's CA).
+#   NBD_NO_PROBE=1 (unix only): do not wait for an NBD answer, only for the
+#   socket (a server made not to answer).
 # expect_err DESC RC TEXT CMD...
 #   a test point: CMD must exit with status RC and print TEXT.
 # same_data DESC FILE URI
@@ -38,10 +40,15 @@ native_setup() {
 }
 
 _nbd_wait() {
-	local uri=$1 pid=$2 i
+	local uri=$1 pid=$2 sock=${3:-} i
 	for i in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || return 1
-		nbdinfo --size "$uri" >/dev/null 2>&1 && return 0
+		# A server that will not talk (NBD_NO_PROBE): its socket is enough.
+		if [ -n "${NBD_NO_PROBE:-}" ]; then
+			[ -S "$sock" ] && return 0
+		elif nbdinfo --size "$uri" >/dev/null 2>&1; then
+			return 0
+		fi
 		sleep 0.1
 	done
 	return 1
@@ -74,7 +81,7 @@ nbd_start() {
 		fi
 		pid=$!
 		cleanup_push _tc_kill "$pid"
-		if _nbd_wait "$uri" "$pid"; then
+		if _nbd_wait "$uri" "$pid" "${sock:-}"; then
 			printf -v "$var" %s "$uri"
 			printf -v "${var}_pid" %s "$pid"
 			return 0

@@ -21,7 +21,7 @@ head -c $((17 << 20)) /dev/urandom >"$T/src17"
 printf '\0\0\0\0\0\0\4\0' >"$T/bitmap.17"	# bit 50: region 50 of 17
 nbd_start unix big memory size=17M
 # A server that accepts and then says nothing for a minute.
-nbd_start unix mute --filter=delay memory size=16M delay-open=60
+NBD_NO_PROBE=1 nbd_start unix mute --filter=delay memory size=16M delay-open=60
 
 # Each line: exit status | text the message must contain | arguments.
 while IFS='|' read -r rc text args; do
