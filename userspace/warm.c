@@ -1192,8 +1192,8 @@ static void wait_for(struct sxm_job *j, int64_t until_ms)
 static bool step(struct sxm_job *j)
 {
 	struct sxm_job_rec *rec = &j->rec;
-	char err[768] = "";
-	bool restarted;
+	char err[768] = "", rerr[256] = "";
+	bool restarted, cancel;
 	int r;
 
 	if (rec->cancelling) {
@@ -1356,21 +1356,19 @@ static bool step(struct sxm_job *j)
 			lock(j);
 			return false;
 		}
-		if (rec->cancelling && r == -EINTR)
-			snprintf(err, sizeof(err), "cancelled");
-		else if (j->d->stopping && r == -EINTR)
+		if (j->d->stopping && r == -EINTR)
 			snprintf(err, sizeof(err), "the daemon is stopping");
+		cancel = rec->cancelling;
 		unlock(j);
-		{
-			char rerr[256] = "";
-
-			if (resume_device(j, rerr, sizeof(rerr))) {
-				lock(j);
-				fail(j, rerr);
-				return true;
-			}
-		}
+		r = resume_device(j, rerr, sizeof(rerr));
 		lock(j);
+		if (r) {
+			fail(j, rerr);
+			return true;
+		}
+		/* A cancel gave up the cutover: it is cancelled in this phase. */
+		if (cancel)
+			return true;
 		set_op(j, "", 0, 0);
 		rec->cutover_failures++;
 		snprintf(rec->reason, sizeof(rec->reason), "cutover failed: %s",
