@@ -4,10 +4,13 @@
 # warm.sh — helpers of the warm-migration tests (tests/vm/4*-warm*.sh), on
 # top of test_common.sh (source that first).
 #
-#   daemon_start [ARGS...]   sxm-ctl daemon in the background, its records
+#   daemon_start [ARGS...]   sxm-ctl -v daemon in the background, its records
 #                            in $SXM_JOB_DIR, its socket $SXM_SOCKET, its
 #                            log $DAEMON_LOG; waits until it answers; pid in
 #                            $DAEMON_PID; stopped (TERM) at teardown
+#                            ($DAEMON_WRAP, if set, is put before it:
+#                            DAEMON_WRAP="tests/vm/jail_tool --no-io-uring")
+#   daemon_stop              SIGTERM, and wait for it
 #   daemon_kill9             kill -9 it (no teardown of its own)
 #   jf JOB KEY               a field of "sxm-ctl show JOB --json", bare
 #   wait_phase JOB PHASE [SECS]   until the job is in PHASE (default 60 s)
@@ -31,7 +34,8 @@ cleanup_push rm -rf "$SXM_JOB_DIR" "$SXM_STATE_DIR"
 
 daemon_start() {
 	local i
-	sxm-ctl daemon "$@" >> "$DAEMON_LOG" 2>&1 &
+	# shellcheck disable=SC2086
+	${DAEMON_WRAP:-} sxm-ctl -v daemon "$@" >> "$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
 	cleanup_push _warm_daemon_stop "$DAEMON_PID"
 	for i in $(seq 100); do
@@ -46,6 +50,10 @@ _warm_daemon_stop() {
 	kill -0 "$1" 2>/dev/null || return 0
 	kill -TERM "$1"
 	_tc_kill "$1"
+}
+
+daemon_stop() {
+	_warm_daemon_stop "$DAEMON_PID"
 }
 
 daemon_kill9() {
