@@ -136,20 +136,16 @@ const char *sxm_cadence_str(uint64_t ms, char *buf, size_t len)
 		{ 86400000, "d" }, { 3600000, "h" }, { 60000, "m" },
 		{ 1000, "s" }, { 1, "ms" },
 	};
-	size_t i, used = 0;
+	size_t i;
 
 	if (!ms) {
 		snprintf(buf, len, "manual");
 		return buf;
 	}
-	buf[0] = '\0';
-	for (i = 0; i < ARRAY_SIZE(units) && used < len; i++) {
-		if (ms < units[i].ms)
-			continue;
-		used += snprintf(buf + used, len - used, "%" PRIu64 "%s",
-				 ms / units[i].ms, units[i].unit);
-		ms %= units[i].ms;
-	}
+	/* The largest unit that divides it: what sxm_cadence_parse() reads. */
+	for (i = 0; ms % units[i].ms; i++)
+		;
+	snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
 	return buf;
 }
 

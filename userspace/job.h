@@ -155,7 +155,7 @@ int sxm_job_name_check(const char *name);
 
 /* "manual" (0), or a duration of at least 1 s: "15m", "1h", "1d", "90s". */
 int sxm_cadence_parse(const char *s, uint64_t *ms);
-/* "manual", "15m", "1h30m", "2d", "45s" ... */
+/* "manual", "15m", "90m", "2d", "45s": what sxm_cadence_parse() takes. */
 const char *sxm_cadence_str(uint64_t ms, char *buf, size_t len);
 /* A duration for people: "1.5 s", "3m 02s", "2h 05m", "3d 4h". */
 const char *sxm_duration_str(double secs, char *buf, size_t len);
