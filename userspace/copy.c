@@ -66,7 +66,7 @@ static bool is_zero(const void *p, size_t len)
 /* ------------------------------------------------------------------ */
 
 enum item_kind { ITEM_DATA, ITEM_HOLE };
-enum op_kind { OP_WRITE, OP_ZERO, OP_READ };
+enum op_kind { OP_WRITE, OP_ZERO, OP_READ, OP_STATUS };
 
 struct copy;
 struct slot;
@@ -78,6 +78,11 @@ struct op {
 	uint64_t off;
 	uint64_t len;
 	enum op_kind kind;
+	/* Walking a source hole through the sink's extents, to @end. */
+	bool walk;
+	uint64_t end;
+	uint64_t ext_len;		/* OP_STATUS: the answer */
+	bool ext_zero;
 };
 
 struct slot {
@@ -340,11 +345,17 @@ static const char *op_name(enum op_kind k)
 		return "write-zeroes";
 	case OP_READ:
 		return "read";
+	case OP_STATUS:
+		return "block status";
 	}
 	return "?";
 }
 
 static void verify_compare(struct slot *s);
+static void send_zero(struct slot *s, uint64_t off, uint64_t len, void *buf);
+static void hole_walk(struct op *op, int err);
+static void hole_status(struct slot *s, struct op *op, uint64_t off,
+			uint64_t end);
 
 static void op_done(struct sxm_sink_req *req, int err)
 {
@@ -353,6 +364,11 @@ static void op_done(struct sxm_sink_req *req, int err)
 	struct copy *c = s->c;
 	struct sxm_copy_stats *st = &c->res->stats;
 
+	if (op->kind == OP_STATUS) {
+		hole_walk(op, err);
+		slot_put(s);
+		return;
+	}
 	if (err) {
 		record_error(c, err,
 			     "sink %s: %s at 0x%" PRIx64 " (%" PRIu64
@@ -361,6 +377,15 @@ static void op_done(struct sxm_sink_req *req, int err)
 			     op->off, op->len, strerror(-err));
 		mark_dirty(c, op->off, op->len);
 		s->failed = true;
+	} else if (op->walk && op->off + op->len < op->end) {
+		/* Zeroed one extent of a hole: on to the next. */
+		st->bytes_zeroed += op->len;
+		st->bytes_done += op->len;
+		if (c->stopping)
+			mark_dirty(c, op->off + op->len,
+				   op->end - op->off - op->len);
+		else
+			hole_status(s, op, op->off + op->len, op->end);
 	} else if (op->kind == OP_WRITE) {
 		st->bytes_written += op->len;
 		st->bytes_done += op->len;
@@ -387,6 +412,7 @@ static void op_start(struct slot *s, enum op_kind kind, uint64_t off,
 	op->off = off;
 	op->len = len;
 	op->kind = kind;
+	op->walk = false;
 	s->pending++;
 	switch (kind) {
 	case OP_WRITE:
@@ -394,6 +420,10 @@ static void op_start(struct slot *s, enum op_kind kind, uint64_t off,
 		break;
 	case OP_ZERO:
 		r = sink->ops->zero(sink, len, off, 0, &op->req);
+		break;
+	case OP_STATUS:
+		r = sink->ops->extent(sink, len, off, &op->ext_len,
+				      &op->ext_zero, &op->req);
 		break;
 	default:
 		r = sink->ops->pread(sink, buf, len, off, &op->req);
@@ -416,6 +446,56 @@ static void send_zero(struct slot *s, uint64_t off, uint64_t len, void *buf)
 		op_start(s, OP_ZERO, off, len, NULL);
 	} else {
 		op_start(s, OP_WRITE, off, len, buf);
+	}
+}
+
+/*
+ * A hole of the source, [off, end), on a sink that can describe its
+ * extents: one extent at a time, skip what already reads as zeroes and
+ * zero the rest.  One request at a time per hole, reusing @op (its
+ * previous request is done).
+ */
+static void hole_status(struct slot *s, struct op *op, uint64_t off,
+			uint64_t end)
+{
+	s->nops = op - s->ops;
+	op_start(s, OP_STATUS, off, end - off, NULL);
+	op->walk = true;
+	op->end = end;
+}
+
+static void hole_walk(struct op *op, int err)
+{
+	struct slot *s = op->slot;
+	struct copy *c = s->c;
+	struct sxm_copy_stats *st = &c->res->stats;
+	uint64_t off = op->off, end = op->end, n;
+
+	n = err ? 0 : MIN(op->ext_len, end - off);
+	if (err)
+		sxm_debug("sink %s: block status at 0x%" PRIx64 ": %s",
+			  sxm_sink_name(c->sink), off, strerror(-err));
+	if (!n || c->stopping) {
+		/* No answer (or stopping): zero all that is left. */
+		s->nops = op - s->ops;
+		if (!c->stopping)
+			send_zero(s, off, end - off, c->zeroes);
+		else
+			mark_dirty(c, off, end - off);
+		return;
+	}
+	if (op->ext_zero) {
+		st->bytes_skipped += n;
+		st->bytes_done += n;
+		if (off + n < end)
+			hole_status(s, op, off + n, end);
+		return;
+	}
+	s->nops = op - s->ops;
+	send_zero(s, off, n, c->zeroes);
+	if (off + n < end && s->nops) {
+		op->walk = true;
+		op->end = end;
 	}
 }
 
@@ -614,6 +694,10 @@ static void fill(struct copy *c)
 				read_done(&s->rreq, r);
 		} else if (c->verify) {
 			op_start(s, OP_READ, off, len, s->buf2);
+		} else if (!c->o->sink_is_zero &&
+			   (c->sink->caps & SXM_SINK_CAN_EXTENTS)) {
+			/* The sink may have zeroes there already. */
+			hole_status(s, &s->ops[0], off, off + len);
 		} else {
 			send_zero(s, off, len, c->zeroes);
 		}

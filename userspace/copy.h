@@ -14,7 +14,9 @@
  * sparse source file (SEEK_DATA/SEEK_HOLE) are not read.  Data that reads
  * as zero (in SXM_COPY_ZERO_GRAIN pieces) and holes are sent as
  * write-zeroes (the sink may punch holes) or, with o->sink_is_zero, not
- * sent at all.  Finished by a sink flush.
+ * sent at all; for a hole the sink is first asked (block status) whether
+ * it reads as zeroes there already, and what it says is zero is skipped.
+ * Finished by a sink flush.
  *
  * Errors.  Nothing is ignored.  The first error stops new requests; those
  * in flight finish.  res->dirty then holds every region that is not known

@@ -163,6 +163,7 @@ const char *sxm_sink_caps_str(unsigned int caps, char *buf, size_t len)
 		{ SXM_SINK_ZERO_INIT, "zero-init" },
 		{ SXM_SINK_CAN_READ, "read" },
 		{ SXM_SINK_READ_ONLY, "read-only" },
+		{ SXM_SINK_CAN_EXTENTS, "extents" },
 	};
 	size_t i, used = 0;
 

@@ -35,6 +35,7 @@
 #define SXM_SINK_ZERO_INIT	(1u << 6)  /* read as all zeroes at open */
 #define SXM_SINK_CAN_READ	(1u << 7)  /* ->pread is there */
 #define SXM_SINK_READ_ONLY	(1u << 8)  /* opened for reading only */
+#define SXM_SINK_CAN_EXTENTS	(1u << 9)  /* ->extent is there */
 
 /* Request flags. */
 #define SXM_SINK_F_FUA		(1u << 0)  /* write through before done */
@@ -117,6 +118,15 @@ struct sxm_sink_ops {
 	/* Optional (SXM_SINK_CAN_READ).  Read @len bytes at @off. */
 	int (*pread)(struct sxm_sink *s, void *buf, size_t len, uint64_t off,
 		     struct sxm_sink_req *req);
+
+	/*
+	 * Optional (SXM_SINK_CAN_EXTENTS).  Describe the sink's first extent
+	 * at @off before ->done(): *@ext_len bytes (at most @len) that all
+	 * read as zeroes (*@zero true) or may not (false).  When it cannot
+	 * tell it says "not zero": the answer may be short, never wrong.
+	 */
+	int (*extent)(struct sxm_sink *s, uint64_t len, uint64_t off,
+		      uint64_t *ext_len, bool *zero, struct sxm_sink_req *req);
 
 	/*
 	 * Required.  Fill up to @max descriptors to poll and return how

@@ -126,6 +126,8 @@ static int file_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 		  SXM_SINK_CAN_TRIM | SXM_SINK_CAN_READ;
 	if (o->read_only)
 		s->caps |= SXM_SINK_READ_ONLY;
+	if (!fs->blockdev)
+		s->caps |= SXM_SINK_CAN_EXTENTS;
 	if (created) {
 		s->caps |= SXM_SINK_ZERO_INIT;
 	} else if (o->probe_zero && !fs->blockdev &&
@@ -315,6 +317,37 @@ static int file_pread(struct sxm_sink *s, void *buf, size_t len,
 	return file_complete(s, req, r);
 }
 
+/* Holes of a regular file read as zeroes; data is not looked into. */
+static int file_extent(struct sxm_sink *s, uint64_t len, uint64_t off,
+		       uint64_t *ext_len, bool *zero, struct sxm_sink_req *req)
+{
+	struct file_sink *fs = s->priv;
+	off_t d, h;
+	int r = 0;
+
+	*ext_len = 0;
+	*zero = false;
+	d = lseek(fs->fd, off, SEEK_DATA);
+	if (d < 0 && errno == ENXIO) {
+		*zero = true;		/* nothing but holes to the end */
+		*ext_len = len;
+	} else if (d < 0) {
+		r = -errno;
+	} else if (d > (off_t)off) {
+		*zero = true;
+		*ext_len = (uint64_t)d - off;
+	} else {
+		h = lseek(fs->fd, off, SEEK_HOLE);
+		if (h < 0)
+			r = -errno;
+		else
+			*ext_len = (uint64_t)h - off;
+	}
+	if (*ext_len > len)
+		*ext_len = len;
+	return file_complete(s, req, r);
+}
+
 static int file_poll_fds(struct sxm_sink *s, struct pollfd *fds,
 			 unsigned int max, int *timeout_ms)
 {
@@ -344,6 +377,7 @@ const struct sxm_sink_ops sxm_sink_file_ops = {
 	.trim = file_trim,
 	.flush = file_flush,
 	.pread = file_pread,
+	.extent = file_extent,
 	.poll_fds = file_poll_fds,
 	.process = file_process,
 };

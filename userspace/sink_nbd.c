@@ -144,9 +144,8 @@ out_err:
 	return -ns_errno();
 }
 
-static struct nbd_handle *ns_conn_open(struct sxm_sink *s, bool meta,
-				       int timeout_ms, char *err,
-				       size_t errlen, int *rerr)
+static struct nbd_handle *ns_conn_open(struct sxm_sink *s, int timeout_ms,
+				       char *err, size_t errlen, int *rerr)
 {
 	struct nbd_handle *h;
 	struct passwd *pw;
@@ -172,8 +171,7 @@ static struct nbd_handle *ns_conn_open(struct sxm_sink *s, bool meta,
 	if (pw && pw->pw_name && nbd_set_tls_username(h, pw->pw_name) == -1)
 		sxm_debug("sink %s: %s", s->name, ns_reason());
 	if (nbd_set_uri_allow_local_file(h, true) == -1 ||
-	    (meta && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION)
-		     == -1)) {
+	    nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1) {
 		*rerr = -ns_errno();
 		snprintf(err, errlen, "sink %s: %s", s->name, ns_reason());
 		goto out_close;
@@ -295,6 +293,8 @@ static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
 		s->caps |= SXM_SINK_CAN_TRIM;
 	if (nbd_can_multi_conn(h) == 1)
 		s->caps |= SXM_SINK_MULTI_CONN;
+	if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1)
+		s->caps |= SXM_SINK_CAN_EXTENTS;
 	if (o->probe_zero && ns_probe_zero(h, s->size))
 		s->caps |= SXM_SINK_ZERO_INIT;
 
@@ -356,8 +356,7 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 	}
 	sxm_sink_done_init(&ns->done);
 
-	ns->conn[0].h = ns_conn_open(s, o->probe_zero, timeout, err,
-				      errlen, &r);
+	ns->conn[0].h = ns_conn_open(s, timeout, err, errlen, &r);
 	if (!ns->conn[0].h)
 		goto out_free;
 	ns->nconn = 1;
@@ -374,8 +373,8 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 		char why[256];
 		int e;
 
-		ns->conn[i].h = ns_conn_open(s, false, timeout, why,
-					     sizeof(why), &e);
+		ns->conn[i].h = ns_conn_open(s, timeout, why, sizeof(why),
+					     &e);
 		if (!ns->conn[i].h) {
 			sxm_debug("%s; going on with %u connection(s)", why, i);
 			break;
@@ -562,6 +561,66 @@ static int ns_pread(struct sxm_sink *s, void *buf, size_t len,
 					ns_cb(req), 0));
 }
 
+struct extent {
+	uint64_t off;		/* where the answer starts */
+	uint64_t *len;		/* the caller's */
+	bool *zero;		/* the caller's */
+	bool seen;
+};
+
+/* The first extent, merged with those after it of the same kind. */
+static int ns_extent_cb(void *opaque, const char *metacontext,
+			uint64_t offset, uint32_t *entries, size_t nr_entries,
+			int *error)
+{
+	struct extent *e = opaque;
+	size_t i;
+
+	if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) ||
+	    offset != e->off || e->seen || nr_entries < 2)
+		return 0;
+	e->seen = true;
+	*e->zero = entries[1] & LIBNBD_STATE_ZERO;
+	for (i = 0; i + 1 < nr_entries; i += 2) {
+		if (!(entries[i + 1] & LIBNBD_STATE_ZERO) != !*e->zero)
+			break;
+		*e->len += entries[i];
+	}
+	return 0;
+}
+
+static int ns_extent(struct sxm_sink *s, uint64_t len, uint64_t off,
+		     uint64_t *ext_len, bool *zero, struct sxm_sink_req *req)
+{
+	struct nbd_sink *ns = s->priv;
+	nbd_extent_callback cb = {
+		.callback = ns_extent_cb,
+		.free = free,		/* libnbd frees it when done */
+	};
+	struct extent *e;
+	int ci = ns_pick(ns);
+
+	if (!(s->caps & SXM_SINK_CAN_EXTENTS))
+		return -EOPNOTSUPP;
+	if (ci < 0)
+		return -ENOTCONN;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	*ext_len = 0;
+	*zero = false;
+	e->off = off;
+	e->len = ext_len;
+	e->zero = zero;
+	cb.user_data = e;
+	if (len > (1ULL << 31))
+		len = 1ULL << 31;
+	ns_prep(s, req, ci);
+	return ns_queued(s, ci,
+			 nbd_aio_block_status(ns->conn[ci].h, len, off, cb,
+					      ns_cb(req), 0));
+}
+
 static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
 			int *timeout_ms)
 {
@@ -645,6 +704,7 @@ const struct sxm_sink_ops sxm_sink_nbd_ops = {
 	.trim = ns_trim,
 	.flush = ns_flush,
 	.pread = ns_pread,
+	.extent = ns_extent,
 	.poll_fds = ns_poll_fds,
 	.process = ns_process,
 };

@@ -56,6 +56,23 @@ grep -q "5.0 MiB written, 0 B zeroed, 155.0 MiB skipped, 5.0 MiB read" \
 for src in sparse holes zeroes; do
 	copy_case "$src source over an export full of junk" tcp uring "$T/$src" junk
 done
+# (LAST_OUT is the zeroes case; checked below.)
+zeroes_out=$LAST_OUT
+
+# Holes of the source where the export already reads as zeroes (base:
+# allocation says so) are skipped; where it has data they are zeroed.
+nbd_start unix sink memory size=160M
+head -c 160M /dev/urandom >"$T/junk160"
+nbdcopy "$T/junk160" "$sink"
+out1=$("$SXM_CTL" copy "$T/sparse" "$sink" 2>&1) || true
+out2=$("$SXM_CTL" copy "$T/sparse" "$sink" 2>&1) || true
+grep -q "155.0 MiB zeroed, 0 B skipped" <<<"$out1" &&
+	pass "holes over data: zeroed" || fail "holes over data: zeroed" "$out1"
+grep -q "0 B zeroed, 155.0 MiB skipped" <<<"$out2" &&
+	pass "holes over zeroes: skipped" || fail "holes over zeroes: skipped" "$out2"
+same_data "holes over zeroes: data identical" "$T/sparse" "$sink"
+_tc_kill "$sink_pid"
+LAST_OUT=$zeroes_out
 grep -q "0 B written, 32.0 MiB zeroed, 0 B skipped, 32.0 MiB read" <<<"$LAST_OUT" &&
 	pass "zero data sent as write-zeroes, not written" ||
 	fail "zero data sent as write-zeroes, not written" "$LAST_OUT"

@@ -278,6 +278,63 @@ TEST_F(copy, verify_finds_and_copy_repairs)
 	sxm_source_close(src);
 }
 
+/*
+ * A sparse source over an existing file: where the file has holes the
+ * source's holes are skipped, where it has data they are zeroed.
+ */
+TEST_F(copy, holes_skipped_where_the_sink_has_zeroes)
+{
+	struct sxm_copy_opts o = { .region_size = RS };
+	struct sxm_copy_result res;
+	struct sxm_source *src;
+	struct sxm_sink *sink;
+	unsigned char *got, *junk;
+	size_t size = 64 * RS;
+	int fd;
+
+	/* Source: data in regions 0 and 40 only. */
+	self->size = size;
+	self->data = calloc(1, size);
+	ASSERT_NE(NULL, self->data);
+	fill_random(self->data, RS, 1);
+	fill_random(self->data + 40 * RS, RS, 2);
+	fd = open(self->src, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, size));
+	ASSERT_EQ((ssize_t)RS, pwrite(fd, self->data, RS, 0));
+	ASSERT_EQ((ssize_t)RS, pwrite(fd, self->data + 40 * RS, RS,
+				      40 * RS));
+	close(fd);
+
+	/* Sink: an existing file, holes except junk in regions 10..19. */
+	junk = malloc(10 * RS);
+	ASSERT_NE(NULL, junk);
+	fill_random(junk, 10 * RS, 3);
+	fd = open(self->dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, size));
+	ASSERT_EQ((ssize_t)(10 * RS), pwrite(fd, junk, 10 * RS, 10 * RS));
+	close(fd);
+	free(junk);
+
+	open_both(_metadata, self, &src, &sink);
+	EXPECT_FALSE(sink->caps & SXM_SINK_ZERO_INIT);
+	EXPECT_TRUE(sink->caps & SXM_SINK_CAN_EXTENTS);
+	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(2 * RS, res.stats.bytes_read);
+	EXPECT_EQ(2 * RS, res.stats.bytes_written);
+	EXPECT_EQ(10 * RS, res.stats.bytes_zeroed);
+	EXPECT_EQ(52 * RS, res.stats.bytes_skipped);
+	sxm_copy_result_free(&res);
+	sxm_sink_close(sink);
+	sxm_source_close(src);
+
+	got = read_file(self->dst, size);
+	ASSERT_NE(NULL, got);
+	EXPECT_EQ(0, memcmp(got, self->data, size));
+	free(got);
+}
+
 TEST_F(copy, cancelled_copy_leaves_everything_dirty)
 {
 	volatile sig_atomic_t cancel = 1;
