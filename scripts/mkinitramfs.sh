@@ -12,8 +12,8 @@
 #            Cached in build/initramfs/ and rebuilt only when this script,
 #            the kernel or one of the tools changes.
 #   overlay  what changes with the code: /init (scripts/vm-init.sh), tests/lib,
-#            tests/vm, kernel/dm-sxm.ko and userspace/sxm-ctl if they are
-#            built.  Rebuilt every time; it takes well under a second.
+#            tests/vm, tests/demo, kernel/dm-sxm.ko and userspace/sxm-ctl if
+#            they are built.  Rebuilt every time; it takes well under a second.
 #
 # Layout in the guest: merged /usr like the host, busybox applets in /usr/bin
 # wherever no real tool sits, the project under /sxm (tests/, kernel/,
@@ -186,6 +186,7 @@ mkdir -p "$o/sxm/tests" "$o/usr/sbin"
 trap 'rm -f "$out.tmp.$$"' EXIT
 install -m 0755 "$top/scripts/vm-init.sh" "$o/init"
 cp -r "$top/tests/lib" "$top/tests/vm" "$o/sxm/tests/"
+[ -d "$top/tests/demo" ] && cp -r "$top/tests/demo" "$o/sxm/tests/"
 
 if [ -f "$top/kernel/dm-sxm.ko" ]; then
 	# Add dm-sxm.ko to the base's modules and rerun depmod on a copy of

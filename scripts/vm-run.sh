@@ -4,7 +4,8 @@
 # vm-run.sh [options] [TEST...] — run VM tests in qemu (TCG) and report TAP.
 #
 #   TEST           tests/vm/NAME.sh, vm/NAME.sh or NAME.sh; default: all of
-#                  tests/vm/*.sh in order
+#                  tests/vm/*.sh in order; tests/demo/NAME.sh (demo/NAME.sh)
+#                  runs a demo (scripts/demo.sh) the same way
 #   --results DIR  write NAME.tap/NAME.rc and append to DIR/index (as
 #                  tests/run-all.sh does) instead of the run's own folder
 #   --no-summary   do not print the per-file summary and the total line
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
 	-q) quiet=1 ;;
 	-h | --help) sed -n '4,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	-*) echo "vm-run: unknown option $1" >&2; exit 2 ;;
-	*) t=${1#tests/}; t=${t#./tests/}; [[ $t == vm/* ]] || t=vm/$t; tests+=("$t") ;;
+	*) t=${1#tests/}; t=${t#./tests/}; [[ $t == vm/* || $t == demo/* ]] || t=vm/$t; tests+=("$t") ;;
 	esac
 	shift
 done

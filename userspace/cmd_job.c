@@ -915,7 +915,14 @@ static int job_cmd(int argc, char **argv, const char *verb, int nvalues,
 		printf("\n");
 	} else if (!r) {
 		printf("job %s: %s", j->name, verb);
-		if (!wait) {
+		if (!strcmp(verb, "pause") || !strcmp(verb, "resume")) {
+			printf("d (%s)\n", sxm_phase_name(j->phase));
+		} else if (!strcmp(verb, "cadence")) {
+			printf(" %s\n", sxm_cadence_str(j->cadence_ms, b1,
+							 sizeof(b1)));
+		} else if (!strcmp(verb, "retry") && !wait) {
+			printf(": back to %s\n", sxm_phase_name(j->phase));
+		} else if (!wait) {
 			printf(" requested (%s)\n", sxm_phase_name(j->phase));
 		} else if (what == WAIT_CUTOVER) {
 			printf(" done: %s copied with the source frozen, %s read back and verified, guest I/O held %" PRIu64 " ms\n",
