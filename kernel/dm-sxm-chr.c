@@ -156,7 +156,8 @@ static int ioc_attach(struct file *file, struct sxm_client *c,
 	a.region_sectors = 1ULL << dev->dirty.region_shift;
 	a.nr_regions = dev->dirty.nr_regions;
 	a.track_id = dev->track_id;
-	c->dev = dev;
+	/* Last: SXM_IOC_RING_ENTER and poll read c->dev without c->lock. */
+	smp_store_release(&c->dev, dev);
 	mutex_unlock(&dev->lock);
 
 	/* The attach stands even if the caller's struct went away. */
@@ -332,6 +333,26 @@ static int ioc_lock(struct sxm_client *c, unsigned int cmd, void __user *u)
 }
 
 /*
+ * SXM_IOC_RING_ENTER, without c->lock: a SXM_IOC_LOCK or SXM_IOC_HARVEST
+ * on this file may be waiting, under c->lock, for mirrored writes that
+ * only these completions finish.  c->dev and c->helper are set once, at
+ * attach (c->dev last), and stay until the file is released.
+ */
+static long ioc_ring_enter(struct sxm_client *c)
+{
+	/* Pairs with ioc_attach(): c->helper is set before c->dev. */
+	struct sxm_dev *dev = smp_load_acquire(&c->dev);
+
+	if (!dev)
+		return -ENXIO;
+	if (!READ_ONCE(dev->nr_tables))
+		return -ENODEV;
+	if (!c->helper)
+		return -EPERM;
+	return sxm_ring_enter(dev);
+}
+
+/*
  * The command without its size: a helper built against a newer header
  * passes a larger struct (and so another size in the command), which is
  * accepted as long as what this kernel does not know of it is zero.
@@ -358,7 +379,7 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 	case SXM_IOC_BASE(SXM_IOC_LOCK):
 		break;
 	case SXM_IOC_RING_ENTER:
-		break;
+		return ioc_ring_enter(c);
 	default:
 		/* Unknown is ENOTTY whatever state the file is in. */
 		return -ENOTTY;
@@ -397,9 +418,6 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 	case SXM_IOC_BASE(SXM_IOC_LOCK):
 		r = ioc_lock(c, cmd, u);
 		break;
-	case SXM_IOC_RING_ENTER:
-		r = c->helper ? sxm_ring_enter(c->dev) : -EPERM;
-		break;
 	default:
 		r = ioc_get_info(c, cmd, u);
 		break;
@@ -413,10 +431,12 @@ out:
 static __poll_t sxm_chr_poll(struct file *file, poll_table *wait)
 {
 	struct sxm_client *c = file->private_data;
+	/* Pairs with ioc_attach(): c->helper is set before c->dev. */
+	struct sxm_dev *dev = smp_load_acquire(&c->dev);
 
-	if (!READ_ONCE(c->helper))
+	if (!dev || !c->helper)
 		return EPOLLERR;
-	return sxm_ring_poll(c->dev, file, wait);
+	return sxm_ring_poll(dev, file, wait);
 }
 
 static int sxm_chr_mmap(struct file *file, struct vm_area_struct *vma)

@@ -73,6 +73,7 @@ struct sxm_ring {
 	u32 *free;
 	u32 nr_free;
 	u64 seq;
+	u64 abandoned_seq;		/* ids up to here: forgotten by a degrade */
 	struct bio_list deferred;
 	unsigned long deferred_since;	/* jiffies the oldest waits since */
 	struct sxm_lock_range locks[SXM_LOCK_MAX];
@@ -366,6 +367,8 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 		       MINOR(dev->devt), reason);
 	}
 	ring->broken = NULL;
+	/* The helper may still complete what is abandoned here: see enter. */
+	ring->abandoned_seq = ring->seq;
 	for (i = 0; i < ring->geo.entries; i++) {
 		struct sxm_slot *slot = &ring->slots[i];
 
@@ -464,7 +467,8 @@ static void kick_work_fn(struct work_struct *work)
  */
 int sxm_ring_enter(struct sxm_dev *dev)
 {
-	struct sxm_ring *ring = dev->ring;
+	/* Pairs with sxm_ring_setup(): the helper's ioctls are not serialised. */
+	struct sxm_ring *ring = smp_load_acquire(&dev->ring);
 	const char *bad = NULL;
 	u32 tail, n = 0, i, reaped = 0;
 	int err = 0;
@@ -485,6 +489,15 @@ int sxm_ring_enter(struct sxm_dev *dev)
 
 		if (idx >= ring->geo.entries || !ring->slots[idx].bio ||
 		    ring->slots[idx].id != id) {
+			/*
+			 * An entry a degrade abandoned: the helper cannot know
+			 * in time (a timeout is not its to see), so its late
+			 * completion is consumed and ignored.
+			 */
+			if ((id >> 16) && (id >> 16) <= ring->abandoned_seq) {
+				ring->cq_head++;
+				continue;
+			}
 			bad = "bad_completion";
 			break;
 		}
@@ -613,7 +626,8 @@ int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo)
 	INIT_WORK(&ring->kick_work, kick_work_fn);
 
 	spin_lock_irq(&dev->ring_lock);
-	dev->ring = ring;
+	/* Set up before it is seen: sxm_ring_enter() runs without locks. */
+	smp_store_release(&dev->ring, ring);
 	spin_unlock_irq(&dev->ring_lock);
 	queue_delayed_work(sxm_wq, &ring->timeout_work,
 			   msecs_to_jiffies(geo->timeout_ms / 4));

@@ -446,6 +446,64 @@ TEST_F(mirror, silent_helper_times_out)
 	expect_degraded(_metadata, "sink_timeout");
 }
 
+/*
+ * A lock waits for a write in flight, which only the helper's completion
+ * finishes: the pump thread's RING_ENTER must get through meanwhile.
+ */
+TEST_F_TIMEOUT(mirror, lock_waits_while_the_pump_completes, 120)
+{
+	struct sxm_lock_range r = { .first = 20, .count = 4 };
+	struct sxm_lock l = { .size = sizeof(l), .nr_ranges = 1,
+			      .ranges_ptr = (uintptr_t)&r };
+	pthread_t th;
+
+	self->h.paused = 1;
+	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=21 oflag=direct status=none; touch /tmp/mirror-dd-done) &"));
+	usleep(200 * 1000);
+	EXPECT_STREQ("1", status_word(8));
+	ASSERT_EQ(0, pthread_create(&th, NULL, unpause_later, &self->h));
+	/* Returns once the pump completed the write, long before 5 s. */
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
+	pthread_join(th, NULL);
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("-", status_word(13));
+	l.flags = SXM_LOCK_RELEASE;
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
+	for (int i = 0; i < 50 && access("/tmp/mirror-dd-done", F_OK); i++)
+		usleep(100 * 1000);
+	EXPECT_EQ(0, access("/tmp/mirror-dd-done", F_OK));
+	unlink("/tmp/mirror-dd-done");
+	ASSERT_EQ(0, same_data());
+}
+
+/*
+ * An entry abandoned by a timeout and completed late by the helper is
+ * ignored: the ring goes on, the mirror comes back.
+ */
+TEST_F_TIMEOUT(mirror, late_completion_is_ignored, 120)
+{
+	helper_stop(&self->h);
+	ASSERT_EQ(0, helper_start(&self->h, 300));
+	self->h.paused = 1;
+	ASSERT_EQ(0, dd_write("count=1 seek=70"));
+	EXPECT_STREQ("degraded", status_word(7));
+	EXPECT_STREQ("sink_timeout", status_word(13));
+	/* The pump answers the abandoned entry now. */
+	self->h.paused = 0;
+	for (int i = 0; i < 50 && !self->h.done; i++)
+		usleep(20 * 1000);
+	EXPECT_EQ(1, self->h.done);
+	EXPECT_LE(0, ioctl(self->h.ctl, SXM_IOC_RING_ENTER));
+	EXPECT_STREQ("sink_timeout", status_word(13));
+	/* Mirrored again, and the ring works. */
+	struct sxm_mirror m = { .size = sizeof(m), .on = 1 };
+
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_MIRROR, &m));
+	ASSERT_EQ(0, dd_write("count=4 seek=80"));
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("-", status_word(13));
+}
+
 TEST_F_TIMEOUT(mirror, helper_death_degrades_and_remirrors, 120)
 {
 	struct helper h2;

@@ -229,7 +229,17 @@ struct sxm_info {
  * range) turns mirroring off: every region with a write in flight is marked
  * dirty and the guest's writes go on, tracked.  The status then says
  * "degraded" and why; the helper resyncs the dirty regions and sets the
- * mirror again.
+ * mirror again.  The kernel forgets the entries it abandons: a cqe the
+ * helper posts for one later (it cannot know in time) is consumed and
+ * ignored.  Sqes still in the ring when mirroring went down are stale too:
+ * before it sets the mirror again, the helper skips them (sq_head to
+ * sq_tail; no new ones come while the mirror is down) and waits until
+ * its own requests for them have finished at the sink, so that none
+ * lands after its resync.
+ *
+ * SXM_IOC_RING_ENTER does not wait for the helper's other ioctls: a pump
+ * thread may reap completions while another thread of the helper waits in
+ * SXM_IOC_LOCK or SXM_IOC_HARVEST for the writes they complete.
  */
 struct sxm_ring_hdr {
 	__u32 sq_head;			/* helper: next sqe it will read */
