@@ -193,3 +193,23 @@ int sxm_kdev_mark_map(int fd, const uint64_t *map, uint64_t nr_regions,
 	return regions_op(fd, SXM_IOC_MARK_DIRTY, map, sxm_map_bytes(nr_regions),
 			  marked);
 }
+
+int sxm_kdev_mirror(int fd, bool on)
+{
+	struct sxm_mirror m = { .size = sizeof(m), .on = on };
+
+	return xioctl(fd, SXM_IOC_MIRROR, &m);
+}
+
+int sxm_kdev_lock(int fd, const struct sxm_lock_range *ranges,
+		  uint32_t nr, bool release)
+{
+	struct sxm_lock l = {
+		.size = sizeof(l),
+		.flags = release ? SXM_LOCK_RELEASE : 0,
+		.ranges_ptr = (uintptr_t)ranges,
+		.nr_ranges = nr,
+	};
+
+	return xioctl(fd, SXM_IOC_LOCK, &l);
+}

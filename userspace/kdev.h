@@ -57,4 +57,15 @@ int sxm_kdev_ack(int fd, const uint64_t *map, uint64_t nr_regions,
 
 int sxm_kdev_info(int fd, struct sxm_info *info);
 
+/* Mirroring on (needs a ring: mirror.h) or off (back to tracking). */
+int sxm_kdev_mirror(int fd, bool on);
+
+/*
+ * Take (or with @release, release) @nr region ranges at once, at most
+ * SXM_LOCK_MAX held: taking waits until no mirrored write is in flight
+ * there, and holds new ones until the release.
+ */
+int sxm_kdev_lock(int fd, const struct sxm_lock_range *ranges,
+		  uint32_t nr, bool release);
+
 #endif /* SXM_KDEV_H */
