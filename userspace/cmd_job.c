@@ -586,8 +586,8 @@ int cmd_submit(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = argv[0], *source = NULL, *sink = NULL;
-	const char *keys[] = { "kind", "name", "cadence", "rate", "engine",
-			       "region_size" };
+	static const char *const keys[] = { "kind", "name", "cadence", "rate",
+					    "engine", "region_size" };
 	const char *vals[ARRAY_SIZE(keys)] = { 0 };
 	struct sxm_buf b = { 0 };
 	struct sxm_job_rec *j;

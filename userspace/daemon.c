@@ -767,8 +767,10 @@ static void *conn_main(void *arg)
 	line = malloc(SXM_CTL_MAX_REQUEST);
 	if (!line)
 		goto out;
-	/* Read the request even from a refused peer: closing with it unread
-	 * would reset the connection before the peer reads why. */
+	/*
+	 * Read the request even from a refused peer: closing with it unread
+	 * would reset the connection before the peer reads why.
+	 */
 	r = read_line(c->fd, line, SXM_CTL_MAX_REQUEST);
 	if (!c->allowed) {
 		snprintf(line, SXM_CTL_MAX_REQUEST,

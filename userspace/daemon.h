@@ -53,8 +53,7 @@ struct sxm_job {
 	struct sxm_daemon *d;
 	unsigned int refs;		/* daemon->lock */
 	bool submitting;		/* reserved by a submit, not yet made */
-	dev_t src_rdev;			/* the source as given, for "one job
-					 * per device" */
+	dev_t src_rdev;			/* the source as given */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* requests for the job thread */

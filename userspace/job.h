@@ -140,7 +140,7 @@ struct sxm_job_rec {
 	double predicted_downtime;	/* seconds, < 0: unknown */
 	uint64_t want_sync;		/* sync: sync_count to wait for */
 
-	unsigned nr_events;
+	unsigned int nr_events;
 	struct sxm_job_event events[SXM_JOB_EVENTS];
 };
 

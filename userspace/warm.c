@@ -1278,11 +1278,10 @@ static bool step(struct sxm_job *j)
 			sxm_job_save(j);
 			break;
 		}
-		if (rec->paused) {
+		if (rec->paused)
 			rec->next_sync_ms = 0;
-		} else if (rec->cadence_ms && !rec->next_sync_ms) {
+		else if (rec->cadence_ms && !rec->next_sync_ms)
 			rec->next_sync_ms = sxm_now_ms() + rec->cadence_ms;
-		}
 		if (j->req_sync || (!rec->paused && rec->next_sync_ms &&
 				    sxm_now_ms() >= rec->next_sync_ms)) {
 			j->req_sync = false;
