@@ -103,6 +103,22 @@ check "--buffer-size 64k --queue-depth 2" \
 	"$SXM_CTL" copy --buffer-size 64k --queue-depth 2 "$T/dense" "$sink"
 same_data "--buffer-size 64k --queue-depth 2: data identical" "$T/dense" "$sink"
 
+# A server that refuses any request not aligned to 64 KiB, and a source
+# whose data and holes are 4 KiB apart.
+truncate -s 16M "$T/sparse4k"
+dd if=/dev/urandom of="$T/sparse4k" bs=4k count=3 seek=5 conv=notrunc status=none
+dd if=/dev/urandom of="$T/sparse4k" bs=4k count=1 seek=1000 conv=notrunc status=none
+nbd_start unix big64 --filter=blocksize-policy memory size=16M \
+	blocksize-minimum=65536 blocksize-error-policy=error
+head -c 16M /dev/urandom >"$T/junk16"
+nbdcopy "$T/junk16" "$big64"
+check "64 KiB minimum block size: copy and verify" \
+	"$SXM_CTL" copy --verify "$T/sparse4k" "$big64"
+expect_err "64 KiB minimum block size: 4 KiB regions refused" 1 \
+	"region size 4096 is smaller than the 65536-byte blocks" \
+	"$SXM_CTL" copy --region-size 4k "$T/sparse4k" "$big64"
+_tc_kill "$big64_pid"
+
 # --verify reads back; --verify-only notices one changed block.
 check "--verify passes on a good copy" \
 	"$SXM_CTL" copy --verify "$T/dense" "$sink"
