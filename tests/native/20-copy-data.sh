@@ -109,7 +109,8 @@ truncate -s 16M "$T/sparse4k"
 dd if=/dev/urandom of="$T/sparse4k" bs=4k count=3 seek=5 conv=notrunc status=none
 dd if=/dev/urandom of="$T/sparse4k" bs=4k count=1 seek=1000 conv=notrunc status=none
 nbd_start unix big64 --filter=blocksize-policy memory size=16M \
-	blocksize-minimum=65536 blocksize-error-policy=error
+	blocksize-minimum=65536 blocksize-preferred=65536 \
+	blocksize-error-policy=error
 head -c 16M /dev/urandom >"$T/junk16"
 nbdcopy "$T/junk16" "$big64"
 check "64 KiB minimum block size: copy and verify" \
