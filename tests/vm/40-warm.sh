@@ -38,6 +38,8 @@ diag "$out"
 check_eq "submit --wait: the full sync under load reaches Ready" 0 "$rc"
 check "submit says sxm went under the live device" \
 	grep -q "sxm inserted under it" <<< "$out"
+check "submit --wait (not a terminal): progress lines" \
+	grep -qE "^vm40: full sync +[0-9]+%  .* / 32.0 MiB  .*ETA" <<< "$out"
 check_eq "phase Ready" Ready "$(jf vm40 phase)"
 check_eq "lv40 runs sxm over the hidden device, tracking" \
 	"0 $((MIB * 2048)) sxm $(dmsetup info -c --noheadings -o major,minor --separator : lv40-sxm-orig) 128 1 track" \
@@ -81,6 +83,8 @@ check "fio is still writing" kill -0 "$fio_pid"
 
 # -------------------------------------------------------------- cutover ----
 
+sxm-ctl show vm40 --watch > /tmp/watch40.out 2>&1 &
+watch_pid=$!
 sent0=$(sink_bytes $slog)
 out=$(sxm-ctl cutover vm40 --wait 2>&1) && rc=0 || rc=$?
 diag "$out"
@@ -88,6 +92,10 @@ check_eq "cutover --wait under load succeeds" 0 "$rc"
 check "it reports the downtime and that the source stays frozen" bash -c \
 	"grep -q 'guest I/O held [0-9]* ms' <<< '$out' && grep -q 'left suspended (frozen)' <<< '$out'"
 check_eq "phase Completed" Completed "$(jf vm40 phase)"
+check "show --watch ends once the job is done" wait_until 10 bash -c "! kill -0 $watch_pid"
+check "show --watch (not a terminal): progress lines, then the job" bash -c \
+	"grep -qE '^vm40: (Ready|Cutting Over|cutover|verify)' /tmp/watch40.out &&
+	 grep -q '^Phase *Completed' /tmp/watch40.out"
 check "lv40 is suspended: the source cannot diverge" bash -c \
 	"dmsetup info lv40 | grep -q '^State: *SUSPENDED'"
 cut=$(jf vm40 cutover_bytes)

@@ -10,7 +10,10 @@
 # regions the kernel still held (harvested, never acknowledged).  The
 # device here is a plain block device, so the job made /dev/mapper/NAME
 # over it.  A cutover then leaves the sink identical to the source.
-# vm-timeout: 180
+# Last, a cutover interrupted twice: stopped with SIGTERM the daemon gives
+# the guest its disk back (the job is Ready again); killed with kill -9 it
+# leaves the device suspended, and restarted it finishes the cutover.
+# vm-timeout: 240
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 
@@ -27,6 +30,7 @@ daemon_start
 
 rec=$SXM_JOB_DIR/crash42.job
 saved() { sed -n "s/^$1 //p" "$rec"; }
+saved_of() { sed -n "s/^$2 //p" "$SXM_JOB_DIR/$1.job"; }
 # Bytes the sink was sent after line $1 of its log; and its lowest offset.
 sent_after() { tail -n +$(($1 + 1)) $slog > /tmp/sink42.part; sink_bytes /tmp/sink42.part; }
 lowest_write() {
@@ -107,4 +111,36 @@ check_eq "nothing left dirty or held" 0 "$(jf crash42 dirty_bytes)"
 
 check "cutover" sxm-ctl cutover crash42 --wait
 check_eq "the sink is identical to the source" "$(sha256_of "$disk")" \
+	"$(sha256_of "$SINK_URI")"
+
+# ---------------------------------------- a cutover, SIGTERM and kill -9 ----
+
+# A sink whose writes take a second: a cutover lasts long enough to stop.
+scratch_dev disk2 16
+rand_fill "$disk2" 16
+sink_start --filter=delay memory size=16M delay-write=1
+cleanup_push _tc_dm_remove cut42
+check "submit to a slow sink" sxm-ctl submit --source "$disk2" --sink "$SINK_URI" \
+	--name cut42 --wait
+dd if=/dev/urandom of=/dev/mapper/cut42 bs=1M count=8 oflag=direct status=none
+check "cutover" sxm-ctl cutover cut42
+check "Cutting Over" wait_phase cut42 "Cutting Over" 10
+daemon_stop
+check "SIGTERM mid-cutover: the device is resumed" bash -c \
+	"dmsetup info cut42 | grep -q '^State: *ACTIVE'"
+check_eq "and the job saved as Ready" Ready "$(saved_of cut42 phase)"
+daemon_start
+check_eq "restarted: Ready" Ready "$(jf cut42 phase)"
+check "cutover again" sxm-ctl cutover cut42
+check "Cutting Over" wait_phase cut42 "Cutting Over" 10
+daemon_kill9
+check "kill -9 mid-cutover: the device stays suspended" bash -c \
+	"dmsetup info cut42 | grep -q '^State: *SUSPENDED'"
+daemon_start
+check "restarted, the daemon finishes the cutover" wait_phase cut42 Completed 60
+check "the events say it resumed in Cutting Over" bash -c \
+	"sxm-ctl show cut42 | grep -q 'the job resumes in Cutting Over'"
+check "the device is still suspended (frozen)" bash -c \
+	"dmsetup info cut42 | grep -q '^State: *SUSPENDED'"
+check_eq "the sink is identical to the source" "$(sha256_of "$disk2")" \
 	"$(sha256_of "$SINK_URI")"
