@@ -250,6 +250,22 @@ static void print_json(const struct sxm_job_rec *j)
 	       j->cutover_failures);
 	printf(",\"frozen\":%s",
 	       j->phase == SXM_PHASE_COMPLETED ? "true" : "false");
+	printf(",\"mirror\":");
+	sxm_json_str(stdout, j->mirror);
+	printf(",\"mirror_reason\":");
+	sxm_json_str(stdout, j->mirror_reason);
+	printf(",\"mirrored_writes\":%" PRIu64 ",\"mirrored_bytes\":%" PRIu64
+	       ",\"mirror_in_flight\":%" PRIu64 ",\"mirror_held_back\":%" PRIu64
+	       ",\"sink_latency_p50_us\":%" PRIu64
+	       ",\"sink_latency_p99_us\":%" PRIu64,
+	       j->mirrored_writes, j->mirrored_bytes, j->mirror_in_flight,
+	       j->mirror_held_back, j->lat_p50_us, j->lat_p99_us);
+	printf(",\"degradations\":%" PRIu64 ",\"degraded_ms\":%" PRIu64,
+	       j->degradations, j->degraded_ms);
+	printf(",\"degraded_reason\":");
+	sxm_json_str(stdout, j->degraded_reason);
+	printf(",\"degraded_reasons\":");
+	sxm_json_str(stdout, j->degraded_reasons);
 	printf(",\"fail_phase\":");
 	sxm_json_str(stdout, j->phase == SXM_PHASE_FAILED ?
 		     sxm_phase_name(j->fail_phase) : "");
@@ -286,9 +302,44 @@ static const char *mode_desc(const struct sxm_job_rec *j, char *buf,
 	return buf;
 }
 
+static const char *us_str(uint64_t us, char *buf, size_t len)
+{
+	if (!us)
+		snprintf(buf, len, "-");
+	else if (us < 1000)
+		snprintf(buf, len, "%" PRIu64 " us", us);
+	else
+		snprintf(buf, len, "%.2f ms", us / 1000.0);
+	return buf;
+}
+
+/* What only a mirror-style job has: the mirror and its history. */
+static void print_mirror(const struct sxm_job_rec *j)
+{
+	char b1[32], b2[32];
+
+	if (j->mirror[0])
+		printf("Mirror        %s%s%s: %" PRIu64 " writes, %s mirrored; %" PRIu64 " in flight, %" PRIu64 " held back\n",
+		       j->mirror, j->mirror_reason[0] ? " " : "",
+		       j->mirror_reason, j->mirrored_writes,
+		       fmt_size(j->mirrored_bytes, b1, sizeof(b1)),
+		       j->mirror_in_flight, j->mirror_held_back);
+	printf("Sink latency  p50 %s, p99 %s (mirrored writes)\n",
+	       us_str(j->lat_p50_us, b1, sizeof(b1)),
+	       us_str(j->lat_p99_us, b2, sizeof(b2)));
+	if (j->degradations)
+		printf("Degraded      %" PRIu64 " time%s, %s in all (%s); last: %s\n",
+		       j->degradations, j->degradations == 1 ? "" : "s",
+		       sxm_duration_str(j->degraded_ms / 1000.0, b1, sizeof(b1)),
+		       j->degraded_reasons, j->degraded_reason);
+	else
+		printf("Degraded      never\n");
+}
+
 static void print_show(const struct sxm_job_rec *j)
 {
 	char b1[64], b2[64], b3[64], b4[256];
+	bool mirror = sxm_job_is_mirror(j);
 	int64_t now = sxm_now_ms();
 	unsigned int i;
 
@@ -303,12 +354,17 @@ static void print_show(const struct sxm_job_rec *j)
 	       fmt_size(j->size, b1, sizeof(b1)),
 	       fmt_size(j->region_size, b2, sizeof(b2)));
 	printf("Sink          %s\n", j->sink);
-	printf("Cadence       %s", sxm_cadence_str(j->cadence_ms, b1, sizeof(b1)));
-	if (j->next_sync_ms && !j->paused)
-		printf(" (next sync in %s)",
-		       sxm_duration_str((j->next_sync_ms - now) / 1000.0, b2,
-					sizeof(b2)));
-	printf("\n");
+	if (mirror) {
+		print_mirror(j);
+	} else {
+		printf("Cadence       %s",
+		       sxm_cadence_str(j->cadence_ms, b1, sizeof(b1)));
+		if (j->next_sync_ms && !j->paused)
+			printf(" (next sync in %s)",
+			       sxm_duration_str((j->next_sync_ms - now) / 1000.0,
+						b2, sizeof(b2)));
+		printf("\n");
+	}
 	printf("Rate limit    %s\n", j->rate_limit ?
 	       rate_str(j->rate_limit, b1, sizeof(b1)) : "none");
 	printf("Engine        %s\n", j->engine_used[0] ? j->engine_used :
@@ -316,11 +372,12 @@ static void print_show(const struct sxm_job_rec *j)
 	printf("Last Sync     %s\n", time_str(j->last_sync_ms, b1, sizeof(b1)));
 	printf("Lag           %s\n", j->lag_ms < 0 ? "-" :
 	       sxm_duration_str(j->lag_ms / 1000.0, b1, sizeof(b1)));
-	printf("Bytes (Full)  %s (%" PRIu64 ")\n",
+	printf("%s  %s (%" PRIu64 ")\n", mirror ? "Bytes (Bulk)" : "Bytes (Full)",
 	       fmt_size(j->bytes_full, b1, sizeof(b1)), j->bytes_full);
-	printf("Bytes (Incr)  %s (%" PRIu64 ")\n",
+	printf("%s  %s (%" PRIu64 ")\n", mirror ? "Bytes (Sync)" : "Bytes (Incr)",
 	       fmt_size(j->bytes_incr, b1, sizeof(b1)), j->bytes_incr);
-	printf("Sync Count    %" PRIu64 "\n", j->sync_count);
+	printf("%s    %" PRIu64 "\n", mirror ? "Resyncs   " : "Sync Count",
+	       j->sync_count);
 	printf("Rate          %s\n", rate_str(j->rate, b1, sizeof(b1)));
 	printf("Dirty now     %s\n", size_or_dash(j->dirty_bytes, b1, sizeof(b1)));
 	if (j->op[0])
@@ -329,7 +386,8 @@ static void print_show(const struct sxm_job_rec *j)
 		       fmt_size(j->op_total, b2, sizeof(b2)),
 		       sxm_duration_str(j->op_eta, b3, sizeof(b3)));
 	if (j->phase == SXM_PHASE_FULL_SYNC || j->full_done < j->size)
-		printf("Full sync     %s of %s on the sink\n",
+		printf("%s     %s of %s on the sink\n",
+		       mirror ? "Bulk copy" : "Full sync",
 		       fmt_size(j->full_done, b1, sizeof(b1)),
 		       fmt_size(j->size, b2, sizeof(b2)));
 	if (j->predicted_downtime >= 0)
@@ -440,7 +498,8 @@ enum wait_for {
 	WAIT_SYNC,		/* sync: sync_count reaches want */
 	WAIT_CUTOVER,		/* cutover: Completed */
 	WAIT_CANCELLED,
-	WAIT_RETRY,		/* retry: Ready (or beyond) again */
+	WAIT_RETRY,		/* retry: Ready, Mirrored (or beyond) again */
+	WAIT_MIRRORED,		/* mirror style: Mirrored (or beyond) */
 };
 
 /*
@@ -472,7 +531,14 @@ static int wait_job(const char *cmd, struct sxm_job_rec *j,
 				goto done;
 			break;
 		case WAIT_RETRY:
-			if (p == SXM_PHASE_READY || p == SXM_PHASE_COMPLETED)
+			if (p == SXM_PHASE_READY || p == SXM_PHASE_MIRRORED ||
+			    p == SXM_PHASE_COMPLETED)
+				goto done;
+			break;
+		case WAIT_MIRRORED:
+			if (p == SXM_PHASE_MIRRORED ||
+			    p == SXM_PHASE_CUTTING_OVER ||
+			    p == SXM_PHASE_COMPLETED)
 				goto done;
 			break;
 		case WAIT_SYNC:
@@ -607,8 +673,8 @@ int cmd_submit(int argc, char **argv)
 			sink = optarg;
 			break;
 		case 'K':
-			if (strcmp(optarg, "warm"))
-				return cli_usage(cmd, "--kind %s: only warm is supported",
+			if (strcmp(optarg, "warm") && strcmp(optarg, "sxm"))
+				return cli_usage(cmd, "--kind %s: warm, or sxm (mirror style)",
 						 optarg);
 			vals[0] = optarg;
 			break;
@@ -685,15 +751,20 @@ int cmd_submit(int argc, char **argv)
 	if (r)
 		goto out;
 	if (!json) {
-		printf("job %s submitted: warm migration of %s (%s) to %s\n",
-		       j->name, j->source, fmt_size(j->size, b1, sizeof(b1)),
-		       j->sink);
+		printf("job %s submitted: %s migration of %s (%s) to %s\n",
+		       j->name, sxm_job_is_mirror(j) ? "mirror-style" : "warm",
+		       j->source, fmt_size(j->size, b1, sizeof(b1)), j->sink);
 		printf("  %s\n", mode_desc(j, b2, sizeof(b2)));
 		fflush(stdout);
 	}
 	if (wait) {
-		r = wait_job(cmd, j, WAIT_READY);
-		if (!r && !json)
+		r = wait_job(cmd, j, sxm_job_is_mirror(j) ? WAIT_MIRRORED :
+							    WAIT_READY);
+		if (!r && !json && sxm_job_is_mirror(j))
+			printf("job %s: %s, %s copied and composed: every write is mirrored\n",
+			       j->name, sxm_phase_name(j->phase),
+			       fmt_size(j->size, b1, sizeof(b1)));
+		else if (!r && !json)
 			printf("job %s: %s, full sync of %s done\n", j->name,
 			       sxm_phase_name(j->phase),
 			       fmt_size(j->size, b1, sizeof(b1)));
@@ -976,6 +1047,11 @@ int cmd_cancel(int argc, char **argv)
 int cmd_retry(int argc, char **argv)
 {
 	return job_cmd(argc, argv, "retry", 0, true, WAIT_RETRY);
+}
+
+int cmd_mirror(int argc, char **argv)
+{
+	return job_cmd(argc, argv, "mirror", 0, true, WAIT_MIRRORED);
 }
 
 int cmd_forget(int argc, char **argv)

@@ -127,7 +127,7 @@ static int job_start(struct sxm_job *j)
 
 	if (sxm_phase_final(j->rec.phase) || j->d->stopping)
 		return 0;
-	r = pthread_create(&j->thread, NULL, sxm_job_main, j);
+	r = pthread_create(&j->thread, NULL, sxm_job_thread, j);
 	if (r)
 		return -r;
 	j->thread_started = true;
@@ -155,6 +155,8 @@ static void job_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 
 		out->dirty_bytes = b < 0 ? -1 : b;
 	}
+	if (sxm_job_is_mirror(out))
+		sxm_mirror_snapshot(j, out);
 	sxm_job_metrics(out, sxm_now_ms());
 }
 
@@ -325,8 +327,8 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 		reply_err(rp, EINVAL, "submit needs a source and a sink");
 		return;
 	}
-	if (kind && strcmp(kind, "warm")) {
-		reply_err(rp, EINVAL, "--kind %s: only warm migration is supported", kind);
+	if (kind && strcmp(kind, "warm") && strcmp(kind, "sxm")) {
+		reply_err(rp, EINVAL, "--kind %s: warm, or sxm (mirror style)", kind);
 		return;
 	}
 	j = job_new(d);
@@ -342,6 +344,8 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 	}
 	snprintf(rec->source, sizeof(rec->source), "%s", source);
 	snprintf(rec->sink, sizeof(rec->sink), "%s", sink);
+	if (kind)
+		snprintf(rec->kind, sizeof(rec->kind), "%s", kind);
 	if (name) {
 		if (sxm_job_name_check(name)) {
 			reply_err(rp, EINVAL, "--name '%s': 1 to %d of A-Z a-z 0-9 . _ + -, not starting with . or -",
@@ -409,12 +413,16 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 	pthread_mutex_lock(&j->lock);
 	rec->sink_zero = j->run.sink->caps & SXM_SINK_ZERO_INIT;
 	rec->created_ms = sxm_now_ms();
-	rec->phase = SXM_PHASE_INITIALIZING;
-	sxm_job_event(j, "submitted: warm migration of %s (%s, %s) to %s, cadence %s",
+	rec->phase = sxm_job_is_mirror(rec) ? SXM_PHASE_PREPARING :
+					      SXM_PHASE_INITIALIZING;
+	sxm_job_event(j, "submitted: %s migration of %s (%s, %s) to %s%s%s",
+		      sxm_job_is_mirror(rec) ? "mirror-style" : "warm",
 		      rec->source, fmt_size(rec->size, b, sizeof(b)),
 		      rec->src_mode == SXM_SRC_EXISTING ? "its sxm device" :
 		      rec->src_mode == SXM_SRC_INSERTED ? "sxm inserted under it" :
 		      "a new sxm device over it", rec->sink,
+		      sxm_job_is_mirror(rec) ? "" : ", cadence ",
+		      sxm_job_is_mirror(rec) ? "" :
 		      sxm_cadence_str(rec->cadence_ms, err, sizeof(err)));
 	r = sxm_job_save(j);
 	pthread_mutex_unlock(&j->lock);
@@ -493,6 +501,7 @@ static void req_job(struct sxm_daemon *d, const char *verb,
 		{ "cancel", SXM_CMD_CANCEL },
 		{ "retry", SXM_CMD_RETRY },
 		{ "forget", SXM_CMD_FORGET },
+		{ "mirror", SXM_CMD_MIRROR },
 	};
 	const char *name = sxm_kv_get(kv, n, "job");
 	const char *value = sxm_kv_get(kv, n, "value");
@@ -596,6 +605,21 @@ static void req_job(struct sxm_daemon *d, const char *verb,
 		break;
 	case SXM_CMD_FORGET:
 		j->forgotten = true;
+		break;
+	case SXM_CMD_MIRROR:
+		if (j->req_sync || j->req_cutover) {
+			pthread_mutex_unlock(&j->lock);
+			reply_err(rp, EBUSY, "job %s has a %s requested: switch once it is done",
+				  name, j->req_sync ? "sync" : "cutover");
+			job_put(j);
+			return;
+		}
+		/* The job thread hands it to mirror_job.c: Composing. */
+		snprintf(rec->kind, sizeof(rec->kind), "sxm");
+		rec->phase = SXM_PHASE_COMPOSING;
+		rec->next_sync_ms = 0;
+		sxm_job_event(j, "switching to mirror style: the pump up, the mirror on, what is dirty resynced");
+		sxm_job_save(j);
 		break;
 	}
 	job_kick(j);

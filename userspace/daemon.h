@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The daemon's insides, shared by daemon.c (service, socket, requests,
- * scheduling of the job threads) and warm.c (what a warm job does).
+ * scheduling of the job threads), warm.c (what a warm job does) and
+ * mirror_job.c (what a mirror-style job does).
  *
  * Threads: the main thread accepts connections; each connection gets a
  * short-lived thread that answers its one request; each job that is not
@@ -67,6 +68,7 @@ struct sxm_job {
 	volatile sig_atomic_t stop;	/* stop the running copy */
 
 	struct sxm_run run;
+	struct sxm_mirror_run *mirror;	/* mirror style: the pump (thread) */
 };
 
 /* daemon.c */
@@ -97,6 +99,25 @@ int sxm_warm_open_sink(struct sxm_job *j, bool probe_zero, char *err,
 
 /* The job thread. */
 void *sxm_job_main(void *job);
+
+/* For mirror_job.c: the device, attach and detach as a warm job has them. */
+int sxm_warm_prepare(struct sxm_job *j, char *err, size_t errlen);
+int sxm_warm_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen);
+void sxm_warm_run_close(struct sxm_job *j);
+
+/* mirror_job.c */
+
+struct sxm_mirror_run;
+
+/* Whether @rec is a mirror-style job (kind "sxm"). */
+bool sxm_job_is_mirror(const struct sxm_job_rec *rec);
+/*
+ * The job thread: runs a job in its style (sxm_job_main() for a warm one)
+ * and hands a cancel to warm.c, which undoes the device for both.
+ */
+void *sxm_job_thread(void *job);
+/* The live mirror figures of @j (the kernel's, the pump's) into @out. */
+void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out);
 
 /*
  * Dirty bytes of the job's device now (dirty or harvested and not yet

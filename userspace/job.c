@@ -33,6 +33,10 @@ static const char *const phase_names[SXM_PHASE_NR] = {
 	[SXM_PHASE_COMPLETED] = "Completed",
 	[SXM_PHASE_FAILED] = "Failed",
 	[SXM_PHASE_CANCELLED] = "Cancelled",
+	[SXM_PHASE_PREPARING] = "Preparing",
+	[SXM_PHASE_COPYING] = "Mirroring + Copying",
+	[SXM_PHASE_COMPOSING] = "Composing",
+	[SXM_PHASE_MIRRORED] = "Mirrored",
 };
 
 static const char *const src_mode_names[SXM_SRC_NR] = {
@@ -218,6 +222,52 @@ static int refuse(int err, char *buf, size_t len, const char *fmt, ...)
 	return err;
 }
 
+/* The rules for a mirror-style job (kind "sxm"), after the common ones. */
+static int check_mirror(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
+			char *err, size_t errlen)
+{
+	const char *ph = sxm_phase_name(j->phase);
+	enum sxm_phase p = j->phase;
+
+	switch (cmd) {
+	case SXM_CMD_SYNC:
+		return refuse(-EINVAL, err, errlen,
+			      "job %s is mirror-style: the mirror keeps the sink in step, there is nothing to sync",
+			      j->name);
+	case SXM_CMD_CADENCE:
+		return refuse(-EINVAL, err, errlen,
+			      "job %s is mirror-style: it has no cadence",
+			      j->name);
+	case SXM_CMD_PAUSE:
+		if (j->paused)
+			return refuse(-EALREADY, err, errlen,
+				      "job %s is paused already", j->name);
+		if (p == SXM_PHASE_COPYING)
+			return 0;
+		return refuse(-EINVAL, err, errlen,
+			      "job %s is %s: only the bulk copy (Mirroring + Copying) can pause; the mirror never does",
+			      j->name, ph);
+	case SXM_CMD_CUTOVER:
+		if (p == SXM_PHASE_MIRRORED)
+			return 0;
+		if (p == SXM_PHASE_CUTTING_OVER)
+			return refuse(-EALREADY, err, errlen,
+				      "job %s is cutting over already", j->name);
+		if (p == SXM_PHASE_FAILED)
+			return refuse(-EINVAL, err, errlen,
+				      "job %s failed (%s): sxm-ctl retry %s first",
+				      j->name, j->reason, j->name);
+		return refuse(-EBUSY, err, errlen,
+			      "job %s is in %s: cutover needs the mirror composed (Mirrored)",
+			      j->name, ph);
+	case SXM_CMD_MIRROR:
+		return refuse(-EALREADY, err, errlen,
+			      "job %s is mirror-style already (%s)", j->name, ph);
+	default:
+		return 1;	/* as for a warm job */
+	}
+}
+
 int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 		  char *err, size_t errlen)
 {
@@ -231,6 +281,13 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 		return refuse(-EINVAL, err, errlen, "job %s is %s%s", j->name,
 			      ph, p == SXM_PHASE_COMPLETED ?
 			      ": its source stays frozen" : "");
+
+	if (!strcmp(j->kind, "sxm")) {
+		int r = check_mirror(j, cmd, err, errlen);
+
+		if (r <= 0)
+			return r;
+	}
 
 	switch (cmd) {
 	case SXM_CMD_SYNC:
@@ -294,6 +351,20 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 				      "job %s is %s: only Completed or Cancelled jobs can be forgotten (cancel it first)",
 				      j->name, ph);
 		return 0;
+	case SXM_CMD_MIRROR:
+		if (p == SXM_PHASE_READY && !j->paused)
+			return 0;
+		if (p == SXM_PHASE_READY)
+			return refuse(-EBUSY, err, errlen,
+				      "job %s is paused: sxm-ctl resume %s first",
+				      j->name, j->name);
+		if (p == SXM_PHASE_FAILED)
+			return refuse(-EINVAL, err, errlen,
+				      "job %s failed (%s): sxm-ctl retry %s first",
+				      j->name, j->reason, j->name);
+		return refuse(-EBUSY, err, errlen,
+			      "job %s is in %s: it switches to mirror style from Ready",
+			      j->name, ph);
 	}
 	return refuse(-EINVAL, err, errlen, "unknown command");
 }
@@ -317,7 +388,7 @@ void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms)
 	rate = j->last_rate > 0 ? j->last_rate : j->op_rate;
 	if (j->dirty_bytes >= 0 && rate > 0 &&
 	    (j->phase == SXM_PHASE_READY || j->phase == SXM_PHASE_SYNCING ||
-	     j->phase == SXM_PHASE_FULL_SYNC))
+	     j->phase == SXM_PHASE_FULL_SYNC || j->phase == SXM_PHASE_MIRRORED))
 		j->predicted_downtime = 0.1 + 2.0 * j->dirty_bytes / rate;
 	else
 		j->predicted_downtime = -1;
@@ -381,6 +452,10 @@ static const struct field fields[] = {
 	FLD("verified_bytes", F_U64, verified_bytes, F_BOTH),
 	FLD("downtime_ms", F_U64, downtime_ms, F_BOTH),
 	FLD("cutover_failures", F_U64, cutover_failures, F_BOTH),
+	FLD("degradations", F_U64, degradations, F_BOTH),
+	FLD("degraded_ms", F_U64, degraded_ms, F_BOTH),
+	FLD("degraded_reason", F_STR, degraded_reason, F_BOTH),
+	FLD("degraded_reasons", F_STR, degraded_reasons, F_BOTH),
 	FLD("op", F_STR, op, F_WIRE),
 	FLD("op_done", F_U64, op_done, F_WIRE),
 	FLD("op_total", F_U64, op_total, F_WIRE),
@@ -392,6 +467,14 @@ static const struct field fields[] = {
 	FLD("rate", F_DBL, rate, F_WIRE),
 	FLD("predicted_downtime", F_DBL, predicted_downtime, F_WIRE),
 	FLD("want_sync", F_U64, want_sync, F_WIRE),
+	FLD("mirror", F_STR, mirror, F_WIRE),
+	FLD("mirror_reason", F_STR, mirror_reason, F_WIRE),
+	FLD("mirrored_writes", F_U64, mirrored_writes, F_WIRE),
+	FLD("mirrored_bytes", F_U64, mirrored_bytes, F_WIRE),
+	FLD("mirror_in_flight", F_U64, mirror_in_flight, F_WIRE),
+	FLD("mirror_held_back", F_U64, mirror_held_back, F_WIRE),
+	FLD("lat_p50_us", F_U64, lat_p50_us, F_WIRE),
+	FLD("lat_p99_us", F_U64, lat_p99_us, F_WIRE),
 };
 
 static void field_str(const struct field *f, const struct sxm_job_rec *j,

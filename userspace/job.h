@@ -13,6 +13,15 @@
  * syncs) and resumed.  A cutover that fails goes back to Ready, not to
  * Failed: the guest keeps its disk and the operator may try again.
  *
+ * Mirror style (kind "sxm", mirror_job.c; ../shared/seeds/sxm-protocol.md):
+ *
+ *   Preparing -> Mirroring + Copying -> Composing -> Mirrored
+ *     -> Cutting Over -> Completed
+ *
+ * with Failed, Cancelled and retry as above; a failed cutover goes back to
+ * Mirrored.  A warm job in Ready switches to it ("mirror"): Composing,
+ * then Mirrored.
+ *
  * One struct, struct sxm_job_rec, is what the daemon saves (jobstore.c),
  * what it sends to the CLI (ctl.c) and what the CLI prints (cmd_job.c).
  * Both texts come from one table of fields (job.c), so they cannot drift:
@@ -51,6 +60,11 @@ enum sxm_phase {
 	SXM_PHASE_COMPLETED,
 	SXM_PHASE_FAILED,
 	SXM_PHASE_CANCELLED,
+	/* Mirror style. */
+	SXM_PHASE_PREPARING,
+	SXM_PHASE_COPYING,		/* "Mirroring + Copying" */
+	SXM_PHASE_COMPOSING,
+	SXM_PHASE_MIRRORED,
 	SXM_PHASE_NR,
 };
 
@@ -72,6 +86,7 @@ enum sxm_job_cmd {
 	SXM_CMD_CANCEL,
 	SXM_CMD_RETRY,
 	SXM_CMD_FORGET,
+	SXM_CMD_MIRROR,		/* a warm job goes mirror style */
 };
 
 #define SXM_JOB_NAME_MAX	64
@@ -86,7 +101,7 @@ struct sxm_job_event {
 struct sxm_job_rec {
 	/* What was asked for. */
 	char name[SXM_JOB_NAME_MAX + 1];
-	char kind[8];			/* "warm" */
+	char kind[8];			/* "warm", or "sxm": mirror style */
 	char source[256];		/* --source as given */
 	char sink[1024];		/* URI */
 	char engine[8];			/* "auto", "uring", "aio" */
@@ -127,6 +142,12 @@ struct sxm_job_rec {
 	uint64_t downtime_ms;		/* guest I/O held during the cutover */
 	uint64_t cutover_failures;
 
+	/* Mirror style. */
+	uint64_t degradations;		/* times the mirror went down */
+	uint64_t degraded_ms;		/* how long it was down, in all */
+	char degraded_reason[32];	/* why it last went down */
+	char degraded_reasons[96];	/* "sink_error:2 helper_detached:1" */
+
 	/* Live (sent, not saved): the daemon fills these in. */
 	char op[16];			/* "full sync", "sync", "cutover", "" */
 	uint64_t op_done;
@@ -139,6 +160,14 @@ struct sxm_job_rec {
 	double rate;			/* running copy's, else last_rate */
 	double predicted_downtime;	/* seconds, < 0: unknown */
 	uint64_t want_sync;		/* sync: sync_count to wait for */
+	char mirror[12];		/* the kernel's: off, on, degraded */
+	char mirror_reason[32];		/* why it is down now, "" if not */
+	uint64_t mirrored_writes;	/* the kernel's counters */
+	uint64_t mirrored_bytes;
+	uint64_t mirror_in_flight;
+	uint64_t mirror_held_back;
+	uint64_t lat_p50_us;		/* sink latency of mirrored writes */
+	uint64_t lat_p99_us;
 
 	unsigned int nr_events;
 	struct sxm_job_event events[SXM_JOB_EVENTS];

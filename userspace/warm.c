@@ -1272,6 +1272,9 @@ static bool step(struct sxm_job *j)
 		}
 		if (restarted)
 			break;
+		/* Switched to mirror style while unlocked: mirror_job.c's now. */
+		if (rec->phase != SXM_PHASE_READY)
+			break;
 		if (j->req_cutover) {
 			j->req_cutover = false;
 			rec->phase = SXM_PHASE_CUTTING_OVER;
@@ -1453,4 +1456,23 @@ int64_t sxm_warm_dirty_bytes(const struct sxm_job_rec *rec)
 			     att.len_sectors << SECTOR_SHIFT);
 	free(map);
 	return bytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* For mirror-style jobs (mirror_job.c)                               */
+/* ------------------------------------------------------------------ */
+
+int sxm_warm_prepare(struct sxm_job *j, char *err, size_t errlen)
+{
+	return prepare_device(j, err, errlen);
+}
+
+int sxm_warm_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
+{
+	return run_open(j, sink, err, errlen);
+}
+
+void sxm_warm_run_close(struct sxm_job *j)
+{
+	run_close(j);
 }

@@ -1,0 +1,1727 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mirror-style jobs (kind "sxm"): ../shared/DESIGN.md, "Mapping the seed's
+ * steps (mirror style)", on the kernel's mirror ring (mirror.h).  One
+ * thread per job runs the phases; sxm_job_thread() hands a job to warm.c
+ * or to this file by its kind, and to warm.c for a cancel (which undoes
+ * the device the same way for both).
+ *
+ *   Preparing     the sxm target under the source as for a warm job
+ *                 (insert, or a new device), attach as the helper, tracking
+ *                 on with a clean baseline, the kernel's track_id saved.
+ *   Mirroring + Copying
+ *                 a second sink connection for the pump, the pump in a
+ *                 thread of its own, mirroring on: from here (T0) every
+ *                 write reaches the sink, or, if the mirror goes down,
+ *                 marks its regions dirty.  Then every region is copied in
+ *                 batches under region locks (one SXM_IOC_LOCK for the
+ *                 batch, the copy engine on the job's connection, one
+ *                 release): a lock waits for the mirrored writes in flight
+ *                 there and holds new ones until the copy is on the sink,
+ *                 so a copy never overwrites newer data.  Zero regions go
+ *                 as write-zeroes, or not at all to a sink that read as
+ *                 zeroes.  The cursor is saved after every batch.
+ *   Composing     harvest what was dirtied before T0 or while the mirror
+ *                 was down, resync it under locks, acknowledge it (the
+ *                 kernel holds harvested regions until then), and read
+ *                 back and compare under locks: the whole device when it
+ *                 is small, the resynced regions else.
+ *   Mirrored      the sink stays equal to the source.  A mirror that goes
+ *                 down (the status says why) is brought back: see below.
+ *   Cutting Over  suspend (guest I/O held), nothing may be in flight, the
+ *                 harvest must be empty (or what it holds is copied), the
+ *                 pump stops, both connections flushed, verified, the
+ *                 mirror off; the downtime is from the suspend to here.
+ *                 The device stays suspended: the source cannot diverge.
+ *                 On a failure the device is resumed, the job Mirrored.
+ *
+ * Bringing the mirror back (mirror_up()): the kernel forgot what was in
+ * flight and marked it dirty.  The pump drops the sqes it had not taken
+ * and lets its abandoned requests finish (an old write landing after the
+ * resync would undo it); a lost sink connection is replaced; a catch-up
+ * copy of what is dirty runs without locks, as a warm sync does (it also
+ * proves the sink takes writes again); then the pump runs and mirroring
+ * is set; compose() resyncs what was dirtied meanwhile under locks.  In
+ * Mirrored this is retried, backing off, for as long as it fails; the
+ * guest's writes go on, tracked, meanwhile.
+ *
+ * A restarted daemon finds the mirror degraded ("helper_detached": the
+ * kernel marked what was in flight dirty) and does the same.  If the
+ * track_id changed, writes may have gone unseen: the bulk copy starts
+ * over.
+ *
+ * Locks as in daemon.h; the pump thread takes j->lock only to say it
+ * ended.  m->pump and m->sink change under j->lock (the snapshot for
+ * "show" reads the pump's counters).
+ *
+ * Sections: helpers, the kernel's mirror status, the pump, copying under
+ * locks, bringing the mirror up, the phases, the job thread, observing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sxm.h"
+#include "cli.h"
+#include "copy.h"
+#include "daemon.h"
+#include "dm.h"
+#include "kdev.h"
+#include "mirror.h"
+#include "status.h"
+
+#define KIND_MIRROR		"sxm"
+#define BATCH_SECS		0.25	/* of copying under one lock */
+#define BATCH_FIRST		(4ULL << 20)
+#define BATCH_MAX		(16ULL << 20)
+#define BATCH_BUFS		16	/* copy buffers for one batch */
+#define FULL_VERIFY_MAX		(256ULL << 20)	/* verify all of a device this small */
+#define COMPOSE_ROUNDS		5
+#define TICK_MS			250	/* Mirrored: looks at the mirror */
+#define BACKOFF_MAX_MS		5000
+#define DROP_WAIT_S		10.0	/* for abandoned requests to finish */
+#define SINK_TIMEOUT_MS		5000	/* connect; a flush in the cutover */
+#define PROGRESS_MS		250
+
+struct sxm_mirror_run {
+	struct sxm_pump *pump;		/* the ring on pump_kfd; j->lock */
+	int pump_kfd;
+	struct sxm_sink *sink;		/* the pump's connection; j->lock */
+	pthread_t thread;
+	bool running;			/* started and not joined */
+	bool stop;			/* asks the pump thread to stop */
+	bool exited;			/* it returned (j->lock) */
+	int result;			/* what it returned (j->lock) */
+	double down_since;		/* the mirror went down (mono s), or 0 */
+	char down_reason[32];
+	bool down_said;			/* "cannot bring it back" was said */
+	unsigned int backoff_ms;
+	double rate;			/* bytes/s of the last batches */
+};
+
+/* The kernel's status line, from the mirror's point of view. */
+struct mstat {
+	char mode[16];
+	uint64_t dirty;
+	uint64_t held;
+	char mirror[12];		/* off, on, degraded */
+	uint64_t in_flight;
+	uint64_t held_back;
+	uint64_t writes;
+	uint64_t bytes;
+	uint64_t degradations;
+	char reason[32];		/* "-" if none */
+};
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                            */
+/* ------------------------------------------------------------------ */
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void lock(struct sxm_job *j)
+{
+	pthread_mutex_lock(&j->lock);
+}
+
+static void unlock(struct sxm_job *j)
+{
+	pthread_mutex_unlock(&j->lock);
+}
+
+static void dm_lock(struct sxm_job *j)
+{
+	pthread_mutex_lock(&j->d->dm_lock);
+}
+
+static void dm_unlock(struct sxm_job *j)
+{
+	pthread_mutex_unlock(&j->d->dm_lock);
+}
+
+bool sxm_job_is_mirror(const struct sxm_job_rec *rec)
+{
+	return !strcmp(rec->kind, KIND_MIRROR);
+}
+
+/* Publish what the job is doing now ("" when idle); j->lock held. */
+static void set_op(struct sxm_job *j, const char *op, uint64_t done,
+		   uint64_t total)
+{
+	snprintf(j->rec.op, sizeof(j->rec.op), "%s", op);
+	j->rec.op_done = done;
+	j->rec.op_total = total;
+	if (!*op)
+		j->rec.op_rate = 0;
+}
+
+/* Fail the job in its current phase; j->lock held. */
+static void fail(struct sxm_job *j, const char *why)
+{
+	j->rec.fail_phase = j->rec.phase;
+	j->rec.phase = SXM_PHASE_FAILED;
+	snprintf(j->rec.reason, sizeof(j->rec.reason), "%s",
+		 why[0] ? why : "unknown error");
+	j->req_cutover = false;
+	set_op(j, "", 0, 0);
+	sxm_job_event(j, "failed in %s: %s", sxm_phase_name(j->rec.fail_phase),
+		      j->rec.reason);
+	sxm_job_save(j);
+}
+
+/* Whether the job must leave what it is doing; j->lock held. */
+static bool must_stop(struct sxm_job *j)
+{
+	return j->d->stopping || j->rec.cancelling;
+}
+
+static bool stop_now(struct sxm_job *j)
+{
+	bool r;
+
+	lock(j);
+	r = must_stop(j);
+	unlock(j);
+	return r;
+}
+
+/* Sleep up to @ms or until kicked; j->lock held. */
+static void wait_ms(struct sxm_job *j, unsigned int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&j->cond, &j->lock, &ts);
+}
+
+static uint64_t region_len(uint64_t r, uint64_t rs, uint64_t size)
+{
+	uint64_t start = r * rs;
+
+	return start + rs <= size ? rs : size - start;
+}
+
+static uint64_t map_bytes(const uint64_t *map, uint64_t nr, uint64_t rs,
+			  uint64_t size)
+{
+	uint64_t n = sxm_bitmap_weight(map, nr) * rs;
+
+	if (nr && sxm_bitmap_test(map, nr - 1))
+		n -= rs - region_len(nr - 1, rs, size);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* The kernel's mirror status                                         */
+/* ------------------------------------------------------------------ */
+
+/* The INFO line's words (kernel/dm-sxm-target.c, above sxm_status()). */
+static int mstat_parse(const char *params, struct mstat *m)
+{
+	char helper[24];
+	int n;
+
+	memset(m, 0, sizeof(*m));
+	n = sscanf(params, "%15s %*s %*s %" SCNu64 " %*s %23s %" SCNu64
+		   " %11s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		   " %" SCNu64 " %31s", m->mode, &m->dirty, helper, &m->held,
+		   m->mirror, &m->in_flight, &m->held_back, &m->writes,
+		   &m->bytes, &m->degradations, m->reason);
+	return n == 11 ? 0 : -EPROTO;
+}
+
+static int mstat_read(const char *device, struct mstat *m)
+{
+	struct sxm_table st = { 0 };
+	int r;
+
+	r = sxm_dm_status(device, &st);
+	if (!r && (st.nr != 1 || mstat_parse(st.t[0].params, m)))
+		r = -EPROTO;
+	sxm_table_free(&st);
+	return r;
+}
+
+static int kstat(struct sxm_job *j, struct mstat *m)
+{
+	int r;
+
+	dm_lock(j);
+	r = mstat_read(j->rec.device, m);
+	dm_unlock(j);
+	return r;
+}
+
+static bool mirror_on(const struct mstat *m)
+{
+	return !strcmp(m->mirror, "on");
+}
+
+/* ------------------------------------------------------------------ */
+/* The pump                                                           */
+/* ------------------------------------------------------------------ */
+
+static void *pump_main(void *arg)
+{
+	struct sxm_job *j = arg;
+	struct sxm_mirror_run *m = j->mirror;
+	int r = sxm_pump_run(m->pump, m->sink, &m->stop);
+
+	lock(j);
+	m->result = r;
+	m->exited = true;
+	pthread_cond_broadcast(&j->cond);
+	unlock(j);
+	return NULL;
+}
+
+/* Stop the pump thread (its requests may still be out). */
+static void pump_join(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+
+	if (!m->running)
+		return;
+	__atomic_store_n(&m->stop, true, __ATOMIC_RELAXED);
+	pthread_join(m->thread, NULL);
+	m->running = false;
+}
+
+static void pump_close_sink(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_sink *s;
+
+	lock(j);
+	s = m->sink;
+	m->sink = NULL;
+	unlock(j);
+	sxm_sink_close(s);
+}
+
+/* Everything of the pump, the ring's mapping too (then a detach works). */
+static void pump_release(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_pump *p;
+
+	if (!m)
+		return;
+	pump_join(j);
+	pump_close_sink(j);
+	lock(j);
+	p = m->pump;
+	m->pump = NULL;
+	unlock(j);
+	sxm_pump_close(p);
+}
+
+/* Let go of the device: the pump, then the attach. */
+static void release_all(struct sxm_job *j)
+{
+	pump_release(j);
+	sxm_warm_run_close(j);
+}
+
+/* The largest power of two of at most @max, at most 128 KiB. */
+static uint32_t slot_size(uint32_t max)
+{
+	uint32_t s = 128 << 10;
+
+	while (s > 4096 && s > max)
+		s >>= 1;
+	return s;
+}
+
+static int pump_open_sink(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_sink_opts so = {
+		.min_size = j->rec.size,
+		.timeout_ms = SINK_TIMEOUT_MS,
+	};
+	struct sxm_sink *s;
+	int r;
+
+	if (m->sink)
+		return 0;
+	r = sxm_sink_open(j->rec.sink, &so, &s, err, errlen);
+	if (r)
+		return r;
+	lock(j);
+	m->sink = s;
+	unlock(j);
+	return 0;
+}
+
+/* The ring on the job's attach, the sink, the thread. */
+static int pump_start(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_features feat;
+	struct sxm_pump *p;
+	int r;
+
+	r = pump_open_sink(j, err, errlen);
+	if (r)
+		return r;
+	if (m->pump && m->pump_kfd != j->run.kfd) {
+		/* A new attach: the old ring went with the old one. */
+		lock(j);
+		p = m->pump;
+		m->pump = NULL;
+		unlock(j);
+		sxm_pump_close(p);
+	}
+	if (!m->pump) {
+		r = sxm_kdev_features(j->run.kfd, &feat);
+		if (!r && !(feat.features & SXM_F_MIRROR))
+			r = -EOPNOTSUPP;
+		if (!r)
+			r = sxm_pump_open(j->run.kfd, 0,
+					  slot_size(m->sink->block_max), 0, &p);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: the mirror ring: %s",
+				 j->rec.device, r == -EOPNOTSUPP ?
+				 "this dm-sxm has no mirror ring" :
+				 strerror(-r));
+			return r;
+		}
+		lock(j);
+		m->pump = p;
+		m->pump_kfd = j->run.kfd;
+		unlock(j);
+	}
+	if (m->running)
+		return 0;
+	m->stop = false;
+	m->exited = false;
+	m->result = 0;
+	r = pthread_create(&m->thread, NULL, pump_main, j);
+	if (r) {
+		snprintf(err, errlen, "the pump thread: %s", strerror(r));
+		return -r;
+	}
+	m->running = true;
+	return 0;
+}
+
+/*
+ * The pump thread ended by itself: say why and clear up.  A ring that
+ * the kernel refused needs a new attach; a lost sink a new connection.
+ */
+static void pump_reap(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	bool exited;
+	int r;
+
+	lock(j);
+	exited = m->running && m->exited;
+	r = m->result;
+	unlock(j);
+	if (!exited)
+		return;
+	pump_join(j);
+	lock(j);
+	sxm_job_event(j, "mirror pump stopped: %s", strerror(-r));
+	unlock(j);
+	if (r == -EIO || r == -ENXIO || r == -EPROTO || r == -EINVAL) {
+		release_all(j);
+		return;
+	}
+	pump_close_sink(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Copying under locks                                                */
+/* ------------------------------------------------------------------ */
+
+struct progress {
+	struct sxm_job *j;
+	uint64_t base;
+};
+
+static void on_progress(void *opaque, const struct sxm_copy_stats *st)
+{
+	struct progress *pg = opaque;
+
+	if (!pg)
+		return;
+	lock(pg->j);
+	pg->j->rec.op_done = pg->base + st->bytes_done;
+	if (st->rate > 0)
+		pg->j->rec.op_rate = st->rate;
+	unlock(pg->j);
+}
+
+/*
+ * Copy (or with @verify, read back and compare) the regions of @map with
+ * the job's own connection.  res->dirty says what is not done.
+ */
+static int copy_regions(struct sxm_job *j, const uint64_t *map,
+			bool sink_zero, bool verify, struct progress *pg,
+			struct sxm_copy_result *res)
+{
+	struct sxm_copy_opts o = {
+		.region_size = j->run.region_sectors << SECTOR_SHIFT,
+		.bitmap = map,
+		.sink_is_zero = sink_zero,
+		.nr_bufs = BATCH_BUFS,
+		.progress = on_progress,
+		.progress_opaque = pg,
+		.progress_ms = PROGRESS_MS,
+		.cancel = &j->stop,
+	};
+	char err[512];
+	int r;
+
+	if (!j->run.sink) {
+		r = sxm_warm_open_sink(j, false, err, sizeof(err));
+		if (r) {
+			memset(res, 0, sizeof(*res));
+			res->error = r;
+			snprintf(res->errmsg, sizeof(res->errmsg), "%s", err);
+			return r;
+		}
+	}
+	lock(j);
+	o.engine = strcmp(j->rec.engine, "auto") ? j->rec.engine : NULL;
+	j->stop = must_stop(j);
+	unlock(j);
+	if (verify)
+		r = sxm_copy_verify(j->run.src, j->run.sink, &o, res);
+	else
+		r = sxm_copy(j->run.src, j->run.sink, &o, res);
+	/* A failed copy may have lost the connection: the next one reopens. */
+	if (r && r != -EILSEQ && r != -EINTR) {
+		sxm_sink_close(j->run.sink);
+		j->run.sink = NULL;
+	}
+	return r;
+}
+
+/* Bytes one batch may hold: BATCH_SECS of copying at the last rate. */
+static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
+{
+	double want = j->mirror->rate > 0 ? j->mirror->rate * BATCH_SECS :
+					    BATCH_FIRST;
+
+	if (want > BATCH_MAX)
+		want = BATCH_MAX;
+	if (want < rs)
+		want = rs;
+	return (uint64_t)want;
+}
+
+struct batch {
+	struct sxm_lock_range r[SXM_LOCK_MAX];
+	uint32_t n;
+	uint64_t *map;			/* the batch's regions */
+	uint64_t bytes;
+};
+
+/* The next batch of @map from region *@pos on: runs become ranges. */
+static void next_batch(const uint64_t *map, uint64_t nr, uint64_t *pos,
+		       uint64_t rs, uint64_t size, uint64_t limit,
+		       struct batch *b)
+{
+	uint64_t r = *pos;
+
+	memset(b->map, 0, sxm_bitmap_words(nr) * sizeof(*b->map));
+	b->n = 0;
+	b->bytes = 0;
+	while (r < nr && b->n < SXM_LOCK_MAX && b->bytes < limit) {
+		if (!sxm_bitmap_test(map, r)) {
+			r++;
+			continue;
+		}
+		b->r[b->n].first = r;
+		b->r[b->n].count = 0;
+		while (r < nr && sxm_bitmap_test(map, r) && b->bytes < limit) {
+			sxm_bitmap_set(b->map, r);
+			b->bytes += region_len(r, rs, size);
+			b->r[b->n].count++;
+			r++;
+		}
+		b->n++;
+	}
+	*pos = r;
+}
+
+/*
+ * Copy and/or verify the regions of @map in batches, each under its
+ * region locks; acknowledge each batch copied.  *@copied and *@verified
+ * count bytes.  A verify that finds differences marks them dirty and
+ * returns -EILSEQ with @err saying where.  j->lock not held.
+ */
+static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
+		       bool verify, bool sink_zero, const char *op,
+		       uint64_t base, uint64_t *copied, uint64_t *verified,
+		       char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
+	uint64_t size = j->rec.size, pos = 0, total, done, i;
+	struct sxm_copy_result res = { 0 };
+	struct progress pg = { .j = j };
+	struct batch *b;
+	uint64_t *all = NULL;
+	double t0;
+	int r = 0, e;
+
+	b = calloc(1, sizeof(*b));
+	if (b)
+		b->map = calloc(sxm_bitmap_words(nr) + 1, sizeof(uint64_t));
+	if (!map) {
+		all = calloc(sxm_bitmap_words(nr) + 1, sizeof(uint64_t));
+		for (i = 0; all && i < nr; i++)
+			sxm_bitmap_set(all, i);
+		map = all;
+	}
+	if (!b || !b->map || !map) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "%s: %s", op, strerror(ENOMEM));
+		goto out;
+	}
+	/* Progress: from @base on for a part of a longer copy. */
+	total = map_bytes(map, nr, rs, size);
+	done = base;
+	if (!base) {
+		lock(j);
+		set_op(j, op, 0, total);
+		unlock(j);
+	}
+
+	while (!r) {
+		next_batch(map, nr, &pos, rs, size, batch_limit(j, rs), b);
+		if (!b->n)
+			break;
+		if (stop_now(j)) {
+			r = -EINTR;
+			snprintf(err, errlen, "interrupted");
+			break;
+		}
+		t0 = mono_s();
+		r = sxm_kdev_lock(run->kfd, b->r, b->n, false);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: lock %u ranges: %s",
+				 j->rec.device, b->n, strerror(-r));
+			break;
+		}
+		pg.base = done;
+		if (copy) {
+			r = copy_regions(j, b->map, sink_zero, false, &pg, &res);
+			if (!r)
+				*copied += res.stats.bytes_done;
+			else
+				snprintf(err, errlen, "%s", res.errmsg);
+			sxm_copy_result_free(&res);
+		}
+		if (!r && verify) {
+			r = copy_regions(j, b->map, false, true, &pg, &res);
+			*verified += res.stats.bytes_done - res.stats.bytes_differ;
+			if (r)
+				snprintf(err, errlen, "%s", res.errmsg);
+			if (r == -EILSEQ && res.dirty) {
+				/* Not lost: they are dirty again. */
+				e = sxm_kdev_mark_map(run->kfd, res.dirty, nr,
+						      NULL);
+				if (e)
+					r = e;
+			}
+			sxm_copy_result_free(&res);
+		}
+		e = sxm_kdev_lock(run->kfd, b->r, b->n, true);
+		if (e && !r) {
+			r = e;
+			snprintf(err, errlen, "/dev/mapper/%s: release %u ranges: %s",
+				 j->rec.device, b->n, strerror(-e));
+		}
+		/* On the sink (flushed) or read back: the kernel may forget. */
+		if (!r && copy) {
+			r = sxm_kdev_ack(run->kfd, b->map, nr, NULL);
+			if (r)
+				snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
+					 j->rec.device, strerror(-r));
+		}
+		if (!r && mono_s() > t0)
+			j->mirror->rate = 0.5 * j->mirror->rate +
+					  0.5 * b->bytes / (mono_s() - t0);
+		done += b->bytes;
+		lock(j);
+		j->rec.op_done = done;
+		unlock(j);
+	}
+out:
+	free(all);
+	if (b)
+		free(b->map);
+	free(b);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bringing the mirror up                                             */
+/* ------------------------------------------------------------------ */
+
+/* Wait for the kernel to have nothing of ours in flight. */
+static int wait_kernel_idle(struct sxm_job *j, double secs)
+{
+	double until = mono_s() + secs;
+	struct mstat ms;
+	int r;
+
+	for (;;) {
+		r = kstat(j, &ms);
+		if (r || !ms.in_flight)
+			return r;
+		if (mono_s() > until)
+			return -ETIMEDOUT;
+		lock(j);
+		wait_ms(j, 100);
+		unlock(j);
+	}
+}
+
+/*
+ * Harvest and copy what is dirty, without locks, as a warm sync: what is
+ * written meanwhile is in the next harvest.
+ */
+static int catch_up(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	struct sxm_copy_result res = { 0 };
+	struct progress pg = { .j = j };
+	uint64_t *map = NULL, bytes;
+	struct sxm_harvest h;
+	int r;
+
+	r = sxm_kdev_harvest(run->kfd, 0, &map, &h);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: harvest: %s",
+			 j->rec.device, strerror(-r));
+		return r;
+	}
+	if (!h.dirty_regions) {
+		free(map);
+		return 0;
+	}
+	bytes = map_bytes(map, h.nr_regions,
+			  run->region_sectors << SECTOR_SHIFT, j->rec.size);
+	lock(j);
+	set_op(j, "catch-up", 0, bytes);
+	unlock(j);
+	r = copy_regions(j, map, false, false, &pg, &res);
+	if (r) {
+		snprintf(err, errlen, "%s", res.errmsg);
+		/* What did get there may be forgotten; the rest stays held. */
+		if (res.dirty) {
+			uint64_t i;
+
+			for (i = 0; i < sxm_bitmap_words(h.nr_regions); i++)
+				map[i] &= ~res.dirty[i];
+			sxm_kdev_ack(run->kfd, map, h.nr_regions, NULL);
+		}
+	} else {
+		r = sxm_kdev_ack(run->kfd, map, h.nr_regions, NULL);
+		if (r)
+			snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
+				 j->rec.device, strerror(-r));
+	}
+	lock(j);
+	j->rec.bytes_incr += res.stats.bytes_done;
+	set_op(j, "", 0, 0);
+	unlock(j);
+	sxm_copy_result_free(&res);
+	free(map);
+	return r;
+}
+
+/*
+ * Make sure the mirror is on and the pump serves it.  0, or -errno with
+ * the reason in @err (the sink unreachable...); then try again later.
+ */
+static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct mstat ms;
+	double until;
+	int r;
+
+	pump_reap(j);
+	if (j->run.kfd < 0) {
+		r = sxm_warm_run_open(j, true, err, errlen);
+		if (r)
+			return r;
+	}
+	r = kstat(j, &ms);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: status: %s",
+			 j->rec.device, cli_dm_strerror(r));
+		return r;
+	}
+	if (mirror_on(&ms) && m->running)
+		return 0;
+
+	if (mirror_on(&ms)) {
+		/* Mirroring with no one serving it: stop it, it is tracked. */
+		r = sxm_kdev_mirror(j->run.kfd, false);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: mirror off: %s",
+				 j->rec.device, strerror(-r));
+			return r;
+		}
+	}
+	if (m->pump && m->running) {
+		/* Let what the kernel abandoned finish before any resync. */
+		sxm_pump_drop(m->pump);
+		until = mono_s() + DROP_WAIT_S;
+		while (!sxm_pump_dropped(m->pump) && mono_s() < until &&
+		       !stop_now(j)) {
+			lock(j);
+			wait_ms(j, 50);
+			unlock(j);
+		}
+		if (!sxm_pump_dropped(m->pump)) {
+			/* A sink that does not answer: give its requests up. */
+			pump_join(j);
+			pump_close_sink(j);
+		}
+	}
+	if (m->pump && !m->running) {
+		/* What it had out will never complete: forget it. */
+		pump_close_sink(j);
+		r = wait_kernel_idle(j, 0.001 * sxm_pump_geometry(m->pump)->timeout_ms + 2);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: writes stay in flight: %s",
+				 j->rec.device, strerror(-r));
+			return r;
+		}
+		sxm_pump_forget(m->pump);
+	}
+	if (stop_now(j)) {
+		snprintf(err, errlen, "interrupted");
+		return -EINTR;
+	}
+	r = pump_open_sink(j, err, errlen);
+	if (!r)
+		r = catch_up(j, err, errlen);
+	if (!r)
+		r = pump_start(j, err, errlen);
+	if (r)
+		return r;
+	r = sxm_kdev_mirror(j->run.kfd, true);
+	if (r)
+		snprintf(err, errlen, "/dev/mapper/%s: mirror on: %s",
+			 j->rec.device, strerror(-r));
+	return r;
+}
+
+/* Note that the mirror is down (once per time down); j->lock held. */
+static void note_down(struct sxm_job *j, const struct mstat *ms)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_job_rec *rec = &j->rec;
+	char *p, *save = NULL, counts[sizeof(rec->degraded_reasons)] = "";
+	const char *why;
+	bool found = false;
+	size_t used = 0;
+
+	if (m->down_since)
+		return;
+	why = ms && strcmp(ms->reason, "-") ? ms->reason : "pump_stopped";
+	m->down_since = mono_s();
+	m->down_said = false;
+	snprintf(m->down_reason, sizeof(m->down_reason), "%s", why);
+	rec->degradations++;
+	snprintf(rec->degraded_reason, sizeof(rec->degraded_reason), "%s", why);
+	/* "reason:count ..." */
+	for (p = strtok_r(rec->degraded_reasons, " ", &save); p;
+	     p = strtok_r(NULL, " ", &save)) {
+		char *c = strrchr(p, ':');
+		unsigned long n = c ? strtoul(c + 1, NULL, 10) : 0;
+
+		if (c && (size_t)(c - p) == strlen(why) &&
+		    !strncmp(p, why, c - p)) {
+			n++;
+			found = true;
+		}
+		if (c)
+			*c = '\0';
+		used += snprintf(counts + used, sizeof(counts) - used, "%s%s:%lu",
+				 used ? " " : "", p, n);
+		if (used >= sizeof(counts))
+			break;
+	}
+	if (!found && used < sizeof(counts))
+		snprintf(counts + used, sizeof(counts) - used, "%s%s:1",
+			 used ? " " : "", why);
+	snprintf(rec->degraded_reasons, sizeof(rec->degraded_reasons), "%s",
+		 counts);
+	sxm_job_event(j, "mirror degraded: %s; guest writes go on, tracked",
+		      why);
+	sxm_job_save(j);
+}
+
+/* The mirror is up again after being down; j->lock held. */
+static void note_up(struct sxm_job *j, const char *how)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	double secs;
+
+	if (!m->down_since)
+		return;
+	secs = mono_s() - m->down_since;
+	j->rec.degraded_ms += (uint64_t)(secs * 1000);
+	sxm_job_event(j, "mirror back on after %.1f s down (%s): %s",
+		      secs, m->down_reason, how);
+	m->down_since = 0;
+	m->backoff_ms = 0;
+	sxm_job_save(j);
+}
+
+/*
+ * Mirror up, then harvest, resync under locks, acknowledge, and verify
+ * (all of it with @verify_all, else what was resynced), until the mirror
+ * stayed up throughout.  *@resynced counts the bytes.
+ */
+static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
+		   uint64_t *verified, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	struct sxm_harvest h;
+	struct mstat ms;
+	uint64_t *map = NULL, copied = 0, checked = 0;
+	int round, r = 0;
+
+	*resynced = *verified = 0;
+	for (round = 0; round < COMPOSE_ROUNDS; round++) {
+		r = mirror_up(j, err, errlen);
+		if (r)
+			return r;
+		r = sxm_kdev_harvest(run->kfd, 0, &map, &h);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: harvest: %s",
+				 j->rec.device, strerror(-r));
+			return r;
+		}
+		lock(j);
+		if (h.track_id != j->rec.track_id) {
+			unlock(j);
+			free(map);
+			snprintf(err, errlen, "tracking was interrupted (track id changed)");
+			return -ESTALE;
+		}
+		unlock(j);
+		copied = checked = 0;
+		r = locked_pass(j, map, true, !verify_all, false, "resync", 0,
+				&copied, &checked, err, errlen);
+		free(map);
+		map = NULL;
+		lock(j);
+		j->rec.bytes_incr += copied;
+		if (copied)
+			j->rec.sync_count++;
+		j->rec.last_sync_ms = sxm_now_ms();
+		unlock(j);
+		*resynced += copied;
+		if (!r && verify_all)
+			r = locked_pass(j, NULL, false, true, false, "verify",
+					0, &copied, &checked, err, errlen);
+		*verified += checked;
+		if (r && r != -EILSEQ)
+			return r;
+		if (kstat(j, &ms) == 0 && mirror_on(&ms) && !r)
+			return 0;
+		/* Down meanwhile, or data differed: once more. */
+		lock(j);
+		if (r == -EILSEQ)
+			sxm_job_event(j, "verify: %s; the regions are resynced", err);
+		else
+			note_down(j, &ms);
+		unlock(j);
+	}
+	if (!r)
+		snprintf(err, errlen, "the mirror went down %d times while composing",
+			 COMPOSE_ROUNDS);
+	return r ? r : -EAGAIN;
+}
+
+/* ------------------------------------------------------------------ */
+/* The phases                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Tracking on, the map and held map forgotten: a bulk copy follows. */
+static int start_tracking(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_harvest h;
+	struct sxm_info info;
+	uint64_t *map = NULL;
+	int r;
+
+	dm_lock(j);
+	r = sxm_dm_message(j->rec.device, 0, "mode track", NULL);
+	dm_unlock(j);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: mode track: %s",
+			 j->rec.device, cli_dm_strerror(r));
+		return r;
+	}
+	r = sxm_kdev_harvest(j->run.kfd, 0, &map, &h);
+	free(map);
+	if (!r)
+		r = sxm_kdev_ack(j->run.kfd, NULL, 0, NULL);
+	if (!r)
+		r = sxm_kdev_info(j->run.kfd, &info);
+	if (!r && !info.track_id)
+		r = -EIO;
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: baseline: %s",
+			 j->rec.device, strerror(-r));
+		return r;
+	}
+	lock(j);
+	j->rec.track_id = info.track_id;
+	j->rec.full_done = 0;
+	sxm_job_event(j, "tracking changes (track id %016" PRIx64 ")",
+		      (uint64_t)info.track_id);
+	unlock(j);
+	return 0;
+}
+
+/*
+ * Attached, and tracking without a gap since the job began; else the
+ * bulk copy starts over (*@restarted).
+ */
+static int attach(struct sxm_job *j, bool *restarted, char *err,
+		  size_t errlen)
+{
+	struct sxm_info info;
+	uint64_t saved;
+	int r;
+
+	*restarted = false;
+	/* The sink is opened when needed: it may be down in Mirrored. */
+	r = sxm_warm_run_open(j, false, err, errlen);
+	if (r)
+		return r;
+	r = sxm_kdev_info(j->run.kfd, &info);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: info: %s",
+			 j->rec.device, strerror(-r));
+		return r;
+	}
+	lock(j);
+	saved = j->rec.track_id;
+	unlock(j);
+	if (info.track_id == saved && info.mode != SXM_MODE_PASSTHROUGH)
+		return 0;
+	lock(j);
+	sxm_job_event(j, "tracking was interrupted (track id %016" PRIx64 ", now %016" PRIx64 "): writes may have gone unseen, the bulk copy starts over",
+		      saved, (uint64_t)info.track_id);
+	unlock(j);
+	pump_release(j);
+	r = start_tracking(j, err, errlen);
+	if (r)
+		return r;
+	lock(j);
+	j->rec.phase = SXM_PHASE_COPYING;
+	j->rec.sink_zero = false;
+	sxm_job_save(j);
+	unlock(j);
+	*restarted = true;
+	return 0;
+}
+
+static int do_prepare(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_features feat;
+	int r;
+
+	r = sxm_warm_prepare(j, err, errlen);
+	if (!r)
+		r = sxm_warm_run_open(j, true, err, errlen);
+	if (r)
+		return r;
+	r = sxm_kdev_features(j->run.kfd, &feat);
+	if (!r && !(feat.features & SXM_F_MIRROR)) {
+		snprintf(err, errlen, "this dm-sxm has no mirror ring (SXM_F_MIRROR): a mirror-style job cannot run");
+		return -EOPNOTSUPP;
+	}
+	return start_tracking(j, err, errlen);
+}
+
+/* Mirror on, then every region from the cursor on, under locks. */
+static int do_copy(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
+	uint64_t size, done, end, copied = 0, checked, r0, r1, i;
+	uint64_t *map;
+	struct mstat ms;
+	bool zero;
+	double start = mono_s();
+	int r;
+
+	r = mirror_up(j, err, errlen);
+	if (r)
+		return r;
+	map = calloc(sxm_bitmap_words(nr) + 1, sizeof(*map));
+	if (!map)
+		return -ENOMEM;
+	lock(j);
+	size = j->rec.size;
+	done = j->rec.full_done;
+	zero = j->rec.sink_zero;
+	sxm_job_event(j, "mirroring: every write from now on reaches %s; bulk copy %s %" PRIu64 " of %" PRIu64 " bytes",
+		      j->rec.sink, done ? "resumes at" : "starts at", done,
+		      size);
+	set_op(j, "bulk copy", done, size);
+	unlock(j);
+
+	while (done < size) {
+		lock(j);
+		if (must_stop(j)) {
+			unlock(j);
+			r = -EINTR;
+			break;
+		}
+		if (j->rec.paused) {
+			set_op(j, "", 0, 0);
+			wait_ms(j, TICK_MS);
+			unlock(j);
+			continue;
+		}
+		unlock(j);
+		/* The mirror must serve the guest while the copy runs. */
+		pump_reap(j);
+		r = kstat(j, &ms);
+		if (r || !mirror_on(&ms) || !j->mirror->running) {
+			lock(j);
+			note_down(j, r ? NULL : &ms);
+			unlock(j);
+			r = mirror_up(j, err, errlen);
+			if (r)
+				break;
+			lock(j);
+			note_up(j, "what was dirtied meanwhile is resynced when the copy is done");
+			unlock(j);
+		}
+		end = done + batch_limit(j, rs) * 4;
+		if (end > size)
+			end = size;
+		r0 = done / rs;
+		r1 = (end + rs - 1) / rs;
+		memset(map, 0, sxm_bitmap_words(nr) * sizeof(*map));
+		for (i = r0; i < r1; i++)
+			sxm_bitmap_set(map, i);
+		checked = 0;
+		copied = 0;
+		lock(j);
+		set_op(j, "bulk copy", done, size);
+		unlock(j);
+		r = locked_pass(j, map, true, false, zero, "bulk copy", done,
+				&copied, &checked, err, errlen);
+		lock(j);
+		j->rec.bytes_full += copied;
+		if (!r)
+			j->rec.full_done = end;
+		done = j->rec.full_done;
+		set_op(j, "bulk copy", done, size);
+		sxm_job_save(j);
+		/* Paused: the batch is done again once resumed. */
+		if (r == -EINTR && !must_stop(j))
+			r = 0;
+		unlock(j);
+		if (r)
+			break;
+	}
+	free(map);
+	if (r)
+		return r;
+	lock(j);
+	j->rec.last_sync_secs = mono_s() - start;
+	if (j->rec.last_sync_secs > 0)
+		j->rec.last_rate = (double)size / j->rec.last_sync_secs;
+	j->rec.last_sync_ms = sxm_now_ms();
+	sxm_job_event(j, "bulk copy done: %" PRIu64 " bytes copied in all, %.1f s this run",
+		      j->rec.bytes_full, j->rec.last_sync_secs);
+	set_op(j, "", 0, 0);
+	unlock(j);
+	return 0;
+}
+
+static int do_compose(struct sxm_job *j, char *err, size_t errlen)
+{
+	uint64_t resynced, verified;
+	bool all;
+	int r;
+
+	lock(j);
+	all = j->rec.size <= FULL_VERIFY_MAX;
+	unlock(j);
+	r = compose(j, all, &resynced, &verified, err, errlen);
+	lock(j);
+	set_op(j, "", 0, 0);
+	if (!r) {
+		note_up(j, "resynced");
+		sxm_job_event(j, "composed: %" PRIu64 " bytes resynced, %" PRIu64 " bytes read back and verified%s; the sink equals the source and the mirror keeps it so",
+			      resynced, verified, all ? " (all of it)" : "");
+	}
+	unlock(j);
+	return r;
+}
+
+struct flush_req {
+	struct sxm_sink_req req;	/* first: the completion casts back */
+	bool done;
+	int err;
+};
+
+static void flush_done(struct sxm_sink_req *req, int err)
+{
+	struct flush_req *f = (struct flush_req *)req;
+
+	f->done = true;
+	f->err = err;
+}
+
+/* A flush within SINK_TIMEOUT_MS; a sink that does not answer is closed. */
+static int flush_bounded(struct sxm_sink **sp)
+{
+	struct sxm_sink *s = *sp;
+	double until = mono_s() + SINK_TIMEOUT_MS / 1000.0;
+	struct flush_req *f;
+	int r;
+
+	if (!s)
+		return 0;
+	/* On the heap: a request given up must not point into the stack. */
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->req.done = flush_done;
+	r = s->ops->flush(s, &f->req);
+	if (r) {
+		free(f);
+		return r;
+	}
+	while (!f->done && !r && mono_s() < until)
+		r = sxm_sink_wait(s, 100);
+	if (!f->done) {
+		sxm_sink_close(s);
+		*sp = NULL;
+		free(f);
+		return r ? r : -ETIMEDOUT;
+	}
+	r = f->err;
+	free(f);
+	return r;
+}
+
+/*
+ * The cutover.  On success the device stays suspended, the job is
+ * Completed; on failure the caller resumes it.  j->lock not held.
+ */
+static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, total = 0;
+	uint64_t verified = 0, nr;
+	struct sxm_copy_result res = { 0 };
+	struct progress pg = { .j = j };
+	struct sxm_harvest h;
+	struct mstat ms;
+	uint64_t *map = NULL;
+	bool all;
+	double t0 = mono_s(), t1;
+	int r;
+
+	lock(j);
+	all = j->verify_all;
+	set_op(j, "cutover", 0, 0);
+	unlock(j);
+	if (!run->suspended) {
+		dm_lock(j);
+		r = sxm_dm_suspend(j->rec.device, 0);
+		dm_unlock(j);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: suspend: %s",
+				 j->rec.device, cli_dm_strerror(r));
+			return r;
+		}
+		run->suspended = true;
+	}
+	/* Suspended: every write completed, on both legs or tracked. */
+	r = kstat(j, &ms);
+	if (!r && (ms.in_flight || ms.held_back)) {
+		snprintf(err, errlen, "/dev/mapper/%s: %" PRIu64 " writes in flight and %" PRIu64 " held back after the suspend",
+			 j->rec.device, ms.in_flight, ms.held_back);
+		return -EBUSY;
+	}
+	r = sxm_kdev_harvest(run->kfd, 0, &map, &h);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: harvest: %s",
+			 j->rec.device, strerror(-r));
+		return r;
+	}
+	nr = h.nr_regions;
+	lock(j);
+	if (h.track_id != j->rec.track_id) {
+		unlock(j);
+		free(map);
+		snprintf(err, errlen, "tracking was interrupted (track id changed): the bulk copy must run again");
+		return -ESTALE;
+	}
+	if (h.dirty_regions)
+		total = map_bytes(map, nr, rs, j->rec.size);
+	set_op(j, "cutover", 0, total);
+	unlock(j);
+	if (h.dirty_regions) {
+		/* The mirror was down: the source is frozen, copy the rest. */
+		r = copy_regions(j, map, false, false, &pg, &res);
+		if (r) {
+			snprintf(err, errlen, "%s", res.errmsg);
+			goto out;
+		}
+		sxm_copy_result_free(&res);
+	}
+	/* Nothing in flight: the pump has nothing left to do. */
+	pump_join(j);
+	r = flush_bounded(&m->sink);
+	if (!r && j->run.sink)
+		r = flush_bounded(&j->run.sink);
+	if (r) {
+		snprintf(err, errlen, "sink: flush: %s", strerror(-r));
+		goto out;
+	}
+	if (all || h.dirty_regions) {
+		lock(j);
+		set_op(j, "verify", 0, all ? j->rec.size : total);
+		unlock(j);
+		r = copy_regions(j, all ? NULL : map, false, true, &pg, &res);
+		if (r) {
+			snprintf(err, errlen, "verify: %s", res.errmsg);
+			goto out;
+		}
+		verified = res.stats.bytes_done;
+		sxm_copy_result_free(&res);
+	}
+	r = sxm_kdev_ack(run->kfd, map, nr, NULL);
+	if (!r)
+		r = sxm_kdev_mirror(run->kfd, false);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: %s", j->rec.device,
+			 strerror(-r));
+		goto out;
+	}
+	t1 = mono_s();
+	lock(j);
+	j->rec.cutover_bytes = total;
+	j->rec.verified_bytes = verified;
+	j->rec.downtime_ms = (uint64_t)((t1 - t0) * 1000 + 0.5);
+	j->rec.last_sync_ms = sxm_now_ms();
+	sxm_job_event(j, "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms",
+		      total, verified, j->rec.downtime_ms);
+	sxm_job_event(j, "the source /dev/mapper/%s is left suspended (frozen) so that it cannot diverge from the sink: stop the VM, then remove the device",
+		      j->rec.device);
+	set_op(j, "", 0, 0);
+	unlock(j);
+out:
+	sxm_copy_result_free(&res);
+	free(map);
+	return r;
+}
+
+static int resume_device(struct sxm_job *j, char *err, size_t errlen)
+{
+	int r;
+
+	if (!j->run.suspended)
+		return 0;
+	dm_lock(j);
+	r = sxm_dm_resume(j->rec.device);
+	dm_unlock(j);
+	if (r)
+		snprintf(err, errlen, "/dev/mapper/%s: resume: %s",
+			 j->rec.device, cli_dm_strerror(r));
+	else
+		j->run.suspended = false;
+	return r;
+}
+
+/*
+ * Leave the device to itself: the mirror off (its writes tracked, none
+ * left waiting for a pump), a cutover in progress undone, detached.
+ */
+static void let_go(struct sxm_job *j, bool detach)
+{
+	char err[256];
+
+	if (j->run.kfd >= 0 && j->mirror->pump) {
+		sxm_kdev_mirror(j->run.kfd, false);
+		if (!j->mirror->running && j->mirror->sink)
+			pump_start(j, err, sizeof(err));
+		wait_kernel_idle(j, 10);
+	}
+	pump_release(j);
+	if (j->run.suspended && resume_device(j, err, sizeof(err)))
+		sxm_err("job %s: %s", j->rec.name, err);
+	if (detach)
+		sxm_warm_run_close(j);
+}
+
+/* Publish the pump's latency; j->lock held. */
+static void publish(struct sxm_job *j)
+{
+	struct sxm_pump_stats *st;
+
+	if (!j->mirror->pump)
+		return;
+	st = malloc(sizeof(*st));
+	if (!st)
+		return;
+	sxm_pump_get_stats(j->mirror->pump, st);
+	j->rec.lat_p50_us = sxm_pump_latency_us(st, 0.5);
+	j->rec.lat_p99_us = sxm_pump_latency_us(st, 0.99);
+	free(st);
+}
+
+/*
+ * Mirrored: keep it so.  Returns when the job leaves the phase (or must
+ * stop); j->lock held on entry and exit.
+ */
+static void mirrored(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	uint64_t resynced, verified;
+	struct mstat ms;
+	char err[768];
+	bool down;
+	int r;
+
+	while (j->rec.phase == SXM_PHASE_MIRRORED && !must_stop(j)) {
+		if (j->req_cutover) {
+			j->req_cutover = false;
+			j->rec.phase = SXM_PHASE_CUTTING_OVER;
+			sxm_job_save(j);
+			return;
+		}
+		publish(j);
+		unlock(j);
+		pump_reap(j);
+		r = kstat(j, &ms);
+		down = r || !mirror_on(&ms) || !m->running;
+		lock(j);
+		if (down) {
+			note_down(j, r ? NULL : &ms);
+			unlock(j);
+			r = compose(j, false, &resynced, &verified, err,
+				    sizeof(err));
+			lock(j);
+			set_op(j, "", 0, 0);
+			if (!r) {
+				snprintf(err, sizeof(err), "%" PRIu64 " bytes resynced and %" PRIu64 " verified",
+					 resynced, verified);
+				note_up(j, err);
+			} else if (r != -EINTR) {
+				if (r == -ESTALE) {
+					fail(j, err);
+					return;
+				}
+				if (!m->down_said)
+					sxm_job_event(j, "the mirror cannot come back yet: %s; trying again",
+						      err);
+				m->down_said = true;
+				m->backoff_ms = m->backoff_ms ?
+						m->backoff_ms * 2 : 500;
+				if (m->backoff_ms > BACKOFF_MAX_MS)
+					m->backoff_ms = BACKOFF_MAX_MS;
+			}
+		}
+		if (j->rec.phase != SXM_PHASE_MIRRORED || must_stop(j) ||
+		    j->req_cutover)
+			continue;
+		wait_ms(j, m->down_since ? m->backoff_ms : TICK_MS);
+	}
+}
+
+/*
+ * One step of the state machine, with j->lock held on entry and exit.
+ * Returns false when this file is done with the job (final, cancelling,
+ * stopping).
+ */
+static bool step(struct sxm_job *j)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	char err[768] = "", rerr[256] = "";
+	bool restarted = false;
+	int r;
+
+	if (must_stop(j))
+		return false;
+
+	switch (rec->phase) {
+	case SXM_PHASE_INITIALIZING:
+	case SXM_PHASE_PREPARING:
+		rec->phase = SXM_PHASE_PREPARING;
+		unlock(j);
+		r = do_prepare(j, err, sizeof(err));
+		lock(j);
+		if (must_stop(j))
+			return false;
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_COPYING;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_FULL_SYNC:
+	case SXM_PHASE_COPYING:
+		rec->phase = SXM_PHASE_COPYING;
+		unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		if (!r)
+			r = do_copy(j, err, sizeof(err));
+		lock(j);
+		set_op(j, "", 0, 0);
+		if (must_stop(j))
+			return false;
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_COMPOSING;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_READY:
+	case SXM_PHASE_SYNCING:
+	case SXM_PHASE_COMPOSING:
+		/* A warm job switched to mirror style composes too. */
+		rec->phase = SXM_PHASE_COMPOSING;
+		unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		if (!r && !restarted)
+			r = do_compose(j, err, sizeof(err));
+		lock(j);
+		if (must_stop(j))
+			return false;
+		if (restarted)
+			break;
+		if (r == -ESTALE) {
+			rec->phase = SXM_PHASE_COPYING;
+			rec->full_done = 0;
+			rec->sink_zero = false;
+			sxm_job_event(j, "%s", err);
+			sxm_job_save(j);
+			break;
+		}
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_MIRRORED;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_MIRRORED:
+		unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		lock(j);
+		if (must_stop(j))
+			return false;
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		if (restarted)
+			break;
+		mirrored(j);
+		break;
+
+	case SXM_PHASE_CUTTING_OVER:
+		unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		if (!r && restarted)
+			r = -ESTALE;
+		if (!r)
+			r = do_cutover(j, err, sizeof(err));
+		lock(j);
+		if (!r) {
+			rec->phase = SXM_PHASE_COMPLETED;
+			rec->reason[0] = '\0';
+			sxm_job_save(j);
+			unlock(j);
+			/* Detach; the device stays suspended, on purpose. */
+			j->run.suspended = false;
+			release_all(j);
+			lock(j);
+			return false;
+		}
+		if (restarted) {
+			/* The bulk copy starts over (attach said why). */
+			set_op(j, "", 0, 0);
+			break;
+		}
+		unlock(j);
+		/* The guest gets its disk back, and the pump its work. */
+		if (j->mirror->pump && !j->mirror->running && j->mirror->sink)
+			pump_start(j, rerr, sizeof(rerr));
+		r = resume_device(j, rerr, sizeof(rerr));
+		lock(j);
+		if (r) {
+			fail(j, rerr);
+			break;
+		}
+		if (must_stop(j))
+			return false;
+		set_op(j, "", 0, 0);
+		rec->cutover_failures++;
+		snprintf(rec->reason, sizeof(rec->reason), "cutover failed: %s",
+			 err);
+		rec->phase = SXM_PHASE_MIRRORED;
+		sxm_job_event(j, "cutover failed: %s; /dev/mapper/%s resumed, the job is Mirrored again",
+			      err, rec->device);
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_FAILED:
+		/* Let go of everything until a retry or a cancel. */
+		if (j->run.kfd >= 0 || j->run.sink || j->mirror->pump) {
+			unlock(j);
+			let_go(j, true);
+			lock(j);
+			break;
+		}
+		wait_ms(j, 60000);
+		break;
+
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The job thread                                                     */
+/* ------------------------------------------------------------------ */
+
+static void mirror_main(struct sxm_job *j)
+{
+	bool cutting;
+
+	lock(j);
+	while (step(j))
+		;
+	set_op(j, "", 0, 0);
+	cutting = j->rec.phase == SXM_PHASE_CUTTING_OVER;
+	unlock(j);
+
+	if (sxm_phase_final(j->rec.phase))
+		return;
+	/*
+	 * Stopping, or cancelling (warm.c undoes the device): the mirror
+	 * off, a cutover in progress undone.  A stopping daemon detaches.
+	 */
+	let_go(j, j->d->stopping);
+	if (cutting && !j->run.suspended) {
+		lock(j);
+		if (j->rec.phase == SXM_PHASE_CUTTING_OVER) {
+			j->rec.phase = SXM_PHASE_MIRRORED;
+			sxm_job_event(j, "cutover interrupted; /dev/mapper/%s resumed",
+				      j->rec.device);
+			sxm_job_save(j);
+		}
+		unlock(j);
+	}
+}
+
+void *sxm_job_thread(void *arg)
+{
+	struct sxm_job *j = arg;
+	bool mirror, done;
+
+	for (;;) {
+		lock(j);
+		mirror = (sxm_job_is_mirror(&j->rec) ||
+			  j->rec.phase == SXM_PHASE_PREPARING ||
+			  j->rec.phase == SXM_PHASE_COPYING ||
+			  j->rec.phase == SXM_PHASE_COMPOSING ||
+			  j->rec.phase == SXM_PHASE_MIRRORED) &&
+			 !j->rec.cancelling;
+		done = sxm_phase_final(j->rec.phase) || j->d->stopping;
+		if (mirror && !done && !j->mirror) {
+			j->mirror = calloc(1, sizeof(*j->mirror));
+			if (!j->mirror) {
+				fail(j, "out of memory");
+				mirror = false;
+			}
+		}
+		unlock(j);
+		if (done)
+			break;
+		if (mirror)
+			mirror_main(j);
+		else
+			sxm_job_main(j);
+	}
+	if (j->mirror)
+		let_go(j, true);
+	lock(j);
+	free(j->mirror);
+	j->mirror = NULL;
+	unlock(j);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Observing                                                          */
+/* ------------------------------------------------------------------ */
+
+void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
+{
+	struct mstat ms;
+
+	lock(j);
+	if (j->mirror)
+		publish(j);
+	out->lat_p50_us = j->rec.lat_p50_us;
+	out->lat_p99_us = j->rec.lat_p99_us;
+	unlock(j);
+	if (sxm_phase_final(out->phase) || !out->device[0])
+		return;
+	dm_lock(j);
+	if (!mstat_read(out->device, &ms)) {
+		snprintf(out->mirror, sizeof(out->mirror), "%s", ms.mirror);
+		snprintf(out->mirror_reason, sizeof(out->mirror_reason), "%s",
+			 strcmp(ms.reason, "-") ? ms.reason : "");
+		out->mirror_in_flight = ms.in_flight;
+		out->mirror_held_back = ms.held_back;
+		out->mirrored_writes = ms.writes;
+		out->mirrored_bytes = ms.bytes;
+	}
+	dm_unlock(j);
+}
