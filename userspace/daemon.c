@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -207,28 +206,6 @@ static void reply_job(struct reply *rp, struct sxm_job *j, bool events)
 	free(rec);
 }
 
-/* The default job name: the dm name, or the device's with "-sxm". */
-static void default_name(struct sxm_job_rec *rec)
-{
-	char tmp[sizeof(rec->source)], *base;
-	size_t i;
-
-	if (rec->src_mode != SXM_SRC_CREATED) {
-		snprintf(rec->name, sizeof(rec->name), "%.*s",
-			 SXM_JOB_NAME_MAX, rec->device);
-		return;
-	}
-	snprintf(tmp, sizeof(tmp), "%s", rec->source);
-	base = basename(tmp);
-	snprintf(rec->name, sizeof(rec->name), "%.*s-sxm",
-		 SXM_JOB_NAME_MAX - 4, base);
-	for (i = 0; rec->name[i]; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-",
-			    rec->name[i]))
-			rec->name[i] = '_';
-	snprintf(rec->device, sizeof(rec->device), "%s", rec->name);
-}
-
 /* Parse "100M", "100M/s", "0" (none). */
 static int parse_rate(const char *s, uint64_t *out)
 {
@@ -388,13 +365,6 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 	r = sxm_warm_classify(j, err, sizeof(err));
 	if (r) {
 		reply_err(rp, r, "%s", err);
-		goto out_free;
-	}
-	if (!rec->name[0])
-		default_name(rec);
-	if (sxm_job_name_check(rec->name)) {
-		reply_err(rp, EINVAL, "cannot make a job name of %s: give one with --name",
-			  rec->source);
 		goto out_free;
 	}
 
@@ -627,9 +597,14 @@ static void req_job(struct sxm_daemon *d, const char *verb,
 
 	if (cmd == SXM_CMD_FORGET) {
 		/* Final: its thread has ended or is ending. */
-		if (j->thread_started)
-			pthread_join(j->thread, NULL);
+		bool join;
+
+		pthread_mutex_lock(&d->lock);
+		join = j->thread_started;
 		j->thread_started = false;
+		pthread_mutex_unlock(&d->lock);
+		if (join)
+			pthread_join(j->thread, NULL);
 		r = sxm_jobstore_remove(d->store_fd, name);
 		if (r) {
 			reply_err(rp, r, "removing the record of %s: %s", name,
@@ -1043,9 +1018,23 @@ int sxm_daemon_run(const struct sxm_daemon_opts *o)
 		pthread_mutex_unlock(&j->lock);
 	}
 	pthread_mutex_unlock(&d->lock);
-	for (j = d->jobs; j; j = j->next)
-		if (j->thread_started)
-			pthread_join(j->thread, NULL);
+	/* No thread starts now (stopping); the list may still change. */
+	for (;;) {
+		pthread_t t;
+		bool found = false;
+
+		pthread_mutex_lock(&d->lock);
+		for (j = d->jobs; j && !found; j = j->next)
+			if (j->thread_started) {
+				t = j->thread;
+				j->thread_started = false;
+				found = true;
+			}
+		pthread_mutex_unlock(&d->lock);
+		if (!found)
+			break;
+		pthread_join(t, NULL);
+	}
 	sxm_info("daemon: stopped");
 	close(d->store_fd);
 	close(sfd);

@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -207,6 +208,32 @@ static int sxm_table_of(const char *name, struct sxm_dm_info *info,
 	return r;
 }
 
+/*
+ * The default name of a job: the dm name, or for a plain device its name
+ * with "-sxm" (what /dev/mapper/ gets then).  -EINVAL if that is no name.
+ */
+static int default_name(struct sxm_job_rec *rec, const char *dm_name)
+{
+	char tmp[sizeof(rec->source)], *base;
+	size_t i;
+
+	if (dm_name) {
+		snprintf(rec->name, sizeof(rec->name), "%.*s",
+			 SXM_JOB_NAME_MAX, dm_name);
+	} else {
+		snprintf(tmp, sizeof(tmp), "%s", rec->source);
+		base = basename(tmp);
+		snprintf(rec->name, sizeof(rec->name), "%.*s-sxm",
+			 SXM_JOB_NAME_MAX - 4, base);
+		for (i = 0; rec->name[i]; i++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-",
+				    rec->name[i]))
+				rec->name[i] = '_';
+	}
+	return sxm_job_name_check(rec->name);
+}
+
 int sxm_warm_classify(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_job_rec *rec = &j->rec;
@@ -247,6 +274,12 @@ int sxm_warm_classify(struct sxm_job *j, char *err, size_t errlen)
 	if (r) {
 		snprintf(err, errlen, "source %s: device-mapper: %s",
 			 rec->source, strerror(-r));
+		goto out;
+	}
+	if (!rec->name[0] && default_name(rec, info.exists ? info.name : NULL)) {
+		snprintf(err, errlen, "cannot make a job name of %s: give one with --name",
+			 rec->source);
+		r = -EINVAL;
 		goto out;
 	}
 	if (!info.exists) {
@@ -330,6 +363,31 @@ out:
 }
 
 /*
+ * Whether the sxm target with arguments @p is the one this job uses: over
+ * the hidden device an insert made (inserted), over the job's source
+ * (created), or any (existing: the operator's own).  dm_lock held.
+ */
+static bool is_ours(struct sxm_job *j, const struct sxm_params *p)
+{
+	char hidden[SXM_DM_NAME_MAX + 16];
+	struct sxm_dm_info under;
+	struct stat sb;
+
+	switch (j->rec.src_mode) {
+	case SXM_SRC_INSERTED:
+		snprintf(hidden, sizeof(hidden), "%s" HIDDEN_SUFFIX,
+			 j->rec.device);
+		return !sxm_dm_info_dev(p->major, p->minor, &under) &&
+		       under.exists && !strcmp(under.name, hidden);
+	case SXM_SRC_CREATED:
+		return !stat(j->rec.source, &sb) &&
+		       sb.st_rdev == makedev(p->major, p->minor);
+	default:
+		return true;
+	}
+}
+
+/*
  * Put the sxm target under the source, unless it is there already (a
  * retry, or a daemon restarted during Initializing).  j->lock not held.
  */
@@ -348,7 +406,13 @@ static int prepare_device(struct sxm_job *j, char *err, size_t errlen)
 	dm_lock(j);
 	r = sxm_table_of(rec->device, &info, &p, &sectors);
 	if (!r) {
-		/* Ours already (or the operator's, for "existing"). */
+		/* There already: a retry, or a restart during Initializing. */
+		if (!is_ours(j, &p)) {
+			snprintf(err, errlen,
+				 "/dev/mapper/%s is an sxm device over %u:%u, not over the job's source",
+				 rec->device, p.major, p.minor);
+			r = -EEXIST;
+		}
 		goto out;
 	}
 	if (rec->src_mode == SXM_SRC_EXISTING) {
@@ -1054,7 +1118,7 @@ static int undo_created(struct sxm_job *j, char *err, size_t errlen)
 	int r;
 
 	r = sxm_table_of(j->rec.device, &info, &p, &sectors);
-	if (r == -ENXIO || r == -EMEDIUMTYPE)
+	if (r == -ENXIO || r == -EMEDIUMTYPE || (!r && !is_ours(j, &p)))
 		return 0;	/* never made, or not ours any more */
 	if (r)
 		goto fail;

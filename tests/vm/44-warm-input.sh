@@ -82,7 +82,7 @@ done <<EOF
 1|no such job: nosuch|cancel nosuch
 1|no such job: nosuch|cadence nosuch 1h
 2|--source and --sink are required|submit --source $plain
-2|--kind cold: only warm is supported|submit --source $plain --sink $good --kind cold
+2|--kind cold: warm|submit --source $plain --sink $good --kind cold
 2|--cadence 10ms: manual or a duration of at least 1s|submit --source $plain --sink $good --cadence 10ms
 2|--cadence 1y|submit --source $plain --sink $good --cadence 1y
 2|--rate fast|submit --source $plain --sink $good --rate fast
@@ -97,6 +97,22 @@ EOF
 check_eq "nothing changed: devices, tables, records, jobs" "$before" "$(state)"
 check_eq "the slow job still runs its full sync" "Full Sync" "$(jf slow44 phase)"
 check "no bad44 record" test ! -e "$SXM_JOB_DIR/bad44.job"
+
+# A plain device with no --name: the job, and its /dev/mapper device, are
+# named after the disk; a second job on the disk is refused all the same.
+pname=$(basename "$plain")-sxm
+cleanup_push _tc_dm_remove "$pname"
+check "submit a plain disk without --name" sxm-ctl submit --source "$plain" \
+	--sink "$good" --rate 1M
+check "the job is $pname, its device /dev/mapper/$pname" \
+	wait_until 20 test -b "/dev/mapper/$pname"
+expect_rc "a second job on that disk is refused" 1 \
+	"is already in job $pname" sxm-ctl submit --source "$plain" --sink "$good" --name bad44
+expect_rc "and through its sxm device too" 1 "is already in job $pname" \
+	sxm-ctl submit --source "/dev/mapper/$pname" --sink "$good" --name bad44
+check "cancel it" sxm-ctl cancel "$pname" --wait
+check "the device it made is gone (nothing had it open)" \
+	bash -c "! dmsetup info $pname >/dev/null 2>&1"
 
 # ------------------------------------------------------- who may talk ----
 
@@ -128,5 +144,5 @@ expect_rc "a user outside the group may not" 1 \
 	as_user 1000 1000 sxm-ctl list
 expect_fail "a second daemon on the same state directory is refused" \
 	"another sxm-ctl daemon uses it" sxm-ctl daemon --socket /tmp/sxm-other.sock
-check_eq "the cancelled job is listed as Cancelled after the restart" \
-	"Cancelled" "$(jf slow44 phase)"
+check_eq "the cancelled jobs are listed as Cancelled after the restart" \
+	"Cancelled Cancelled" "$(jf slow44 phase) $(jf "$pname" phase)"
