@@ -55,21 +55,28 @@ check "the job record is on disk" grep -q '^phase Ready$' "$SXM_JOB_DIR/vm40.job
 
 # ---------------------------------------------------- incremental syncs ----
 
+jail=$(dirname "$0")/jail_tool
 incr=0 ok=1
 for i in 1 2 3; do
 	sleep 1
 	sent0=$(sink_bytes $slog)
-	if ! out=$(sxm-ctl sync vm40 --wait 2>&1); then
+	# The first on a terminal: it draws a bar.
+	cmd=(sxm-ctl sync vm40 --wait)
+	[ $i != 1 ] || cmd=("$jail" --pty "${cmd[@]}")
+	if ! out=$("${cmd[@]}" 2>&1); then
 		ok=0
 		diag "sync $i: $out"
 	fi
 	got=$(jf vm40 last_sync_bytes)
 	sent=$(($(sink_bytes $slog) - sent0))
 	diag "sync $i: $got bytes, the sink got $sent"
+	[ $i != 1 ] || bar=$out
 	[ "$got" = "$sent" ] && [ "$got" -gt 0 ] || ok=0
 	incr=$((incr + got))
 done
 check_eq "three incremental syncs, each sending the sink what it reports" 1 $ok
+check "sync --wait on a terminal draws a progress bar in place" \
+	grep -qE $'\r\e\\[K\\[#*\\.*\\] vm40: sync +[0-9]+%' <<< "$bar"
 check_eq "Sync Count 3" 3 "$(jf vm40 sync_count)"
 check_eq "Bytes (Incr) is the sum of the three syncs" "$incr" "$(jf vm40 bytes_incr)"
 js=$(sxm-ctl show vm40 --json)
