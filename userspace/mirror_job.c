@@ -529,7 +529,7 @@ static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
 		want = BATCH_MAX;
 	if (want < rs)
 		want = rs;
-	return (uint64_t)want;
+	return (uint64_t)want / rs * rs;
 }
 
 struct batch {
@@ -1126,7 +1126,8 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 			note_up(j, "what was dirtied meanwhile is resynced when the copy is done");
 			unlock(j);
 		}
-		end = done + batch_limit(j, rs) * 4;
+		/* Four batches between saves of the cursor, on region bounds. */
+		end = (done + batch_limit(j, rs) * 4 + rs - 1) / rs * rs;
 		if (end > size)
 			end = size;
 		r0 = done / rs;
