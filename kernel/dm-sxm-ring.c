@@ -15,9 +15,13 @@
  * publish the sqe (release on sq_tail), hook the bio's completion, and
  * send it on to the source.  The guest's bio completes when both the
  * source (sxm_source_endio) and the helper (a cqe reaped by
- * SXM_IOC_RING_ENTER) are done.  A write that cannot be posted now waits on
- * the deferred list; completions and lock releases kick the deferred work,
- * which posts what it can and submits it.
+ * SXM_IOC_RING_ENTER) are done, and its slot is free only then: until
+ * both legs are over, an overlapping write waits and a region lock is not
+ * granted, so the source and the sink see overlapping writes in the same
+ * order and a bulk copy never reads the source under a write still on its
+ * way there.  A write that cannot be posted now waits on the deferred
+ * list; completions and lock releases kick the deferred work, which posts
+ * what it can and submits it.
  *
  * Fail safe: sxm_ring_degrade() turns mirroring off, marks every region
  * with a write in flight or held back dirty, completes their sink legs and
@@ -52,6 +56,8 @@ struct sxm_slot {
 	sector_t sector;		/* target-relative */
 	sector_t nr_sectors;
 	unsigned long posted;		/* jiffies */
+	bool sink_done;			/* completed by the helper, or abandoned */
+	bool source_done;		/* completed by the source */
 };
 
 struct sxm_ring {
@@ -215,6 +221,9 @@ static void post(struct sxm_ring *ring, struct bio *bio, struct sxm_io *io)
 	slot->sector = io->sector;
 	slot->nr_sectors = io->nr_sectors;
 	slot->posted = jiffies;
+	slot->sink_done = false;
+	slot->source_done = false;
+	io->slot = idx;
 
 	sqe->id = slot->id;
 	sqe->offset = (u64)io->sector << SECTOR_SHIFT;
@@ -255,10 +264,14 @@ static void post(struct sxm_ring *ring, struct bio *bio, struct sxm_io *io)
 	atomic64_add(sqe->len, &ring->dev->mirrored_bytes);
 }
 
+static void free_slot(struct sxm_ring *ring, u32 idx);
+
 static void sxm_source_endio(struct bio *bio)
 {
 	struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
 	struct sxm_dev *dev = bio->bi_private;
+	struct sxm_ring *ring;
+	unsigned long flags;
 
 	bio->bi_end_io = io->end_io;
 	bio->bi_private = io->private;
@@ -266,6 +279,21 @@ static void sxm_source_endio(struct bio *bio)
 	if (bio->bi_status && io->nr_sectors)
 		sxm_dirty_mark_gen(&dev->dirty, io->gen, io->sector,
 				   io->nr_sectors);
+	/* The slot is free once both legs are over (see the top). */
+	spin_lock_irqsave(&dev->ring_lock, flags);
+	ring = dev->ring;
+	if (ring && io->slot < ring->geo.entries &&
+	    ring->slots[io->slot].bio == bio) {
+		struct sxm_slot *slot = &ring->slots[io->slot];
+
+		slot->source_done = true;
+		if (slot->sink_done) {
+			free_slot(ring, io->slot);
+			wake_up_all(&ring->drain_wait);
+			queue_work(sxm_wq, &ring->kick_work);
+		}
+	}
+	spin_unlock_irqrestore(&dev->ring_lock, flags);
 	if (atomic_dec_and_test(&io->pending))
 		bio_endio(bio);
 }
@@ -333,15 +361,28 @@ static void submit_to_source(struct bio *bio)
 	submit_bio_noacct(bio);
 }
 
-/* Free slot @idx; its bio is put on ring->reap[*n]. */
+static void free_slot(struct sxm_ring *ring, u32 idx)
+{
+	struct sxm_slot *slot = &ring->slots[idx];
+
+	slot->bio = NULL;
+	slot->id = 0;
+	ring->free[ring->nr_free++] = idx;
+}
+
+/*
+ * The sink leg of slot @idx is over (completed or abandoned): its bio is
+ * put on ring->reap[*n] for sink_leg_done(), and the slot is free if the
+ * source is done with it too.
+ */
 static void release_slot(struct sxm_ring *ring, u32 idx, u32 *n)
 {
 	struct sxm_slot *slot = &ring->slots[idx];
 
 	ring->reap[(*n)++] = slot->bio;
-	slot->bio = NULL;
-	slot->id = 0;
-	ring->free[ring->nr_free++] = idx;
+	slot->sink_done = true;
+	if (slot->source_done)
+		free_slot(ring, idx);
 }
 
 /*
@@ -372,7 +413,8 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 	for (i = 0; i < ring->geo.entries; i++) {
 		struct sxm_slot *slot = &ring->slots[i];
 
-		if (!slot->bio)
+		/* Done by the sink, waiting for the source: nothing to lose. */
+		if (!slot->bio || slot->sink_done)
 			continue;
 		if (slot->nr_sectors) {
 			struct sxm_io *io = dm_per_bio_data(slot->bio,
@@ -488,7 +530,7 @@ int sxm_ring_enter(struct sxm_dev *dev)
 		u32 idx = id & 0xffff;
 
 		if (idx >= ring->geo.entries || !ring->slots[idx].bio ||
-		    ring->slots[idx].id != id) {
+		    ring->slots[idx].id != id || ring->slots[idx].sink_done) {
 			/*
 			 * An entry a degrade abandoned: the helper cannot know
 			 * in time (a timeout is not its to see), so its late
@@ -546,7 +588,7 @@ static void timeout_work_fn(struct work_struct *work)
 	spin_lock_irq(&dev->ring_lock);
 	why = ring->broken;
 	for (i = 0; !why && i < ring->geo.entries; i++)
-		if (ring->slots[i].bio &&
+		if (ring->slots[i].bio && !ring->slots[i].sink_done &&
 		    time_after(jiffies, ring->slots[i].posted + tmo))
 			why = "sink_timeout";
 	if (!why && !bio_list_empty(&ring->deferred) &&

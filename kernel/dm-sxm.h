@@ -130,6 +130,7 @@ struct sxm_io {
 	u8 gen;				/* generation the write is counted in */
 	u8 accounted;
 	u8 mirrored;			/* posted on the ring */
+	u32 slot;			/* its slot in the ring, when posted */
 	atomic_t pending;		/* legs (source, sink) not yet done */
 	struct sxm_target *tgt;
 	sector_t sector;		/* target-relative */

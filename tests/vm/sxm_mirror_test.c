@@ -504,6 +504,62 @@ TEST_F_TIMEOUT(mirror, late_completion_is_ignored, 120)
 	EXPECT_STREQ("-", status_word(13));
 }
 
+/*
+ * A source slower than the sink: the slot of a write stays taken until the
+ * source has it too, so an overlapping write waits (source and sink see
+ * them in the same order) and a region lock waits (a copy under it never
+ * reads the source under a write still on its way there).
+ */
+TEST_F_TIMEOUT(mirror, slots_wait_for_the_source, 120)
+{
+	struct sxm_lock_range r = { .first = 90 * 4096 / REGION, .count = 1 };
+	struct sxm_lock l = { .size = sizeof(l), .nr_ranges = 1,
+			      .ranges_ptr = (uintptr_t)&r };
+	struct timespec t0, t1;
+	long ms;
+
+	helper_stop(&self->h);
+	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
+	ASSERT_EQ(0, run("dmsetup create sxm-mirror-slow --table '0 %llu delay %s 0 0 %s 0 2000'",
+			 DEV_BYTES >> 9, env("SXM_TEST_SOURCE", ""),
+			 env("SXM_TEST_SOURCE", "")));
+	ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm /dev/mapper/sxm-mirror-slow 8 1 track'",
+			 DEV_BYTES >> 9));
+	ASSERT_EQ(0, helper_start(&self->h, 5000));
+	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=90 oflag=direct status=none; touch /tmp/mirror-w1) &"));
+	usleep(300 * 1000);
+	/* The helper is done with it, the source is not: still in flight. */
+	EXPECT_STREQ("1", status_word(8));
+	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=90 oflag=direct status=none; touch /tmp/mirror-w2) &"));
+	/* The second waits for the first's source leg. */
+	for (int i = 0; i < 20 && strcmp(status_word(9), "1"); i++)
+		usleep(50 * 1000);
+	EXPECT_STREQ("1", status_word(9));
+	EXPECT_STREQ("1", status_word(8));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	EXPECT_GE(ms, 100);
+	/* The first is done (its dd exits soon), the second waits. */
+	for (int i = 0; i < 40 && access("/tmp/mirror-w1", F_OK); i++)
+		usleep(50 * 1000);
+	EXPECT_EQ(0, access("/tmp/mirror-w1", F_OK));
+	EXPECT_NE(0, access("/tmp/mirror-w2", F_OK));
+	l.flags = SXM_LOCK_RELEASE;
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
+	for (int i = 0; i < 50 && access("/tmp/mirror-w2", F_OK); i++)
+		usleep(100 * 1000);
+	EXPECT_EQ(0, access("/tmp/mirror-w2", F_OK));
+	unlink("/tmp/mirror-w1");
+	unlink("/tmp/mirror-w2");
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_EQ(0, same_data());
+	helper_stop(&self->h);
+	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
+	run("dmsetup remove --retry sxm-mirror-slow");
+}
+
 TEST_F_TIMEOUT(mirror, helper_death_degrades_and_remirrors, 120)
 {
 	struct helper h2;
