@@ -16,18 +16,19 @@
 # vm-timeout: 240
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
+. "$(dirname "$0")/../lib/mirror.sh"
 
 require_sxm
 require_sxm_ctl
 require_cmd dmsetup fio nbdkit nbdcopy cmp
 
-MIB=32 RS=65536
+MIB=32
 scratch_dev disk $MIB
 rand_fill "$disk" $MIB
 lv_create lv53 "$disk" $MIB
 img=/tmp/sink53.img
 truncate -s ${MIB}M $img
-cleanup_push rm -f $img /tmp/src53.cmp /tmp/snk53.cmp
+cleanup_push rm -f $img
 sink_start -p 10853 file file=$img
 daemon_start
 
@@ -37,49 +38,12 @@ fio_load fio_pid /dev/mapper/lv53 "$fio_log" --fsync=16 --thread
 check "submit --kind sxm --wait reaches Mirrored under load" \
 	sxm-ctl submit --source /dev/mapper/lv53 --sink "$SINK_URI" --kind sxm \
 	--name m53 --wait
-mstate() { dmsetup status lv53 | awk '{ print $11, $17 }'; }
-
-# compare_clean DESC — with the guest's writes stopped, the source and the
-# sink's file are equal over every region not dirty or held.  On a
-# difference, the fio headers of the blocks that differ say when each
-# side's data was written.
-compare_clean() {
-	local ext off len f b
-	kill -STOP "$fio_pid"
-	sleep 1
-	ext=$(sxm-ctl harvest lv53 --peek | grep -v '^#' || true)
-	diag "dirty or held: $(grep -c . <<< "$ext" || true) extents"
-	dd if=/dev/mapper/lv53-sxm-orig of=/tmp/src53.cmp bs=1M iflag=direct status=none
-	cp $img /tmp/snk53.cmp
-	while read -r off len; do
-		[ -n "$off" ] || continue
-		for f in /tmp/src53.cmp /tmp/snk53.cmp; do
-			dd if=/dev/zero of=$f bs=$RS seek=$((off / RS)) \
-				count=$(((len + RS - 1) / RS)) conv=notrunc status=none
-		done
-	done <<< "$ext"
-	if cmp -s /tmp/src53.cmp /tmp/snk53.cmp; then
-		pass "$1"
-	else
-		fail "$1" "$(cmp -l /tmp/src53.cmp /tmp/snk53.cmp | awk '{ print int(($1 - 1) / 4096) }' | uniq | head -n 4 |
-			while read -r b; do
-				echo "block $b (region $((b * 4096 / RS))): source then sink headers:"
-				od -A d -t x8 -j $((b * 4096)) -N 48 /tmp/src53.cmp
-				od -A d -t x8 -j $((b * 4096)) -N 48 /tmp/snk53.cmp
-				for d in /dev/mapper/lv53 /dev/mapper/lv53-sxm-orig $disk; do
-					echo "$d, direct:"
-					dd if=$d bs=4096 skip=$b count=1 iflag=direct status=none | od -A d -t x8 -N 32
-				done
-			done; cat /proc/uptime; sxm-ctl show m53 | tail -n 14; dmsetup status lv53)"
-	fi
-	kill -CONT "$fio_pid"
-}
 
 # ------------------------------------------------- kill -9 of the daemon ----
 
 sleep 1
 daemon_kill9
-check_eq "the helper gone, the target says why" "degraded helper_detached" "$(mstate)"
+check_eq "the helper gone, the target says why" "degraded helper_detached" "$(mstate lv53)"
 sleep 2
 check "the guest writes on (fio is alive)" kill -0 "$fio_pid"
 dirty=$(dmsetup status lv53 | awk '{ print $7 + $10 }')
@@ -88,7 +52,8 @@ daemon_start
 check "restarted, the daemon brings the mirror back" \
 	wait_until 60 bash -c "[ \"\$(dmsetup status lv53 | awk '{ print \$11 }')\" = on ]"
 check "and the job is Mirrored" wait_phase m53 Mirrored 30
-compare_clean "after the restart, the sink equals the source where nothing is dirty"
+compare_clean "after the restart, the sink equals the source where nothing is dirty" \
+	lv53 /dev/mapper/lv53-sxm-orig $img "$fio_pid"
 check_eq "one degradation, helper_detached" "1 helper_detached" \
 	"$(jf m53 degradations) $(jf m53 degraded_reason)"
 check "the events say it went down and came back" bash -c \
@@ -105,7 +70,8 @@ check "the mirror degrades when the sink dies" \
 diag "status: $(dmsetup status lv53)"
 sleep 1
 check "the guest writes on" kill -0 "$fio_pid"
-compare_clean "every region not dirty is on the sink as on the source"
+compare_clean "every region not dirty is on the sink as on the source" \
+	lv53 /dev/mapper/lv53-sxm-orig $img "$fio_pid"
 
 sink_start -p 10853 file file=$img
 check "the sink back, the job resyncs by itself to Mirrored, mirror on" \

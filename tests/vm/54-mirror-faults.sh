@@ -1,0 +1,93 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Mirror style against a faulty sink (nbdkit's delay and error filters, a
+# downed veth), under fio --verify writers over all of the device:
+#   - every sink write slowed (delay filter): the bulk copy and the mirror
+#     race for the same regions all along; once composed, the newest data
+#     won everywhere (source and sink equal, the writers frozen);
+#   - sink write errors while Mirrored: the mirror degrades (sink_error),
+#     the guest sees no error, the job stays Mirrored and keeps trying;
+#     the errors stop and the mirror is back, the sink equal again;
+#   - the link to the sink down while Mirrored: the mirror degrades
+#     (sink_timeout), the guest waits at most the ring's timeout and goes
+#     on; the link up, the mirror is back, the sink equal again;
+# then a cutover: sink identical to the source, fio clean.
+# vm-timeout: 300
+. "$(dirname "$0")/../lib/test_common.sh"
+. "$(dirname "$0")/../lib/warm.sh"
+. "$(dirname "$0")/../lib/mirror.sh"
+
+require_sxm
+require_sxm_ctl
+require_cmd dmsetup fio nbdkit nbdcopy cmp
+
+MIB=32
+scratch_dev disk $MIB
+rand_fill "$disk" $MIB
+lv_create lv54 "$disk" $MIB
+img=/tmp/sink54.img flag=/tmp/sink54.fail
+truncate -s ${MIB}M $img
+cleanup_push rm -f $img $flag
+sink_start --filter=error --filter=delay file file=$img delay-write=10ms \
+	error-pwrite=EIO error-pwrite-rate=100% error-pwrite-file=$flag
+daemon_start
+
+# Two writers on ranges of their own (fio's verify cannot share blocks).
+fa=/tmp/fio54a.log fb=/tmp/fio54b.log
+fio_load fa_pid /dev/mapper/lv54 "$fa" --offset=8M --size=24M --thread \
+	--fsync=32
+fio_load fb_pid /dev/mapper/lv54 "$fb" --thread --ioengine=psync \
+	--iodepth=1 --bs=512 --size=8M --sync=dsync --rate_iops=80
+sleep 1
+
+# -------------------------------------------------- a slow sink races ----
+
+check "submit --kind sxm --wait: bulk copy and mirror race on a slow sink" \
+	sxm-ctl submit --source /dev/mapper/lv54 --sink "$SINK_URI" --kind sxm \
+	--name m54 --wait
+check_eq "Mirrored" Mirrored "$(jf m54 phase)"
+diag "$(sxm-ctl show m54 | grep -E '^(Mirror|Sink latency|Bytes)')"
+compare_clean "the newest data won: sink equals source" lv54 \
+	/dev/mapper/lv54-sxm-orig $img "$fa_pid" "$fb_pid"
+
+# ------------------------------------------------------ write errors ----
+
+touch $flag
+check "sink write errors degrade the mirror" wait_mirror lv54 degraded 20
+check_eq "the reason is sink_error" "degraded sink_error" "$(mstate lv54)"
+sleep 3
+check "the guest writes on" bash -c "kill -0 $fa_pid && kill -0 $fb_pid"
+check_eq "the job stays Mirrored (and keeps trying)" Mirrored "$(jf m54 phase)"
+check "the events say why it cannot come back yet" bash -c \
+	"sxm-ctl show m54 | grep -q 'the mirror cannot come back yet: .*Input/output error'"
+rm -f $flag
+check "the errors gone, the mirror is back" wait_mirror lv54 on 30
+compare_clean "the sink equals the source again" lv54 \
+	/dev/mapper/lv54-sxm-orig $img "$fa_pid" "$fb_pid"
+
+# ------------------------------------------------------ the link down ----
+
+ip link set "$SRC_IF" down
+check "a downed link degrades the mirror" wait_mirror lv54 degraded 30
+check_eq "the reason is sink_timeout" "degraded sink_timeout" "$(mstate lv54)"
+sleep 4
+check "the guest writes on" bash -c "kill -0 $fa_pid && kill -0 $fb_pid"
+ip link set "$SRC_IF" up
+check "the link up, the mirror is back" wait_mirror lv54 on 60
+check_eq "Mirrored, the two degradations counted with their reasons" \
+	"Mirrored 2 sink_error:1 sink_timeout:1" \
+	"$(jf m54 phase) $(jf m54 degradations) $(jf m54 degraded_reasons)"
+diag "$(sxm-ctl show m54 | grep -E '^(Mirror|Degraded)')"
+compare_clean "the sink equals the source again" lv54 \
+	/dev/mapper/lv54-sxm-orig $img "$fa_pid" "$fb_pid"
+
+# -------------------------------------------------------------- cutover ----
+
+check "cutover --wait" sxm-ctl cutover m54 --wait
+check_eq "the sink is byte-identical to the frozen source" \
+	"$(sha256_of /dev/mapper/lv54-sxm-orig)" "$(sha256_of $img)"
+dmsetup resume lv54
+sleep 1
+fio_stop fa_pid "$fa" "fio 4 KiB --verify=crc32c saw no error"
+fio_stop fb_pid "$fb" "fio 512 B O_DSYNC --verify=crc32c saw no error"
