@@ -8,10 +8,11 @@
 #                            target's status: "on -", "degraded sink_error"
 #   wait_mirror DM STATE [SECS]
 #                            until the mirror is in STATE (on, degraded)
-#   compare_clean DESC DM SRC SINKFILE FIOPID...
+#   compare_clean DESC DM SRC SINK FIOPID...
 #                            a test point: with the writers frozen
 #                            (SIGSTOP: run fio with --thread), SRC and the
-#                            sink's file are equal over every region of DM
+#                            sink (its file, or an nbd:// URI read with
+#                            nbdcopy) are equal over every region of DM
 #                            not dirty or held; on a difference, the fio
 #                            headers (with their time stamps) of the first
 #                            blocks that differ
@@ -35,7 +36,10 @@ compare_clean() {
 	ext=$(sxm-ctl harvest "$dm" --peek | grep -v '^#' || true)
 	diag "$dm: dirty or held: $(grep -c . <<< "$ext" || true) extents"
 	dd if="$src" of=/tmp/mirror-src.cmp bs=1M iflag=direct status=none
-	cp "$file" /tmp/mirror-snk.cmp
+	case $file in
+	nbd://* | nbds://* | nbd+unix://*) nbdcopy "$file" /tmp/mirror-snk.cmp ;;
+	*) cp "$file" /tmp/mirror-snk.cmp ;;
+	esac
 	while read -r off len; do
 		[ -n "$off" ] || continue
 		for f in /tmp/mirror-src.cmp /tmp/mirror-snk.cmp; do
