@@ -24,6 +24,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -49,6 +51,7 @@ struct pump_ent {
 
 struct sxm_pump {
 	int kfd;
+	int wake_fd;			/* eventfd: sxm_pump_kick() */
 	struct sxm_sink *sink;		/* while sxm_pump_run() runs */
 	struct sxm_ring_setup geo;
 	uint8_t *area;
@@ -412,7 +415,8 @@ static bool drop_wanted(struct sxm_pump *p)
 int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 		 const bool *stop)
 {
-	struct pollfd fds[1 + SXM_SINK_MAX_FDS];
+	struct pollfd fds[2 + SXM_SINK_MAX_FDS];
+	uint64_t v;
 	int r = 0;
 
 	if (sink->block_max < p->geo.slot_bytes)
@@ -427,9 +431,10 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 			do_drop(p);
 		fds[0] = (struct pollfd){ .fd = p->kfd,
 					  .events = p->free ? POLLIN : 0 };
-		n = sink->ops->poll_fds(sink, fds + 1, SXM_SINK_MAX_FDS,
+		fds[1] = (struct pollfd){ .fd = p->wake_fd, .events = POLLIN };
+		n = sink->ops->poll_fds(sink, fds + 2, SXM_SINK_MAX_FDS,
 					&timeout);
-		if (poll(fds, 1 + n, timeout) < 0) {
+		if (poll(fds, 2 + n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = -errno;
@@ -439,10 +444,15 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 			r = -ENXIO;	/* the ring is gone */
 			break;
 		}
+		if ((fds[1].revents & POLLIN) &&
+		    read(p->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+			r = -errno;
+			break;
+		}
 		r = take_sqes(p);
 		if (r)
 			break;
-		r = sink->ops->process(sink, fds + 1, n);
+		r = sink->ops->process(sink, fds + 2, n);
 		if (r) {
 			/* Every request out completed with an error. */
 			enter(p);
@@ -462,11 +472,21 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
  * ----------------------------------------------------------------------
  */
 
+void sxm_pump_kick(struct sxm_pump *p)
+{
+	uint64_t one = 1;
+
+	/* A full counter is as good a wake-up. */
+	if (write(p->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		sxm_err("mirror: waking the pump: %s", strerror(errno));
+}
+
 void sxm_pump_drop(struct sxm_pump *p)
 {
 	pthread_mutex_lock(&p->lock);
 	p->drop_req++;
 	pthread_mutex_unlock(&p->lock);
+	sxm_pump_kick(p);
 }
 
 bool sxm_pump_dropped(struct sxm_pump *p)
@@ -510,8 +530,14 @@ int sxm_pump_open(int kfd, uint32_t entries, uint32_t slot_bytes,
 
 	if (!p)
 		return -ENOMEM;
+	p->wake_fd = -1;
 	p->kfd = kfd;
 	pthread_mutex_init(&p->lock, NULL);
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->wake_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
 	p->geo.size = sizeof(p->geo);
 	p->geo.entries = entries;
 	p->geo.slot_bytes = slot_bytes;
@@ -586,6 +612,8 @@ void sxm_pump_close(struct sxm_pump *p)
 		munmap(p->area, p->geo.mmap_bytes);
 	free(p->ents);
 	free(p->zeroes);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

@@ -74,8 +74,8 @@ int sxm_pump_open(int kfd, uint32_t entries, uint32_t slot_bytes,
 const struct sxm_ring_setup *sxm_pump_geometry(const struct sxm_pump *p);
 
 /*
- * Serve the ring into @sink until *@stop is set (looked at least every
- * 100 ms), the sink breaks (its -errno: every request still queued has
+ * Serve the ring into @sink until *@stop is set (looked at every 100 ms,
+ * or at once after sxm_pump_kick()), the sink breaks (its -errno: every request still queued has
  * been completed with an error, so the kernel degrades) or the ring does
  * (-EIO: the kernel refused the completions; -ENXIO: no ring).  Requests
  * may still be out when it returns for *@stop: run it again with the same
@@ -84,6 +84,9 @@ const struct sxm_ring_setup *sxm_pump_geometry(const struct sxm_pump *p);
  */
 int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 		 const bool *stop);
+
+/* Wake sxm_pump_run() now, e.g. after setting its *stop. */
+void sxm_pump_kick(struct sxm_pump *p);
 
 /* Mirroring is down: abandon what the kernel abandoned (see above). */
 void sxm_pump_drop(struct sxm_pump *p);

@@ -301,6 +301,7 @@ static void pump_join(struct sxm_job *j)
 	if (!m->running)
 		return;
 	__atomic_store_n(&m->stop, true, __ATOMIC_RELAXED);
+	sxm_pump_kick(m->pump);
 	pthread_join(m->thread, NULL);
 	m->running = false;
 }
@@ -1255,7 +1256,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	struct mstat ms;
 	uint64_t *map = NULL;
 	bool all;
-	double t0 = mono_s(), t1;
+	double t0 = mono_s(), t_susp, t_copy, t_flush, t1;
 	int r;
 
 	lock(j);
@@ -1273,6 +1274,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		}
 		run->suspended = true;
 	}
+	t_susp = mono_s();
 	/* Suspended: every write completed, on both legs or tracked. */
 	r = kstat(j, &ms);
 	if (!r && (ms.in_flight || ms.held_back)) {
@@ -1308,6 +1310,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		sxm_copy_result_free(&res);
 	}
 	/* Nothing in flight: the pump has nothing left to do. */
+	t_copy = mono_s();
 	pump_join(j);
 	r = flush_bounded(&m->sink);
 	if (!r && j->run.sink)
@@ -1316,6 +1319,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "sink: flush: %s", strerror(-r));
 		goto out;
 	}
+	t_flush = mono_s();
 	if (all || h.dirty_regions) {
 		lock(j);
 		set_op(j, "verify", 0, all ? j->rec.size : total);
@@ -1342,8 +1346,10 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	j->rec.verified_bytes = verified;
 	j->rec.downtime_ms = (uint64_t)((t1 - t0) * 1000 + 0.5);
 	j->rec.last_sync_ms = sxm_now_ms();
-	sxm_job_event(j, "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms",
-		      total, verified, j->rec.downtime_ms);
+	sxm_job_event(j, "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms (suspend %.0f, harvest and copy %.0f, pump stop and flushes %.0f, verify and the rest %.0f)",
+		      total, verified, j->rec.downtime_ms,
+		      (t_susp - t0) * 1000, (t_copy - t_susp) * 1000,
+		      (t_flush - t_copy) * 1000, (t1 - t_flush) * 1000);
 	sxm_job_event(j, "the source /dev/mapper/%s is left suspended (frozen) so that it cannot diverge from the sink: stop the VM, then remove the device",
 		      j->rec.device);
 	set_op(j, "", 0, 0);
