@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mirror-style jobs without a kernel: which command each mirror phase
+ * takes (and the errno and reason of each refusal), when a warm job may
+ * switch to mirror style, the names of the new phases, and the mirror's
+ * fields in the record file (saved) and on the wire (live too).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
+#include "sxm.h"
+#include "job.h"
+
+#include "kselftest_harness.h"
+
+static void sample(struct sxm_job_rec *j, const char *kind,
+		   enum sxm_phase phase)
+{
+	sxm_job_rec_init(j);
+	strcpy(j->name, "vm7");
+	strcpy(j->kind, kind);
+	strcpy(j->source, "/dev/vg0/vm7");
+	strcpy(j->sink, "nbd://10.0.0.2/vm7");
+	strcpy(j->device, "vg0-vm7");
+	j->size = 64ULL << 20;
+	j->phase = phase;
+}
+
+TEST(rules)
+{
+	static const struct {
+		const char *kind;
+		enum sxm_phase phase;
+		bool paused;
+		enum sxm_job_cmd cmd;
+		int err;
+		const char *why;	/* in the reason */
+	} tc[] = {
+		/* A mirror-style job. */
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_SYNC, -EINVAL, "nothing to sync" },
+		{ "sxm", SXM_PHASE_COPYING, 0, SXM_CMD_SYNC, -EINVAL, "nothing to sync" },
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_CADENCE, -EINVAL, "no cadence" },
+		{ "sxm", SXM_PHASE_COPYING, 0, SXM_CMD_PAUSE, 0, NULL },
+		{ "sxm", SXM_PHASE_COPYING, 1, SXM_CMD_PAUSE, -EALREADY, "paused already" },
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_PAUSE, -EINVAL, "only the bulk copy" },
+		{ "sxm", SXM_PHASE_COMPOSING, 0, SXM_CMD_PAUSE, -EINVAL, "only the bulk copy" },
+		{ "sxm", SXM_PHASE_COPYING, 1, SXM_CMD_RESUME, 0, NULL },
+		{ "sxm", SXM_PHASE_COPYING, 0, SXM_CMD_RESUME, -EALREADY, "not paused" },
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_CUTOVER, 0, NULL },
+		{ "sxm", SXM_PHASE_PREPARING, 0, SXM_CMD_CUTOVER, -EBUSY, "needs the mirror composed" },
+		{ "sxm", SXM_PHASE_COPYING, 0, SXM_CMD_CUTOVER, -EBUSY, "needs the mirror composed" },
+		{ "sxm", SXM_PHASE_COMPOSING, 0, SXM_CMD_CUTOVER, -EBUSY, "needs the mirror composed" },
+		{ "sxm", SXM_PHASE_CUTTING_OVER, 0, SXM_CMD_CUTOVER, -EALREADY, "already" },
+		{ "sxm", SXM_PHASE_FAILED, 0, SXM_CMD_CUTOVER, -EINVAL, "retry" },
+		{ "sxm", SXM_PHASE_COMPLETED, 0, SXM_CMD_CUTOVER, -EINVAL, "stays frozen" },
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_MIRROR, -EALREADY, "mirror-style already" },
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_CANCEL, 0, NULL },
+		{ "sxm", SXM_PHASE_COPYING, 0, SXM_CMD_CANCEL, 0, NULL },
+		{ "sxm", SXM_PHASE_FAILED, 0, SXM_CMD_RETRY, 0, NULL },
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_RETRY, -EINVAL, "nothing to retry" },
+		{ "sxm", SXM_PHASE_COMPLETED, 0, SXM_CMD_FORGET, 0, NULL },
+		{ "sxm", SXM_PHASE_MIRRORED, 0, SXM_CMD_FORGET, -EBUSY, "cancel it first" },
+		/* A warm job switching. */
+		{ "warm", SXM_PHASE_READY, 0, SXM_CMD_MIRROR, 0, NULL },
+		{ "warm", SXM_PHASE_READY, 1, SXM_CMD_MIRROR, -EBUSY, "resume" },
+		{ "warm", SXM_PHASE_SYNCING, 0, SXM_CMD_MIRROR, -EBUSY, "from Ready" },
+		{ "warm", SXM_PHASE_FULL_SYNC, 0, SXM_CMD_MIRROR, -EBUSY, "from Ready" },
+		{ "warm", SXM_PHASE_INITIALIZING, 0, SXM_CMD_MIRROR, -EBUSY, "from Ready" },
+		{ "warm", SXM_PHASE_CUTTING_OVER, 0, SXM_CMD_MIRROR, -EBUSY, "from Ready" },
+		{ "warm", SXM_PHASE_FAILED, 0, SXM_CMD_MIRROR, -EINVAL, "retry" },
+		{ "warm", SXM_PHASE_COMPLETED, 0, SXM_CMD_MIRROR, -EINVAL, "Completed" },
+		{ "warm", SXM_PHASE_CANCELLED, 0, SXM_CMD_MIRROR, -EINVAL, "Cancelled" },
+		/* Warm rules stay as they were. */
+		{ "warm", SXM_PHASE_READY, 0, SXM_CMD_SYNC, 0, NULL },
+		{ "warm", SXM_PHASE_READY, 0, SXM_CMD_CADENCE, 0, NULL },
+	};
+	struct sxm_job_rec j;
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(tc); i++) {
+		int r;
+
+		sample(&j, tc[i].kind, tc[i].phase);
+		j.paused = tc[i].paused;
+		strcpy(j.reason, "sink gone");
+		err[0] = '\0';
+		r = sxm_job_check(&j, tc[i].cmd, err, sizeof(err));
+		EXPECT_EQ(tc[i].err, r)
+			TH_LOG("case %zu: %s in %s, command %d: %s", i,
+			       tc[i].kind, sxm_phase_name(tc[i].phase),
+			       tc[i].cmd, err);
+		if (tc[i].why)
+			EXPECT_NE(NULL, strstr(err, tc[i].why))
+				TH_LOG("case %zu: reason '%s'", i, err);
+	}
+
+	/* Being cancelled refuses everything but forget, in any style. */
+	sample(&j, "sxm", SXM_PHASE_MIRRORED);
+	j.cancelling = true;
+	EXPECT_EQ(-EBUSY, sxm_job_check(&j, SXM_CMD_CUTOVER, err, sizeof(err)));
+	EXPECT_EQ(-EBUSY, sxm_job_check(&j, SXM_CMD_MIRROR, err, sizeof(err)));
+}
+
+TEST(phase_names)
+{
+	static const char *const names[] = {
+		"Preparing", "Mirroring + Copying", "Composing", "Mirrored",
+	};
+	static const enum sxm_phase phases[] = {
+		SXM_PHASE_PREPARING, SXM_PHASE_COPYING, SXM_PHASE_COMPOSING,
+		SXM_PHASE_MIRRORED,
+	};
+	enum sxm_phase p;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
+		EXPECT_STREQ(names[i], sxm_phase_name(phases[i]));
+		ASSERT_EQ(0, sxm_phase_parse(names[i], &p));
+		EXPECT_EQ(phases[i], p);
+		EXPECT_FALSE(sxm_phase_final(phases[i]));
+	}
+}
+
+TEST(record_and_wire)
+{
+	struct sxm_job_rec j, back;
+	char *text, *line, *nl;
+
+	sample(&j, "sxm", SXM_PHASE_COPYING);
+	j.full_done = 8 << 20;
+	j.degradations = 3;
+	j.degraded_ms = 4200;
+	strcpy(j.degraded_reason, "sink_timeout");
+	strcpy(j.degraded_reasons, "sink_error:1 helper_detached:1 sink_timeout:1");
+	/* Live figures: sent, never saved. */
+	strcpy(j.mirror, "degraded");
+	strcpy(j.mirror_reason, "sink_timeout");
+	j.mirrored_writes = 12345;
+	j.mirrored_bytes = 987654321;
+	j.mirror_in_flight = 7;
+	j.mirror_held_back = 2;
+	j.lat_p50_us = 1800;
+	j.lat_p99_us = 21500;
+
+	text = sxm_job_rec_format(&j);
+	ASSERT_NE(NULL, text);
+	EXPECT_NE(NULL, strstr(text, "\nphase Mirroring + Copying\n"));
+	EXPECT_NE(NULL, strstr(text, "\nkind sxm\n"));
+	EXPECT_EQ(NULL, strstr(text, "mirrored_writes"));
+	ASSERT_EQ(0, sxm_job_rec_parse(text, &back));
+	free(text);
+	EXPECT_EQ(SXM_PHASE_COPYING, back.phase);
+	EXPECT_STREQ("sxm", back.kind);
+	EXPECT_EQ(8U << 20, back.full_done);
+	EXPECT_EQ(3U, back.degradations);
+	EXPECT_EQ(4200U, back.degraded_ms);
+	EXPECT_STREQ("sink_timeout", back.degraded_reason);
+	EXPECT_STREQ("sink_error:1 helper_detached:1 sink_timeout:1",
+		     back.degraded_reasons);
+	EXPECT_EQ(0U, back.mirrored_writes);
+	EXPECT_STREQ("", back.mirror);
+
+	text = sxm_job_wire_format(&j, false);
+	ASSERT_NE(NULL, text);
+	line = text;
+	nl = strchr(line, '\n');
+	if (nl)
+		*nl = '\0';
+	sxm_job_rec_init(&back);
+	ASSERT_EQ(0, sxm_job_wire_parse_line(line, &back));
+	free(text);
+	EXPECT_STREQ("degraded", back.mirror);
+	EXPECT_STREQ("sink_timeout", back.mirror_reason);
+	EXPECT_EQ(12345U, back.mirrored_writes);
+	EXPECT_EQ(987654321U, back.mirrored_bytes);
+	EXPECT_EQ(7U, back.mirror_in_flight);
+	EXPECT_EQ(2U, back.mirror_held_back);
+	EXPECT_EQ(1800U, back.lat_p50_us);
+	EXPECT_EQ(21500U, back.lat_p99_us);
+	EXPECT_EQ(3U, back.degradations);
+	EXPECT_STREQ("sink_error:1 helper_detached:1 sink_timeout:1",
+		     back.degraded_reasons);
+}
+
+TEST(predicted_downtime_when_mirrored)
+{
+	struct sxm_job_rec j;
+
+	sample(&j, "sxm", SXM_PHASE_MIRRORED);
+	j.last_rate = 100 << 20;
+	j.dirty_bytes = 0;
+	sxm_job_metrics(&j, sxm_now_ms());
+	EXPECT_GT(j.predicted_downtime, 0.05);
+	EXPECT_LT(j.predicted_downtime, 0.2);
+	j.phase = SXM_PHASE_COPYING;
+	sxm_job_metrics(&j, sxm_now_ms());
+	EXPECT_LT(j.predicted_downtime, 0);
+}
+
+TEST_HARNESS_MAIN
