@@ -1,0 +1,94 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Mirror-style jobs failing, resuming and cancelled, under a fio --verify
+# writer:
+#   - sink writes failing from the start: the bulk copy fails, the job is
+#     Failed (Mirroring + Copying) with the reason and lets the device go
+#     (the mirror off, no helper); the errors stop, "retry --wait" goes on
+#     to Mirrored;
+#   - cancel while Mirrored: sxm is taken out again, the device's table is
+#     what it was, the guest writes on;
+#   - the daemon killed with kill -9 in the middle of a bulk copy (a slow
+#     sink): restarted, the copy resumes at the saved cursor and not
+#     before it, the job composes to Mirrored, and the cutover leaves the
+#     sink identical to the source.
+# vm-timeout: 240
+. "$(dirname "$0")/../lib/test_common.sh"
+. "$(dirname "$0")/../lib/warm.sh"
+. "$(dirname "$0")/../lib/mirror.sh"
+
+require_sxm
+require_sxm_ctl
+require_cmd dmsetup fio nbdkit nbdcopy
+
+MIB=32 SIZE=$((32 << 20))
+scratch_dev disk $MIB
+rand_fill "$disk" $MIB
+lv_create lv56 "$disk" $MIB
+table0=$(dmsetup table lv56)
+img=/tmp/sink56.img flag=/tmp/sink56.fail
+truncate -s ${MIB}M $img
+cleanup_push rm -f $img $flag
+touch $flag
+sink_start --filter=error file file=$img error-pwrite=EIO \
+	error-pwrite-rate=100% error-pwrite-file=$flag
+uri_err=$SINK_URI
+daemon_start
+fio_log=/tmp/fio56.log
+fio_load fio_pid /dev/mapper/lv56 "$fio_log" --thread
+
+# ----------------------------------------------------- failed, retried ----
+
+out=$(sxm-ctl submit --source /dev/mapper/lv56 --sink "$uri_err" --kind sxm \
+	--name e56 --wait 2>&1) && rc=0 || rc=$?
+diag "$out"
+check_eq "submit --wait fails on the sink's write errors" 1 "$rc"
+check_eq "Failed in Mirroring + Copying" "Failed Mirroring + Copying" \
+	"$(jf e56 phase) $(jf e56 fail_phase)"
+check "the reason names the sink, the write and the error" bash -c \
+	"sxm-ctl show e56 | grep -E '^Reason +sink nbd://.*write at 0x[0-9a-f]+ .*Input/output error'"
+check "the device is let go: no helper, the mirror not on" \
+	wait_until 20 bash -c "dmsetup status lv56 | awk '{ exit !(\$9 == \"-\" && \$11 != \"on\") }'"
+check "the guest writes on" kill -0 "$fio_pid"
+rm -f $flag
+check "retry --wait goes on to Mirrored" sxm-ctl retry e56 --wait
+check_eq "Mirrored, the mirror on" "Mirrored on -" "$(jf e56 phase) $(mstate lv56)"
+compare_clean "the sink equals the source" lv56 /dev/mapper/lv56-sxm-orig \
+	$img "$fio_pid"
+
+# ---------------------------------------------------------------- cancel ----
+
+check "cancel --wait" sxm-ctl cancel e56 --wait
+check_eq "Cancelled" Cancelled "$(jf e56 phase)"
+check_eq "the device's table is what it was" "$table0" "$(dmsetup table lv56)"
+check "the hidden device is gone" bash -c "! dmsetup info lv56-sxm-orig"
+check "the guest writes on" kill -0 "$fio_pid"
+check "forget" sxm-ctl forget e56
+
+# ------------------------------------------- kill -9 in the bulk copy ----
+
+sink_start -p 10866 --filter=delay file file=$img delay-write=40ms
+check "submit --kind sxm to a slow sink" sxm-ctl submit \
+	--source /dev/mapper/lv56 --sink "$SINK_URI" --kind sxm --name k56
+rec=$SXM_JOB_DIR/k56.job
+saved() { sed -n "s/^$1 //p" "$rec"; }
+check "the bulk copy saves its cursor as it goes" \
+	wait_until 90 bash -c "[ \$(sed -n 's/^full_done //p' $rec) -ge $((4 << 20)) ]"
+daemon_kill9
+cursor=$(saved full_done)
+diag "killed at cursor $cursor"
+check_eq "killed in Mirroring + Copying" "Mirroring + Copying" "$(saved phase)"
+check "the cursor is inside the device" test "$cursor" -gt 0 -a "$cursor" -lt $SIZE
+check_eq "the target degraded: the helper is gone" "degraded helper_detached" \
+	"$(mstate lv56)"
+daemon_start
+check "restarted, the job composes to Mirrored" wait_phase k56 Mirrored 120
+check "the bulk copy resumed at the cursor" bash -c \
+	"sxm-ctl show k56 | grep -q 'bulk copy resumes at $cursor of $SIZE bytes'"
+check "the cutover" sxm-ctl cutover k56 --wait
+check_eq "the sink is identical to the frozen source" \
+	"$(sha256_of /dev/mapper/lv56-sxm-orig)" "$(sha256_of $img)"
+dmsetup resume lv56
+sleep 1
+fio_stop fio_pid "$fio_log" "fio --verify=crc32c saw no error through it all"
