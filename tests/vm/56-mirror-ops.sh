@@ -77,6 +77,7 @@ check "the bulk copy saves its cursor as it goes" \
 	wait_until 90 bash -c "[ \$(sed -n 's/^full_done //p' $rec) -ge $((4 << 20)) ]"
 daemon_kill9
 cursor=$(saved full_done)
+saved_bulk=$(saved bytes_full)
 diag "killed at cursor $cursor"
 check_eq "killed in Mirroring + Copying" "Mirroring + Copying" "$(saved phase)"
 check "the cursor is inside the device" test "$cursor" -gt 0 -a "$cursor" -lt $SIZE
@@ -86,6 +87,8 @@ daemon_start
 check "restarted, the job composes to Mirrored" wait_phase k56 Mirrored 120
 check "the bulk copy resumed at the cursor" bash -c \
 	"sxm-ctl show k56 | grep -q 'bulk copy resumes at $cursor of $SIZE bytes'"
+check_eq "and copied the device past it, nothing before it" \
+	$((saved_bulk + SIZE - cursor)) "$(jf k56 bytes_full)"
 check "the cutover" sxm-ctl cutover k56 --wait
 check_eq "the sink is identical to the frozen source" \
 	"$(sha256_of /dev/mapper/lv56-sxm-orig)" "$(sha256_of $img)"
