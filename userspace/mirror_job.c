@@ -576,8 +576,8 @@ static void next_batch(const uint64_t *map, uint64_t nr, uint64_t *pos,
  */
 static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 		       bool verify, bool sink_zero, const char *op,
-		       uint64_t base, uint64_t *copied, uint64_t *verified,
-		       char *err, size_t errlen)
+		       uint64_t base, bool own_op, uint64_t *copied,
+		       uint64_t *verified, char *err, size_t errlen)
 {
 	struct sxm_run *run = &j->run;
 	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
@@ -603,10 +603,10 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 		snprintf(err, errlen, "%s: %s", op, strerror(ENOMEM));
 		goto out;
 	}
-	/* Progress: from @base on for a part of a longer copy. */
+	/* Progress: its own op, or a part of a longer one from @base on. */
 	total = map_bytes(map, nr, rs, size);
 	done = base;
-	if (!base) {
+	if (own_op) {
 		lock(j);
 		set_op(j, op, 0, total);
 		unlock(j);
@@ -935,7 +935,7 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		unlock(j);
 		copied = checked = 0;
 		r = locked_pass(j, map, true, !verify_all, false, "resync", 0,
-				&copied, &checked, err, errlen);
+				true, &copied, &checked, err, errlen);
 		free(map);
 		map = NULL;
 		lock(j);
@@ -947,7 +947,7 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		*resynced += copied;
 		if (!r && verify_all)
 			r = locked_pass(j, NULL, false, true, false, "verify",
-					0, &copied, &checked, err, errlen);
+					0, true, &copied, &checked, err, errlen);
 		*verified += checked;
 		if (r && r != -EILSEQ)
 			return r;
@@ -1142,7 +1142,7 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 		set_op(j, "bulk copy", done, size);
 		unlock(j);
 		r = locked_pass(j, map, true, false, zero, "bulk copy", done,
-				&copied, &checked, err, errlen);
+				false, &copied, &checked, err, errlen);
 		lock(j);
 		j->rec.bytes_full += copied;
 		if (!r)

@@ -1,0 +1,19 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench-vm.sh — the guest's write path through dm-linear, sxm
+# (passthrough, tracking, mirroring to nbdkit over the veth) and dm-raid1
+# with a kernel NBD leg, and the cutover's downtime in the warm and the
+# mirror style under the same load: tests/vm/bench/mirror.sh in one boot
+# of the test VM, its figures printed with their ratios.  About ten
+# minutes under TCG; the sizes and counts are set at the top of that
+# script.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+scripts/vm-run.sh -q --no-summary vm/bench/mirror.sh > /dev/null 2>&1
+tap=build/vm/last/results/vm_bench_mirror.sh.tap
+[ -f "$tap" ] || { echo "bench-vm: no output (see build/vm/last/)" >&2; exit 1; }
+sed -n 's/^# \{0,1\}//p' "$tap"
+! grep -q '^not ok' "$tap"
