@@ -792,7 +792,15 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 			return r;
 		}
 	}
-	if (m->pump && m->running) {
+	if (m->pump && m->running && strcmp(ms.mirror, "degraded")) {
+		/* Off, not degraded: nothing was abandoned, the pump ends it. */
+		r = wait_kernel_idle(j, 0.001 * sxm_pump_geometry(m->pump)->timeout_ms + 2);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: writes stay in flight: %s",
+				 j->rec.device, strerror(-r));
+			return r;
+		}
+	} else if (m->pump && m->running) {
 		/* Let what the kernel abandoned finish before any resync. */
 		sxm_pump_drop(m->pump);
 		until = mono_s() + DROP_WAIT_S;
