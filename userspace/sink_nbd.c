@@ -325,17 +325,35 @@ static void ns_sndbuf(struct sxm_sink *s, struct nbd_handle *h)
 		sxm_debug("sink %s: SO_SNDBUF: %s", s->name, strerror(errno));
 }
 
+/*
+ * Close with requests still out (abandoned): reset the connection, so
+ * that what is still in the socket's send queue is dropped, not sent when
+ * a stalled link comes back.  A write given up on must never reach the
+ * server after the caller has written the same place again another way.
+ */
+static void ns_abort(struct nbd_handle *h)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+	int fd = nbd_aio_get_fd(h);
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 static void ns_sink_free(struct nbd_sink *ns)
 {
 	unsigned int i;
 
 	ns->closing = true;
 	for (i = 0; i < ns->nconn; i++) {
-		if (!nbd_aio_is_dead(ns->conn[i].h) &&
-		    !nbd_aio_is_closed(ns->conn[i].h))
-			nbd_shutdown(ns->conn[i].h,
-				     LIBNBD_SHUTDOWN_ABANDON_PENDING);
-		nbd_close(ns->conn[i].h);
+		struct nbd_handle *h = ns->conn[i].h;
+		bool live = !nbd_aio_is_dead(h) && !nbd_aio_is_closed(h);
+
+		if (live && ns->conn[i].in_flight)
+			ns_abort(h);
+		else if (live)
+			nbd_shutdown(h, LIBNBD_SHUTDOWN_ABANDON_PENDING);
+		nbd_close(h);
 	}
 	free(ns);
 }
