@@ -12,8 +12,11 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-scripts/vm-run.sh -q --no-summary vm/bench/mirror.sh > /dev/null 2>&1
-tap=build/vm/last/results/vm_bench_mirror.sh.tap
-[ -f "$tap" ] || { echo "bench-vm: no output (see build/vm/last/)" >&2; exit 1; }
+# A results folder of its own: build/vm/last may be another run's by the end.
+res=$(mktemp -d build/bench-vm.XXXXXX) || exit 1
+trap 'rm -rf "$res"' EXIT
+scripts/vm-run.sh -q --no-summary --results "$res" vm/bench/mirror.sh > /dev/null 2>&1
+tap=$res/vm_bench_mirror.sh.tap
+[ -f "$tap" ] || { echo "bench-vm: no output (see the newest build/vm/run-*/)" >&2; exit 1; }
 sed -n 's/^# \{0,1\}//p' "$tap"
 ! grep -q '^not ok' "$tap"

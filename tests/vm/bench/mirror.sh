@@ -13,7 +13,7 @@
 #     the same nbdkit;
 #   - the cutover's downtime (guest I/O held) under the same write load, a
 #     warm job against a mirror-style job, REPS times each.
-# Sizes: a 128 MiB device, 8 s a fio run, 3 cutovers a style.
+# Sizes: 128 MiB devices, 7 rounds of 4 s fio runs, 3 cutovers a style.
 # vm-timeout: 1500
 . "$(dirname "$0")/../../lib/test_common.sh"
 . "$(dirname "$0")/../../lib/warm.sh"
@@ -23,16 +23,17 @@ require_sxm_ctl
 require_cmd dmsetup fio nbdkit qemu-nbd
 require_module nbd dm-mirror
 
-MIB=128 SECS=5 ROUNDS=3 REPS=3
+MIB=128 SECS=4 ROUNDS=7 REPS=3
 SECT=$((MIB * 2048))
 mkdir -p /var/lock		# qemu-nbd -c keeps a socket there
-# A device of its own per configuration, all alike (loop on the same pool).
-scratch_dev s_lin $MIB
-scratch_dev s_pass $MIB
-scratch_dev s_track $MIB
-scratch_dev s_mirror $MIB
-scratch_dev s_raid $MIB
-# Written once, so that no run pays for allocating the backing files.
+# A device of its own per configuration, all alike: brd ramdisks, so that
+# what differs between them is the layer above and nothing below (a loop
+# device's worker thread alone moved the figures by a third).
+grep -q '^brd ' /proc/modules && bail "brd is already loaded"
+modprobe brd rd_nr=5 rd_size=$((MIB * 1024)) max_part=0 || bail "modprobe brd"
+cleanup_push _tc_rmmod brd
+s_lin=/dev/ram0 s_pass=/dev/ram1 s_track=/dev/ram2 s_mirror=/dev/ram3 s_raid=/dev/ram4
+# Written once, so that no run pays for allocating the ramdisks' pages.
 for d in "$s_lin" "$s_pass" "$s_track" "$s_mirror" "$s_raid"; do
 	dd if=/dev/zero of="$d" bs=1M count=$MIB oflag=direct status=none
 done
@@ -75,35 +76,51 @@ names=("dm-linear" "sxm passthrough" "sxm tracking" "sxm mirroring" "dm-raid1 + 
 devs=(/dev/mapper/b-lin /dev/mapper/b-pass /dev/mapper/b-track /dev/mapper/bm /dev/mapper/b-raid1)
 res=/tmp/bench-res
 : > $res
+# Each round runs every configuration once, starting one further along
+# each time, so that no configuration always follows the same one.  The
+# ratios are taken within a round (against dm-linear of the same round)
+# and their median reported: the machine's load moves whole rounds.
+n=${#devs[@]}
 for round in $(seq $ROUNDS); do
-	for i in "${!devs[@]}"; do
-		echo "$i r4 $(fio_w "${devs[$i]}" --rw=randwrite --bs=4k --iodepth=16)" >> $res
-		echo "$i s1 $(fio_w "${devs[$i]}" --rw=write --bs=1M --iodepth=4)" >> $res
+	for k in $(seq 0 $((n - 1))); do
+		i=$(((k + round) % n))
+		echo "$round $i r4 $(fio_w "${devs[$i]}" --rw=randwrite --bs=4k --iodepth=16)" >> $res
+		echo "$round $i s1 $(fio_w "${devs[$i]}" --rw=write --bs=1M --iodepth=4)" >> $res
 	done
 done
-diag "median of $ROUNDS interleaved rounds of $SECS s; device $MIB MiB; sink nbdkit memory over the veth"
+# col I WL FIELD — median over the rounds of configuration I's FIELD
+# (4 IOPS, 5 p99 in us, 6 MiB/s) in workload WL.
+col() {
+	awk -v i="$1" -v w="$2" -v f="$3" '$2 == i && $3 == w { print $f }' $res | median
+}
+# ratio I J WL FIELD — median over the rounds of I's FIELD / J's.
+ratio() {
+	awk -v i="$1" -v j="$2" -v w="$3" -v f="$4" '
+		$3 == w && $2 == i { a[$1] = $f }
+		$3 == w && $2 == j { b[$1] = $f }
+		END { for (r in a) if (b[r] > 0) printf "%.4f\n", a[r] / b[r] }' $res |
+		median | awk '{ printf "x%.2f", $1 }'
+}
+diag "medians of $ROUNDS rounds of $SECS s; $MIB MiB brd devices; sink nbdkit memory over the veth"
 diag "$(printf '%-24s %9s %10s %10s' "" "4k IOPS" "4k p99 us" "1M MiB/s")"
 for i in "${!devs[@]}"; do
-	iops[$i]=$(awk -v i="$i" '$1 == i && $2 == "r4" { print $3 }' $res | median)
-	p99[$i]=$(awk -v i="$i" '$1 == i && $2 == "r4" { print $4 }' $res | median)
-	mbs[$i]=$(awk -v i="$i" '$1 == i && $2 == "s1" { print $5 }' $res | median)
-	diag "$(printf '%-24s %9s %10s %10s' "${names[$i]}" "${iops[$i]}" "${p99[$i]}" "${mbs[$i]}")"
+	diag "$(printf '%-24s %9s %10s %10s' "${names[$i]}" "$(col $i r4 4)" \
+		"$(col $i r4 5)" "$(col $i s1 6)")"
 done
-diag "ratios against dm-linear:"
+diag "ratios, each the median of the rounds' own ratios:"
 for i in 1 2 3 4; do
-	diag "$(awk -v n="${names[$i]}" -v a="${iops[$i]}" -v b="${iops[0]}" -v c="${p99[$i]}" \
-		-v d="${p99[0]}" -v e="${mbs[$i]}" -v f="${mbs[0]}" 'BEGIN {
-		printf "  %-22s IOPS x%.2f  p99 x%.2f  MiB/s x%.2f", n, a / b, c / d, e / f }')"
+	diag "$(printf '  %-22s / dm-linear: IOPS %s  p99 %s  MiB/s %s' "${names[$i]}" \
+		"$(ratio $i 0 r4 4)" "$(ratio $i 0 r4 5)" "$(ratio $i 0 s1 6)")"
 done
-diag "mirroring against dm-raid1 + kernel nbd: $(awk -v a="${iops[3]}" -v b="${iops[4]}" \
-	-v c="${p99[3]}" -v d="${p99[4]}" -v e="${mbs[3]}" -v f="${mbs[4]}" 'BEGIN {
-	printf "IOPS x%.2f  p99 x%.2f  MiB/s x%.2f", a / b, c / d, e / f }')"
+diag "$(printf '  %-22s / dm-raid1 + kernel nbd: IOPS %s  p99 %s  MiB/s %s' "${names[3]}" \
+	"$(ratio 3 4 r4 4)" "$(ratio 3 4 r4 5)" "$(ratio 3 4 s1 6)")"
 diag "the pump: $(sxm-ctl show bm | sed -n 's/^Sink latency *//p'); the mirror went down $(jf bm degradations) times"
 pass "write path measured in 5 configurations"
 sxm-ctl cancel bm --wait > /dev/null 2>&1
 sxm-ctl forget bm > /dev/null
 dmsetup remove b-raid1
 qemu-nbd -d /dev/nbd0 > /dev/null
+dmsetup remove b-lin
 src=$s_lin
 
 # ------------------------------------------------------------- cutover ----
