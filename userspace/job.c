@@ -375,9 +375,15 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 
 void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms)
 {
+	bool mirrored = j->phase == SXM_PHASE_MIRRORED &&
+			!strcmp(j->mirror, "on");
 	double rate;
 
-	j->lag_ms = j->last_sync_ms ? now_ms - j->last_sync_ms : -1;
+	/* Mirrored with the mirror on, the sink has every completed write. */
+	if (mirrored)
+		j->lag_ms = 0;
+	else
+		j->lag_ms = j->last_sync_ms ? now_ms - j->last_sync_ms : -1;
 	if (j->lag_ms < -1)
 		j->lag_ms = 0;
 	j->rate = j->op[0] ? j->op_rate : j->last_rate;
@@ -386,7 +392,13 @@ void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms)
 	else
 		j->op_eta = -1;
 	rate = j->last_rate > 0 ? j->last_rate : j->op_rate;
-	if (j->dirty_bytes >= 0 && rate > 0 &&
+	/*
+	 * A mirror-style cutover copies nothing: it waits for the writes in
+	 * flight to reach the sink and then flushes it, about two round trips.
+	 */
+	if (mirrored && j->lat_p50_us)
+		j->predicted_downtime = 2.0 * j->lat_p50_us / 1e6;
+	else if (j->dirty_bytes >= 0 && rate > 0 &&
 	    (j->phase == SXM_PHASE_READY || j->phase == SXM_PHASE_SYNCING ||
 	     j->phase == SXM_PHASE_FULL_SYNC || j->phase == SXM_PHASE_MIRRORED))
 		j->predicted_downtime = 0.1 + 2.0 * j->dirty_bytes / rate;

@@ -194,11 +194,21 @@ TEST(predicted_downtime_when_mirrored)
 	sample(&j, "sxm", SXM_PHASE_MIRRORED);
 	j.last_rate = 100 << 20;
 	j.dirty_bytes = 0;
-	sxm_job_metrics(&j, sxm_now_ms());
-	EXPECT_GT(j.predicted_downtime, 0.05);
-	EXPECT_LT(j.predicted_downtime, 0.2);
+	j.last_sync_ms = 1000;
+	j.lat_p50_us = 4000;
+	/* The mirror on: nothing to copy, two sink round trips; no lag. */
+	strcpy(j.mirror, "on");
+	sxm_job_metrics(&j, 61000);
+	EXPECT_EQ(0.008, j.predicted_downtime);
+	EXPECT_EQ(0, j.lag_ms);
+	/* Degraded: what is dirty must be copied; the sink lags. */
+	strcpy(j.mirror, "degraded");
+	j.dirty_bytes = 100 << 20;
+	sxm_job_metrics(&j, 61000);
+	EXPECT_EQ(0.1 + 2.0, j.predicted_downtime);
+	EXPECT_EQ(60000, j.lag_ms);
 	j.phase = SXM_PHASE_COPYING;
-	sxm_job_metrics(&j, sxm_now_ms());
+	sxm_job_metrics(&j, 61000);
 	EXPECT_LT(j.predicted_downtime, 0);
 }
 
