@@ -45,6 +45,7 @@
 #include "ctl.h"
 #include "daemon.h"
 #include "engine.h"
+#include "jobcore.h"
 #include "jobstore.h"
 
 #define REQUEST_TIMEOUT_S	10
@@ -150,7 +151,7 @@ static void job_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 	pthread_mutex_unlock(&j->lock);
 	out->dirty_bytes = -1;
 	if (!sxm_phase_final(out->phase)) {
-		int64_t b = sxm_warm_dirty_bytes(out);
+		int64_t b = sxm_job_dirty_bytes(out);
 
 		out->dirty_bytes = b < 0 ? -1 : b;
 	}
@@ -362,7 +363,7 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 	/* Ours already: say so before the device's state says it less well. */
 	if (in_a_job(d, rec->source, rp))
 		goto out_free;
-	r = sxm_warm_classify(j, err, sizeof(err));
+	r = sxm_job_classify(j, err, sizeof(err));
 	if (r) {
 		reply_err(rp, r, "%s", err);
 		goto out_free;
@@ -375,7 +376,7 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 		goto out_free;
 
 	/* Initializing: the sink must be there, big enough and writable. */
-	r = sxm_warm_open_sink(j, true, err, sizeof(err));
+	r = sxm_job_open_sink(j, true, err, sizeof(err));
 	if (r) {
 		reply_err(rp, r, "%s", err);
 		goto out_unlink;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The daemon's insides, shared by daemon.c (service, socket, requests,
- * scheduling of the job threads), warm.c (what a warm job does) and
- * mirror_job.c (what a mirror-style job does).
+ * scheduling of the job threads), warm.c (what a warm job does),
+ * mirror_job.c (what a mirror-style job does) and jobcore.c (what both
+ * styles do the same way: the device, the attach, tracking, copying).
  *
  * Threads: the main thread accepts connections; each connection gets a
  * short-lived thread that answers its one request; each job that is not
@@ -82,28 +83,8 @@ struct sxm_daemon_opts {
 /* Run the daemon in the foreground until SIGTERM or SIGINT. */
 int sxm_daemon_run(const struct sxm_daemon_opts *o);
 
-/* warm.c */
-
-/*
- * Read the source a submit names: a block device; an sxm device of its
- * own (SXM_SRC_EXISTING), another dm device (SXM_SRC_INSERTED) or a plain
- * device (SXM_SRC_CREATED, the sxm device named after the job).  Fills in
- * j->rec's src_mode, device, size, region_size and j->src_rdev; refuses
- * what cannot take a job, with the reason in @err.
- */
-int sxm_warm_classify(struct sxm_job *j, char *err, size_t errlen);
-
-/* Open j->rec.sink for j->run, as a submit checks it (size, writable). */
-int sxm_warm_open_sink(struct sxm_job *j, bool probe_zero, char *err,
-		       size_t errlen);
-
-/* The job thread. */
+/* warm.c: the job thread of a warm job. */
 void *sxm_job_main(void *job);
-
-/* For mirror_job.c: the device, attach and detach as a warm job has them. */
-int sxm_warm_prepare(struct sxm_job *j, char *err, size_t errlen);
-int sxm_warm_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen);
-void sxm_warm_run_close(struct sxm_job *j);
 
 /* mirror_job.c */
 
@@ -120,12 +101,9 @@ void *sxm_job_thread(void *job);
 void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out);
 
 /*
- * Dirty bytes of the job's device now (dirty or harvested and not yet
- * acknowledged), read through an observer attach; -errno if unknown.
+ * jobcore.c (jobcore.h has the rest of the job layer under both styles).
+ * Log and record an event; j->lock held.
  */
-int64_t sxm_warm_dirty_bytes(const struct sxm_job_rec *rec);
-
-/* Log and record an event; j->lock held. */
 void sxm_job_event(struct sxm_job *j, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Save j->rec; j->lock held.  A failure is logged and recorded. */

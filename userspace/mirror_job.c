@@ -4,7 +4,8 @@
  * steps (mirror style)", on the kernel's mirror ring (mirror.h).  One
  * thread per job runs the phases; sxm_job_thread() hands a job to warm.c
  * or to this file by its kind, and to warm.c for a cancel (which undoes
- * the device the same way for both).
+ * the device with jobcore.c, the same way for both).  What both styles
+ * do alike (the device, the attach, tracking, copying) is jobcore.c's.
  *
  *   Preparing     the sxm target under the source as for a warm job
  *                 (insert, or a new device), attach as the helper, tracking
@@ -69,10 +70,8 @@
 
 #include "sxm.h"
 #include "cli.h"
-#include "copy.h"
-#include "daemon.h"
 #include "dm.h"
-#include "kdev.h"
+#include "jobcore.h"
 #include "mirror.h"
 #include "status.h"
 
@@ -87,7 +86,6 @@
 #define BACKOFF_MAX_MS		5000
 #define DROP_WAIT_S		10.0	/* for abandoned requests to finish */
 #define SINK_TIMEOUT_MS		5000	/* connect; a flush in the cutover */
-#define PROGRESS_MS		250
 
 struct sxm_mirror_run {
 	struct sxm_pump *pump;		/* the ring on pump_kfd; j->lock */
@@ -123,65 +121,15 @@ struct mstat {
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
 
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void lock(struct sxm_job *j)
-{
-	pthread_mutex_lock(&j->lock);
-}
-
-static void unlock(struct sxm_job *j)
-{
-	pthread_mutex_unlock(&j->lock);
-}
-
-static void dm_lock(struct sxm_job *j)
-{
-	pthread_mutex_lock(&j->d->dm_lock);
-}
-
-static void dm_unlock(struct sxm_job *j)
-{
-	pthread_mutex_unlock(&j->d->dm_lock);
-}
-
 bool sxm_job_is_mirror(const struct sxm_job_rec *rec)
 {
 	return !strcmp(rec->kind, KIND_MIRROR);
 }
 
-/* Publish what the job is doing now ("" when idle); j->lock held. */
-static void set_op(struct sxm_job *j, const char *op, uint64_t done,
-		   uint64_t total)
-{
-	snprintf(j->rec.op, sizeof(j->rec.op), "%s", op);
-	j->rec.op_done = done;
-	j->rec.op_total = total;
-	if (!*op)
-		j->rec.op_rate = 0;
-}
-
-/* Fail the job in its current phase; j->lock held. */
-static void fail(struct sxm_job *j, const char *why)
-{
-	j->rec.fail_phase = j->rec.phase;
-	j->rec.phase = SXM_PHASE_FAILED;
-	snprintf(j->rec.reason, sizeof(j->rec.reason), "%s",
-		 why[0] ? why : "unknown error");
-	j->req_cutover = false;
-	set_op(j, "", 0, 0);
-	sxm_job_event(j, "failed in %s: %s", sxm_phase_name(j->rec.fail_phase),
-		      j->rec.reason);
-	sxm_job_save(j);
-}
-
-/* Whether the job must leave what it is doing; j->lock held. */
+/*
+ * Whether the job must leave what it is doing; j->lock held.  Not a
+ * pause: the bulk copy waits paused between its batches (do_copy()).
+ */
 static bool must_stop(struct sxm_job *j)
 {
 	return j->d->stopping || j->rec.cancelling;
@@ -191,42 +139,10 @@ static bool stop_now(struct sxm_job *j)
 {
 	bool r;
 
-	lock(j);
+	sxm_job_lock(j);
 	r = must_stop(j);
-	unlock(j);
+	sxm_job_unlock(j);
 	return r;
-}
-
-/* Sleep up to @ms or until kicked; j->lock held. */
-static void wait_ms(struct sxm_job *j, unsigned int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&j->cond, &j->lock, &ts);
-}
-
-static uint64_t region_len(uint64_t r, uint64_t rs, uint64_t size)
-{
-	uint64_t start = r * rs;
-
-	return start + rs <= size ? rs : size - start;
-}
-
-static uint64_t map_bytes(const uint64_t *map, uint64_t nr, uint64_t rs,
-			  uint64_t size)
-{
-	uint64_t n = sxm_bitmap_weight(map, nr) * rs;
-
-	if (nr && sxm_bitmap_test(map, nr - 1))
-		n -= rs - region_len(nr - 1, rs, size);
-	return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -264,9 +180,9 @@ static int kstat(struct sxm_job *j, struct mstat *m)
 {
 	int r;
 
-	dm_lock(j);
+	sxm_job_dm_lock(j);
 	r = mstat_read(j->rec.device, m);
-	dm_unlock(j);
+	sxm_job_dm_unlock(j);
 	return r;
 }
 
@@ -285,11 +201,11 @@ static void *pump_main(void *arg)
 	struct sxm_mirror_run *m = j->mirror;
 	int r = sxm_pump_run(m->pump, m->sink, &m->stop);
 
-	lock(j);
+	sxm_job_lock(j);
 	m->result = r;
 	m->exited = true;
 	pthread_cond_broadcast(&j->cond);
-	unlock(j);
+	sxm_job_unlock(j);
 	return NULL;
 }
 
@@ -311,10 +227,10 @@ static void pump_close_sink(struct sxm_job *j)
 	struct sxm_mirror_run *m = j->mirror;
 	struct sxm_sink *s;
 
-	lock(j);
+	sxm_job_lock(j);
 	s = m->sink;
 	m->sink = NULL;
-	unlock(j);
+	sxm_job_unlock(j);
 	sxm_sink_close(s);
 }
 
@@ -328,10 +244,10 @@ static void pump_release(struct sxm_job *j)
 		return;
 	pump_join(j);
 	pump_close_sink(j);
-	lock(j);
+	sxm_job_lock(j);
 	p = m->pump;
 	m->pump = NULL;
-	unlock(j);
+	sxm_job_unlock(j);
 	sxm_pump_close(p);
 }
 
@@ -339,7 +255,7 @@ static void pump_release(struct sxm_job *j)
 static void release_all(struct sxm_job *j)
 {
 	pump_release(j);
-	sxm_warm_run_close(j);
+	sxm_job_run_close(j);
 }
 
 /* The largest power of two of at most @max, at most 128 KiB. */
@@ -367,9 +283,9 @@ static int pump_open_sink(struct sxm_job *j, char *err, size_t errlen)
 	r = sxm_sink_open(j->rec.sink, &so, &s, err, errlen);
 	if (r)
 		return r;
-	lock(j);
+	sxm_job_lock(j);
 	m->sink = s;
-	unlock(j);
+	sxm_job_unlock(j);
 	return 0;
 }
 
@@ -386,10 +302,10 @@ static int pump_start(struct sxm_job *j, char *err, size_t errlen)
 		return r;
 	if (m->pump && m->pump_kfd != j->run.kfd) {
 		/* A new attach: the old ring went with the old one. */
-		lock(j);
+		sxm_job_lock(j);
 		p = m->pump;
 		m->pump = NULL;
-		unlock(j);
+		sxm_job_unlock(j);
 		sxm_pump_close(p);
 	}
 	if (!m->pump) {
@@ -406,10 +322,10 @@ static int pump_start(struct sxm_job *j, char *err, size_t errlen)
 				 strerror(-r));
 			return r;
 		}
-		lock(j);
+		sxm_job_lock(j);
 		m->pump = p;
 		m->pump_kfd = j->run.kfd;
-		unlock(j);
+		sxm_job_unlock(j);
 	}
 	if (m->running)
 		return 0;
@@ -435,16 +351,16 @@ static void pump_reap(struct sxm_job *j)
 	bool exited;
 	int r;
 
-	lock(j);
+	sxm_job_lock(j);
 	exited = m->running && m->exited;
 	r = m->result;
-	unlock(j);
+	sxm_job_unlock(j);
 	if (!exited)
 		return;
 	pump_join(j);
-	lock(j);
+	sxm_job_lock(j);
 	sxm_job_event(j, "mirror pump stopped: %s", strerror(-r));
-	unlock(j);
+	sxm_job_unlock(j);
 	if (r == -EIO || r == -ENXIO || r == -EPROTO || r == -EINVAL) {
 		release_all(j);
 		return;
@@ -456,47 +372,20 @@ static void pump_reap(struct sxm_job *j)
 /* Copying under locks                                                */
 /* ------------------------------------------------------------------ */
 
-struct progress {
-	struct sxm_job *j;
-	uint64_t base;
-};
-
-static void on_progress(void *opaque, const struct sxm_copy_stats *st)
-{
-	struct progress *pg = opaque;
-
-	if (!pg)
-		return;
-	lock(pg->j);
-	pg->j->rec.op_done = pg->base + st->bytes_done;
-	if (st->rate > 0)
-		pg->j->rec.op_rate = st->rate;
-	unlock(pg->j);
-}
-
 /*
  * Copy (or with @verify, read back and compare) the regions of @map with
  * the job's own connection.  res->dirty says what is not done.
  */
 static int copy_regions(struct sxm_job *j, const uint64_t *map,
-			bool sink_zero, bool verify, struct progress *pg,
+			bool sink_zero, bool verify,
+			struct sxm_job_progress *pg,
 			struct sxm_copy_result *res)
 {
-	struct sxm_copy_opts o = {
-		.region_size = j->run.region_sectors << SECTOR_SHIFT,
-		.bitmap = map,
-		.sink_is_zero = sink_zero,
-		.nr_bufs = BATCH_BUFS,
-		.progress = on_progress,
-		.progress_opaque = pg,
-		.progress_ms = PROGRESS_MS,
-		.cancel = &j->stop,
-	};
 	char err[512];
 	int r;
 
 	if (!j->run.sink) {
-		r = sxm_warm_open_sink(j, false, err, sizeof(err));
+		r = sxm_job_open_sink(j, false, err, sizeof(err));
 		if (r) {
 			memset(res, 0, sizeof(*res));
 			res->error = r;
@@ -504,14 +393,10 @@ static int copy_regions(struct sxm_job *j, const uint64_t *map,
 			return r;
 		}
 	}
-	lock(j);
-	o.engine = strcmp(j->rec.engine, "auto") ? j->rec.engine : NULL;
-	j->stop = must_stop(j);
-	unlock(j);
-	if (verify)
-		r = sxm_copy_verify(j->run.src, j->run.sink, &o, res);
-	else
-		r = sxm_copy(j->run.src, j->run.sink, &o, res);
+	r = sxm_job_copy(j, map,
+			 (sink_zero ? SXM_JOB_COPY_SINK_ZERO : 0) |
+			 (verify ? SXM_JOB_COPY_VERIFY : 0),
+			 BATCH_BUFS, pg, res);
 	/* A failed copy may have lost the connection: the next one reopens. */
 	if (r && r != -EILSEQ && r != -EINTR) {
 		sxm_sink_close(j->run.sink);
@@ -559,7 +444,7 @@ static void next_batch(const uint64_t *map, uint64_t nr, uint64_t *pos,
 		b->r[b->n].count = 0;
 		while (r < nr && sxm_bitmap_test(map, r) && b->bytes < limit) {
 			sxm_bitmap_set(b->map, r);
-			b->bytes += region_len(r, rs, size);
+			b->bytes += sxm_region_len(r, rs, size);
 			b->r[b->n].count++;
 			r++;
 		}
@@ -583,7 +468,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
 	uint64_t size = j->rec.size, pos = 0, total, done, i;
 	struct sxm_copy_result res = { 0 };
-	struct progress pg = { .j = j };
+	struct sxm_job_progress pg = { .j = j };
 	struct batch *b;
 	uint64_t *all = NULL;
 	double t0;
@@ -604,12 +489,12 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 		goto out;
 	}
 	/* Progress: its own op, or a part of a longer one from @base on. */
-	total = map_bytes(map, nr, rs, size);
+	total = sxm_regions_bytes(map, nr, rs, size);
 	done = base;
 	if (own_op) {
-		lock(j);
-		set_op(j, op, 0, total);
-		unlock(j);
+		sxm_job_lock(j);
+		sxm_job_set_op(j, op, 0, total);
+		sxm_job_unlock(j);
 	}
 
 	while (!r) {
@@ -621,7 +506,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			snprintf(err, errlen, "interrupted");
 			break;
 		}
-		t0 = mono_s();
+		t0 = sxm_mono_s();
 		r = sxm_kdev_lock(run->kfd, b->r, b->n, false);
 		if (r) {
 			snprintf(err, errlen, "/dev/mapper/%s: lock %u ranges: %s",
@@ -664,13 +549,13 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 				snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
 					 j->rec.device, strerror(-r));
 		}
-		if (!r && mono_s() > t0)
+		if (!r && sxm_mono_s() > t0)
 			j->mirror->rate = 0.5 * j->mirror->rate +
-					  0.5 * b->bytes / (mono_s() - t0);
+					  0.5 * b->bytes / (sxm_mono_s() - t0);
 		done += b->bytes;
-		lock(j);
+		sxm_job_lock(j);
 		j->rec.op_done = done;
-		unlock(j);
+		sxm_job_unlock(j);
 	}
 out:
 	free(all);
@@ -687,7 +572,7 @@ out:
 /* Wait for the kernel to have nothing of ours in flight. */
 static int wait_kernel_idle(struct sxm_job *j, double secs)
 {
-	double until = mono_s() + secs;
+	double until = sxm_mono_s() + secs;
 	struct mstat ms;
 	int r;
 
@@ -695,11 +580,11 @@ static int wait_kernel_idle(struct sxm_job *j, double secs)
 		r = kstat(j, &ms);
 		if (r || !ms.in_flight)
 			return r;
-		if (mono_s() > until)
+		if (sxm_mono_s() > until)
 			return -ETIMEDOUT;
-		lock(j);
-		wait_ms(j, 100);
-		unlock(j);
+		sxm_job_lock(j);
+		sxm_job_wait_ms(j, 100);
+		sxm_job_unlock(j);
 	}
 }
 
@@ -711,26 +596,24 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_run *run = &j->run;
 	struct sxm_copy_result res = { 0 };
-	struct progress pg = { .j = j };
+	struct sxm_job_progress pg = { .j = j };
 	uint64_t *map = NULL, bytes;
 	struct sxm_harvest h;
 	int r;
 
-	r = sxm_kdev_harvest(run->kfd, 0, &map, &h);
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: harvest: %s",
-			 j->rec.device, strerror(-r));
+	r = sxm_job_harvest(j, NULL, &map, &h, err, errlen);
+	if (r)
 		return r;
-	}
 	if (!h.dirty_regions) {
 		free(map);
 		return 0;
 	}
-	bytes = map_bytes(map, h.nr_regions,
-			  run->region_sectors << SECTOR_SHIFT, j->rec.size);
-	lock(j);
-	set_op(j, "catch-up", 0, bytes);
-	unlock(j);
+	bytes = sxm_regions_bytes(map, h.nr_regions,
+				  run->region_sectors << SECTOR_SHIFT,
+				  j->rec.size);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "catch-up", 0, bytes);
+	sxm_job_unlock(j);
 	r = copy_regions(j, map, false, false, &pg, &res);
 	if (r) {
 		snprintf(err, errlen, "%s", res.errmsg);
@@ -748,10 +631,10 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 			snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
 				 j->rec.device, strerror(-r));
 	}
-	lock(j);
+	sxm_job_lock(j);
 	j->rec.bytes_incr += res.stats.bytes_done;
-	set_op(j, "", 0, 0);
-	unlock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	sxm_job_unlock(j);
 	sxm_copy_result_free(&res);
 	free(map);
 	return r;
@@ -770,7 +653,7 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 
 	pump_reap(j);
 	if (j->run.kfd < 0) {
-		r = sxm_warm_run_open(j, true, err, errlen);
+		r = sxm_job_run_open(j, true, err, errlen);
 		if (r)
 			return r;
 	}
@@ -803,12 +686,12 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 	} else if (m->pump && m->running) {
 		/* Let what the kernel abandoned finish before any resync. */
 		sxm_pump_drop(m->pump);
-		until = mono_s() + DROP_WAIT_S;
-		while (!sxm_pump_dropped(m->pump) && mono_s() < until &&
+		until = sxm_mono_s() + DROP_WAIT_S;
+		while (!sxm_pump_dropped(m->pump) && sxm_mono_s() < until &&
 		       !stop_now(j)) {
-			lock(j);
-			wait_ms(j, 50);
-			unlock(j);
+			sxm_job_lock(j);
+			sxm_job_wait_ms(j, 50);
+			sxm_job_unlock(j);
 		}
 		if (!sxm_pump_dropped(m->pump)) {
 			/* A sink that does not answer: give its requests up. */
@@ -858,7 +741,7 @@ static void note_down(struct sxm_job *j, const struct mstat *ms)
 	if (m->down_since)
 		return;
 	why = ms && strcmp(ms->reason, "-") ? ms->reason : "pump_stopped";
-	m->down_since = mono_s();
+	m->down_since = sxm_mono_s();
 	m->down_said = false;
 	snprintf(m->down_reason, sizeof(m->down_reason), "%s", why);
 	rec->degradations++;
@@ -899,7 +782,7 @@ static void note_up(struct sxm_job *j, const char *how)
 
 	if (!m->down_since)
 		return;
-	secs = mono_s() - m->down_since;
+	secs = sxm_mono_s() - m->down_since;
 	j->rec.degraded_ms += (uint64_t)(secs * 1000);
 	sxm_job_event(j, "mirror back on after %.1f s down (%s): %s",
 		      secs, m->down_reason, how);
@@ -916,7 +799,6 @@ static void note_up(struct sxm_job *j, const char *how)
 static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		   uint64_t *verified, char *err, size_t errlen)
 {
-	struct sxm_run *run = &j->run;
 	struct sxm_harvest h;
 	struct mstat ms;
 	uint64_t *map = NULL, copied = 0, checked = 0;
@@ -927,31 +809,22 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		r = mirror_up(j, err, errlen);
 		if (r)
 			return r;
-		r = sxm_kdev_harvest(run->kfd, 0, &map, &h);
-		if (r) {
-			snprintf(err, errlen, "/dev/mapper/%s: harvest: %s",
-				 j->rec.device, strerror(-r));
+		r = sxm_job_harvest(j,
+				    "tracking was interrupted (track id changed)",
+				    &map, &h, err, errlen);
+		if (r)
 			return r;
-		}
-		lock(j);
-		if (h.track_id != j->rec.track_id) {
-			unlock(j);
-			free(map);
-			snprintf(err, errlen, "tracking was interrupted (track id changed)");
-			return -ESTALE;
-		}
-		unlock(j);
 		copied = checked = 0;
 		r = locked_pass(j, map, true, !verify_all, false, "resync", 0,
 				true, &copied, &checked, err, errlen);
 		free(map);
 		map = NULL;
-		lock(j);
+		sxm_job_lock(j);
 		j->rec.bytes_incr += copied;
 		if (copied)
 			j->rec.sync_count++;
 		j->rec.last_sync_ms = sxm_now_ms();
-		unlock(j);
+		sxm_job_unlock(j);
 		*resynced += copied;
 		if (!r && verify_all)
 			r = locked_pass(j, NULL, false, true, false, "verify",
@@ -962,12 +835,12 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		if (kstat(j, &ms) == 0 && mirror_on(&ms) && !r)
 			return 0;
 		/* Down meanwhile, or data differed: once more. */
-		lock(j);
+		sxm_job_lock(j);
 		if (r == -EILSEQ)
 			sxm_job_event(j, "verify: %s; the regions are resynced", err);
 		else
 			note_down(j, &ms);
-		unlock(j);
+		sxm_job_unlock(j);
 	}
 	if (!r)
 		snprintf(err, errlen, "the mirror went down %d times while composing",
@@ -979,44 +852,6 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 /* The phases                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Tracking on, the map and held map forgotten: a bulk copy follows. */
-static int start_tracking(struct sxm_job *j, char *err, size_t errlen)
-{
-	struct sxm_harvest h;
-	struct sxm_info info;
-	uint64_t *map = NULL;
-	int r;
-
-	dm_lock(j);
-	r = sxm_dm_message(j->rec.device, 0, "mode track", NULL);
-	dm_unlock(j);
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: mode track: %s",
-			 j->rec.device, cli_dm_strerror(r));
-		return r;
-	}
-	r = sxm_kdev_harvest(j->run.kfd, 0, &map, &h);
-	free(map);
-	if (!r)
-		r = sxm_kdev_ack(j->run.kfd, NULL, 0, NULL);
-	if (!r)
-		r = sxm_kdev_info(j->run.kfd, &info);
-	if (!r && !info.track_id)
-		r = -EIO;
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: baseline: %s",
-			 j->rec.device, strerror(-r));
-		return r;
-	}
-	lock(j);
-	j->rec.track_id = info.track_id;
-	j->rec.full_done = 0;
-	sxm_job_event(j, "tracking changes (track id %016" PRIx64 ")",
-		      (uint64_t)info.track_id);
-	unlock(j);
-	return 0;
-}
-
 /*
  * Attached, and tracking without a gap since the job began; else the
  * bulk copy starts over (*@restarted).
@@ -1024,39 +859,22 @@ static int start_tracking(struct sxm_job *j, char *err, size_t errlen)
 static int attach(struct sxm_job *j, bool *restarted, char *err,
 		  size_t errlen)
 {
-	struct sxm_info info;
-	uint64_t saved;
 	int r;
 
 	*restarted = false;
 	/* The sink is opened when needed: it may be down in Mirrored. */
-	r = sxm_warm_run_open(j, false, err, errlen);
+	r = sxm_job_run_open(j, false, err, errlen);
 	if (r)
 		return r;
-	r = sxm_kdev_info(j->run.kfd, &info);
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: info: %s",
-			 j->rec.device, strerror(-r));
+	r = sxm_job_tracking_gap(j, true, "the bulk copy starts over", err,
+				 errlen);
+	if (r <= 0)
 		return r;
-	}
-	lock(j);
-	saved = j->rec.track_id;
-	unlock(j);
-	if (info.track_id == saved && info.mode != SXM_MODE_PASSTHROUGH)
-		return 0;
-	lock(j);
-	sxm_job_event(j, "tracking was interrupted (track id %016" PRIx64 ", now %016" PRIx64 "): writes may have gone unseen, the bulk copy starts over",
-		      saved, (uint64_t)info.track_id);
-	unlock(j);
+	/* The bulk copy brings the pump up again (mirror_up()). */
 	pump_release(j);
-	r = start_tracking(j, err, errlen);
+	r = sxm_job_track_again(j, SXM_PHASE_COPYING, "", err, errlen);
 	if (r)
 		return r;
-	lock(j);
-	j->rec.phase = SXM_PHASE_COPYING;
-	j->rec.sink_zero = false;
-	sxm_job_save(j);
-	unlock(j);
 	*restarted = true;
 	return 0;
 }
@@ -1066,9 +884,9 @@ static int do_prepare(struct sxm_job *j, char *err, size_t errlen)
 	struct sxm_features feat;
 	int r;
 
-	r = sxm_warm_prepare(j, err, errlen);
+	r = sxm_job_prepare_device(j, err, errlen);
 	if (!r)
-		r = sxm_warm_run_open(j, true, err, errlen);
+		r = sxm_job_run_open(j, true, err, errlen);
 	if (r)
 		return r;
 	r = sxm_kdev_features(j->run.kfd, &feat);
@@ -1076,7 +894,8 @@ static int do_prepare(struct sxm_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "this dm-sxm has no mirror ring (SXM_F_MIRROR): a mirror-style job cannot run");
 		return -EOPNOTSUPP;
 	}
-	return start_tracking(j, err, errlen);
+	/* Tracking on with a clean baseline: the bulk copy follows. */
+	return sxm_job_start_tracking(j, "", err, errlen);
 }
 
 /* Mirror on, then every region from the cursor on, under locks. */
@@ -1088,7 +907,7 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 	uint64_t *map;
 	struct mstat ms;
 	bool zero;
-	double start = mono_s();
+	double start = sxm_mono_s();
 	int r;
 
 	r = mirror_up(j, err, errlen);
@@ -1097,43 +916,43 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 	map = calloc(sxm_bitmap_words(nr) + 1, sizeof(*map));
 	if (!map)
 		return -ENOMEM;
-	lock(j);
+	sxm_job_lock(j);
 	size = j->rec.size;
 	done = j->rec.full_done;
 	zero = j->rec.sink_zero;
 	sxm_job_event(j, "mirroring: every write from now on reaches %s; bulk copy %s %" PRIu64 " of %" PRIu64 " bytes",
 		      j->rec.sink, done ? "resumes at" : "starts at", done,
 		      size);
-	set_op(j, "bulk copy", done, size);
-	unlock(j);
+	sxm_job_set_op(j, "bulk copy", done, size);
+	sxm_job_unlock(j);
 
 	while (done < size) {
-		lock(j);
+		sxm_job_lock(j);
 		if (must_stop(j)) {
-			unlock(j);
+			sxm_job_unlock(j);
 			r = -EINTR;
 			break;
 		}
 		if (j->rec.paused) {
-			set_op(j, "", 0, 0);
-			wait_ms(j, TICK_MS);
-			unlock(j);
+			sxm_job_set_op(j, "", 0, 0);
+			sxm_job_wait_ms(j, TICK_MS);
+			sxm_job_unlock(j);
 			continue;
 		}
-		unlock(j);
+		sxm_job_unlock(j);
 		/* The mirror must serve the guest while the copy runs. */
 		pump_reap(j);
 		r = kstat(j, &ms);
 		if (r || !mirror_on(&ms) || !j->mirror->running) {
-			lock(j);
+			sxm_job_lock(j);
 			note_down(j, r ? NULL : &ms);
-			unlock(j);
+			sxm_job_unlock(j);
 			r = mirror_up(j, err, errlen);
 			if (r)
 				break;
-			lock(j);
+			sxm_job_lock(j);
 			note_up(j, "what was dirtied meanwhile is resynced when the copy is done");
-			unlock(j);
+			sxm_job_unlock(j);
 		}
 		/* Four batches between saves of the cursor, on region bounds. */
 		end = (done + batch_limit(j, rs) * 4 + rs - 1) / rs * rs;
@@ -1146,37 +965,37 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 			sxm_bitmap_set(map, i);
 		checked = 0;
 		copied = 0;
-		lock(j);
-		set_op(j, "bulk copy", done, size);
-		unlock(j);
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "bulk copy", done, size);
+		sxm_job_unlock(j);
 		r = locked_pass(j, map, true, false, zero, "bulk copy", done,
 				false, &copied, &checked, err, errlen);
-		lock(j);
+		sxm_job_lock(j);
 		j->rec.bytes_full += copied;
 		if (!r)
 			j->rec.full_done = end;
 		done = j->rec.full_done;
-		set_op(j, "bulk copy", done, size);
+		sxm_job_set_op(j, "bulk copy", done, size);
 		sxm_job_save(j);
 		/* Paused: the batch is done again once resumed. */
 		if (r == -EINTR && !must_stop(j))
 			r = 0;
-		unlock(j);
+		sxm_job_unlock(j);
 		if (r)
 			break;
 	}
 	free(map);
 	if (r)
 		return r;
-	lock(j);
-	j->rec.last_sync_secs = mono_s() - start;
+	sxm_job_lock(j);
+	j->rec.last_sync_secs = sxm_mono_s() - start;
 	if (j->rec.last_sync_secs > 0)
 		j->rec.last_rate = (double)size / j->rec.last_sync_secs;
 	j->rec.last_sync_ms = sxm_now_ms();
 	sxm_job_event(j, "bulk copy done: %" PRIu64 " bytes copied in all, %.1f s this run",
 		      j->rec.bytes_full, j->rec.last_sync_secs);
-	set_op(j, "", 0, 0);
-	unlock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	sxm_job_unlock(j);
 	return 0;
 }
 
@@ -1186,18 +1005,18 @@ static int do_compose(struct sxm_job *j, char *err, size_t errlen)
 	bool all;
 	int r;
 
-	lock(j);
+	sxm_job_lock(j);
 	all = j->rec.size <= FULL_VERIFY_MAX;
-	unlock(j);
+	sxm_job_unlock(j);
 	r = compose(j, all, &resynced, &verified, err, errlen);
-	lock(j);
-	set_op(j, "", 0, 0);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "", 0, 0);
 	if (!r) {
 		note_up(j, "resynced");
 		sxm_job_event(j, "composed: %" PRIu64 " bytes resynced, %" PRIu64 " bytes read back and verified%s; the sink equals the source and the mirror keeps it so",
 			      resynced, verified, all ? " (all of it)" : "");
 	}
-	unlock(j);
+	sxm_job_unlock(j);
 	return r;
 }
 
@@ -1219,7 +1038,7 @@ static void flush_done(struct sxm_sink_req *req, int err)
 static int flush_bounded(struct sxm_sink **sp)
 {
 	struct sxm_sink *s = *sp;
-	double until = mono_s() + SINK_TIMEOUT_MS / 1000.0;
+	double until = sxm_mono_s() + SINK_TIMEOUT_MS / 1000.0;
 	struct flush_req *f;
 	int r;
 
@@ -1235,7 +1054,7 @@ static int flush_bounded(struct sxm_sink **sp)
 		free(f);
 		return r;
 	}
-	while (!f->done && !r && mono_s() < until)
+	while (!f->done && !r && sxm_mono_s() < until)
 		r = sxm_sink_wait(s, 100);
 	if (!f->done) {
 		sxm_sink_close(s);
@@ -1259,30 +1078,20 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	uint64_t rs = run->region_sectors << SECTOR_SHIFT, total = 0;
 	uint64_t verified = 0, nr;
 	struct sxm_copy_result res = { 0 };
-	struct progress pg = { .j = j };
+	struct sxm_job_progress pg = { .j = j };
 	struct sxm_harvest h;
 	struct mstat ms;
 	uint64_t *map = NULL;
 	bool all;
-	double t0 = mono_s(), t_susp, t_copy, t_flush, t1;
+	uint64_t downtime_ms;
+	char how[sizeof(j->rec.events[0].text)];
+	double t0 = sxm_mono_s(), t_susp, t_copy, t_flush, t1;
 	int r;
 
-	lock(j);
-	all = j->verify_all;
-	set_op(j, "cutover", 0, 0);
-	unlock(j);
-	if (!run->suspended) {
-		dm_lock(j);
-		r = sxm_dm_suspend(j->rec.device, 0);
-		dm_unlock(j);
-		if (r) {
-			snprintf(err, errlen, "/dev/mapper/%s: suspend: %s",
-				 j->rec.device, cli_dm_strerror(r));
-			return r;
-		}
-		run->suspended = true;
-	}
-	t_susp = mono_s();
+	r = sxm_job_cutover_start(j, &all, err, errlen);
+	if (r)
+		return r;
+	t_susp = sxm_mono_s();
 	/* Suspended: every write completed, on both legs or tracked. */
 	r = kstat(j, &ms);
 	if (!r && (ms.in_flight || ms.held_back)) {
@@ -1290,24 +1099,16 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 			 j->rec.device, ms.in_flight, ms.held_back);
 		return -EBUSY;
 	}
-	r = sxm_kdev_harvest(run->kfd, 0, &map, &h);
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: harvest: %s",
-			 j->rec.device, strerror(-r));
+	r = sxm_job_harvest(j, "tracking was interrupted (track id changed): the bulk copy must run again",
+			    &map, &h, err, errlen);
+	if (r)
 		return r;
-	}
 	nr = h.nr_regions;
-	lock(j);
-	if (h.track_id != j->rec.track_id) {
-		unlock(j);
-		free(map);
-		snprintf(err, errlen, "tracking was interrupted (track id changed): the bulk copy must run again");
-		return -ESTALE;
-	}
+	sxm_job_lock(j);
 	if (h.dirty_regions)
-		total = map_bytes(map, nr, rs, j->rec.size);
-	set_op(j, "cutover", 0, total);
-	unlock(j);
+		total = sxm_regions_bytes(map, nr, rs, j->rec.size);
+	sxm_job_set_op(j, "cutover", 0, total);
+	sxm_job_unlock(j);
 	if (h.dirty_regions) {
 		/* The mirror was down: the source is frozen, copy the rest. */
 		r = copy_regions(j, map, false, false, &pg, &res);
@@ -1318,7 +1119,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		sxm_copy_result_free(&res);
 	}
 	/* Nothing in flight: the pump has nothing left to do. */
-	t_copy = mono_s();
+	t_copy = sxm_mono_s();
 	pump_join(j);
 	r = flush_bounded(&m->sink);
 	if (!r && j->run.sink)
@@ -1327,11 +1128,11 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "sink: flush: %s", strerror(-r));
 		goto out;
 	}
-	t_flush = mono_s();
+	t_flush = sxm_mono_s();
 	if (all || h.dirty_regions) {
-		lock(j);
-		set_op(j, "verify", 0, all ? j->rec.size : total);
-		unlock(j);
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "verify", 0, all ? j->rec.size : total);
+		sxm_job_unlock(j);
 		r = copy_regions(j, all ? NULL : map, false, true, &pg, &res);
 		if (r) {
 			snprintf(err, errlen, "verify: %s", res.errmsg);
@@ -1348,40 +1149,18 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 			 strerror(-r));
 		goto out;
 	}
-	t1 = mono_s();
-	lock(j);
-	j->rec.cutover_bytes = total;
-	j->rec.verified_bytes = verified;
-	j->rec.downtime_ms = (uint64_t)((t1 - t0) * 1000 + 0.5);
-	j->rec.last_sync_ms = sxm_now_ms();
-	sxm_job_event(j, "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms (suspend %.0f, harvest and copy %.0f, pump stop and flushes %.0f, verify and the rest %.0f)",
-		      total, verified, j->rec.downtime_ms,
-		      (t_susp - t0) * 1000, (t_copy - t_susp) * 1000,
-		      (t_flush - t_copy) * 1000, (t1 - t_flush) * 1000);
-	sxm_job_event(j, "the source /dev/mapper/%s is left suspended (frozen) so that it cannot diverge from the sink: stop the VM, then remove the device",
-		      j->rec.device);
-	set_op(j, "", 0, 0);
-	unlock(j);
+	t1 = sxm_mono_s();
+	downtime_ms = (uint64_t)((t1 - t0) * 1000 + 0.5);
+	snprintf(how, sizeof(how), "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms (suspend %.0f, harvest and copy %.0f, pump stop and flushes %.0f, verify and the rest %.0f)",
+		 total, verified, downtime_ms,
+		 (t_susp - t0) * 1000, (t_copy - t_susp) * 1000,
+		 (t_flush - t_copy) * 1000, (t1 - t_flush) * 1000);
+	sxm_job_lock(j);
+	sxm_job_cutover_done(j, total, verified, downtime_ms, how);
+	sxm_job_unlock(j);
 out:
 	sxm_copy_result_free(&res);
 	free(map);
-	return r;
-}
-
-static int resume_device(struct sxm_job *j, char *err, size_t errlen)
-{
-	int r;
-
-	if (!j->run.suspended)
-		return 0;
-	dm_lock(j);
-	r = sxm_dm_resume(j->rec.device);
-	dm_unlock(j);
-	if (r)
-		snprintf(err, errlen, "/dev/mapper/%s: resume: %s",
-			 j->rec.device, cli_dm_strerror(r));
-	else
-		j->run.suspended = false;
 	return r;
 }
 
@@ -1400,10 +1179,10 @@ static void let_go(struct sxm_job *j, bool detach)
 		wait_kernel_idle(j, 10);
 	}
 	pump_release(j);
-	if (j->run.suspended && resume_device(j, err, sizeof(err)))
+	if (j->run.suspended && sxm_job_resume_device(j, err, sizeof(err)))
 		sxm_err("job %s: %s", j->rec.name, err);
 	if (detach)
-		sxm_warm_run_close(j);
+		sxm_job_run_close(j);
 }
 
 /* Publish the pump's latency; j->lock held. */
@@ -1443,25 +1222,25 @@ static void mirrored(struct sxm_job *j)
 			return;
 		}
 		publish(j);
-		unlock(j);
+		sxm_job_unlock(j);
 		pump_reap(j);
 		r = kstat(j, &ms);
 		down = r || !mirror_on(&ms) || !m->running;
-		lock(j);
+		sxm_job_lock(j);
 		if (down) {
 			note_down(j, r ? NULL : &ms);
-			unlock(j);
+			sxm_job_unlock(j);
 			r = compose(j, false, &resynced, &verified, err,
 				    sizeof(err));
-			lock(j);
-			set_op(j, "", 0, 0);
+			sxm_job_lock(j);
+			sxm_job_set_op(j, "", 0, 0);
 			if (!r) {
 				snprintf(err, sizeof(err), "%" PRIu64 " bytes resynced and %" PRIu64 " verified",
 					 resynced, verified);
 				note_up(j, err);
 			} else if (r != -EINTR) {
 				if (r == -ESTALE) {
-					fail(j, err);
+					sxm_job_fail(j, err);
 					return;
 				}
 				if (!m->down_said)
@@ -1477,7 +1256,7 @@ static void mirrored(struct sxm_job *j)
 		if (j->rec.phase != SXM_PHASE_MIRRORED || must_stop(j) ||
 		    j->req_cutover)
 			continue;
-		wait_ms(j, m->down_since ? m->backoff_ms : TICK_MS);
+		sxm_job_wait_ms(j, m->down_since ? m->backoff_ms : TICK_MS);
 	}
 }
 
@@ -1500,13 +1279,13 @@ static bool step(struct sxm_job *j)
 	case SXM_PHASE_INITIALIZING:
 	case SXM_PHASE_PREPARING:
 		rec->phase = SXM_PHASE_PREPARING;
-		unlock(j);
+		sxm_job_unlock(j);
 		r = do_prepare(j, err, sizeof(err));
-		lock(j);
+		sxm_job_lock(j);
 		if (must_stop(j))
 			return false;
 		if (r) {
-			fail(j, err);
+			sxm_job_fail(j, err);
 			break;
 		}
 		rec->phase = SXM_PHASE_COPYING;
@@ -1516,16 +1295,16 @@ static bool step(struct sxm_job *j)
 	case SXM_PHASE_FULL_SYNC:
 	case SXM_PHASE_COPYING:
 		rec->phase = SXM_PHASE_COPYING;
-		unlock(j);
+		sxm_job_unlock(j);
 		r = attach(j, &restarted, err, sizeof(err));
 		if (!r)
 			r = do_copy(j, err, sizeof(err));
-		lock(j);
-		set_op(j, "", 0, 0);
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "", 0, 0);
 		if (must_stop(j))
 			return false;
 		if (r) {
-			fail(j, err);
+			sxm_job_fail(j, err);
 			break;
 		}
 		rec->phase = SXM_PHASE_COMPOSING;
@@ -1537,11 +1316,11 @@ static bool step(struct sxm_job *j)
 	case SXM_PHASE_COMPOSING:
 		/* A warm job switched to mirror style composes too. */
 		rec->phase = SXM_PHASE_COMPOSING;
-		unlock(j);
+		sxm_job_unlock(j);
 		r = attach(j, &restarted, err, sizeof(err));
 		if (!r && !restarted)
 			r = do_compose(j, err, sizeof(err));
-		lock(j);
+		sxm_job_lock(j);
 		if (must_stop(j))
 			return false;
 		if (restarted)
@@ -1555,7 +1334,7 @@ static bool step(struct sxm_job *j)
 			break;
 		}
 		if (r) {
-			fail(j, err);
+			sxm_job_fail(j, err);
 			break;
 		}
 		rec->phase = SXM_PHASE_MIRRORED;
@@ -1563,13 +1342,13 @@ static bool step(struct sxm_job *j)
 		break;
 
 	case SXM_PHASE_MIRRORED:
-		unlock(j);
+		sxm_job_unlock(j);
 		r = attach(j, &restarted, err, sizeof(err));
-		lock(j);
+		sxm_job_lock(j);
 		if (must_stop(j))
 			return false;
 		if (r) {
-			fail(j, err);
+			sxm_job_fail(j, err);
 			break;
 		}
 		if (restarted)
@@ -1578,60 +1357,46 @@ static bool step(struct sxm_job *j)
 		break;
 
 	case SXM_PHASE_CUTTING_OVER:
-		unlock(j);
+		sxm_job_unlock(j);
 		r = attach(j, &restarted, err, sizeof(err));
 		if (!r && restarted)
 			r = -ESTALE;
 		if (!r)
 			r = do_cutover(j, err, sizeof(err));
-		lock(j);
+		sxm_job_lock(j);
 		if (!r) {
-			rec->phase = SXM_PHASE_COMPLETED;
-			rec->reason[0] = '\0';
-			sxm_job_save(j);
-			unlock(j);
-			/* Detach; the device stays suspended, on purpose. */
-			j->run.suspended = false;
-			release_all(j);
-			lock(j);
+			sxm_job_completed(j, release_all);
 			return false;
 		}
 		if (restarted) {
 			/* The bulk copy starts over (attach said why). */
-			set_op(j, "", 0, 0);
+			sxm_job_set_op(j, "", 0, 0);
 			break;
 		}
-		unlock(j);
+		sxm_job_unlock(j);
 		/* The guest gets its disk back, and the pump its work. */
 		if (j->mirror->pump && !j->mirror->running && j->mirror->sink)
 			pump_start(j, rerr, sizeof(rerr));
-		r = resume_device(j, rerr, sizeof(rerr));
-		lock(j);
+		r = sxm_job_resume_device(j, rerr, sizeof(rerr));
+		sxm_job_lock(j);
 		if (r) {
-			fail(j, rerr);
+			sxm_job_fail(j, rerr);
 			break;
 		}
 		if (must_stop(j))
 			return false;
-		set_op(j, "", 0, 0);
-		rec->cutover_failures++;
-		snprintf(rec->reason, sizeof(rec->reason), "cutover failed: %s",
-			 err);
-		rec->phase = SXM_PHASE_MIRRORED;
-		sxm_job_event(j, "cutover failed: %s; /dev/mapper/%s resumed, the job is Mirrored again",
-			      err, rec->device);
-		sxm_job_save(j);
+		sxm_job_cutover_failed(j, err, SXM_PHASE_MIRRORED);
 		break;
 
 	case SXM_PHASE_FAILED:
 		/* Let go of everything until a retry or a cancel. */
 		if (j->run.kfd >= 0 || j->run.sink || j->mirror->pump) {
-			unlock(j);
+			sxm_job_unlock(j);
 			let_go(j, true);
-			lock(j);
+			sxm_job_lock(j);
 			break;
 		}
-		wait_ms(j, 60000);
+		sxm_job_wait_ms(j, 60000);
 		break;
 
 	default:
@@ -1648,12 +1413,12 @@ static void mirror_main(struct sxm_job *j)
 {
 	bool cutting;
 
-	lock(j);
+	sxm_job_lock(j);
 	while (step(j))
 		;
-	set_op(j, "", 0, 0);
+	sxm_job_set_op(j, "", 0, 0);
 	cutting = j->rec.phase == SXM_PHASE_CUTTING_OVER;
-	unlock(j);
+	sxm_job_unlock(j);
 
 	if (sxm_phase_final(j->rec.phase))
 		return;
@@ -1663,14 +1428,14 @@ static void mirror_main(struct sxm_job *j)
 	 */
 	let_go(j, j->d->stopping);
 	if (cutting && !j->run.suspended) {
-		lock(j);
+		sxm_job_lock(j);
 		if (j->rec.phase == SXM_PHASE_CUTTING_OVER) {
 			j->rec.phase = SXM_PHASE_MIRRORED;
 			sxm_job_event(j, "cutover interrupted; /dev/mapper/%s resumed",
 				      j->rec.device);
 			sxm_job_save(j);
 		}
-		unlock(j);
+		sxm_job_unlock(j);
 	}
 }
 
@@ -1680,7 +1445,7 @@ void *sxm_job_thread(void *arg)
 	bool mirror, done;
 
 	for (;;) {
-		lock(j);
+		sxm_job_lock(j);
 		mirror = (sxm_job_is_mirror(&j->rec) ||
 			  j->rec.phase == SXM_PHASE_PREPARING ||
 			  j->rec.phase == SXM_PHASE_COPYING ||
@@ -1691,11 +1456,11 @@ void *sxm_job_thread(void *arg)
 		if (mirror && !done && !j->mirror) {
 			j->mirror = calloc(1, sizeof(*j->mirror));
 			if (!j->mirror) {
-				fail(j, "out of memory");
+				sxm_job_fail(j, "out of memory");
 				mirror = false;
 			}
 		}
-		unlock(j);
+		sxm_job_unlock(j);
 		if (done)
 			break;
 		if (mirror)
@@ -1705,10 +1470,10 @@ void *sxm_job_thread(void *arg)
 	}
 	if (j->mirror)
 		let_go(j, true);
-	lock(j);
+	sxm_job_lock(j);
 	free(j->mirror);
 	j->mirror = NULL;
-	unlock(j);
+	sxm_job_unlock(j);
 	return NULL;
 }
 
@@ -1720,15 +1485,15 @@ void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 {
 	struct mstat ms;
 
-	lock(j);
+	sxm_job_lock(j);
 	if (j->mirror)
 		publish(j);
 	out->lat_p50_us = j->rec.lat_p50_us;
 	out->lat_p99_us = j->rec.lat_p99_us;
-	unlock(j);
+	sxm_job_unlock(j);
 	if (sxm_phase_final(out->phase) || !out->device[0])
 		return;
-	dm_lock(j);
+	sxm_job_dm_lock(j);
 	if (!mstat_read(out->device, &ms)) {
 		snprintf(out->mirror, sizeof(out->mirror), "%s", ms.mirror);
 		snprintf(out->mirror_reason, sizeof(out->mirror_reason), "%s",
@@ -1738,5 +1503,5 @@ void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 		out->mirrored_writes = ms.writes;
 		out->mirrored_bytes = ms.bytes;
 	}
-	dm_unlock(j);
+	sxm_job_dm_unlock(j);
 }
