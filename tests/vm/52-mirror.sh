@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # A mirror-style migration end to end under fio --verify writers the whole
-# time (4 KiB random writes with fsync, 512-byte writes with O_DSYNC, so
-# FUA): a live "logical volume" gets sxm inserted under it by "sxm-ctl
-# submit --kind sxm", the mirror on, the bulk copy under region locks,
-# compose, Mirrored, where the writes are mirrored (nothing is dirty) and
-# "show" has the mirror's counters and the sink's latency; then a cutover
-# with the writers still going.  The sink is byte-identical to the frozen
-# source, the downtime is reported, and fio, let go afterwards, saw no
-# error and no bad block.
+# time (4 KiB random writes with fsync; 512-byte writes with O_DSYNC, so
+# FUA; 96 KiB writes that span region edges): a live "logical volume" gets
+# sxm inserted under it by "sxm-ctl submit --kind sxm", the mirror on, the
+# bulk copy under region locks, compose, Mirrored, where the writes are
+# mirrored (nothing is dirty) and "show" has the mirror's counters and the
+# sink's latency; then a cutover with the writers still going.  The sink
+# is byte-identical to the frozen source, the downtime is reported, and
+# fio, let go afterwards, saw no error and no bad block.
 # vm-timeout: 180
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
@@ -25,10 +25,13 @@ lv_create lv52 "$disk" $MIB
 sink_start memory size=${MIB}M
 daemon_start
 
-fio_a=/tmp/fio52a.log fio_b=/tmp/fio52b.log
+fio_a=/tmp/fio52a.log fio_b=/tmp/fio52b.log fio_c=/tmp/fio52c.log
 fio_load fio_a_pid /dev/mapper/lv52 "$fio_a" --fsync=16
 fio_load fio_b_pid /dev/mapper/lv52 "$fio_b" --ioengine=psync --iodepth=1 \
 	--bs=512 --offset=16M --size=4M --sync=dsync --rate_iops=100
+# 96 KiB writes at 96 KiB offsets: every one spans a 64 KiB region edge.
+fio_load fio_c_pid /dev/mapper/lv52 "$fio_c" --bs=96k --offset=24M \
+	--size=6M --fsync=8 --rate_iops=20
 sleep 1
 
 # -------------------------------------------------- copy, compose, Mirrored ----
@@ -83,4 +86,5 @@ dmsetup resume lv52
 sleep 2
 fio_stop fio_a_pid "$fio_a" "fio 4 KiB + fsync --verify=crc32c saw no error"
 fio_stop fio_b_pid "$fio_b" "fio 512 B O_DSYNC --verify=crc32c saw no error"
+fio_stop fio_c_pid "$fio_c" "fio 96 KiB region-spanning --verify=crc32c saw no error"
 check "the daemon is still up" kill -0 "$DAEMON_PID"
