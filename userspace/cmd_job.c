@@ -245,9 +245,10 @@ static void print_json(const struct sxm_job_rec *j)
 	else
 		printf("null");
 	printf(",\"cutover_bytes\":%" PRIu64 ",\"verified_bytes\":%" PRIu64
-	       ",\"downtime_ms\":%" PRIu64 ",\"cutover_failures\":%" PRIu64,
+	       ",\"downtime_ms\":%" PRIu64 ",\"cutover_failures\":%" PRIu64
+	       ",\"catchup_syncs\":%" PRIu64,
 	       j->cutover_bytes, j->verified_bytes, j->downtime_ms,
-	       j->cutover_failures);
+	       j->cutover_failures, j->catchup_syncs);
 	printf(",\"frozen\":%s",
 	       j->phase == SXM_PHASE_COMPLETED ? "true" : "false");
 	printf(",\"mirror\":");

@@ -464,6 +464,7 @@ static const struct field fields[] = {
 	FLD("verified_bytes", F_U64, verified_bytes, F_BOTH),
 	FLD("downtime_ms", F_U64, downtime_ms, F_BOTH),
 	FLD("cutover_failures", F_U64, cutover_failures, F_BOTH),
+	FLD("catchup_syncs", F_U64, catchup_syncs, F_BOTH),
 	FLD("degradations", F_U64, degradations, F_BOTH),
 	FLD("degraded_ms", F_U64, degraded_ms, F_BOTH),
 	FLD("degraded_reason", F_STR, degraded_reason, F_BOTH),

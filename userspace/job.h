@@ -141,6 +141,7 @@ struct sxm_job_rec {
 	uint64_t verified_bytes;	/* read back and compared in cutover */
 	uint64_t downtime_ms;		/* guest I/O held during the cutover */
 	uint64_t cutover_failures;
+	uint64_t catchup_syncs;		/* run live by the last cutover first */
 
 	/* Mirror style. */
 	uint64_t degradations;		/* times the mirror went down */

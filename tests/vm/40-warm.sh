@@ -5,11 +5,12 @@
 # through the device the whole time: a live "logical volume" (dm-linear)
 # that fio keeps open gets sxm inserted under it by "sxm-ctl submit", a
 # full sync, three incremental syncs, and a cutover with fio still
-# writing.  Then: the sink is byte-identical to the frozen source; the
+# writing, which syncs live until little is dirty before it freezes the
+# source.  Then: the sink is byte-identical to the frozen source; the
 # metrics add up to what the sink was sent (nbdkit's log filter counts
 # it): Bytes (Full) is the device, Bytes (Incr) the sum of the syncs,
-# Sync Count 3; the source stays suspended; and fio, let go afterwards,
-# saw no error and no bad block.
+# Sync Count 3 and the cutover's; the source stays suspended; and fio,
+# let go afterwards, saw no error and no bad block.
 # vm-timeout: 180
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
@@ -92,6 +93,9 @@ check "fio is still writing" kill -0 "$fio_pid"
 
 sxm-ctl show vm40 --watch > /tmp/watch40.out 2>&1 &
 watch_pid=$!
+sleep 2		# fio dirties most of what it writes to
+dirty0=$(jf vm40 dirty_bytes)
+incr0=$(jf vm40 bytes_incr)
 sent0=$(sink_bytes $slog)
 out=$(sxm-ctl cutover vm40 --wait 2>&1) && rc=0 || rc=$?
 diag "$out"
@@ -106,12 +110,17 @@ check "show --watch (not a terminal): progress lines, then the job" bash -c \
 check "lv40 is suspended: the source cannot diverge" bash -c \
 	"dmsetup info lv40 | grep -q '^State: *SUSPENDED'"
 cut=$(jf vm40 cutover_bytes)
-check_eq "the cutover sent the sink what it reports" "$cut" \
-	"$(($(sink_bytes $slog) - sent0))"
+catchup=$(jf vm40 catchup_syncs)
+caught=$(($(jf vm40 bytes_incr) - incr0))
+diag "dirty when asked $dirty0; $catchup syncs live sent $caught; frozen copy $cut"
+check "the cutover caught up with syncs live before it froze the source" \
+	bash -c "[ $catchup -ge 1 ] && sxm-ctl show vm40 | grep -q 'cutover: $catchup syncs\? caught up live first'"
+check_eq "the cutover sent the sink what it reports (live, then frozen)" \
+	$((caught + cut)) "$(($(sink_bytes $slog) - sent0))"
 check_eq "every byte copied in the cutover was read back and verified" \
 	"$cut" "$(jf vm40 verified_bytes)"
 check "downtime measured" test "$(jf vm40 downtime_ms)" -gt 0
-check_eq "Sync Count still 3" 3 "$(jf vm40 sync_count)"
+check_eq "Sync Count 3, and the cutover's syncs" $((3 + catchup)) "$(jf vm40 sync_count)"
 check_eq "the sink got Bytes (Full) + Bytes (Incr) + the cutover, nothing more" \
 	$(($(jf vm40 bytes_full) + $(jf vm40 bytes_incr) + cut)) "$(sink_bytes $slog)"
 src_sha=$(sha256_of /dev/mapper/lv40-sxm-orig)

@@ -151,8 +151,11 @@ check "submit" sxm-ctl submit --source /dev/mapper/lv41c --sink "$slow" \
 dd if=/dev/urandom of=/dev/mapper/lv41c bs=1M seek=8 count=8 oflag=direct status=none
 tsha=$(tail_sha "$disk")
 check "cutover" sxm-ctl cutover cut41
-check "it is Cutting Over, guest I/O held" wait_phase cut41 "Cutting Over" 10
-check "lv41c is suspended" bash -c "dmsetup info lv41c | grep -q '^State: *SUSPENDED'"
+check "it is Cutting Over" wait_phase cut41 "Cutting Over" 10
+# It syncs live first, then freezes the source for the last delta, which
+# the slow sink makes last seconds.
+check "lv41c is suspended, guest I/O held" wait_until 60 bash -c \
+	"dmsetup info lv41c | grep -q '^State: *SUSPENDED'"
 check "cancel in Cutting Over" sxm-ctl cancel cut41 --wait
 check "the device is resumed" bash -c "dmsetup info lv41c | grep -q '^State: *ACTIVE'"
 fio_stop fio4 /tmp/fio41c.log "cut41: fio, held and let go, saw no error"
