@@ -48,26 +48,6 @@ const char *sxm_insert_state_dir(void)
 	return d && *d ? d : SXM_STATE_DIR_DEFAULT;
 }
 
-/* mkdir -p, the last component with mode 0700. */
-static int make_dirs(const char *dir)
-{
-	char path[PATH_MAX], *p;
-
-	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	for (p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /*
  * Open the state directory and lock it until the descriptor is closed:
  * one insert or restore at a time.
@@ -77,7 +57,7 @@ static int lock_state_dir(const char *cmd)
 	const char *dir = sxm_insert_state_dir();
 	int fd, r;
 
-	r = make_dirs(dir);
+	r = sxm_mkdir_p(dir, 0700);
 	if (r) {
 		sxm_err("%s: state directory %s: %s", cmd, dir, strerror(-r));
 		return r;

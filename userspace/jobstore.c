@@ -17,31 +17,11 @@
 #define REC_SUFFIX	".job"
 #define REC_MAX		(1 << 20)	/* no record is this big */
 
-/* mkdir -p, the last component 0700. */
-static int make_dirs(const char *dir)
-{
-	char path[PATH_MAX], *p;
-
-	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	for (p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int sxm_jobstore_open(const char *dir, char *err, size_t errlen)
 {
 	int fd, r;
 
-	r = make_dirs(dir);
+	r = sxm_mkdir_p(dir, 0700);
 	if (r) {
 		snprintf(err, errlen, "state directory %s: %s", dir,
 			 strerror(-r));

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define SECTOR_SHIFT 9
@@ -46,6 +47,13 @@ int parse_u64(const char *s, uint64_t *out);
 int parse_size(const char *s, uint64_t *out);		/* 4096, 64k, 1M, 2GiB */
 int parse_duration_ms(const char *s, uint64_t *out);	/* 500ms, 15m, 1h, 1d */
 const char *fmt_size(uint64_t bytes, char *buf, size_t len);	/* "1.5 GiB" */
+
+/*
+ * Directories (fs.c).  mkdir -p: the missing parents of @dir made with
+ * mode 0755, @dir itself with @mode (the state directories are private,
+ * 0700); one that exists already is left as it is.
+ */
+int sxm_mkdir_p(const char *dir, mode_t mode);
 
 /*
  * A subcommand: main.c dispatches argv[1] to it with argv shifted so that
