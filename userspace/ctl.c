@@ -190,7 +190,7 @@ const char *sxm_ctl_job_dir(void)
 	return p && *p ? p : SXM_JOB_DIR_DEFAULT;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int sxm_ctl_send(int fd, const char *p, size_t len)
 {
 	ssize_t n;
 
@@ -270,9 +270,9 @@ int sxm_ctl_call(const char *request, char **body, char *err, size_t errlen)
 	fd = ctl_connect(path, err, errlen);
 	if (fd < 0)
 		return fd;
-	r = write_all(fd, request, strlen(request));
+	r = sxm_ctl_send(fd, request, strlen(request));
 	if (!r)
-		r = write_all(fd, "\n", 1);
+		r = sxm_ctl_send(fd, "\n", 1);
 	if (!r && shutdown(fd, SHUT_WR))
 		r = -errno;
 	if (!r)

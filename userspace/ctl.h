@@ -73,6 +73,12 @@ int sxm_kv_split(char *line, struct sxm_kv *kv, unsigned int max,
 const char *sxm_kv_get(const struct sxm_kv *kv, unsigned int n,
 		       const char *key);
 
+/*
+ * Send all of @p on a connected control socket, either side: a peer that
+ * went away is -EPIPE, not a SIGPIPE.
+ */
+int sxm_ctl_send(int fd, const char *p, size_t len);
+
 /* $SXM_SOCKET, or the default. */
 const char *sxm_ctl_socket_path(void);
 /* $SXM_JOB_DIR, or the default. */

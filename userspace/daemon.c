@@ -638,22 +638,6 @@ struct conn {
 	bool allowed;		/* SO_PEERCRED said yes */
 };
 
-static int send_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* Read one line; -EMSGSIZE if too long, -ETIMEDOUT after the timeout. */
 static int read_line(int fd, char *buf, size_t len)
 {
@@ -703,12 +687,12 @@ static void answer(struct conn *c, char *line)
 		reply_err(&rp, ENOMEM, "%s", strerror(ENOMEM));
 	if (rp.err) {
 		snprintf(head, sizeof(head), "err %d %s\n", rp.err, rp.msg);
-		send_all(c->fd, head, strlen(head));
+		sxm_ctl_send(c->fd, head, strlen(head));
 	} else {
 		body = sxm_buf_take(&rp.body);
-		send_all(c->fd, "ok\n", 3);
+		sxm_ctl_send(c->fd, "ok\n", 3);
 		if (body)
-			send_all(c->fd, body, strlen(body));
+			sxm_ctl_send(c->fd, body, strlen(body));
 		free(body);
 	}
 	sxm_buf_free(&rp.body);
@@ -776,11 +760,11 @@ static void *conn_main(void *arg)
 		snprintf(line, SXM_CTL_MAX_REQUEST,
 			 "err %d permission denied: root or the daemon's --group only\n",
 			 EPERM);
-		send_all(c->fd, line, strlen(line));
+		sxm_ctl_send(c->fd, line, strlen(line));
 	} else if (r) {
 		snprintf(line, SXM_CTL_MAX_REQUEST, "err %d reading the request: %s\n",
 			 -r, strerror(-r));
-		send_all(c->fd, line, strlen(line));
+		sxm_ctl_send(c->fd, line, strlen(line));
 	} else {
 		answer(c, line);
 	}
