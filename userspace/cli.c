@@ -54,6 +54,52 @@ int cli_bad_option(const char *cmd, char **argv, int ret)
 	return cli_usage(cmd, "unknown option %s", opt);
 }
 
+int cli_nargs(const char *cmd, int argc, int nargs)
+{
+	if (argc - optind < nargs)
+		return cli_usage(cmd, "missing arguments");
+	if (argc - optind > nargs)
+		return cli_usage(cmd, "too many arguments");
+	return EXIT_OK;
+}
+
+int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
+		    bool *track, bool *done)
+{
+	static const struct option opts[] = {
+		{ "region-size", required_argument, NULL, 'r' },
+		{ "track", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = argv[0];
+	int c;
+
+	*done = true;
+	*region = SXM_DEFAULT_REGION_SIZE >> SECTOR_SHIFT;
+	*track = false;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (cli_region_size(cmd, optarg, region))
+				return EXIT_USAGE;
+			break;
+		case 't':
+			*track = true;
+			break;
+		case 'h':
+			return cli_help(cmd);
+		default:
+			return cli_bad_option(cmd, argv, c);
+		}
+	}
+	if (cli_nargs(cmd, argc, nargs))
+		return EXIT_USAGE;
+	*done = false;
+	return EXIT_OK;
+}
+
 const char *cli_dm_strerror(int err)
 {
 	switch (err) {

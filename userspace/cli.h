@@ -26,6 +26,21 @@ int cli_help(const char *cmd);
  * or ':' (missing argument; the option string must start with ':').
  */
 int cli_bad_option(const char *cmd, char **argv, int ret);
+/*
+ * Exactly @nargs positional arguments after the options (from optind):
+ * EXIT_OK, or a usage error ("missing arguments", "too many arguments")
+ * printed and EXIT_USAGE.
+ */
+int cli_nargs(const char *cmd, int argc, int nargs);
+/*
+ * The options of a command that puts an sxm target on a device (create,
+ * insert): --region-size SIZE (*@region, in sectors; the default
+ * otherwise), --track (*@track) and --help, then @nargs positional
+ * arguments.  EXIT_OK with *@done false to go on; else *@done and the
+ * status to return (--help answered, a usage error printed).
+ */
+int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
+		    bool *track, bool *done);
 
 /* The text for an errno from the dm layer (-ENODEV: no device-mapper). */
 const char *cli_dm_strerror(int err);

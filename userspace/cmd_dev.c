@@ -40,10 +40,8 @@ static int simple_args(int argc, char **argv, int nargs, bool *done)
 			return cli_help(argv[0]);
 		return cli_bad_option(argv[0], argv, c);
 	}
-	if (argc - optind < nargs)
-		return cli_usage(argv[0], "missing arguments");
-	if (argc - optind > nargs)
-		return cli_usage(argv[0], "too many arguments");
+	if (cli_nargs(argv[0], argc, nargs))
+		return EXIT_USAGE;
 	*done = false;
 	return EXIT_OK;
 }
@@ -90,40 +88,18 @@ static int block_dev(const char *path, dev_t *rdev, uint64_t *bytes)
 
 int cmd_create(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "region-size", required_argument, NULL, 'r' },
-		{ "track", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *cmd = argv[0], *name, *source;
-	uint64_t region = SXM_DEFAULT_REGION_SIZE >> SECTOR_SHIFT, bytes = 0;
+	uint64_t region, bytes = 0;
 	struct sxm_table tbl = { 0 };
 	struct sxm_dm_info info;
 	char params[64], b1[32], b2[32];
-	bool track = false;
+	bool track, done;
 	dev_t rdev = 0;
-	int c, r;
+	int r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			if (cli_region_size(cmd, optarg, &region))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			track = true;
-			break;
-		case 'h':
-			return cli_help(cmd);
-		default:
-			return cli_bad_option(cmd, argv, c);
-		}
-	}
-	if (argc - optind != 2)
-		return cli_usage(cmd, argc - optind < 2 ? "missing arguments" :
-				 "too many arguments");
+	r = cli_target_args(argc, argv, 2, &region, &track, &done);
+	if (done)
+		return r;
 	name = argv[optind];
 	source = argv[optind + 1];
 	r = sxm_check_dm_name(name);
@@ -297,9 +273,8 @@ int cmd_status(int argc, char **argv)
 			return cli_bad_option(cmd, argv, c);
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage(cmd, argc - optind < 1 ? "missing arguments" :
-				 "too many arguments");
+	if (cli_nargs(cmd, argc, 1))
+		return EXIT_USAGE;
 	name = argv[optind];
 	if (cli_get_sxm_dev(cmd, name, &d))
 		return EXIT_FAIL;
@@ -437,9 +412,8 @@ int cmd_harvest(int argc, char **argv)
 			return cli_bad_option(cmd, argv, c);
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage(cmd, argc - optind < 1 ? "missing arguments" :
-				 "too many arguments");
+	if (cli_nargs(cmd, argc, 1))
+		return EXIT_USAGE;
 	name = argv[optind];
 	if (cli_get_sxm_dev(cmd, name, &d))
 		return EXIT_FAIL;

@@ -14,42 +14,20 @@
 
 int cmd_insert(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "region-size", required_argument, NULL, 'r' },
-		{ "track", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	uint64_t region = SXM_DEFAULT_REGION_SIZE >> SECTOR_SHIFT;
-	struct sxm_inserted done;
+	struct sxm_inserted ins;
 	const char *cmd = argv[0];
-	bool track = false;
+	uint64_t region;
+	bool track, done;
 	char b1[32];
-	int c;
+	int r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			if (cli_region_size(cmd, optarg, &region))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			track = true;
-			break;
-		case 'h':
-			return cli_help(cmd);
-		default:
-			return cli_bad_option(cmd, argv, c);
-		}
-	}
-	if (argc - optind != 1)
-		return cli_usage(cmd, argc - optind < 1 ? "missing arguments" :
-				 "too many arguments");
-	if (sxm_insert(cmd, argv[optind], region, track, &done))
+	r = cli_target_args(argc, argv, 1, &region, &track, &done);
+	if (done)
+		return r;
+	if (sxm_insert(cmd, argv[optind], region, track, &ins))
 		return EXIT_FAIL;
 	printf("%s: sxm inserted, original table on %s (%u:%u), %s regions, %s\n",
-	       done.name, done.hidden, done.hidden_major, done.hidden_minor,
+	       ins.name, ins.hidden, ins.hidden_major, ins.hidden_minor,
 	       fmt_size(region << SECTOR_SHIFT, b1, sizeof(b1)),
 	       track ? "tracking" : "passthrough");
 	return cli_flush_stdout(cmd);
@@ -79,9 +57,8 @@ int cmd_restore(int argc, char **argv)
 			return cli_bad_option(cmd, argv, c);
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage(cmd, argc - optind < 1 ? "missing arguments" :
-				 "too many arguments");
+	if (cli_nargs(cmd, argc, 1))
+		return EXIT_USAGE;
 	if (sxm_restore(cmd, argv[optind], force, name, sizeof(name)))
 		return EXIT_FAIL;
 	printf("%s: original table restored\n", name);
