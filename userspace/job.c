@@ -222,6 +222,33 @@ static int refuse(int err, char *buf, size_t len, const char *fmt, ...)
 	return err;
 }
 
+/* A Failed job takes the command only after a retry. */
+static int refuse_failed(const struct sxm_job_rec *j, char *err,
+			 size_t errlen)
+{
+	return refuse(-EINVAL, err, errlen,
+		      "job %s failed (%s): sxm-ctl retry %s first",
+		      j->name, j->reason, j->name);
+}
+
+/*
+ * A cutover, the same in both styles but for the phases it may start in
+ * (@ready: the job is in one of them) and what it waits for (@needs).
+ */
+static int check_cutover(const struct sxm_job_rec *j, bool ready,
+			 const char *needs, char *err, size_t errlen)
+{
+	if (ready)
+		return 0;
+	if (j->phase == SXM_PHASE_CUTTING_OVER)
+		return refuse(-EALREADY, err, errlen,
+			      "job %s is cutting over already", j->name);
+	if (j->phase == SXM_PHASE_FAILED)
+		return refuse_failed(j, err, errlen);
+	return refuse(-EBUSY, err, errlen, "job %s is in %s: cutover needs %s",
+		      j->name, sxm_phase_name(j->phase), needs);
+}
+
 /* The rules for a mirror-style job (kind "sxm"), after the common ones. */
 static int check_mirror(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 			char *err, size_t errlen)
@@ -248,18 +275,9 @@ static int check_mirror(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 			      "job %s is %s: only the bulk copy (Mirroring + Copying) can pause; the mirror never does",
 			      j->name, ph);
 	case SXM_CMD_CUTOVER:
-		if (p == SXM_PHASE_MIRRORED)
-			return 0;
-		if (p == SXM_PHASE_CUTTING_OVER)
-			return refuse(-EALREADY, err, errlen,
-				      "job %s is cutting over already", j->name);
-		if (p == SXM_PHASE_FAILED)
-			return refuse(-EINVAL, err, errlen,
-				      "job %s failed (%s): sxm-ctl retry %s first",
-				      j->name, j->reason, j->name);
-		return refuse(-EBUSY, err, errlen,
-			      "job %s is in %s: cutover needs the mirror composed (Mirrored)",
-			      j->name, ph);
+		return check_cutover(j, p == SXM_PHASE_MIRRORED,
+				     "the mirror composed (Mirrored)", err,
+				     errlen);
 	case SXM_CMD_MIRROR:
 		return refuse(-EALREADY, err, errlen,
 			      "job %s is mirror-style already (%s)", j->name, ph);
@@ -296,9 +314,7 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 				      "job %s is in %s: incremental syncs start once the full sync is done",
 				      j->name, ph);
 		if (p == SXM_PHASE_FAILED)
-			return refuse(-EINVAL, err, errlen,
-				      "job %s failed (%s): sxm-ctl retry %s first",
-				      j->name, j->reason, j->name);
+			return refuse_failed(j, err, errlen);
 		if (p == SXM_PHASE_CUTTING_OVER)
 			return refuse(-EBUSY, err, errlen,
 				      "job %s is cutting over", j->name);
@@ -325,18 +341,9 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 	case SXM_CMD_CADENCE:
 		return 0;
 	case SXM_CMD_CUTOVER:
-		if (p == SXM_PHASE_READY || p == SXM_PHASE_SYNCING)
-			return 0;
-		if (p == SXM_PHASE_CUTTING_OVER)
-			return refuse(-EALREADY, err, errlen,
-				      "job %s is cutting over already", j->name);
-		if (p == SXM_PHASE_FAILED)
-			return refuse(-EINVAL, err, errlen,
-				      "job %s failed (%s): sxm-ctl retry %s first",
-				      j->name, j->reason, j->name);
-		return refuse(-EBUSY, err, errlen,
-			      "job %s is in %s: cutover needs the full sync done (Ready)",
-			      j->name, ph);
+		return check_cutover(j, p == SXM_PHASE_READY ||
+					p == SXM_PHASE_SYNCING,
+				     "the full sync done (Ready)", err, errlen);
 	case SXM_CMD_CANCEL:
 		return 0;
 	case SXM_CMD_RETRY:
@@ -359,9 +366,7 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 				      "job %s is paused: sxm-ctl resume %s first",
 				      j->name, j->name);
 		if (p == SXM_PHASE_FAILED)
-			return refuse(-EINVAL, err, errlen,
-				      "job %s failed (%s): sxm-ctl retry %s first",
-				      j->name, j->reason, j->name);
+			return refuse_failed(j, err, errlen);
 		return refuse(-EBUSY, err, errlen,
 			      "job %s is in %s: it switches to mirror style from Ready",
 			      j->name, ph);
