@@ -63,6 +63,43 @@ int cli_nargs(const char *cmd, int argc, int nargs)
 	return EXIT_OK;
 }
 
+int cli_simple_args(int argc, char **argv, int nargs, bool *json,
+		    bool *done)
+{
+	static const struct option help_opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option json_opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = argv[0];
+	int c;
+
+	*done = true;
+	if (json)
+		*json = false;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", json ? json_opts : help_opts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			*json = true;
+			break;
+		case 'h':
+			return cli_help(cmd);
+		default:
+			return cli_bad_option(cmd, argv, c);
+		}
+	}
+	if (cli_nargs(cmd, argc, nargs))
+		return EXIT_USAGE;
+	*done = false;
+	return EXIT_OK;
+}
+
 int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
 		    bool *track, bool *done)
 {

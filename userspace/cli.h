@@ -33,6 +33,13 @@ int cli_bad_option(const char *cmd, char **argv, int ret);
  */
 int cli_nargs(const char *cmd, int argc, int nargs);
 /*
+ * The options of a command that has none but --help and, where @json is
+ * not NULL, --json (*@json), then @nargs positional arguments.  EXIT_OK
+ * with *@done false to go on; else *@done and the status to return.
+ */
+int cli_simple_args(int argc, char **argv, int nargs, bool *json,
+		    bool *done);
+/*
  * The options of a command that puts an sxm target on a device (create,
  * insert): --region-size SIZE (*@region, in sectors; the default
  * otherwise), --track (*@track) and --help, then @nargs positional

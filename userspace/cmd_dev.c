@@ -21,31 +21,6 @@
 #include "kdev.h"
 #include "status.h"
 
-/*
- * Take the options of a command that has none but --help, and check the
- * number of positional arguments; EXIT_OK, or the status to return.
- */
-static int simple_args(int argc, char **argv, int nargs, bool *done)
-{
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	*done = true;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h')
-			return cli_help(argv[0]);
-		return cli_bad_option(argv[0], argv, c);
-	}
-	if (cli_nargs(argv[0], argc, nargs))
-		return EXIT_USAGE;
-	*done = false;
-	return EXIT_OK;
-}
-
 /* Explain a table the kernel refused. */
 static void explain_refused(const char *cmd, const char *name,
 			    const char *what, int err)
@@ -175,7 +150,7 @@ int cmd_remove(int argc, char **argv)
 	bool done;
 	int r;
 
-	r = simple_args(argc, argv, 1, &done);
+	r = cli_simple_args(argc, argv, 1, NULL, &done);
 	if (done)
 		return r;
 	name = argv[optind];
@@ -248,33 +223,17 @@ static int get_status(const char *cmd, const char *name,
 
 int cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *cmd = argv[0], *name;
 	uint64_t region_bytes, len_bytes, dirty_bytes;
 	char b1[32], b2[32], b3[32];
 	struct cli_sxm_dev d;
 	struct sxm_status st;
-	bool json = false;
-	int c, r;
+	bool json, done;
+	int r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			return cli_help(cmd);
-		default:
-			return cli_bad_option(cmd, argv, c);
-		}
-	}
-	if (cli_nargs(cmd, argc, 1))
-		return EXIT_USAGE;
+	r = cli_simple_args(argc, argv, 1, &json, &done);
+	if (done)
+		return r;
 	name = argv[optind];
 	if (cli_get_sxm_dev(cmd, name, &d))
 		return EXIT_FAIL;
@@ -492,7 +451,7 @@ int cmd_track(int argc, char **argv)
 	bool done;
 	int r;
 
-	r = simple_args(argc, argv, 2, &done);
+	r = cli_simple_args(argc, argv, 2, NULL, &done);
 	if (done)
 		return r;
 	name = argv[optind];

@@ -783,32 +783,16 @@ out:
 
 int cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *cmd = argv[0];
 	struct sxm_job_rec *jobs;
-	bool json = false;
+	bool json, done;
 	char *body;
 	size_t n, i;
-	int c, r;
+	int r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			return cli_help(cmd);
-		default:
-			return cli_bad_option(cmd, argv, c);
-		}
-	}
-	if (argc > optind)
-		return cli_usage(cmd, "too many arguments");
+	r = cli_simple_args(argc, argv, 0, &json, &done);
+	if (done)
+		return r;
 	if (call(cmd, NULL, "list", &body))
 		return EXIT_FAIL;
 	r = parse_jobs(body, &jobs, &n);
