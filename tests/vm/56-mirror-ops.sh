@@ -70,8 +70,11 @@ check "forget" sxm-ctl forget e56
 # ------------------------------------------- kill -9 in the bulk copy ----
 
 sink_start -p 10866 --filter=delay file file=$img delay-write=40ms
+# 4 MiB/s: the bulk copy lasts seconds however quick the machine is, so
+# that the pause and the kill -9 find it running.
 check "submit --kind sxm to a slow sink" sxm-ctl submit \
-	--source /dev/mapper/lv56 --sink "$SINK_URI" --kind sxm --name k56
+	--source /dev/mapper/lv56 --sink "$SINK_URI" --kind sxm --name k56 \
+	--rate 4M
 rec=$SXM_JOB_DIR/k56.job
 saved() { sed -n "s/^$1 //p" "$rec"; }
 check "the bulk copy saves its cursor as it goes" \
