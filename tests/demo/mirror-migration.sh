@@ -12,33 +12,13 @@
 # vm-timeout: 300
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
+. "$(dirname "$0")/../lib/demo.sh"
 
 require_sxm
 require_sxm_ctl
 require_cmd dmsetup fio nbdkit nbdcopy
 
-say() { printf '\n== %s\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
-
-MIB=64
-say "A ${MIB} MiB VM disk full of data: /dev/mapper/vmdisk2 (dm-linear on a loop device)"
-scratch_dev disk $MIB
-rand_fill "$disk" $MIB
-lv_create vmdisk2 "$disk" $MIB
-run dmsetup table vmdisk2
-
-say "The destination: nbdkit in network namespace '$SINK_NS', another host"
-sink_start memory size=${MIB}M
-echo "sink: $SINK_URI"
-
-say "The guest's load: fio writing 4 KiB blocks and verifying their crc32c as it goes"
-fio_log=/tmp/fio-demo2.log
-fio_load fio_pid /dev/mapper/vmdisk2 "$fio_log" --size=16M --rate_iops=200
-sleep 1
-
-say "The helper service"
-daemon_start
-echo "sxm-ctl daemon running, pid $DAEMON_PID"
+demo_setup vmdisk2 64
 
 say "Submit in the mirror style: mirror on, bulk copy under region locks, compose"
 if run sxm-ctl submit --source /dev/mapper/vmdisk2 --sink "$SINK_URI" \
@@ -62,15 +42,4 @@ else
 	bail "the cutover failed"
 fi
 
-say "Source and sink, side by side"
-src_sha=$(sha256_of /dev/mapper/vmdisk2-sxm-orig)
-sink_sha=$(sha256_of "$SINK_URI")
-printf '  source  /dev/mapper/vmdisk2 (frozen)  %s\n' "$src_sha"
-printf '  sink    %-29s  %s\n' "$SINK_URI" "$sink_sha"
-check_eq "the sink is byte-identical to the source" "$src_sha" "$sink_sha"
-
-say "The guest: let go again (a rollback, for the demo) so that fio can finish its checks"
-dmsetup resume vmdisk2
-sleep 2
-fio_stop fio_pid "$fio_log" "fio: every block it wrote read back intact, no I/O error"
-grep -E 'write: IOPS' "$fio_log" | sed 's/^ */  fio: /'
+demo_finish vmdisk2
