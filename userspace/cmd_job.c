@@ -391,9 +391,12 @@ static void print_show(const struct sxm_job_rec *j)
 		       mirror ? "Bulk copy" : "Full sync",
 		       fmt_size(j->full_done, b1, sizeof(b1)),
 		       fmt_size(j->size, b2, sizeof(b2)));
-	if (j->predicted_downtime >= 0)
+	if (j->predicted_downtime >= 1)
 		printf("Cutover       predicted downtime %s\n",
 		       sxm_duration_str(j->predicted_downtime, b1, sizeof(b1)));
+	else if (j->predicted_downtime >= 0)	/* a mirror's: milliseconds */
+		printf("Cutover       predicted downtime %.0f ms\n",
+		       j->predicted_downtime * 1000);
 	if (j->phase == SXM_PHASE_COMPLETED)
 		printf("Cutover       %s copied, %s verified, guest I/O held %" PRIu64 " ms; /dev/mapper/%s is left suspended (frozen)\n",
 		       fmt_size(j->cutover_bytes, b1, sizeof(b1)),

@@ -378,6 +378,32 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 /* Metrics                                                            */
 /* ------------------------------------------------------------------ */
 
+bool sxm_job_catchup_done(int64_t dirty, int64_t before, double rate,
+			  uint64_t syncs)
+{
+	return dirty <= 0 || dirty <= rate * SXM_CATCHUP_TARGET_S ||
+	       (before >= 0 && dirty > before / 2) ||
+	       syncs >= SXM_CATCHUP_MAX;
+}
+
+/*
+ * What a warm cutover would copy frozen if asked now: @dirty played
+ * through the catch-up, each sync taking dirty / @rate seconds during
+ * which the guest dirties @dirtying bytes a second, of @size at most.
+ */
+static double frozen_bytes(double dirty, double rate, double dirtying,
+			   double size)
+{
+	double before = -1;
+	uint64_t n;
+
+	for (n = 0; !sxm_job_catchup_done(dirty, before, rate, n); n++) {
+		before = dirty;
+		dirty = fmin(dirtying * dirty / rate, size);
+	}
+	return dirty;
+}
+
 void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms)
 {
 	bool mirrored = j->phase == SXM_PHASE_MIRRORED &&
@@ -403,6 +429,12 @@ void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms)
 	 */
 	if (mirrored && j->lat_p50_us)
 		j->predicted_downtime = 2.0 * j->lat_p50_us / 1e6;
+	else if (j->dirty_bytes >= 0 && rate > 0 &&
+		 j->phase == SXM_PHASE_READY && j->lag_ms > 0)
+		j->predicted_downtime = 0.1 + 2.0 *
+			frozen_bytes(j->dirty_bytes, rate,
+				     j->dirty_bytes * 1000.0 / j->lag_ms,
+				     j->size) / rate;
 	else if (j->dirty_bytes >= 0 && rate > 0 &&
 	    (j->phase == SXM_PHASE_READY || j->phase == SXM_PHASE_SYNCING ||
 	     j->phase == SXM_PHASE_FULL_SYNC || j->phase == SXM_PHASE_MIRRORED))

@@ -208,11 +208,28 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
  * Fill the derived metrics of @j (lag_ms, rate, op_eta, predicted_downtime)
  * from its counters, its live progress, dirty_bytes and @now_ms.
  *
- * Predicted downtime of a cutover: the dirty bytes copied and read back
- * (twice their size) at the rate of the last sync, plus 0.1 s for the
- * suspend, the flushes and the harvest; unknown before any rate is known.
+ * Predicted downtime of a cutover: the bytes it will copy with the source
+ * frozen, copied and read back (twice their size) at the rate of the last
+ * sync, plus 0.1 s for the suspend, the flushes and the harvest; unknown
+ * before any rate is known.  For a warm job in Ready those bytes are what
+ * the cutover's live catch-up leaves, played out with the rate at which
+ * the guest dirtied regions since the last sync; for a Mirrored job with
+ * the mirror on there are none, and the downtime is two sink round trips
+ * at the median latency.
  */
 void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms);
+
+/*
+ * The warm cutover's live catch-up: syncs run while the guest writes
+ * until what is dirty copies in SXM_CATCHUP_TARGET_S at @rate (bytes/s),
+ * at most SXM_CATCHUP_MAX of them, and none more once one failed to halve
+ * what is dirty (@before: dirty before the last one, -1 before the first).
+ * True when it is time to freeze the source.
+ */
+#define SXM_CATCHUP_MAX		4
+#define SXM_CATCHUP_TARGET_S	0.05
+bool sxm_job_catchup_done(int64_t dirty, int64_t before, double rate,
+			  uint64_t syncs);
 
 /* The record file's text; the caller frees it.  NULL: out of memory. */
 char *sxm_job_rec_format(const struct sxm_job_rec *j);

@@ -324,14 +324,11 @@ static int do_sync(struct sxm_job *j, char *err, size_t errlen)
  * Before the cutover suspends the device, syncs run live until what is
  * dirty is small, as a live migration of memory iterates before it stops
  * the guest: guest I/O is then held only for the copy of what changed
- * during the last of them.  Small is what the last sync's rate copies in
- * CATCHUP_TARGET_S.  At most CATCHUP_MAX syncs, and none more once one no
- * longer halves what is dirty (the guest writes about as fast as the sink
- * takes it: more syncs would not shorten the freeze).  j->lock not held.
+ * during the last of them.  When to stop is sxm_job_catchup_done()'s: a
+ * sync that no longer halves what is dirty means the guest writes about
+ * as fast as the sink takes it, and more would not shorten the freeze.
+ * j->lock not held.
  */
-#define CATCHUP_MAX		4
-#define CATCHUP_TARGET_S	0.05
-
 static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 {
 	int64_t dirty, before = -1;
@@ -352,8 +349,7 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 		rate = j->rec.last_rate;
 		n = j->rec.catchup_syncs;
 		sxm_job_unlock(j);
-		if (!dirty || dirty <= rate * CATCHUP_TARGET_S ||
-		    (before >= 0 && dirty > before / 2) || n >= CATCHUP_MAX)
+		if (sxm_job_catchup_done(dirty, before, rate, n))
 			break;
 		r = do_sync(j, err, errlen);
 		if (r)

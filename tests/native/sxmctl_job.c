@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,7 @@ TEST(metrics)
 	/* Idle in Ready: Lag since the last sync, Rate the last sync's. */
 	j.op[0] = '\0';
 	j.phase = SXM_PHASE_READY;
+	j.size = 2000ULL << 20;
 	j.last_sync_ms = 2000;
 	j.last_rate = 100 << 20;
 	j.dirty_bytes = 10 << 20;
@@ -245,7 +247,34 @@ TEST(metrics)
 	EXPECT_EQ(3000, j.lag_ms);
 	EXPECT_EQ(100 << 20, j.rate);
 	EXPECT_TRUE(j.op_eta < 0);
+	/*
+	 * The cutover would first sync the 10 MiB live (0.1 s, while the guest
+	 * dirties 10/3 MiB a second), then freeze for the third of a MiB
+	 * dirtied meanwhile: copied and read back at 100 MiB/s.
+	 */
+	EXPECT_TRUE(fabs(0.1 + 2.0 * (10.0 / 3 * 0.1) / 100 -
+			 j.predicted_downtime) < 1e-9);
+	/* A guest that dirties as fast as the sink takes: one sync, no more. */
+	j.last_sync_ms = 4900;
+	sxm_job_metrics(&j, 5000);
+	EXPECT_TRUE(fabs(0.1 + 2.0 * 0.1 - j.predicted_downtime) < 1e-9);
+	/* Converging slowly: four syncs at the most, each leaving 0.4. */
+	j.last_sync_ms = 5000;
+	j.dirty_bytes = 1000ULL << 20;
+	sxm_job_metrics(&j, 30000);	/* 40 MiB a second dirtied */
+	EXPECT_TRUE(fabs(0.1 + 2.0 * (1000 * 0.4 * 0.4 * 0.4 * 0.4) / 100 -
+			 j.predicted_downtime) < 1e-9);
+	/* Dirtied faster than copied: one sync, the device at the most. */
+	j.last_sync_ms = 29000;
+	sxm_job_metrics(&j, 30000);
+	EXPECT_TRUE(fabs(0.1 + 2.0 * 2000 / 100 - j.predicted_downtime) < 1e-9);
+	/* In Syncing, what is dirty now is what it counts. */
+	j.phase = SXM_PHASE_SYNCING;
+	j.last_sync_ms = 4900;
+	j.dirty_bytes = 10 << 20;
+	sxm_job_metrics(&j, 5000);
 	EXPECT_EQ(0.1 + 2.0 * 0.1, j.predicted_downtime);
+	j.phase = SXM_PHASE_READY;
 
 	/* Nothing to predict once it is over, or when dirty is unknown. */
 	j.dirty_bytes = -1;

@@ -112,7 +112,7 @@ check "lv40 is suspended: the source cannot diverge" bash -c \
 cut=$(jf vm40 cutover_bytes)
 catchup=$(jf vm40 catchup_syncs)
 caught=$(($(jf vm40 bytes_incr) - incr0))
-diag "dirty when asked $dirty0; $catchup syncs live sent $caught; frozen copy $cut"
+diag "dirty when asked $dirty0; catch-up syncs: $catchup, which sent $caught; frozen copy $cut"
 check "the cutover caught up with syncs live before it froze the source" \
 	bash -c "[ $catchup -ge 1 ] && sxm-ctl show vm40 | grep -q 'cutover: $catchup syncs\? caught up live first'"
 check_eq "the cutover sent the sink what it reports (live, then frozen)" \
