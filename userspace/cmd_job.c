@@ -394,7 +394,7 @@ static void print_show(const struct sxm_job_rec *j)
 	if (j->predicted_downtime >= 1)
 		printf("Cutover       predicted downtime %s\n",
 		       sxm_duration_str(j->predicted_downtime, b1, sizeof(b1)));
-	else if (j->predicted_downtime >= 0)	/* a mirror's: milliseconds */
+	else if (j->predicted_downtime >= 0)	/* under a second: in ms */
 		printf("Cutover       predicted downtime %.0f ms\n",
 		       j->predicted_downtime * 1000);
 	if (j->phase == SXM_PHASE_COMPLETED)

@@ -378,7 +378,7 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 /* Metrics                                                            */
 /* ------------------------------------------------------------------ */
 
-bool sxm_job_catchup_done(int64_t dirty, int64_t before, double rate,
+bool sxm_job_catchup_done(double dirty, double before, double rate,
 			  uint64_t syncs)
 {
 	return dirty <= 0 || dirty <= rate * SXM_CATCHUP_TARGET_S ||

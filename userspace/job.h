@@ -228,7 +228,7 @@ void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms);
  */
 #define SXM_CATCHUP_MAX		4
 #define SXM_CATCHUP_TARGET_S	0.05
-bool sxm_job_catchup_done(int64_t dirty, int64_t before, double rate,
+bool sxm_job_catchup_done(double dirty, double before, double rate,
 			  uint64_t syncs);
 
 /* The record file's text; the caller frees it.  NULL: out of memory. */
