@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "sxm.h"
+#include "dm.h"
 #include "jobcore.h"
 
 #define CHUNK_SECS		2.0		/* of copying between saves */
@@ -331,6 +332,7 @@ static int do_sync(struct sxm_job *j, char *err, size_t errlen)
  */
 static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 {
+	struct sxm_dm_info info;
 	int64_t dirty, before = -1;
 	uint64_t n;
 	double rate;
@@ -339,6 +341,14 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 	sxm_job_lock(j);
 	j->rec.catchup_syncs = 0;
 	sxm_job_unlock(j);
+	/* Frozen already: a daemon killed mid-cutover and started again. */
+	if (!j->run.suspended) {
+		sxm_job_dm_lock(j);
+		r = sxm_dm_info(j->rec.device, &info);
+		sxm_job_dm_unlock(j);
+		if (!r && info.suspended)
+			j->run.suspended = true;
+	}
 	if (j->run.suspended)
 		return 0;
 	for (;;) {

@@ -11,15 +11,17 @@
 # device here is a plain block device, so the job made /dev/mapper/NAME
 # over it.  A cutover then leaves the sink identical to the source.
 # Last, a cutover interrupted twice: stopped with SIGTERM the daemon gives
-# the guest its disk back (the job is Ready again); killed with kill -9 it
-# leaves the device suspended, and restarted it finishes the cutover.
+# the guest its disk back (the job is Ready again); with a guest writing,
+# the cutover syncs live first and then freezes the source, and killed
+# with kill -9 then it leaves the device suspended, and restarted it
+# finishes the cutover.
 # vm-timeout: 240
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 
 require_sxm
 require_sxm_ctl
-require_cmd dmsetup nbdkit nbdcopy
+require_cmd dmsetup nbdkit nbdcopy fio
 
 MIB=32 SIZE=$((32 << 20)) RS=65536
 scratch_dev disk $MIB
@@ -131,8 +133,15 @@ check "SIGTERM mid-cutover: the device is resumed" bash -c \
 check_eq "and the job saved as Ready" Ready "$(saved_of cut42 phase)"
 daemon_start
 check_eq "restarted: Ready" Ready "$(jf cut42 phase)"
+# A guest writing through it, so that the cutover's live catch-up leaves
+# a delta to copy frozen, which the slow sink makes last seconds.
+fio_load fio42 /dev/mapper/cut42 /tmp/fio42.log --rate_iops=20
+check "the guest is writing" wait_until 30 bash -c \
+	"[ \$(sxm-ctl show cut42 --json | sed -n 's/.*\"dirty_bytes\":\([0-9]*\).*/\1/p') -gt 0 ]"
 check "cutover again" sxm-ctl cutover cut42
 check "Cutting Over" wait_phase cut42 "Cutting Over" 10
+check "the source is frozen once the live syncs caught up" wait_until 90 bash -c \
+	"dmsetup info cut42 | grep -q '^State: *SUSPENDED'"
 daemon_kill9
 check "kill -9 mid-cutover: the device stays suspended" bash -c \
 	"dmsetup info cut42 | grep -q '^State: *SUSPENDED'"
@@ -144,3 +153,5 @@ check "the device is still suspended (frozen)" bash -c \
 	"dmsetup info cut42 | grep -q '^State: *SUSPENDED'"
 check_eq "the sink is identical to the source" "$(sha256_of "$disk2")" \
 	"$(sha256_of "$SINK_URI")"
+dmsetup resume cut42
+fio_stop fio42 /tmp/fio42.log "fio, held and let go, saw no error"
