@@ -34,6 +34,8 @@
 #                                 SINK_PID, SINK_PORT, SINK_LOG
 #   expect_fail DESC TEXT CMD...  a test point: CMD must fail and TEXT must be
 #                                 in its output or in the kernel log it made
+#   expect_rc DESC RC TEXT CMD... a test point: CMD exits with RC and TEXT is
+#                                 in its output
 #   require_cmd CMD..., require_module MOD...
 #                                 skip the whole test (exit 4) if missing
 #   require_sxm, require_sxm_ctl  load dm-sxm / find sxm-ctl; if they are not
@@ -341,6 +343,19 @@ sink_start() {
 }
 
 # ------------------------------------------------------------------ checks ----
+
+# expect_rc DESC RC TEXT CMD... — CMD exits with RC and says TEXT.
+expect_rc() {
+	local desc=$1 want=$2 text=$3 out rc=0
+	shift 3
+	out=$("$@" 2>&1) || rc=$?
+	if [ "$rc" -eq "$want" ] && grep -qF -- "$text" <<< "$out"; then
+		pass "$desc"
+	else
+		fail "$desc" "$(printf 'exit %d (want %d), want "%s" in:\n%s' \
+			"$rc" "$want" "$text" "$out")"
+	fi
+}
 
 # expect_fail DESC TEXT CMD... — CMD must fail, and TEXT must appear in its
 # output or in the kernel messages logged while it ran (a dm table's error

@@ -13,19 +13,6 @@ require_sxm
 require_sxm_ctl
 require_cmd dmsetup dd
 
-# expect_rc DESC RC TEXT CMD... — CMD exits with RC and says TEXT.
-expect_rc() {
-	local desc=$1 want=$2 text=$3 out rc=0
-	shift 3
-	out=$("$@" 2>&1) || rc=$?
-	if [ "$rc" -eq "$want" ] && grep -qF -- "$text" <<< "$out"; then
-		pass "$desc"
-	else
-		fail "$desc" "$(printf 'exit %d (want %d), want "%s" in:\n%s' \
-			"$rc" "$want" "$text" "$out")"
-	fi
-}
-
 rm_dev() {
 	dmsetup info "$1" >/dev/null 2>&1 || return 0
 	dmsetup remove --retry "$1"

@@ -19,18 +19,6 @@ require_sxm
 require_sxm_ctl
 require_cmd dmsetup fio nbdkit nbdcopy
 
-expect_rc() {	# expect_rc DESC RC TEXT CMD... — CMD exits RC, says TEXT
-	local desc=$1 want=$2 text=$3 out rc=0
-	shift 3
-	out=$("$@" 2>&1) || rc=$?
-	if [ "$rc" -eq "$want" ] && grep -qF -- "$text" <<< "$out"; then
-		pass "$desc"
-	else
-		fail "$desc" "$(printf 'exit %d (want %d), want "%s" in:\n%s' \
-			"$rc" "$want" "$text" "$out")"
-	fi
-}
-
 daemon_start
 
 # ------------------------------------------------------- write errors ----

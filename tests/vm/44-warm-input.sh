@@ -35,18 +35,6 @@ check "submit a slow job" sxm-ctl submit --source /dev/mapper/lv44 \
 	--sink "$good" --name slow44 --rate 1M
 check "it is in its full sync" wait_phase slow44 "Full Sync" 20
 
-expect_rc() {	# expect_rc DESC RC TEXT CMD... — CMD exits RC, says TEXT
-	local desc=$1 want=$2 text=$3 out rc=0
-	shift 3
-	out=$("$@" 2>&1) || rc=$?
-	if [ "$rc" -eq "$want" ] && grep -qF -- "$text" <<< "$out"; then
-		pass "$desc"
-	else
-		fail "$desc" "$(printf 'exit %d (want %d), want "%s" in:\n%s' \
-			"$rc" "$want" "$text" "$out")"
-	fi
-}
-
 state() {
 	dmsetup ls | sort
 	dmsetup table lv44
