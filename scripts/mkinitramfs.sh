@@ -48,7 +48,7 @@ nbdkit_dirs=(/usr/lib/x86_64-linux-gnu/nbdkit/plugins /usr/lib/x86_64-linux-gnu/
 
 # Kernel modules (their dependencies are added from modinfo).
 modules=(dm-mod dm-flakey dm-delay dm-mirror dm-log dm-region-hash dm-zero
-	dm-log-writes brd loop nbd veth sch_netem ext4 crc32c_generic crc32c-intel)
+	dm-log-writes brd loop nbd veth sch_netem sch_prio cls_u32 ext4 crc32c_generic crc32c-intel)
 
 # Copy FILE into ROOT at the same path, dereferenced; keep a symlink at the
 # path asked for when it is one (mkfs.ext4 -> mke2fs).  /lib, /bin, /sbin,

@@ -28,10 +28,11 @@
 #                                 discard and write-zeroes; path in $VAR
 #   dm_create NAME TABLE [ARGS]   dmsetup create; removed at teardown
 #   spawn VAR CMD...              CMD in the background, pid in $VAR; killed
-#   sink_start [-p PORT] [NBDKIT_ARGS...]
+#   sink_start [-p PORT] [--delay TIME] [NBDKIT_ARGS...]
 #                                 nbdkit (default: memory size=64M) in the
 #                                 "sink" network namespace; sets SINK_URI,
-#                                 SINK_PID, SINK_PORT, SINK_LOG
+#                                 SINK_PID, SINK_PORT, SINK_LOG.  --delay:
+#                                 a slow link to this sink only (below)
 #   expect_fail DESC TEXT CMD...  a test point: CMD must fail and TEXT must be
 #                                 in its output or in the kernel log it made
 #   expect_rc DESC RC TEXT CMD... a test point: CMD exits with RC and TEXT is
@@ -131,6 +132,17 @@ _tc_run_cleanup() {
 	_tc_cleanup=()
 }
 
+# On a failure, what each sink's nbdkit said: a sink that died or refused
+# a request is often the cause.
+_tc_sink_diag() {
+	local f
+	for f in "${_tc_sink_logs[@]}"; do
+		[ -s "$f" ] || continue
+		diag "$f (last 15 lines):"
+		diag "$(tail -n 15 "$f")"
+	done
+}
+
 _tc_exit() {
 	local rc=$?
 	set +o errexit +o errtrace
@@ -138,6 +150,7 @@ _tc_exit() {
 	if [ -z "$_tc_exiting" ] && [ $rc -ne 0 ]; then
 		fail "aborted${_tc_err:+ at $_tc_err} (exit status $rc)"
 	fi
+	[ $_tc_failed -eq 0 ] || _tc_sink_diag
 	_tc_run_cleanup
 	[ -n "$_tc_plan" ] || echo "1..$_tc_n"
 	if [ "$_tc_exiting" = skip ]; then exit 4; fi
@@ -294,7 +307,7 @@ _tc_loop_del() {
 SINK_NS=sink SRC_IF=sxm-src SINK_IF=sxm-sink
 SRC_ADDR=169.254.77.1 SINK_ADDR=169.254.77.2
 SINK_URI="" SINK_PID="" SINK_PORT="" SINK_LOG=""
-_tc_netns_up="" _tc_nsinks=0
+_tc_netns_up="" _tc_nsinks=0 _tc_sink_logs=()
 
 _tc_sink_netns() {
 	[ -z "$_tc_netns_up" ] || return 0
@@ -314,20 +327,33 @@ _tc_netns_del() {
 	if ip netns list | grep -q "^$SINK_NS\b"; then ip netns delete "$SINK_NS"; fi
 }
 
-# sink_start [-p PORT] [NBDKIT_ARGS...] — e.g.
+# sink_start [-p PORT] [--delay TIME] [NBDKIT_ARGS...] — e.g.
 #   sink_start                                        (memory size=64M)
+#   sink_start --delay 500ms memory size=32M
 #   sink_start --filter=delay memory size=32M delay-write=20ms
+#
+# --delay TIME holds every packet this sink sends for TIME (netem on its
+# end of the link, for its port only): each request's reply, and the ACKs
+# that pace the data sent to it, arrive TIME late -- a slow or distant
+# sink.  Use it, not nbdkit's delay filter, where the test closes or kills
+# a client that has requests in flight: nbdkit 1.32 (Debian 12) aborts
+# (raw_send_socket: Assertion `sock >= 0') when several delayed requests
+# answer a connection that has gone, and the sink dies with the client.
 sink_start() {
-	local port="" i
-	if [ "${1:-}" = -p ]; then
-		port=$2
-		shift 2
-	fi
+	local port="" delay="" i
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-p) port=$2; shift 2 ;;
+		--delay) delay=$2; shift 2 ;;
+		*) break ;;
+		esac
+	done
 	_tc_nsinks=$((_tc_nsinks + 1))
 	port=${port:-$((10808 + _tc_nsinks))}
 	[ $# -gt 0 ] || set -- memory size=64M
 	_tc_sink_netns
 	SINK_LOG=/tmp/sink-$port.log
+	_tc_sink_logs+=("$SINK_LOG")
 	ip netns exec "$SINK_NS" nbdkit --foreground --exit-with-parent \
 		-i "$SINK_ADDR" -p "$port" "$@" > "$SINK_LOG" 2>&1 &
 	SINK_PID=$!
@@ -335,11 +361,33 @@ sink_start() {
 	SINK_PORT=$port
 	SINK_URI=nbd://$SINK_ADDR:$port
 	for i in $(seq 100); do
-		nbdinfo --size "$SINK_URI" >/dev/null 2>&1 && return 0
+		if nbdinfo --size "$SINK_URI" >/dev/null 2>&1; then
+			[ -z "$delay" ] || _tc_sink_delay "$port" "$delay"
+			return 0
+		fi
 		kill -0 "$SINK_PID" 2>/dev/null || break
 		sleep 0.1
 	done
 	bail "sink nbdkit $* did not answer on $SINK_URI: $(tail -n 5 "$SINK_LOG")"
+}
+
+# _tc_sink_delay PORT TIME — what leaves the sink's end of the link from
+# PORT goes through a netem of its own (a band of a prio qdisc picked by a
+# u32 match on the source port); everything else goes on at once.
+_tc_sink_nbands=0
+_tc_sink_delay() {
+	local tcs="ip netns exec $SINK_NS tc" band
+	if [ $_tc_sink_nbands -eq 0 ]; then
+		$tcs qdisc add dev "$SINK_IF" root handle 1: prio bands 16 \
+			priomap 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+	fi
+	[ $_tc_sink_nbands -lt 15 ] || bail "sink_start --delay: at most 15 slow sinks"
+	_tc_sink_nbands=$((_tc_sink_nbands + 1))
+	band=$((_tc_sink_nbands + 1))
+	$tcs qdisc add dev "$SINK_IF" parent 1:$band handle $((band + 10)): \
+		netem delay "$2" limit 100000
+	$tcs filter add dev "$SINK_IF" parent 1: protocol ip prio 1 u32 \
+		match ip sport "$1" 0xffff flowid 1:$band
 }
 
 # ------------------------------------------------------------------ checks ----

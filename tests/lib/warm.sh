@@ -46,10 +46,22 @@ daemon_start() {
 	bail "sxm-ctl daemon did not start: $(tail -n 5 "$DAEMON_LOG")"
 }
 
+# SIGTERM: every job stops at its next chunk, that is once the writes it
+# has in flight are answered -- seconds over a slow link.  Past a minute
+# the daemon is killed, and the test says so.
 _warm_daemon_stop() {
+	local i
 	kill -0 "$1" 2>/dev/null || return 0
 	kill -TERM "$1"
-	_tc_kill "$1"
+	for i in $(seq 600); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		diag "the daemon did not stop within 60 s of SIGTERM: killed"
+		kill -KILL "$1"
+	fi
+	wait "$1" 2>/dev/null || true
 }
 
 daemon_stop() {

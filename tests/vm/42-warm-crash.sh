@@ -15,7 +15,7 @@
 # the cutover syncs live first and then freezes the source, and killed
 # with kill -9 then it leaves the device suspended, and restarted it
 # finishes the cutover.
-# vm-timeout: 240
+# vm-timeout: 300
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 
@@ -117,10 +117,12 @@ check_eq "the sink is identical to the source" "$(sha256_of "$disk")" \
 
 # ---------------------------------------- a cutover, SIGTERM and kill -9 ----
 
-# A sink whose writes take a second: a cutover lasts long enough to stop.
+# A sink half a second away: a cutover lasts long enough to stop.  (A
+# link delay, not nbdkit's delay filter, which aborts nbdkit 1.32 when a
+# killed client leaves delayed requests behind: see sink_start.)
 scratch_dev disk2 16
 rand_fill "$disk2" 16
-sink_start --filter=delay memory size=16M delay-write=1
+sink_start --delay 500ms memory size=16M
 cleanup_push _tc_dm_remove cut42
 check "submit to a slow sink" sxm-ctl submit --source "$disk2" --sink "$SINK_URI" \
 	--name cut42 --wait

@@ -69,7 +69,7 @@ check "forget" sxm-ctl forget e56
 
 # ------------------------------------------- kill -9 in the bulk copy ----
 
-sink_start -p 10866 --filter=delay file file=$img delay-write=40ms
+sink_start -p 10866 --delay 40ms file file=$img
 # 4 MiB/s: the bulk copy lasts seconds however quick the machine is, so
 # that the pause and the kill -9 find it running.
 check "submit --kind sxm to a slow sink" sxm-ctl submit \
