@@ -29,7 +29,9 @@
  *                 is small, the resynced regions else.
  *   Mirrored      the sink stays equal to the source.  A mirror that goes
  *                 down (the status says why) is brought back: see below.
- *   Cutting Over  suspend (guest I/O held), nothing may be in flight, the
+ *   Cutting Over  a mirror that is down is brought back first, live (a
+ *                 compose), so that little is left for the freeze; then
+ *                 suspend (guest I/O held), nothing may be in flight, the
  *                 harvest must be empty (or what it holds is copied), the
  *                 pump stops, both connections flushed, verified, the
  *                 mirror off; the downtime is from the suspend to here.
@@ -1071,6 +1073,46 @@ static int flush_bounded(struct sxm_sink **sp)
  * The cutover.  On success the device stays suspended, the job is
  * Completed; on failure the caller resumes it.  j->lock not held.
  */
+/*
+ * A cutover asked for while the mirror is down: what went dirty meanwhile
+ * would all be copied with the guest frozen.  Bring the mirror back first,
+ * live (the resync under locks that Mirrored retries), so that the freeze
+ * finds nothing dirty.  If it cannot come back, the frozen copy takes
+ * what is dirty, and fails if the sink does not take it.  Not for a
+ * source found frozen already (a daemon killed mid-cutover): that is the
+ * freeze.  j->lock not held.
+ */
+static void mirror_before_cutover(struct sxm_job *j)
+{
+	uint64_t resynced, verified;
+	char err[512], how[600];
+	struct mstat ms;
+	int r;
+
+	if (j->run.suspended)
+		return;
+	pump_reap(j);
+	r = kstat(j, &ms);
+	if (!r && mirror_on(&ms) && j->mirror->running)
+		return;
+	sxm_job_lock(j);
+	note_down(j, r ? NULL : &ms);
+	sxm_job_event(j, "cutover: the mirror is down; resyncing under the mirror first, with the guest running");
+	sxm_job_unlock(j);
+	r = compose(j, false, &resynced, &verified, err, sizeof(err));
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	if (!r) {
+		snprintf(how, sizeof(how), "%" PRIu64 " bytes resynced and %" PRIu64 " verified before the cutover",
+			 resynced, verified);
+		note_up(j, how);
+	} else {
+		sxm_job_event(j, "cutover: the mirror could not come back (%s); what is dirty is copied with the source frozen",
+			      err);
+	}
+	sxm_job_unlock(j);
+}
+
 static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_mirror_run *m = j->mirror;
@@ -1361,6 +1403,12 @@ static bool step(struct sxm_job *j)
 		r = attach(j, &restarted, err, sizeof(err));
 		if (!r && restarted)
 			r = -ESTALE;
+		if (!r && !stop_now(j))
+			mirror_before_cutover(j);
+		if (!r && stop_now(j)) {
+			snprintf(err, sizeof(err), "interrupted");
+			r = -EINTR;
+		}
 		if (!r)
 			r = do_cutover(j, err, sizeof(err));
 		sxm_job_lock(j);

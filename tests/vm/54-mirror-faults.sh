@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Mirror style against a faulty sink (nbdkit's delay and error filters, a
+# Mirror style against a faulty sink (a slow link, nbdkit's error filter, a
 # downed veth), under fio --verify writers over all of the device:
-#   - every sink write slowed (delay filter): the bulk copy and the mirror
+#   - every sink write slowed (10 ms of link delay): the bulk copy and the mirror
 #     race for the same regions all along; once composed, the newest data
 #     won everywhere (source and sink equal, the writers frozen);
 #   - sink write errors while Mirrored: the mirror degrades (sink_error),
@@ -12,7 +12,11 @@
 #   - the link to the sink down while Mirrored: the mirror degrades
 #     (sink_timeout), the guest waits at most the ring's timeout and goes
 #     on; the link up, the mirror is back, the sink equal again;
-# then a cutover: sink identical to the source, fio clean.
+#   - a cutover asked for while the mirror is down: with the sink still
+#     failing, it fails and the guest has its disk back; with the sink
+#     healed, the mirror is brought back live first and the freeze copies
+#     nothing;
+# then the sink is identical to the frozen source, fio clean.
 # vm-timeout: 300
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
@@ -29,7 +33,7 @@ lv_create lv54 "$disk" $MIB
 img=/tmp/sink54.img flag=/tmp/sink54.fail
 truncate -s ${MIB}M $img
 cleanup_push rm -f $img $flag
-sink_start --filter=error --filter=delay file file=$img delay-write=10ms \
+sink_start --delay 10ms --filter=error file file=$img \
 	error-pwrite=EIO error-pwrite-rate=100% error-pwrite-file=$flag
 daemon_start
 
@@ -82,9 +86,39 @@ diag "$(sxm-ctl show m54 | grep -E '^(Mirror|Degraded)')"
 compare_clean "the sink equals the source again" lv54 \
 	/dev/mapper/lv54-sxm-orig $img "$fa_pid" "$fb_pid"
 
+# ------------------------------------------ a cutover while degraded ----
+
+# Asked for while the mirror is down, a cutover first brings it back live,
+# so that the freeze finds nothing dirty; while it cannot come back, the
+# frozen copy fails on the sink and the guest gets its disk back.
+touch $flag
+check "errors again: the mirror degrades" wait_mirror lv54 degraded 20
+sleep 6	# the job has tried, failed and backs off for seconds now
+expect_fail "a cutover while the sink fails every write: it fails" \
+	"cutover failed" sxm-ctl cutover m54 --wait
+check "the events say the mirror could not come back first" bash -c \
+	"sxm-ctl show m54 | grep -q 'cutover: the mirror could not come back'"
+check "the device is resumed" bash -c "dmsetup info lv54 | grep -q '^State: *ACTIVE'"
+check_eq "the job is Mirrored again, degraded" "Mirrored degraded sink_error" \
+	"$(jf m54 phase) $(mstate lv54)"
+check "the guest writes on" bash -c "kill -0 $fa_pid && kill -0 $fb_pid"
+sleep 6
+# The job backs off for seconds: the cutover asked for now finds the
+# mirror still down (nearly always; if the job's own retry got there
+# first the mirror is up, and the freeze has nothing to copy either way).
+rm -f $flag
+check "the errors gone, a cutover asked for at once" \
+	sxm-ctl cutover m54 --wait
+check_eq "the freeze had nothing left to copy" 0 "$(jf m54 cutover_bytes)"
+if sxm-ctl show m54 | grep -q 'before the cutover'; then
+	diag "the cutover brought the mirror back itself"
+else
+	diag "the job's own retry brought the mirror back before the cutover ran"
+fi
+diag "$(sxm-ctl show m54 | grep -E 'cutover|Downtime|Degraded')"
+
 # -------------------------------------------------------------- cutover ----
 
-check "cutover --wait" sxm-ctl cutover m54 --wait
 check_eq "the sink is byte-identical to the frozen source" \
 	"$(sha256_of /dev/mapper/lv54-sxm-orig)" "$(sha256_of $img)"
 dmsetup resume lv54
