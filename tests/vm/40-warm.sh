@@ -93,6 +93,8 @@ check "fio is still writing" kill -0 "$fio_pid"
 
 sxm-ctl show vm40 --watch > /tmp/watch40.out 2>&1 &
 watch_pid=$!
+"$jail" --pty sxm-ctl show vm40 --watch > /tmp/watch40.tty 2>&1 &
+tty_pid=$!
 sleep 2		# fio dirties most of what it writes to
 dirty0=$(jf vm40 dirty_bytes)
 incr0=$(jf vm40 bytes_incr)
@@ -107,6 +109,19 @@ check "show --watch ends once the job is done" wait_until 10 bash -c "! kill -0 
 check "show --watch (not a terminal): progress lines, then the job" bash -c \
 	"grep -qE '^vm40: (Ready|Cutting Over|cutover|verify)' /tmp/watch40.out &&
 	 grep -q '^Phase *Completed' /tmp/watch40.out"
+check "show --watch on a terminal ends too" wait_until 10 bash -c "! kill -0 $tty_pid"
+# On a terminal it redraws the job in place (home, clear screen) every
+# second, the last drawing the Completed job, and no progress lines.
+clear=$'\e[H\e[2J' drawn=$(< /tmp/watch40.tty)
+stripped=${drawn//"$clear"/}
+redraws=$(((${#drawn} - ${#stripped}) / ${#clear}))
+tr -d '\r' <<< "${drawn##*"$clear"}" > /tmp/watch40.last
+diag "show --watch on a terminal: $redraws drawings"
+check "show --watch on a terminal: redrawn in place, the last Completed" bash -c \
+	"[ $redraws -ge 2 ] && grep -q '^Phase *Completed' /tmp/watch40.last &&
+	 ! grep -qE '^vm40: ' /tmp/watch40.tty"
+check "the drawings before it were of the job cutting over" \
+	grep -qE '^Phase *(Ready|Cutting Over)' /tmp/watch40.tty
 check "lv40 is suspended: the source cannot diverge" bash -c \
 	"dmsetup info lv40 | grep -q '^State: *SUSPENDED'"
 cut=$(jf vm40 cutover_bytes)
