@@ -1070,10 +1070,6 @@ static int flush_bounded(struct sxm_sink **sp)
 }
 
 /*
- * The cutover.  On success the device stays suspended, the job is
- * Completed; on failure the caller resumes it.  j->lock not held.
- */
-/*
  * A cutover asked for while the mirror is down: what went dirty meanwhile
  * would all be copied with the guest frozen.  Bring the mirror back first,
  * live (the resync under locks that Mirrored retries), so that the freeze
@@ -1113,6 +1109,10 @@ static void mirror_before_cutover(struct sxm_job *j)
 	sxm_job_unlock(j);
 }
 
+/*
+ * The cutover.  On success the device stays suspended, the job is
+ * Completed; on failure the caller resumes it.  j->lock not held.
+ */
 static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_mirror_run *m = j->mirror;
