@@ -850,7 +850,7 @@ void sxm_job_cutover_failed(struct sxm_job *j, const char *why,
 	rec->cutover_failures++;
 	snprintf(rec->reason, sizeof(rec->reason), "cutover failed: %s", why);
 	rec->phase = back;
-	sxm_job_event(j, "cutover failed: %s; /dev/mapper/%s resumed, the job is %s again",
+	sxm_job_event(j, "cutover failed: %s; /dev/mapper/%s runs on, the job is %s again",
 		      why, rec->device, sxm_phase_name(back));
 	sxm_job_save(j);
 }

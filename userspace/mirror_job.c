@@ -30,7 +30,9 @@
  *   Mirrored      the sink stays equal to the source.  A mirror that goes
  *                 down (the status says why) is brought back: see below.
  *   Cutting Over  a mirror that is down is brought back first, live (a
- *                 compose), so that little is left for the freeze; then
+ *                 compose), so that little is left for the freeze (and
+ *                 with a sink that takes no writes the cutover fails
+ *                 without freezing the guest); then
  *                 suspend (guest I/O held), nothing may be in flight, the
  *                 harvest must be empty (or what it holds is copied), the
  *                 pump stops, both connections flushed, verified, the
@@ -407,11 +409,21 @@ static int copy_regions(struct sxm_job *j, const uint64_t *map,
 	return r;
 }
 
-/* Bytes one batch may hold: BATCH_SECS of copying at the last rate. */
+/*
+ * Bytes one batch may hold: BATCH_SECS of copying at the last rate, or at
+ * the job's --rate if that is lower.
+ */
 static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
 {
-	double want = j->mirror->rate > 0 ? j->mirror->rate * BATCH_SECS :
-					    BATCH_FIRST;
+	double rate = j->mirror->rate, limit;
+	double want;
+
+	sxm_job_lock(j);
+	limit = (double)j->rec.rate_limit;
+	sxm_job_unlock(j);
+	if (limit > 0 && (rate <= 0 || rate > limit))
+		rate = limit;
+	want = rate > 0 ? rate * BATCH_SECS : BATCH_FIRST;
 
 	if (want > BATCH_MAX)
 		want = BATCH_MAX;
@@ -901,6 +913,24 @@ static int do_prepare(struct sxm_job *j, char *err, size_t errlen)
 }
 
 /* Mirror on, then every region from the cursor on, under locks. */
+/*
+ * --rate for the bulk copy: @bytes copied since @since, so wait until that
+ * is the limit's worth of time (or until stopped, paused or cancelled).
+ * Between batches, with no lock held, so that the guest's writes never
+ * wait for it.  j->lock held.
+ */
+static void pace(struct sxm_job *j, uint64_t bytes, double since)
+{
+	double until, left;
+
+	if (!j->rec.rate_limit)
+		return;
+	until = since + (double)bytes / (double)j->rec.rate_limit;
+	while (!must_stop(j) && !j->rec.paused &&
+	       (left = until - sxm_mono_s()) > 0)
+		sxm_job_wait_ms(j, (unsigned int)ceil(left * 1000));
+}
+
 static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_run *run = &j->run;
@@ -909,7 +939,7 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 	uint64_t *map;
 	struct mstat ms;
 	bool zero;
-	double start = sxm_mono_s();
+	double start = sxm_mono_s(), t0;
 	int r;
 
 	r = mirror_up(j, err, errlen);
@@ -970,6 +1000,7 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 		sxm_job_lock(j);
 		sxm_job_set_op(j, "bulk copy", done, size);
 		sxm_job_unlock(j);
+		t0 = sxm_mono_s();
 		r = locked_pass(j, map, true, false, zero, "bulk copy", done,
 				false, &copied, &checked, err, errlen);
 		sxm_job_lock(j);
@@ -979,6 +1010,8 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 		done = j->rec.full_done;
 		sxm_job_set_op(j, "bulk copy", done, size);
 		sxm_job_save(j);
+		if (!r)
+			pace(j, copied, t0);
 		/* Paused: the batch is done again once resumed. */
 		if (r == -EINTR && !must_stop(j))
 			r = 0;
@@ -1073,40 +1106,51 @@ static int flush_bounded(struct sxm_sink **sp)
  * A cutover asked for while the mirror is down: what went dirty meanwhile
  * would all be copied with the guest frozen.  Bring the mirror back first,
  * live (the resync under locks that Mirrored retries), so that the freeze
- * finds nothing dirty.  If it cannot come back, the frozen copy takes
- * what is dirty, and fails if the sink does not take it.  Not for a
- * source found frozen already (a daemon killed mid-cutover): that is the
- * freeze.  j->lock not held.
+ * finds nothing dirty.  If the sink took writes but the mirror kept going
+ * down (or a verify kept finding differences), the frozen copy takes what
+ * is dirty: with the guest held, nothing goes dirty under it.  If the sink
+ * does not take writes (errors, unreachable), the cutover fails here: the
+ * guest is not frozen for a copy that could not succeed.  Not for a source
+ * found frozen already (a daemon killed mid-cutover): that is the freeze.
+ * 0 to go on to the freeze, or -errno with @err.  j->lock not held.
  */
-static void mirror_before_cutover(struct sxm_job *j)
+static int mirror_before_cutover(struct sxm_job *j, char *err,
+				 size_t errlen)
 {
 	uint64_t resynced, verified;
-	char err[512], how[600];
+	char why[512], how[600];
 	struct mstat ms;
 	int r;
 
 	if (j->run.suspended)
-		return;
+		return 0;
 	pump_reap(j);
 	r = kstat(j, &ms);
 	if (!r && mirror_on(&ms) && j->mirror->running)
-		return;
+		return 0;
 	sxm_job_lock(j);
 	note_down(j, r ? NULL : &ms);
 	sxm_job_event(j, "cutover: the mirror is down; resyncing under the mirror first, with the guest running");
 	sxm_job_unlock(j);
-	r = compose(j, false, &resynced, &verified, err, sizeof(err));
+	r = compose(j, false, &resynced, &verified, why, sizeof(why));
 	sxm_job_lock(j);
 	sxm_job_set_op(j, "", 0, 0);
 	if (!r) {
 		snprintf(how, sizeof(how), "%" PRIu64 " bytes resynced and %" PRIu64 " verified before the cutover",
 			 resynced, verified);
 		note_up(j, how);
-	} else {
+	} else if (r == -EAGAIN || r == -EILSEQ) {
 		sxm_job_event(j, "cutover: the mirror could not come back (%s); what is dirty is copied with the source frozen",
-			      err);
+			      why);
+		r = 0;
+	} else if (r != -EINTR) {
+		snprintf(err, errlen, "the mirror could not come back (%s); the guest was not frozen",
+			 why);
+	} else {
+		snprintf(err, errlen, "%s", why);
 	}
 	sxm_job_unlock(j);
+	return r;
 }
 
 /*
@@ -1404,7 +1448,7 @@ static bool step(struct sxm_job *j)
 		if (!r && restarted)
 			r = -ESTALE;
 		if (!r && !stop_now(j))
-			mirror_before_cutover(j);
+			r = mirror_before_cutover(j, err, sizeof(err));
 		if (!r && stop_now(j)) {
 			snprintf(err, sizeof(err), "interrupted");
 			r = -EINTR;
