@@ -79,6 +79,13 @@ rec=$SXM_JOB_DIR/k56.job
 saved() { sed -n "s/^$1 //p" "$rec"; }
 check "the bulk copy saves its cursor as it goes" \
 	wait_until 90 bash -c "[ \$(sed -n 's/^full_done //p' $rec) -ge $((2 << 20)) ]"
+# Paced between its batches, it copies at most 4 MiB a second, and saves
+# the cursor every 4 MiB: in 2 s the cursor moves 12 MiB at the most.
+d0=$(saved full_done)
+sleep 2
+d1=$(saved full_done)
+diag "the cursor moved $((d1 - d0)) bytes in 2 s"
+check "--rate 4M holds the bulk copy to it" test $((d1 - d0)) -le $((12 << 20))
 check "pause" sxm-ctl pause k56
 sleep 1
 c1=$(jf k56 full_done)
