@@ -912,11 +912,10 @@ static int do_prepare(struct sxm_job *j, char *err, size_t errlen)
 	return sxm_job_start_tracking(j, "", err, errlen);
 }
 
-/* Mirror on, then every region from the cursor on, under locks. */
 /*
  * --rate for the bulk copy: @bytes copied since @since, so wait until that
  * is the limit's worth of time (or until stopped, paused or cancelled).
- * Between batches, with no lock held, so that the guest's writes never
+ * Between batches, with no region locked, so that the guest's writes never
  * wait for it.  j->lock held.
  */
 static void pace(struct sxm_job *j, uint64_t bytes, double since)
@@ -931,6 +930,7 @@ static void pace(struct sxm_job *j, uint64_t bytes, double since)
 		sxm_job_wait_ms(j, (unsigned int)ceil(left * 1000));
 }
 
+/* Mirror on, then every region from the cursor on, under locks. */
 static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_run *run = &j->run;
