@@ -1103,6 +1103,32 @@ static int flush_bounded(struct sxm_sink **sp)
 }
 
 /*
+ * Bring a mirror that is down back (compose()), noting it down (@ms: the
+ * kernel's status, NULL if it could not be read) and, once it is back, up
+ * again, with @when after the bytes resynced.  0, or compose()'s -errno
+ * with @err.  j->lock held; dropped meanwhile.
+ */
+static int mirror_back(struct sxm_job *j, const struct mstat *ms,
+		       const char *when, char *err, size_t errlen)
+{
+	uint64_t resynced, verified;
+	char how[160];
+	int r;
+
+	note_down(j, ms);
+	sxm_job_unlock(j);
+	r = compose(j, false, &resynced, &verified, err, errlen);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	if (!r) {
+		snprintf(how, sizeof(how), "%" PRIu64 " bytes resynced and %" PRIu64 " verified%s",
+			 resynced, verified, when);
+		note_up(j, how);
+	}
+	return r;
+}
+
+/*
  * A cutover asked for while the mirror is down: what went dirty meanwhile
  * would all be copied with the guest frozen.  Bring the mirror back first,
  * live (the resync under locks that Mirrored retries), so that the freeze
@@ -1117,8 +1143,8 @@ static int flush_bounded(struct sxm_sink **sp)
 static int mirror_before_cutover(struct sxm_job *j, char *err,
 				 size_t errlen)
 {
-	uint64_t resynced, verified;
-	char why[512], how[600];
+	const struct mstat *known;
+	char why[512];
 	struct mstat ms;
 	int r;
 
@@ -1128,25 +1154,19 @@ static int mirror_before_cutover(struct sxm_job *j, char *err,
 	r = kstat(j, &ms);
 	if (!r && mirror_on(&ms) && j->mirror->running)
 		return 0;
+	known = r ? NULL : &ms;
 	sxm_job_lock(j);
-	note_down(j, r ? NULL : &ms);
+	note_down(j, known);
 	sxm_job_event(j, "cutover: the mirror is down; resyncing under the mirror first, with the guest running");
-	sxm_job_unlock(j);
-	r = compose(j, false, &resynced, &verified, why, sizeof(why));
-	sxm_job_lock(j);
-	sxm_job_set_op(j, "", 0, 0);
-	if (!r) {
-		snprintf(how, sizeof(how), "%" PRIu64 " bytes resynced and %" PRIu64 " verified before the cutover",
-			 resynced, verified);
-		note_up(j, how);
-	} else if (r == -EAGAIN || r == -EILSEQ) {
+	r = mirror_back(j, known, " before the cutover", why, sizeof(why));
+	if (r == -EAGAIN || r == -EILSEQ) {
 		sxm_job_event(j, "cutover: the mirror could not come back (%s); what is dirty is copied with the source frozen",
 			      why);
 		r = 0;
-	} else if (r != -EINTR) {
+	} else if (r && r != -EINTR) {
 		snprintf(err, errlen, "the mirror could not come back (%s); the guest was not frozen",
 			 why);
-	} else {
+	} else if (r) {
 		snprintf(err, errlen, "%s", why);
 	}
 	sxm_job_unlock(j);
@@ -1294,7 +1314,6 @@ static void publish(struct sxm_job *j)
 static void mirrored(struct sxm_job *j)
 {
 	struct sxm_mirror_run *m = j->mirror;
-	uint64_t resynced, verified;
 	struct mstat ms;
 	char err[768];
 	bool down;
@@ -1314,17 +1333,9 @@ static void mirrored(struct sxm_job *j)
 		down = r || !mirror_on(&ms) || !m->running;
 		sxm_job_lock(j);
 		if (down) {
-			note_down(j, r ? NULL : &ms);
-			sxm_job_unlock(j);
-			r = compose(j, false, &resynced, &verified, err,
-				    sizeof(err));
-			sxm_job_lock(j);
-			sxm_job_set_op(j, "", 0, 0);
-			if (!r) {
-				snprintf(err, sizeof(err), "%" PRIu64 " bytes resynced and %" PRIu64 " verified",
-					 resynced, verified);
-				note_up(j, err);
-			} else if (r != -EINTR) {
+			r = mirror_back(j, r ? NULL : &ms, "", err,
+					sizeof(err));
+			if (r && r != -EINTR) {
 				if (r == -ESTALE) {
 					sxm_job_fail(j, err);
 					return;
