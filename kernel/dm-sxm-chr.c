@@ -11,7 +11,15 @@
  * fields are zero), every flag, feature bit and reserved field is checked,
  * and buffer sizes are checked against the map before it is touched.
  *
- * Lock order: client.lock -> sxm_dev.lock (then the dirty map's locks).
+ * Locking: client.lock only serialises attaching.  c->dev and c->helper
+ * are set once, at attach (c->dev last, with release), and stay until the
+ * file is released, so every other call reads them without a lock of the
+ * file's own.  That way no call waits for another call on the same file
+ * (a harvest waiting for writes held behind the helper's own region lock
+ * does not keep that lock's release out), and mmap (under mmap_lock) takes
+ * no lock that a call holds across copy_to_user() or copy_from_user().
+ * Lock order: client.lock -> sxm_dev.lock (then the ring's and the dirty
+ * map's locks).
  */
 #include <linux/capability.h>
 #include <linux/compat.h>
@@ -27,12 +35,13 @@
 #include "dm-sxm.h"
 
 #define SXM_F_ALL	(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID | \
-			 SXM_F_HOLD | SXM_F_MIRROR)
+			 SXM_F_HOLD | SXM_F_EVENTS | SXM_F_MIRROR)
 
 struct sxm_client {
-	struct mutex lock;		/* serialises this file's ioctls */
+	struct mutex lock;		/* serialises attaching */
 	struct sxm_dev *dev;		/* attached to, or NULL */
 	bool helper;			/* attached as the helper */
+	atomic64_t seen;		/* the device's events this file read */
 };
 
 static int sxm_chr_open(struct inode *inode, struct file *file)
@@ -139,6 +148,7 @@ static int ioc_attach(struct file *file, struct sxm_client *c,
 		return -ENODEV;
 
 	mutex_lock(&dev->lock);
+	atomic64_set(&c->seen, atomic64_read(&dev->events));
 	if (!(a.flags & SXM_ATTACH_OBSERVER)) {
 		if (dev->helper) {
 			a.helper_pid = dev->helper_tgid;
@@ -169,8 +179,8 @@ static int ioc_harvest(struct sxm_client *c, unsigned int cmd,
 {
 	struct sxm_dev *dev = c->dev;
 	struct sxm_harvest h;
+	u64 n, gen;
 	bool peek;
-	u64 n;
 	int r;
 
 	r = get_ustruct(&h, sizeof(h), cmd, u);
@@ -186,14 +196,14 @@ static int ioc_harvest(struct sxm_client *c, unsigned int cmd,
 		return -EINVAL;
 
 	r = sxm_dirty_harvest(&dev->dirty, u64_to_user_ptr(h.bitmap_ptr),
-			      peek, &n);
+			      peek, &n, &gen);
 	if (r)
 		return r;
 
 	mutex_lock(&dev->lock);
 	h.nr_regions = dev->dirty.nr_regions;
 	h.dirty_regions = n;
-	h.generation = dev->dirty.harvests;
+	h.generation = gen;
 	h.track_id = dev->track_id;
 	mutex_unlock(&dev->lock);
 	return copy_to_user(u, &h, sizeof(h)) ? -EFAULT : 0;
@@ -237,6 +247,7 @@ static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
 			void __user *u)
 {
 	struct sxm_dev *dev = c->dev;
+	const char *reason;
 	struct sxm_info i;
 	int r;
 
@@ -247,17 +258,32 @@ static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
 		return -EINVAL;
 
 	mutex_lock(&dev->lock);
+	/* Read first: a change after this shows as a new event. */
+	i.mirror_events = atomic64_read(&dev->events);
 	i.mode = sxm_dev_mode(dev);
 	i.len_sectors = dev->len;
 	i.region_sectors = 1ULL << dev->dirty.region_shift;
 	i.nr_regions = dev->dirty.nr_regions;
 	i.dirty_regions = sxm_dirty_count(&dev->dirty);
 	i.held_regions = sxm_dirty_held(&dev->dirty);
-	i.harvests = dev->dirty.harvests;
+	i.harvests = atomic64_read(&dev->dirty.harvests);
 	i.track_id = dev->track_id;
 	i.helper_pid = dev->helper_tgid;
+	reason = READ_ONCE(dev->degraded_reason);
+	if (sxm_ring_mirroring(dev))
+		i.mirror = SXM_MIRROR_ON;
+	else if (reason)
+		i.mirror = SXM_MIRROR_DEGRADED;
+	else
+		i.mirror = SXM_MIRROR_OFF;
+	i.degradations = atomic64_read(&dev->degradations);
+	if (reason)
+		strscpy(i.degraded_reason, reason, sizeof(i.degraded_reason));
 	mutex_unlock(&dev->lock);
-	return copy_to_user(u, &i, sizeof(i)) ? -EFAULT : 0;
+	if (copy_to_user(u, &i, sizeof(i)))
+		return -EFAULT;
+	atomic64_set(&c->seen, i.mirror_events);
+	return 0;
 }
 
 static int ioc_ring_setup(struct sxm_client *c, unsigned int cmd,
@@ -385,20 +411,18 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 		return -ENOTTY;
 	}
 
-	mutex_lock(&c->lock);
 	if (SXM_IOC_BASE(cmd) == SXM_IOC_BASE(SXM_IOC_ATTACH)) {
+		mutex_lock(&c->lock);
 		r = ioc_attach(file, c, cmd, u);
-		goto out;
+		mutex_unlock(&c->lock);
+		return r;
 	}
-	if (!c->dev) {
-		r = -ENXIO;
-		goto out;
-	}
+	/* Pairs with ioc_attach(): c->helper is set before c->dev. */
+	if (!smp_load_acquire(&c->dev))
+		return -ENXIO;
 	/* The target was removed: the file may only be closed. */
-	if (!READ_ONCE(c->dev->nr_tables)) {
-		r = -ENODEV;
-		goto out;
-	}
+	if (!READ_ONCE(c->dev->nr_tables))
+		return -ENODEV;
 	switch (SXM_IOC_BASE(cmd)) {
 	case SXM_IOC_BASE(SXM_IOC_HARVEST):
 		r = ioc_harvest(c, cmd, u);
@@ -422,8 +446,6 @@ static long sxm_chr_ioctl(struct file *file, unsigned int cmd,
 		r = ioc_get_info(c, cmd, u);
 		break;
 	}
-out:
-	mutex_unlock(&c->lock);
 	return r;
 }
 
@@ -436,19 +458,19 @@ static __poll_t sxm_chr_poll(struct file *file, poll_table *wait)
 
 	if (!dev || !c->helper)
 		return EPOLLERR;
-	return sxm_ring_poll(dev, file, wait);
+	return sxm_ring_poll(dev, file, wait, atomic64_read(&c->seen));
 }
 
+/* Under mmap_lock: no lock of the file's (see the top). */
 static int sxm_chr_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct sxm_client *c = file->private_data;
-	int r = -ENXIO;
+	/* Pairs with ioc_attach(): c->helper is set before c->dev. */
+	struct sxm_dev *dev = smp_load_acquire(&c->dev);
 
-	mutex_lock(&c->lock);
-	if (c->helper)
-		r = sxm_ring_mmap(c->dev, vma);
-	mutex_unlock(&c->lock);
-	return r;
+	if (!dev || !c->helper)
+		return -ENXIO;
+	return sxm_ring_mmap(dev, vma);
 }
 
 static const struct file_operations sxm_chr_fops = {

@@ -26,9 +26,14 @@
  * when the bits are set already).  sxm_dirty_end_write() is one atomic
  * decrement, and a wake-up only if a harvest is waiting.
  *
- * Locks: harvest_lock serialises generation switches and every change the
- * helper makes to the maps; lock (a spinlock) covers only "read cur and
- * count the write" against the switch.
+ * Locks: switch_lock serialises generation switches (a harvest holds it
+ * while it waits for the old generation to drain); harvest_lock covers every
+ * change the helper makes to the maps and is never held across a wait or a
+ * copy to or from userspace, so that marking or acknowledging regions never
+ * waits for a drain (which may need writes that only the helper's other
+ * calls release); lock (a spinlock) covers only "read cur and the mode, and
+ * count the write" against the switch.  Loops over the whole map reschedule
+ * every SXM_CHUNK_WORDS words: a map may have 2^25 words.
  */
 #include <linux/bitmap.h>
 #include <linux/bitops.h>
@@ -50,9 +55,10 @@ int sxm_dirty_init(struct sxm_dirty *d, sector_t len, unsigned int shift)
 	d->nr_words = BITS_TO_LONGS(d->nr_regions);
 	spin_lock_init(&d->lock);
 	init_waitqueue_head(&d->drain_wait);
+	mutex_init(&d->switch_lock);
 	mutex_init(&d->harvest_lock);
 	d->cur = 0;
-	d->harvests = 0;
+	atomic64_set(&d->harvests, 0);
 	atomic64_set(&d->nr_held, 0);
 	d->held = kvcalloc(d->nr_words, sizeof(atomic_long_t), GFP_KERNEL);
 	if (!d->held)
@@ -120,6 +126,8 @@ static void move_bits(struct sxm_dirty *d, atomic_long_t *src,
 		if (v)
 			newly += hweight_long(v & ~atomic_long_fetch_or(v,
 								&dst[w]));
+		if (!((w + 1) % SXM_CHUNK_WORDS))
+			cond_resched();
 	}
 	atomic64_set(src_n, 0);
 	atomic64_add(newly, dst_n);
@@ -187,19 +195,24 @@ void sxm_dirty_mark_gen(struct sxm_dirty *d, unsigned int gen,
 		atomic64_add(newly, &d->nr_dirty[gen]);
 }
 
-unsigned int sxm_dirty_start_write(struct sxm_dirty *d, bool mark,
-				   sector_t sector, unsigned int nr_sectors)
+/*
+ * Account a write in the current generation and return it; *mode is read
+ * under the same lock as the generation (see set_mode() in the target: a
+ * switch to tracking flips the generation after it sets the mode, so a
+ * write that still saw the old mode is in the generation the switch waits
+ * for, and one counted after the switch sees the new mode).
+ */
+unsigned int sxm_dirty_start_write(struct sxm_dirty *d, const int *modep,
+				   int *mode)
 {
 	unsigned long flags;
 	unsigned int gen;
 
 	spin_lock_irqsave(&d->lock, flags);
 	gen = d->cur;
+	*mode = READ_ONCE(*modep);
 	atomic_inc(&d->inflight[gen]);
 	spin_unlock_irqrestore(&d->lock, flags);
-
-	if (mark && nr_sectors)
-		sxm_dirty_mark_gen(d, gen, sector, nr_sectors);
 	return gen;
 }
 
@@ -247,13 +260,15 @@ static int switch_gen(struct sxm_dirty *d, unsigned int *old)
 	unsigned int o;
 	int r;
 
-	lockdep_assert_held(&d->harvest_lock);
+	lockdep_assert_held(&d->switch_lock);
 
 	if (gen_stale(d)) {
 		r = wait_drained(d, d->cur ^ 1);
 		if (r)
 			return r;
+		mutex_lock(&d->harvest_lock);
 		move_gen(d, d->cur ^ 1, d->cur);
+		mutex_unlock(&d->harvest_lock);
 	}
 
 	spin_lock_irq(&d->lock);
@@ -264,7 +279,9 @@ static int switch_gen(struct sxm_dirty *d, unsigned int *old)
 	r = wait_drained(d, o);
 	if (r) {
 		/* Keep every bit visible; stragglers are moved next time. */
+		mutex_lock(&d->harvest_lock);
 		move_gen(d, o, d->cur);
+		mutex_unlock(&d->harvest_lock);
 		return r;
 	}
 	*old = o;
@@ -281,11 +298,16 @@ int sxm_dirty_barrier(struct sxm_dirty *d)
 	unsigned int old;
 	int r;
 
-	mutex_lock(&d->harvest_lock);
+	r = mutex_lock_killable(&d->switch_lock);
+	if (r)
+		return r;
 	r = switch_gen(d, &old);
-	if (!r)
+	if (!r) {
+		mutex_lock(&d->harvest_lock);
 		move_gen(d, old, d->cur);
-	mutex_unlock(&d->harvest_lock);
+		mutex_unlock(&d->harvest_lock);
+	}
+	mutex_unlock(&d->switch_lock);
 	return r;
 }
 
@@ -306,13 +328,30 @@ u64 sxm_dirty_held(struct sxm_dirty *d)
 
 u64 sxm_dirty_mark_all(struct sxm_dirty *d)
 {
-	u64 newly;
+	u64 newly = 0, first, last;
 
 	mutex_lock(&d->harvest_lock);
-	newly = map_mark_range(d->map[d->cur], 0, d->nr_regions - 1);
+	for (first = 0; first < d->nr_regions; first = last + 1) {
+		last = min_t(u64, first + SXM_CHUNK_WORDS * BITS_PER_LONG,
+			     d->nr_regions) - 1;
+		newly += map_mark_range(d->map[d->cur], first, last);
+		cond_resched();
+	}
 	atomic64_add(newly, &d->nr_dirty[d->cur]);
 	mutex_unlock(&d->harvest_lock);
 	return newly;
+}
+
+/* Clear a whole map (not counted), rescheduling as it goes. */
+static void map_clear(struct sxm_dirty *d, atomic_long_t *map)
+{
+	size_t w, n;
+
+	for (w = 0; w < d->nr_words; w += n) {
+		n = min_t(size_t, d->nr_words - w, SXM_CHUNK_WORDS);
+		memset(&map[w], 0, n * sizeof(*map));
+		cond_resched();
+	}
 }
 
 u64 sxm_dirty_ack_all(struct sxm_dirty *d)
@@ -321,67 +360,116 @@ u64 sxm_dirty_ack_all(struct sxm_dirty *d)
 
 	mutex_lock(&d->harvest_lock);
 	n = atomic64_read(&d->nr_held);
-	memset(d->held, 0, d->nr_words * sizeof(atomic_long_t));
+	map_clear(d, d->held);
 	atomic64_set(&d->nr_held, 0);
 	mutex_unlock(&d->harvest_lock);
 	return n;
 }
 
+/* ----------------------------------------------------------------------
+ * Side maps (the mirror ring's regions written since the sink's last flush)
+ * ----------------------------------------------------------------------
+ */
+
+atomic_long_t *sxm_dirty_map_alloc(struct sxm_dirty *d)
+{
+	return kvcalloc(d->nr_words, sizeof(atomic_long_t), GFP_KERNEL);
+}
+
+/* Mark a write's regions in side map @map; returns how many were new. */
+u64 sxm_dirty_map_mark(struct sxm_dirty *d, atomic_long_t *map,
+		       sector_t sector, sector_t nr_sectors)
+{
+	return map_mark_range(map, sector >> d->region_shift,
+			      (sector + nr_sectors - 1) >> d->region_shift);
+}
+
+/*
+ * Move every bit of side map @map into the current generation: those
+ * regions are copied again.  Process context; the writes of @map are over.
+ */
+void sxm_dirty_map_merge(struct sxm_dirty *d, atomic_long_t *map)
+{
+	atomic64_t dummy;
+
+	mutex_lock(&d->harvest_lock);
+	move_bits(d, map, &dummy, d->map[d->cur], &d->nr_dirty[d->cur]);
+	mutex_unlock(&d->harvest_lock);
+}
+
+void sxm_dirty_map_clear(struct sxm_dirty *d, atomic_long_t *map)
+{
+	map_clear(d, map);
+}
+
 /*
  * Apply a user map (exactly sxm_dirty_map_bytes() long): OR it into the
  * current generation, or with @ack clear it from the held map.  The bits
- * past the last region must be clear; that is checked before anything
- * changes.  @count: the bits that changed.
+ * past the last region must be clear: the last chunk is copied and checked
+ * first, and that copy is the one applied (the caller cannot change it in
+ * between).  A fault in the middle leaves the chunks before it applied;
+ * marking or acknowledging a part of what was asked is safe either way.
+ * @count: the bits that changed.
  */
 int sxm_dirty_apply_user(struct sxm_dirty *d, const void __user *buf,
 			 bool ack, u64 *count)
 {
 	const __u64 __user *ubuf = buf;
 	size_t nr = sxm_dirty_map_bytes(d) / sizeof(__u64);
+	size_t last_i = (nr - 1) / SXM_CHUNK_WORDS * SXM_CHUNK_WORDS;
 	unsigned int tail = d->nr_regions % 64;
-	atomic_long_t *map;
-	atomic64_t *map_n;
-	__le64 *chunk;
-	__le64 last;
+	__le64 *chunk, *last;
 	size_t i, j, n;
 	u64 changed = 0;
 	int r = 0;
 
-	if (get_user(last, (const __le64 __user *)&ubuf[nr - 1]))
-		return -EFAULT;
-	if (tail && (le64_to_cpu(last) & ~((1ULL << tail) - 1)))
-		return -EINVAL;
-
-	chunk = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	chunk = kmalloc(2 * PAGE_SIZE, GFP_KERNEL);
 	if (!chunk)
 		return -ENOMEM;
+	last = chunk + SXM_CHUNK_WORDS;
+	if (copy_from_user(last, &ubuf[last_i], (nr - last_i) * sizeof(__u64))) {
+		r = -EFAULT;
+		goto out;
+	}
+	if (tail && (le64_to_cpu(last[nr - 1 - last_i]) & ~((1ULL << tail) - 1))) {
+		r = -EINVAL;
+		goto out;
+	}
 
-	mutex_lock(&d->harvest_lock);
-	map = ack ? d->held : d->map[d->cur];
-	map_n = ack ? &d->nr_held : &d->nr_dirty[d->cur];
 	for (i = 0; i < nr; i += n) {
+		__le64 *src = chunk;
+		u64 c = 0;
+
 		n = min_t(size_t, nr - i, SXM_CHUNK_WORDS);
-		if (copy_from_user(chunk, &ubuf[i], n * sizeof(__u64))) {
+		if (i == last_i)
+			src = last;
+		else if (copy_from_user(chunk, &ubuf[i], n * sizeof(__u64))) {
 			r = -EFAULT;
 			break;
 		}
+		mutex_lock(&d->harvest_lock);
 		for (j = 0; j < n; j++)
-			changed += map_apply_u64(d, map, i + j,
-						 le64_to_cpu(chunk[j]), ack);
+			c += map_apply_u64(d, ack ? d->held : d->map[d->cur],
+					   i + j, le64_to_cpu(src[j]), ack);
+		if (ack)
+			atomic64_sub(c, &d->nr_held);
+		else
+			atomic64_add(c, &d->nr_dirty[d->cur]);
+		mutex_unlock(&d->harvest_lock);
+		changed += c;
 		cond_resched();
 	}
-	if (ack)
-		atomic64_sub(changed, map_n);
-	else
-		atomic64_add(changed, map_n);
-	mutex_unlock(&d->harvest_lock);
-
+out:
 	kfree(chunk);
 	*count = changed;
 	return r;
 }
 
-/* Copy the union of @nr_maps maps to userspace, counting its bits. */
+/*
+ * Copy the union of @nr_maps maps to userspace, counting its bits.  No lock
+ * is held across the copy: the words are read atomically, one chunk at a
+ * time, so a caller whose buffer faults slowly stalls no one else.
+ */
 static int export_maps(struct sxm_dirty *d, atomic_long_t **maps,
 		       unsigned int nr_maps, void __user *buf, u64 *nr_dirty)
 {
@@ -422,31 +510,36 @@ static int export_maps(struct sxm_dirty *d, atomic_long_t **maps,
  * Harvest: move the dirty map into the held map, start an empty one (see
  * the top of this file), and copy the held map to @buf.  With @peek copy
  * what is dirty or held and change nothing.  A copy that fails loses
- * nothing: the regions stay held.
+ * nothing: the regions stay held.  *@generation: harvests done so far.
  */
 int sxm_dirty_harvest(struct sxm_dirty *d, void __user *buf, bool peek,
-		      u64 *nr_dirty)
+		      u64 *nr_dirty, u64 *generation)
 {
 	atomic_long_t *maps[3];
 	unsigned int old;
 	int r;
 
-	mutex_lock(&d->harvest_lock);
 	if (peek) {
 		maps[0] = d->map[0];
 		maps[1] = d->map[1];
 		maps[2] = d->held;
 		r = export_maps(d, maps, 3, buf, nr_dirty);
-		goto out;
+		*generation = atomic64_read(&d->harvests);
+		return r;
 	}
 
-	r = switch_gen(d, &old);
+	r = mutex_lock_killable(&d->switch_lock);
 	if (r)
-		goto out;
-	move_bits(d, d->map[old], &d->nr_dirty[old], d->held, &d->nr_held);
-	d->harvests++;
-	r = export_maps(d, &d->held, 1, buf, nr_dirty);
-out:
-	mutex_unlock(&d->harvest_lock);
+		return r;
+	r = switch_gen(d, &old);
+	if (!r) {
+		mutex_lock(&d->harvest_lock);
+		move_bits(d, d->map[old], &d->nr_dirty[old], d->held,
+			  &d->nr_held);
+		*generation = atomic64_inc_return(&d->harvests);
+		mutex_unlock(&d->harvest_lock);
+		r = export_maps(d, &d->held, 1, buf, nr_dirty);
+	}
+	mutex_unlock(&d->switch_lock);
 	return r;
 }

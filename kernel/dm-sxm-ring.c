@@ -9,37 +9,59 @@
  * id), the free-slot stack, the bios held back (deferred), and the region
  * locks the helper holds.
  *
- * Hot path (sxm_ring_map, in the target's map): under dev->ring_lock, find
- * a free slot and room in the submission ring, check the write overlaps
- * nothing in flight, locked or held back, copy its data into the slot,
- * publish the sqe (release on sq_tail), hook the bio's completion, and
- * send it on to the source.  The guest's bio completes when both the
+ * Hot path (sxm_ring_map, in the target's map): under dev->ring_lock, check
+ * that the write overlaps nothing in flight, locked or held back, and
+ * reserve a slot and a place in the submission ring; then, with the lock
+ * dropped, copy its data into the slot; then, under the lock again, write
+ * the sqe and publish it (release on sq_tail), hook the bio's completion,
+ * and send it on to the source.  The guest's bio completes when both the
  * source (sxm_source_endio) and the helper (a cqe reaped by
- * SXM_IOC_RING_ENTER) are done, and its slot is free only then: until
- * both legs are over, an overlapping write waits and a region lock is not
+ * SXM_IOC_RING_ENTER) are done, and its slot is free only then: until both
+ * legs are over, an overlapping write waits and a region lock is not
  * granted, so the source and the sink see overlapping writes in the same
  * order and a bulk copy never reads the source under a write still on its
- * way there.  A write that cannot be posted now waits on the deferred
- * list; completions and lock releases kick the deferred work, which posts
- * what it can and submits it.
+ * way there.  A write that cannot be posted now waits on the deferred list
+ * (first come, first posted); completions and lock releases kick the
+ * deferred work, which posts what it can and submits it.
  *
- * Fail safe: sxm_ring_degrade() turns mirroring off, marks every region
- * with a write in flight or held back dirty, completes their sink legs and
- * sends held-back writes to the source.  It runs for a sink error, a bad
- * value from the helper, a timeout (the periodic timeout work), and the
- * helper's detach.  Nothing from the shared area is trusted: indices and
- * ids are checked against the kernel's own copies before use.
+ * A flush has no range: it needs only what the guest already saw completed,
+ * which is on the sink already, so it waits for nothing but room.
  *
- * Lock order: sxm_ring.reap_lock (a mutex: reaping and degrading) ->
- * sxm_dev.ring_lock (a spinlock: everything in struct sxm_ring).  Bios are
- * completed and submitted only with ring_lock dropped.
+ * Bounded work under the spinlock: in-flight writes, held-back writes and
+ * region locks are found by interval trees and a sorted array (O(log n) per
+ * write), the oldest in-flight and held-back entries are the heads of
+ * lists kept in order, the data is copied with the lock dropped, and the
+ * deferred work drops the lock every SXM_KICK_BATCH entries.
+ *
+ * Fail safe: degrade_locked() turns mirroring off, marks every region with
+ * a write in flight or held back dirty, and every region the sink
+ * acknowledged since its last good flush (it may have lost them: see
+ * "unflushed" below), completes their sink legs and sends held-back writes
+ * to the source.  It runs for a sink error, a bad value from the helper, a
+ * timeout (the periodic timeout work), and the helper's detach.  Nothing
+ * from the shared area is trusted: indices and ids are checked against the
+ * kernel's own copies before use, and each value is read once.
+ *
+ * Unflushed regions: a write the sink acknowledged may sit in its volatile
+ * cache until a flush succeeds.  Two side maps (epochs) hold the regions of
+ * such writes; posting a flush while no other flush owns the old epoch
+ * starts a new epoch, and that flush's success clears the old one.  A
+ * failed flush, or any degrade, moves both into the dirty map.
+ *
+ * Lock order: sxm_ring.reap_lock (a mutex: reaping, degrading, the
+ * deferred work, the timeout work) -> sxm_ring.locks_mutex (changes to the
+ * region locks) -> sxm_dev.ring_lock (a spinlock: everything in struct
+ * sxm_ring marked so).  Bios are completed and submitted only with
+ * ring_lock dropped.
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/highmem.h>
+#include <linux/interval_tree_generic.h>
 #include <linux/mm.h>
 #include <linux/poll.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 
@@ -48,21 +70,50 @@
 #define SXM_RING_DEF_ENTRIES	256
 #define SXM_RING_DEF_SLOT	(128 * 1024)
 #define SXM_RING_DEF_TIMEOUT	5000
+#define SXM_RING_MIN_ENTRIES	8
+#define SXM_RING_MAX_ENTRIES	4096
+#define SXM_RING_MIN_SLOT	4096
+#define SXM_RING_MAX_SLOT	(1U << 20)
+#define SXM_RING_MIN_TIMEOUT	100
+#define SXM_RING_MAX_TIMEOUT	600000
 #define SXM_RING_MAX_DATA	(64ULL << 20)
+/* Deferred entries handled per hold of ring_lock by the deferred work. */
+#define SXM_KICK_BATCH		32
+
+/* Ids: the post sequence above, the slot index in the low 16 bits. */
+#define SXM_ID_IDX_BITS		16
+#define SXM_ID_IDX_MASK		((1ULL << SXM_ID_IDX_BITS) - 1)
+static_assert(SXM_RING_MAX_ENTRIES <= (1U << SXM_ID_IDX_BITS));
+
+#define RN_START(n)	((n)->start)
+#define RN_LAST(n)	((n)->last)
+INTERVAL_TREE_DEFINE(struct sxm_range_node, rb, sector_t, subtree_last,
+		     RN_START, RN_LAST, static inline, rn)
+
+enum sxm_slot_state {
+	SLOT_FREE,
+	SLOT_RESERVED,			/* data being copied, not yet seen */
+	SLOT_POSTED,			/* the helper may complete it */
+};
 
 struct sxm_slot {
-	struct bio *bio;		/* NULL: free */
+	struct bio *bio;
 	u64 id;
 	sector_t sector;		/* target-relative */
-	sector_t nr_sectors;
+	sector_t nr_sectors;		/* 0: a flush */
 	unsigned long posted;		/* jiffies */
+	u8 state;			/* enum sxm_slot_state */
 	bool sink_done;			/* completed by the helper, or abandoned */
 	bool source_done;		/* completed by the source */
+	bool fua;
+	struct sxm_range_node node;	/* in ring->inflight while busy */
+	struct list_head open;		/* on ring->open while the sink leg is */
 };
 
 struct sxm_ring {
 	struct sxm_dev *dev;
-	struct mutex reap_lock;		/* reaping and degrading */
+	struct mutex reap_lock;		/* reaping, degrading, the works */
+	struct mutex locks_mutex;	/* changes to locks[] */
 
 	void *area;
 	size_t area_bytes;
@@ -75,18 +126,31 @@ struct sxm_ring {
 	/* Below: under dev->ring_lock. */
 	u32 sq_tail;			/* the kernel's own copies */
 	u32 cq_head;
+	u32 nr_reserved;		/* sq places reserved, not yet published */
+	u32 nr_posting;			/* map calls between reserve and publish */
 	struct sxm_slot *slots;
 	u32 *free;
 	u32 nr_free;
 	u64 seq;
 	u64 abandoned_seq;		/* ids up to here: forgotten by a degrade */
-	struct bio_list deferred;
-	unsigned long deferred_since;	/* jiffies the oldest waits since */
-	struct sxm_lock_range locks[SXM_LOCK_MAX];
+	u64 mirror_gen;			/* bumped whenever the mirror stops */
+	struct rb_root_cached inflight;	/* ranges of busy slots */
+	struct list_head open;		/* posted slots, sink leg open, oldest first */
+	struct bio_list deferred;	/* held back, oldest first */
+	struct rb_root_cached held;	/* their ranges */
+	u32 nr_deferred;
+	bool room_wait;			/* a held-back entry waits for room */
+	/* Region locks: disjoint, sorted by first region. */
+	struct sxm_lock_range *locks, *locks_spare;
 	u32 nr_locks;
 	bool mirror;			/* mirroring on */
+	bool suspending;		/* between presuspend and resume */
 	const char *broken;		/* set in atomic context: degrade soon */
 	struct bio **reap;		/* bios whose sink leg is done */
+	/* Unflushed regions (see the top), under reap_lock but ue. */
+	atomic_long_t *unflushed[2];
+	unsigned int ue;		/* the epoch completions mark */
+	u64 flush_owner;		/* id of the flush owning epoch ue ^ 1 */
 
 	wait_queue_head_t poll_wait;
 	wait_queue_head_t drain_wait;
@@ -94,7 +158,7 @@ struct sxm_ring {
 	struct work_struct kick_work;
 };
 
-static struct workqueue_struct *sxm_wq;
+struct workqueue_struct *sxm_wq;
 
 static u32 ring_mask(struct sxm_ring *ring)
 {
@@ -106,63 +170,52 @@ static sector_t region_first(struct sxm_dev *dev, u64 region)
 	return region << dev->dirty.region_shift;
 }
 
+static struct sxm_io *bio_io(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct sxm_io));
+}
+
+/* Something changed that the helper and dmsetup should hear of. */
+static void ring_event(struct sxm_ring *ring)
+{
+	struct sxm_dev *dev = ring->dev;
+
+	atomic64_inc(&dev->events);
+	wake_up_interruptible(&ring->poll_wait);
+	sxm_dev_event(dev);
+}
+
 /* ----------------------------------------------------------------------
- * Overlap checks (ring_lock held)
+ * Overlap checks (ring_lock held): O(log n) each
  * ----------------------------------------------------------------------
  */
 
-static bool ranges_overlap(sector_t a, sector_t an, sector_t b, sector_t bn)
+static bool tree_overlaps(struct rb_root_cached *root, sector_t s,
+			  sector_t n)
 {
-	return a < b + bn && b < a + an;
+	return n && rn_iter_first(root, s, s + n - 1);
 }
 
+/* The locks are disjoint and sorted: the last one starting before the end. */
 static bool overlaps_locks(struct sxm_ring *ring, sector_t s, sector_t n)
 {
 	struct sxm_dev *dev = ring->dev;
-	u32 i;
+	u64 first = s >> dev->dirty.region_shift;
+	u64 last = (s + n - 1) >> dev->dirty.region_shift;
+	u32 lo = 0, hi = ring->nr_locks;
 
-	for (i = 0; i < ring->nr_locks; i++) {
-		sector_t ls = region_first(dev, ring->locks[i].first);
-		sector_t ln = region_first(dev, ring->locks[i].count);
+	if (!n)
+		return false;
+	/* The first lock starting after @last. */
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
 
-		if (ranges_overlap(s, n, ls, ln))
-			return true;
+		if (ring->locks[mid].first > last)
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
-	return false;
-}
-
-static bool overlaps_inflight(struct sxm_ring *ring, sector_t s, sector_t n)
-{
-	u32 i;
-
-	for (i = 0; i < ring->geo.entries; i++)
-		if (ring->slots[i].bio &&
-		    ranges_overlap(s, n, ring->slots[i].sector,
-				   ring->slots[i].nr_sectors))
-			return true;
-	return false;
-}
-
-static bool overlaps_deferred(struct sxm_ring *ring, sector_t s, sector_t n)
-{
-	struct bio *bio;
-
-	bio_list_for_each(bio, &ring->deferred) {
-		struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
-
-		if (ranges_overlap(s, n, io->sector, io->nr_sectors))
-			return true;
-	}
-	return false;
-}
-
-/* A flush covers everything: it waits for all writes before it. */
-static void io_range(struct sxm_io *io, sector_t *s, sector_t *n)
-{
-	*s = io->sector;
-	*n = io->nr_sectors ? io->nr_sectors : (sector_t)-1 >> 1;
-	if (!io->nr_sectors)
-		*s = 0;
+	return lo && ring->locks[lo - 1].first + ring->locks[lo - 1].count > first;
 }
 
 /* ----------------------------------------------------------------------
@@ -172,7 +225,7 @@ static void io_range(struct sxm_io *io, sector_t *s, sector_t *n)
 
 static void sxm_source_endio(struct bio *bio);
 
-/* Room in both rings?  Also checks the helper's sq_head. */
+/* Room in both rings?  Also checks the helper's sq_head (read once). */
 static bool ring_has_room(struct sxm_ring *ring)
 {
 	/* Pairs with the helper's release of sq_head: it is done with them. */
@@ -183,75 +236,143 @@ static bool ring_has_room(struct sxm_ring *ring)
 		ring->broken = "bad_sq_head";
 		return false;
 	}
-	return ring->nr_free && used < ring->geo.entries;
+	return ring->nr_free && used + ring->nr_reserved < ring->geo.entries;
 }
 
-static bool can_post(struct sxm_ring *ring, struct sxm_io *io, bool deferred)
-{
-	sector_t s, n;
+enum post_verdict { POST_NOW, POST_WAIT_ROOM, POST_WAIT };
 
-	io_range(io, &s, &n);
-	if (!ring_has_room(ring))
-		return false;
-	if (overlaps_inflight(ring, s, n) || overlaps_locks(ring, s, n))
-		return false;
+/* May @io be posted now?  @from_queue: it is a held-back entry itself. */
+static enum post_verdict can_post(struct sxm_ring *ring, struct sxm_io *io,
+				  bool from_queue)
+{
+	sector_t s = io->sector, n = io->nr_sectors;
+
+	/* First come, first posted while anyone waits for room. */
+	if (!from_queue && ring->room_wait)
+		return POST_WAIT_ROOM;
+	if (tree_overlaps(&ring->inflight, s, n) || overlaps_locks(ring, s, n))
+		return POST_WAIT;
 	/* A new write may not pass a held-back write it overlaps. */
-	return deferred || !overlaps_deferred(ring, s, n);
+	if (!from_queue && tree_overlaps(&ring->held, s, n))
+		return POST_WAIT;
+	if (!ring_has_room(ring))
+		return POST_WAIT_ROOM;
+	return POST_NOW;
 }
 
-static void copy_bio_data(u8 *dst, struct bio *bio)
+/*
+ * Take a slot and a place in the submission ring for @bio (ring_lock
+ * held).  The slot's range is busy from now on; the helper sees nothing
+ * until publish().
+ */
+static u32 reserve(struct sxm_ring *ring, struct bio *bio, struct sxm_io *io)
 {
+	u32 idx = ring->free[--ring->nr_free];
+	struct sxm_slot *slot = &ring->slots[idx];
+
+	slot->bio = bio;
+	slot->id = (++ring->seq << SXM_ID_IDX_BITS) | idx;
+	slot->sector = io->sector;
+	slot->nr_sectors = io->nr_sectors;
+	slot->state = SLOT_RESERVED;
+	slot->sink_done = false;
+	slot->source_done = false;
+	slot->fua = bio->bi_opf & REQ_FUA;
+	if (io->nr_sectors) {
+		slot->node.start = io->sector;
+		slot->node.last = io->sector + io->nr_sectors - 1;
+		rn_insert(&slot->node, &ring->inflight);
+	}
+	ring->nr_reserved++;
+	io->slot = idx;
+	io->mirror_gen = ring->mirror_gen;
+	return idx;
+}
+
+static void free_slot(struct sxm_ring *ring, u32 idx)
+{
+	struct sxm_slot *slot = &ring->slots[idx];
+
+	if (slot->nr_sectors)
+		rn_remove(&slot->node, &ring->inflight);
+	slot->bio = NULL;
+	slot->id = 0;
+	slot->state = SLOT_FREE;
+	ring->free[ring->nr_free++] = idx;
+}
+
+/* Undo reserve(): the mirror went down before the helper saw it. */
+static void unreserve(struct sxm_ring *ring, u32 idx)
+{
+	ring->nr_reserved--;
+	free_slot(ring, idx);
+}
+
+/* The data, copied with ring_lock dropped: the slot is ours alone. */
+static void copy_bio_data(struct sxm_ring *ring, u32 idx, struct bio *bio)
+{
+	u8 *dst = ring->data + (u64)idx * ring->geo.slot_bytes;
 	struct bvec_iter iter;
 	struct bio_vec bv;
 
+	if (bio_op(bio) != REQ_OP_WRITE || !bio_sectors(bio))
+		return;
 	bio_for_each_segment(bv, bio, iter) {
 		memcpy_from_bvec(dst, &bv);
 		dst += bv.bv_len;
 	}
 }
 
-static void post(struct sxm_ring *ring, struct bio *bio, struct sxm_io *io)
+/*
+ * Publish a reserved slot (ring_lock held): write its sqe from the kernel's
+ * own values and let the helper see it.  False if the mirror went down
+ * since reserve(): the slot is released and the caller tracks the write.
+ */
+static bool publish(struct sxm_ring *ring, u32 idx, struct sxm_io *io)
 {
-	u32 idx = ring->free[--ring->nr_free];
 	struct sxm_slot *slot = &ring->slots[idx];
+	struct bio *bio = slot->bio;
 	struct sxm_sqe *sqe = &ring->sq[ring->sq_tail & ring_mask(ring)];
+	u64 len = (u64)slot->nr_sectors << SECTOR_SHIFT;
+	u8 op;
 
-	slot->bio = bio;
-	slot->id = (++ring->seq << 16) | idx;
-	slot->sector = io->sector;
-	slot->nr_sectors = io->nr_sectors;
-	slot->posted = jiffies;
-	slot->sink_done = false;
-	slot->source_done = false;
-	io->slot = idx;
-
-	sqe->id = slot->id;
-	sqe->offset = (u64)io->sector << SECTOR_SHIFT;
-	sqe->len = (u64)io->nr_sectors << SECTOR_SHIFT;
-	sqe->data_off = 0;
-	sqe->flags = (bio->bi_opf & REQ_FUA) ? SXM_SQE_FUA : 0;
-	sqe->reserved = 0;
+	if (!ring->mirror || ring->broken || io->mirror_gen != ring->mirror_gen) {
+		unreserve(ring, idx);
+		return false;
+	}
 	switch (bio_op(bio)) {
 	case REQ_OP_WRITE:
-		if (!io->nr_sectors) {
-			sqe->op = SXM_OP_FLUSH;
-			break;
-		}
-		sqe->op = SXM_OP_WRITE;
-		sqe->data_off = ring->geo.data_off + (u64)idx *
-				ring->geo.slot_bytes;
-		copy_bio_data(ring->data + (u64)idx * ring->geo.slot_bytes,
-			      bio);
+		op = slot->nr_sectors ? SXM_OP_WRITE : SXM_OP_FLUSH;
 		break;
 	case REQ_OP_WRITE_ZEROES:
-		sqe->op = SXM_OP_WRITE_ZEROES;
+	case REQ_OP_SECURE_ERASE:
+		/* What was there must be gone from the sink too. */
+		op = SXM_OP_WRITE_ZEROES;
 		break;
 	default:
-		sqe->op = SXM_OP_DISCARD;
+		op = SXM_OP_DISCARD;
 		break;
 	}
+	sqe->id = slot->id;
+	sqe->offset = (u64)slot->sector << SECTOR_SHIFT;
+	sqe->len = len;
+	sqe->data_off = op == SXM_OP_WRITE ?
+			ring->geo.data_off + (u64)idx * ring->geo.slot_bytes : 0;
+	sqe->op = op;
+	sqe->flags = slot->fua ? SXM_SQE_FUA : 0;
+	sqe->reserved = 0;
 	/* The sqe and its data are written before the helper sees the tail. */
 	smp_store_release(&ring->hdr->sq_tail, ++ring->sq_tail);
+	ring->nr_reserved--;
+	slot->state = SLOT_POSTED;
+	slot->posted = jiffies;
+	list_add_tail(&slot->open, &ring->open);
+
+	/* A flush owns the older epoch of unflushed regions if it is free. */
+	if (op == SXM_OP_FLUSH && !ring->flush_owner) {
+		ring->flush_owner = slot->id;
+		ring->ue ^= 1;
+	}
 
 	/* Both legs must finish; the source's completion comes to us. */
 	atomic_set(&io->pending, 2);
@@ -261,14 +382,13 @@ static void post(struct sxm_ring *ring, struct bio *bio, struct sxm_io *io)
 	bio->bi_end_io = sxm_source_endio;
 	bio->bi_private = ring->dev;
 	atomic64_inc(&ring->dev->mirrored_writes);
-	atomic64_add(sqe->len, &ring->dev->mirrored_bytes);
+	atomic64_add(len, &ring->dev->mirrored_bytes);
+	return true;
 }
-
-static void free_slot(struct sxm_ring *ring, u32 idx);
 
 static void sxm_source_endio(struct bio *bio)
 {
-	struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
+	struct sxm_io *io = bio_io(bio);
 	struct sxm_dev *dev = bio->bi_private;
 	struct sxm_ring *ring;
 	unsigned long flags;
@@ -298,6 +418,21 @@ static void sxm_source_endio(struct bio *bio)
 		bio_endio(bio);
 }
 
+static void hold_back(struct sxm_ring *ring, struct bio *bio,
+		      struct sxm_io *io, bool room)
+{
+	io->since = jiffies;
+	if (io->nr_sectors) {
+		io->held_node.start = io->sector;
+		io->held_node.last = io->sector + io->nr_sectors - 1;
+		rn_insert(&io->held_node, &ring->held);
+	}
+	bio_list_add(&ring->deferred, bio);
+	ring->nr_deferred++;
+	if (room)
+		ring->room_wait = true;
+}
+
 /*
  * A mirror-mode write from the target's map: post it, hold it back, or (no
  * ring, mirroring off) leave it to the caller to track.
@@ -305,8 +440,10 @@ static void sxm_source_endio(struct bio *bio)
 int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 {
 	struct sxm_ring *ring;
+	enum post_verdict v;
 	unsigned long flags;
 	int r = SXM_RING_NOT_MIRRORED;
+	u32 idx;
 
 	spin_lock_irqsave(&dev->ring_lock, flags);
 	ring = dev->ring;
@@ -318,21 +455,29 @@ int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 		dm_accept_partial_bio(bio, ring->geo.slot_bytes >> SECTOR_SHIFT);
 		io->nr_sectors = bio_sectors(bio);
 	}
-	if (can_post(ring, io, false)) {
-		post(ring, bio, io);
-		r = DM_MAPIO_REMAPPED;
-	} else if (ring->broken) {
-		goto out;
-	} else {
-		if (bio_list_empty(&ring->deferred))
-			ring->deferred_since = jiffies;
-		bio_list_add(&ring->deferred, bio);
+	v = can_post(ring, io, false);
+	if (v == POST_NOW) {
+		idx = reserve(ring, bio, io);
+		ring->nr_posting++;
+		spin_unlock_irqrestore(&dev->ring_lock, flags);
+
+		copy_bio_data(ring, idx, bio);
+
+		spin_lock_irqsave(&dev->ring_lock, flags);
+		if (publish(ring, idx, io)) {
+			r = DM_MAPIO_REMAPPED;
+			wake_up_interruptible(&ring->poll_wait);
+		}
+		/* sxm_ring_destroy() may wait for this. */
+		if (!--ring->nr_posting && wq_has_sleeper(&ring->drain_wait))
+			wake_up_all(&ring->drain_wait);
+	} else if (!ring->broken && !ring->suspending) {
+		hold_back(ring, bio, io, v == POST_WAIT_ROOM);
 		r = DM_MAPIO_SUBMITTED;
 	}
+	/* Suspending: what would wait is tracked instead (see presuspend). */
 out:
 	/* Under the lock: the ring is freed only after it is unlinked. */
-	if (r == DM_MAPIO_REMAPPED)
-		wake_up_interruptible(&ring->poll_wait);
 	if (ring && ring->broken)
 		mod_delayed_work(sxm_wq, &ring->timeout_work, 0);
 	spin_unlock_irqrestore(&dev->ring_lock, flags);
@@ -347,7 +492,7 @@ out:
 /* The sink leg of @bio is over (successfully or not). */
 static void sink_leg_done(struct bio *bio)
 {
-	struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
+	struct sxm_io *io = bio_io(bio);
 
 	if (atomic_dec_and_test(&io->pending))
 		bio_endio(bio);
@@ -355,19 +500,10 @@ static void sink_leg_done(struct bio *bio)
 
 static void submit_to_source(struct bio *bio)
 {
-	struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
+	struct sxm_io *io = bio_io(bio);
 
 	sxm_remap(io->tgt, bio);
-	submit_bio_noacct(bio);
-}
-
-static void free_slot(struct sxm_ring *ring, u32 idx)
-{
-	struct sxm_slot *slot = &ring->slots[idx];
-
-	slot->bio = NULL;
-	slot->id = 0;
-	ring->free[ring->nr_free++] = idx;
+	dm_submit_bio_remap(bio, NULL);
 }
 
 /*
@@ -381,21 +517,59 @@ static void release_slot(struct sxm_ring *ring, u32 idx, u32 *n)
 
 	ring->reap[(*n)++] = slot->bio;
 	slot->sink_done = true;
+	list_del_init(&slot->open);
 	if (slot->source_done)
 		free_slot(ring, idx);
 }
 
+/* Take every held-back bio off the queue (ring_lock held). */
+static void steal_deferred(struct sxm_ring *ring, struct bio_list *out)
+{
+	*out = ring->deferred;
+	bio_list_init(&ring->deferred);
+	ring->held = RB_ROOT_CACHED;
+	ring->nr_deferred = 0;
+	ring->room_wait = false;
+}
+
+/* Held-back bios go to the source, their regions marked dirty. */
+static void track_deferred(struct sxm_dev *dev, struct bio_list *list)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(list))) {
+		struct sxm_io *io = bio_io(bio);
+
+		if (io->nr_sectors)
+			sxm_dirty_mark_gen(&dev->dirty, io->gen, io->sector,
+					   io->nr_sectors);
+		submit_to_source(bio);
+	}
+}
+
+/* Every unflushed region is copied again (reap_lock held). */
+static void unflushed_to_dirty(struct sxm_ring *ring)
+{
+	sxm_dirty_map_merge(&ring->dev->dirty, ring->unflushed[0]);
+	sxm_dirty_map_merge(&ring->dev->dirty, ring->unflushed[1]);
+	spin_lock_irq(&ring->dev->ring_lock);
+	ring->flush_owner = 0;
+	spin_unlock_irq(&ring->dev->ring_lock);
+}
+
 /*
  * Mirroring off, for @reason: every write in flight or held back gets its
- * regions marked dirty; in-flight sink legs are abandoned (the ids become
+ * regions marked dirty, and so does every region the sink may still hold
+ * only in its cache; in-flight sink legs are abandoned (the ids become
  * unknown to the kernel), held-back writes go to the source.  Called with
  * reap_lock held, in process context.
  */
 static void degrade_locked(struct sxm_ring *ring, const char *reason)
 {
 	struct sxm_dev *dev = ring->dev;
+	struct sxm_slot *slot, *tmp;
 	struct bio_list held;
-	struct bio *bio;
+	bool changed = false;
 	u32 i, n = 0;
 
 	lockdep_assert_held(&ring->reap_lock);
@@ -404,43 +578,33 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 		ring->mirror = false;
 		dev->degraded_reason = reason;
 		atomic64_inc(&dev->degradations);
-		DMWARN("%u:%u: mirror degraded: %s", MAJOR(dev->devt),
-		       MINOR(dev->devt), reason);
+		changed = true;
 	}
 	ring->broken = NULL;
+	ring->mirror_gen++;
 	/* The helper may still complete what is abandoned here: see enter. */
 	ring->abandoned_seq = ring->seq;
-	for (i = 0; i < ring->geo.entries; i++) {
-		struct sxm_slot *slot = &ring->slots[i];
+	list_for_each_entry_safe(slot, tmp, &ring->open, open)
+		release_slot(ring, slot - ring->slots, &n);
+	steal_deferred(ring, &held);
+	spin_unlock_irq(&dev->ring_lock);
 
-		/* Done by the sink, waiting for the source: nothing to lose. */
-		if (!slot->bio || slot->sink_done)
-			continue;
-		if (slot->nr_sectors) {
-			struct sxm_io *io = dm_per_bio_data(slot->bio,
-							    sizeof(*io));
-
-			sxm_dirty_mark_gen(&dev->dirty, io->gen, slot->sector,
-					   slot->nr_sectors);
-		}
-		release_slot(ring, i, &n);
-	}
-	held = ring->deferred;
-	bio_list_init(&ring->deferred);
-	bio_list_for_each(bio, &held) {
-		struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
+	if (changed)
+		DMWARN_LIMIT("%u:%u: mirror degraded: %s", MAJOR(dev->devt),
+			     MINOR(dev->devt), reason);
+	for (i = 0; i < n; i++) {
+		struct sxm_io *io = bio_io(ring->reap[i]);
 
 		if (io->nr_sectors)
 			sxm_dirty_mark_gen(&dev->dirty, io->gen, io->sector,
 					   io->nr_sectors);
-	}
-	spin_unlock_irq(&dev->ring_lock);
-
-	for (i = 0; i < n; i++)
 		sink_leg_done(ring->reap[i]);
-	while ((bio = bio_list_pop(&held)))
-		submit_to_source(bio);
+	}
+	unflushed_to_dirty(ring);
+	track_deferred(dev, &held);
 	wake_up_all(&ring->drain_wait);
+	if (changed)
+		ring_event(ring);
 }
 
 static void ring_degrade(struct sxm_ring *ring, const char *reason)
@@ -450,58 +614,135 @@ static void ring_degrade(struct sxm_ring *ring, const char *reason)
 	mutex_unlock(&ring->reap_lock);
 }
 
-static bool overlaps_list(struct bio_list *list, sector_t s, sector_t n)
+/*
+ * One batch of the deferred work (ring_lock held): post, in order, what can
+ * go now from @todo; what must still wait goes back on the queue, behind
+ * anything older and ahead of what arrived meanwhile.  @waiting holds the
+ * ranges of this pass's entries that stay, which later ones may not pass.
+ */
+static void kick_batch(struct sxm_ring *ring, struct bio_list *todo,
+		       struct bio_list *stay, struct rb_root_cached *waiting,
+		       struct bio_list *go, bool *no_room)
 {
 	struct bio *bio;
+	int k;
 
-	bio_list_for_each(bio, list) {
-		struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
-		sector_t bs, bn;
+	for (k = 0; k < SXM_KICK_BATCH && (bio = bio_list_pop(todo)); k++) {
+		struct sxm_io *io = bio_io(bio);
+		enum post_verdict v = POST_WAIT_ROOM;
 
-		io_range(io, &bs, &bn);
-		if (ranges_overlap(s, n, bs, bn))
-			return true;
+		if (!*no_room && !tree_overlaps(waiting, io->sector,
+						io->nr_sectors))
+			v = can_post(ring, io, true);
+		if (v == POST_NOW) {
+			if (io->nr_sectors)
+				rn_remove(&io->held_node, &ring->held);
+			ring->nr_deferred--;
+			io->slot = reserve(ring, bio, io);
+			bio_list_add(go, bio);
+			continue;
+		}
+		/* Room goes to the oldest: nothing after this one posts. */
+		if (v == POST_WAIT_ROOM)
+			*no_room = true;
+		if (io->nr_sectors) {
+			io->wait_node.start = io->sector;
+			io->wait_node.last = io->sector + io->nr_sectors - 1;
+			rn_insert(&io->wait_node, waiting);
+		}
+		bio_list_add(stay, bio);
 	}
-	return false;
 }
 
 /*
  * Post what was held back and can go now, and submit it.  A write never
- * passes an earlier held-back write it overlaps.
+ * passes an earlier held-back write it overlaps, and room goes to the
+ * oldest first.  Runs under reap_lock, so no degrade takes the queue while
+ * a batch is out of it.
  */
 static void kick_work_fn(struct work_struct *work)
 {
 	struct sxm_ring *ring = container_of(work, struct sxm_ring, kick_work);
 	struct sxm_dev *dev = ring->dev;
-	struct bio_list go, wait;
+	struct rb_root_cached waiting = RB_ROOT_CACHED;
+	struct bio_list todo, stay, go, out;
+	bool no_room = false, arrivals;
 	struct bio *bio;
 
-	bio_list_init(&go);
-	bio_list_init(&wait);
+	bio_list_init(&stay);
+	bio_list_init(&out);
+	mutex_lock(&ring->reap_lock);
 	spin_lock_irq(&dev->ring_lock);
-	while ((bio = bio_list_pop(&ring->deferred))) {
-		struct sxm_io *io = dm_per_bio_data(bio, sizeof(*io));
-		sector_t s, n;
+	if (!ring->mirror || ring->broken) {
+		spin_unlock_irq(&dev->ring_lock);
+		mutex_unlock(&ring->reap_lock);
+		return;
+	}
+	todo = ring->deferred;
+	bio_list_init(&ring->deferred);
+	while (!bio_list_empty(&todo)) {
+		bio_list_init(&go);
+		kick_batch(ring, &todo, &stay, &waiting, &go, &no_room);
+		spin_unlock_irq(&dev->ring_lock);
 
-		io_range(io, &s, &n);
-		if (ring->mirror && !ring->broken && !overlaps_list(&wait, s, n) &&
-		    can_post(ring, io, true)) {
-			post(ring, bio, io);
-			bio_list_add(&go, bio);
-		} else {
-			bio_list_add(&wait, bio);
+		/* The slots are ours; reap_lock keeps the ring. */
+		bio_list_for_each(bio, &go)
+			copy_bio_data(ring, bio_io(bio)->slot, bio);
+
+		spin_lock_irq(&dev->ring_lock);
+		while ((bio = bio_list_pop(&go))) {
+			if (publish(ring, bio_io(bio)->slot, bio_io(bio)))
+				bio_list_add(&out, bio);
+			else
+				/* Broken meanwhile: the timeout work degrades. */
+				bio_list_add(&stay, bio);
+		}
+		if (!ring->mirror || ring->broken)
+			break;
+		if (!bio_list_empty(&todo)) {
+			spin_unlock_irq(&dev->ring_lock);
+			cond_resched();
+			spin_lock_irq(&dev->ring_lock);
 		}
 	}
-	ring->deferred = wait;
-	if (!bio_list_empty(&wait))
-		ring->deferred_since = jiffies;
+	/* Back on the queue, oldest first, ahead of new arrivals. */
+	arrivals = !bio_list_empty(&ring->deferred);
+	bio_list_merge(&stay, &todo);
+	bio_list_merge(&stay, &ring->deferred);
+	ring->deferred = stay;
+	ring->room_wait = no_room;
 	spin_unlock_irq(&dev->ring_lock);
 
-	if (!bio_list_empty(&go))
+	if (!bio_list_empty(&out)) {
 		wake_up_interruptible(&ring->poll_wait);
-	while ((bio = bio_list_pop(&go)))
+		/* What arrived during the pass may go now too. */
+		if (arrivals && !no_room)
+			queue_work(sxm_wq, &ring->kick_work);
+	}
+	while ((bio = bio_list_pop(&out)))
 		submit_to_source(bio);
+	mutex_unlock(&ring->reap_lock);
 }
+
+/*
+ * Clear epoch @e of unflushed regions: the flush owning it succeeded
+ * (reap_lock held, ring_lock not).  Until it is clear no flush may start
+ * a new epoch, which would make @e the one completions mark.
+ */
+static void flush_done(struct sxm_ring *ring, unsigned int e)
+{
+	sxm_dirty_map_clear(&ring->dev->dirty, ring->unflushed[e]);
+	spin_lock_irq(&ring->dev->ring_lock);
+	ring->flush_owner = 0;
+	spin_unlock_irq(&ring->dev->ring_lock);
+}
+
+struct reaped {
+	u32 idx;
+	s32 status;
+	u8 epoch;			/* writes: the epoch it marks */
+	bool owner;			/* a flush owning the older epoch */
+};
 
 /*
  * SXM_IOC_RING_ENTER: reap the helper's completions.  Returns how many, or
@@ -511,13 +752,14 @@ int sxm_ring_enter(struct sxm_dev *dev)
 {
 	/* Pairs with sxm_ring_setup(): the helper's ioctls are not serialised. */
 	struct sxm_ring *ring = smp_load_acquire(&dev->ring);
-	const char *bad = NULL;
+	const char *bad = NULL, *why = NULL;
 	u32 tail, n = 0, i, reaped = 0;
-	int err = 0;
+	struct reaped *done;
 
 	if (!ring)
 		return -ENXIO;
 	mutex_lock(&ring->reap_lock);
+	done = (struct reaped *)(ring->reap + ring->geo.entries);
 	spin_lock_irq(&dev->ring_lock);
 	/* Pairs with the helper's release of cq_tail: the cqes are written. */
 	tail = smp_load_acquire(&ring->hdr->cq_tail);
@@ -527,16 +769,20 @@ int sxm_ring_enter(struct sxm_dev *dev)
 		struct sxm_cqe *cqe = &ring->cq[ring->cq_head & ring_mask(ring)];
 		u64 id = READ_ONCE(cqe->id);
 		s32 status = READ_ONCE(cqe->status);
-		u32 idx = id & 0xffff;
+		u32 idx = id & SXM_ID_IDX_MASK;
+		struct sxm_slot *slot = NULL;
 
-		if (idx >= ring->geo.entries || !ring->slots[idx].bio ||
-		    ring->slots[idx].id != id || ring->slots[idx].sink_done) {
+		if (idx < ring->geo.entries)
+			slot = &ring->slots[idx];
+		if (!slot || slot->state != SLOT_POSTED || slot->id != id ||
+		    slot->sink_done) {
 			/*
 			 * An entry a degrade abandoned: the helper cannot know
 			 * in time (a timeout is not its to see), so its late
 			 * completion is consumed and ignored.
 			 */
-			if ((id >> 16) && (id >> 16) <= ring->abandoned_seq) {
+			if ((id >> SXM_ID_IDX_BITS) &&
+			    (id >> SXM_ID_IDX_BITS) <= ring->abandoned_seq) {
 				ring->cq_head++;
 				continue;
 			}
@@ -544,28 +790,40 @@ int sxm_ring_enter(struct sxm_dev *dev)
 			break;
 		}
 		ring->cq_head++;
+		done[reaped] = (struct reaped){ .idx = idx, .status = status,
+						.epoch = ring->ue };
+		/* Its epoch is cleared below; a new one starts only then. */
+		if (!slot->nr_sectors && slot->id == ring->flush_owner)
+			done[reaped].owner = true;
 		reaped++;
-		if (status) {
-			struct sxm_io *io = dm_per_bio_data(ring->slots[idx].bio,
-							    sizeof(*io));
-
-			if (io->nr_sectors)
-				sxm_dirty_mark_gen(&dev->dirty, io->gen,
-						   io->sector, io->nr_sectors);
-			err = status;
-		}
 		release_slot(ring, idx, &n);
 	}
 	/* The cqes are read before the helper may reuse their places. */
 	smp_store_release(&ring->hdr->cq_head, ring->cq_head);
 	spin_unlock_irq(&dev->ring_lock);
 
-	for (i = 0; i < n; i++)
+	/* In cqe order: a write's epoch is marked before a flush clears it. */
+	for (i = 0; i < n; i++) {
+		struct sxm_io *io = bio_io(ring->reap[i]);
+
+		if (done[i].status) {
+			if (io->nr_sectors)
+				sxm_dirty_mark_gen(&dev->dirty, io->gen,
+						   io->sector, io->nr_sectors);
+			why = io->nr_sectors ? "sink_error" : "sink_flush_error";
+		} else if (io->nr_sectors && !(ring->reap[i]->bi_opf & REQ_FUA)) {
+			sxm_dirty_map_mark(&dev->dirty,
+					   ring->unflushed[done[i].epoch],
+					   io->sector, io->nr_sectors);
+		} else if (done[i].owner) {
+			flush_done(ring, done[i].epoch ^ 1);
+		}
 		sink_leg_done(ring->reap[i]);
+	}
 	if (bad)
 		degrade_locked(ring, bad);
-	else if (err)
-		degrade_locked(ring, "sink_error");
+	else if (why)
+		degrade_locked(ring, why);
 	mutex_unlock(&ring->reap_lock);
 
 	if (n) {
@@ -575,60 +833,93 @@ int sxm_ring_enter(struct sxm_dev *dev)
 	return bad ? -EIO : reaped;
 }
 
-/* Periodic: a sqe or a held-back write older than the timeout degrades. */
+/*
+ * Periodic: a sqe or a held-back write older than the timeout degrades.
+ * Both are timed from their own arrival, so a steady stream of other
+ * writes completing does not keep an old one waiting.
+ */
 static void timeout_work_fn(struct work_struct *work)
 {
 	struct sxm_ring *ring = container_of(to_delayed_work(work),
 					     struct sxm_ring, timeout_work);
 	struct sxm_dev *dev = ring->dev;
 	unsigned long tmo = msecs_to_jiffies(ring->geo.timeout_ms);
-	const char *why = NULL;
-	u32 i;
+	struct sxm_slot *oldest;
+	const char *why;
+	struct bio *head;
 
+	mutex_lock(&ring->reap_lock);
 	spin_lock_irq(&dev->ring_lock);
 	why = ring->broken;
-	for (i = 0; !why && i < ring->geo.entries; i++)
-		if (ring->slots[i].bio && !ring->slots[i].sink_done &&
-		    time_after(jiffies, ring->slots[i].posted + tmo))
-			why = "sink_timeout";
-	if (!why && !bio_list_empty(&ring->deferred) &&
-	    time_after(jiffies, ring->deferred_since + tmo))
-		why = ring->nr_locks ? "lock_timeout" : "ring_full";
+	oldest = list_first_entry_or_null(&ring->open, struct sxm_slot, open);
+	if (!why && oldest && time_after(jiffies, oldest->posted + tmo))
+		why = "sink_timeout";
+	head = bio_list_peek(&ring->deferred);
+	if (!why && head && time_after(jiffies, bio_io(head)->since + tmo))
+		why = overlaps_locks(ring, bio_io(head)->sector,
+				     bio_io(head)->nr_sectors) ?
+		      "lock_timeout" : "ring_full";
 	spin_unlock_irq(&dev->ring_lock);
-
 	if (why)
-		ring_degrade(ring, why);
+		degrade_locked(ring, why);
+	mutex_unlock(&ring->reap_lock);
 	queue_delayed_work(sxm_wq, &ring->timeout_work,
 			   max_t(unsigned long, tmo / 4, 1));
 }
 
 /* ----------------------------------------------------------------------
- * Set-up, mode, locks, teardown
+ * Set-up, mode, suspend, locks, teardown
  * ----------------------------------------------------------------------
  */
 
-int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo)
+static void ring_free(struct sxm_ring *ring)
 {
-	struct sxm_ring *ring;
-	size_t sq_bytes, cq_bytes;
-	u32 i;
+	vfree(ring->area);
+	kvfree(ring->slots);
+	kvfree(ring->free);
+	kvfree(ring->reap);
+	kvfree(ring->locks);
+	kvfree(ring->locks_spare);
+	kvfree(ring->unflushed[0]);
+	kvfree(ring->unflushed[1]);
+	kvfree(ring);
+}
 
+static int check_geometry(struct sxm_ring_setup *geo)
+{
 	if (!geo->entries)
 		geo->entries = SXM_RING_DEF_ENTRIES;
 	if (!geo->slot_bytes)
 		geo->slot_bytes = SXM_RING_DEF_SLOT;
 	if (!geo->timeout_ms)
 		geo->timeout_ms = SXM_RING_DEF_TIMEOUT;
-	if (!is_power_of_2(geo->entries) || geo->entries < 8 ||
-	    geo->entries > 4096 || !is_power_of_2(geo->slot_bytes) ||
-	    geo->slot_bytes < 4096 || geo->slot_bytes > (1U << 20) ||
-	    geo->timeout_ms < 100 || geo->timeout_ms > 600000 ||
+	if (!is_power_of_2(geo->entries) ||
+	    geo->entries < SXM_RING_MIN_ENTRIES ||
+	    geo->entries > SXM_RING_MAX_ENTRIES ||
+	    !is_power_of_2(geo->slot_bytes) ||
+	    geo->slot_bytes < SXM_RING_MIN_SLOT ||
+	    geo->slot_bytes > SXM_RING_MAX_SLOT ||
+	    geo->timeout_ms < SXM_RING_MIN_TIMEOUT ||
+	    geo->timeout_ms > SXM_RING_MAX_TIMEOUT ||
 	    (u64)geo->entries * geo->slot_bytes > SXM_RING_MAX_DATA)
+		return -EINVAL;
+	return 0;
+}
+
+/* With dev->lock held. */
+int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo)
+{
+	struct sxm_ring *ring;
+	size_t sq_bytes, cq_bytes;
+	u32 i;
+
+	lockdep_assert_held(&dev->lock);
+	if (check_geometry(geo))
 		return -EINVAL;
 	if (dev->ring)
 		return -EBUSY;
 
-	ring = kzalloc(sizeof(*ring), GFP_KERNEL);
+	ring = kvzalloc(sizeof(*ring), GFP_KERNEL);
 	if (!ring)
 		return -ENOMEM;
 	sq_bytes = PAGE_ALIGN(geo->entries * sizeof(struct sxm_sqe));
@@ -643,24 +934,35 @@ int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo)
 	ring->area = vmalloc_user(ring->area_bytes);
 	ring->slots = kvcalloc(geo->entries, sizeof(*ring->slots), GFP_KERNEL);
 	ring->free = kvcalloc(geo->entries, sizeof(u32), GFP_KERNEL);
-	ring->reap = kvcalloc(geo->entries, sizeof(struct bio *), GFP_KERNEL);
-	if (!ring->area || !ring->slots || !ring->free || !ring->reap) {
-		vfree(ring->area);
-		kvfree(ring->slots);
-		kvfree(ring->free);
-		kvfree(ring->reap);
-		kfree(ring);
+	/* The bios reaped, then what enter learnt of each. */
+	ring->reap = kvcalloc(geo->entries, sizeof(struct bio *) +
+			      sizeof(struct reaped), GFP_KERNEL);
+	ring->locks = kvcalloc(SXM_LOCK_MAX, sizeof(*ring->locks), GFP_KERNEL);
+	ring->locks_spare = kvcalloc(SXM_LOCK_MAX, sizeof(*ring->locks),
+				     GFP_KERNEL);
+	ring->unflushed[0] = sxm_dirty_map_alloc(&dev->dirty);
+	ring->unflushed[1] = sxm_dirty_map_alloc(&dev->dirty);
+	if (!ring->area || !ring->slots || !ring->free || !ring->reap ||
+	    !ring->locks || !ring->locks_spare || !ring->unflushed[0] ||
+	    !ring->unflushed[1]) {
+		ring_free(ring);
 		return -ENOMEM;
 	}
 	ring->hdr = ring->area;
 	ring->sq = ring->area + geo->sq_off;
 	ring->cq = ring->area + geo->cq_off;
 	ring->data = ring->area + geo->data_off;
-	for (i = 0; i < geo->entries; i++)
+	for (i = 0; i < geo->entries; i++) {
 		ring->free[i] = geo->entries - 1 - i;
+		INIT_LIST_HEAD(&ring->slots[i].open);
+	}
 	ring->nr_free = geo->entries;
 	ring->dev = dev;
+	ring->inflight = RB_ROOT_CACHED;
+	ring->held = RB_ROOT_CACHED;
+	INIT_LIST_HEAD(&ring->open);
 	mutex_init(&ring->reap_lock);
+	mutex_init(&ring->locks_mutex);
 	bio_list_init(&ring->deferred);
 	init_waitqueue_head(&ring->poll_wait);
 	init_waitqueue_head(&ring->drain_wait);
@@ -677,25 +979,88 @@ int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo)
 }
 
 /*
- * Mirroring on or off (helper, or the "mode" message).  On needs a ring;
- * it clears the degraded state.  Off lets writes in flight finish.
+ * Mirroring on or off (helper, the "mode" message, a reload).  On needs a
+ * ring; it clears the degraded state.  Off lets writes in flight finish and
+ * sends the held-back ones to the source at once, tracked.  With dev->lock
+ * held (so the ring stays).
  */
 int sxm_ring_set_mirror(struct sxm_dev *dev, bool on)
 {
 	struct sxm_ring *ring = dev->ring;
+	struct bio_list held;
+	bool changed;
 
+	lockdep_assert_held(&dev->lock);
 	if (!ring)
 		return on ? -ENXIO : 0;
+	mutex_lock(&ring->reap_lock);
 	spin_lock_irq(&dev->ring_lock);
+	changed = ring->mirror != on || (on && dev->degraded_reason);
 	ring->mirror = on;
+	bio_list_init(&held);
 	if (on) {
 		ring->broken = NULL;
 		dev->degraded_reason = NULL;
+	} else {
+		ring->mirror_gen++;
+		steal_deferred(ring, &held);
 	}
 	spin_unlock_irq(&dev->ring_lock);
-	if (!on)
-		queue_work(sxm_wq, &ring->kick_work);
+	track_deferred(dev, &held);
+	mutex_unlock(&ring->reap_lock);
+	if (changed)
+		ring_event(ring);
 	return 0;
+}
+
+/*
+ * Suspend: what is held back goes to the source now, tracked, and until the
+ * resume nothing new is held back, so a suspend waits at most for the
+ * writes the helper has (bounded by the timeout), never for a region lock.
+ * With dev->lock held.
+ */
+void sxm_ring_presuspend(struct sxm_dev *dev)
+{
+	struct sxm_ring *ring = dev->ring;
+	struct bio_list held;
+
+	lockdep_assert_held(&dev->lock);
+	if (!ring)
+		return;
+	mutex_lock(&ring->reap_lock);
+	spin_lock_irq(&dev->ring_lock);
+	ring->suspending = true;
+	steal_deferred(ring, &held);
+	spin_unlock_irq(&dev->ring_lock);
+	track_deferred(dev, &held);
+	mutex_unlock(&ring->reap_lock);
+}
+
+/* Suspended (nothing in flight) or resumed: the works stop or start. */
+void sxm_ring_resume(struct sxm_dev *dev, bool suspended)
+{
+	struct sxm_ring *ring = dev->ring;
+
+	lockdep_assert_held(&dev->lock);
+	if (!ring)
+		return;
+	if (suspended) {
+		cancel_delayed_work_sync(&ring->timeout_work);
+		flush_work(&ring->kick_work);
+		return;
+	}
+	spin_lock_irq(&dev->ring_lock);
+	ring->suspending = false;
+	spin_unlock_irq(&dev->ring_lock);
+	mod_delayed_work(sxm_wq, &ring->timeout_work,
+			 msecs_to_jiffies(ring->geo.timeout_ms / 4));
+}
+
+bool sxm_ring_mirroring(struct sxm_dev *dev)
+{
+	struct sxm_ring *ring = dev->ring;
+
+	return ring && READ_ONCE(ring->mirror);
 }
 
 static bool locks_drained(struct sxm_ring *ring, struct sxm_lock_range *r,
@@ -707,54 +1072,121 @@ static bool locks_drained(struct sxm_ring *ring, struct sxm_lock_range *r,
 
 	spin_lock_irq(&dev->ring_lock);
 	for (i = 0; i < nr && !busy; i++)
-		busy = overlaps_inflight(ring, region_first(dev, r[i].first),
-					 region_first(dev, r[i].count));
+		busy = tree_overlaps(&ring->inflight,
+				     region_first(dev, r[i].first),
+				     region_first(dev, r[i].count));
 	spin_unlock_irq(&dev->ring_lock);
 	return !busy;
 }
 
-static int find_lock(struct sxm_ring *ring, struct sxm_lock_range *r)
+static int cmp_range(const void *a, const void *b)
 {
-	u32 i;
+	const struct sxm_lock_range *x = a, *y = b;
 
-	for (i = 0; i < ring->nr_locks; i++)
-		if (ring->locks[i].first == r->first &&
-		    ring->locks[i].count == r->count)
-			return i;
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return 0;
+}
+
+/* Index of the held lock exactly @r, or -1 (locks_mutex held). */
+static int find_lock(struct sxm_ring *ring, const struct sxm_lock_range *r)
+{
+	u32 lo = 0, hi = ring->nr_locks;
+
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+
+		if (ring->locks[mid].first < r->first)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < ring->nr_locks && ring->locks[lo].first == r->first &&
+	    ring->locks[lo].count == r->count)
+		return lo;
 	return -1;
 }
 
 /*
+ * Build the new lock set in locks_spare from the held one and sorted @r
+ * (locks_mutex held): all of it checked first, nothing changed on error.
+ * Taking: the ranges may not overlap each other (-EINVAL) or a held one
+ * (-EBUSY), and must fit (-ENOSPC).  Releasing: each must be held, once
+ * (-ENOENT).
+ */
+static int lock_set_build(struct sxm_ring *ring, struct sxm_lock_range *r,
+			  u32 nr, bool release, u32 *nr_new)
+{
+	struct sxm_lock_range *old = ring->locks, *out = ring->locks_spare;
+	u32 i, j = 0, k = 0;
+
+	for (i = 1; i < nr; i++)
+		if (r[i - 1].first + r[i - 1].count > r[i].first)
+			return release ? -ENOENT : -EINVAL;
+	if (release) {
+		for (i = 0; i < nr; i++)
+			if (find_lock(ring, &r[i]) < 0)
+				return -ENOENT;
+		/* Both sorted: keep what is not released. */
+		for (i = 0; i < ring->nr_locks; i++) {
+			if (j < nr && old[i].first == r[j].first) {
+				j++;
+				continue;
+			}
+			out[k++] = old[i];
+		}
+		*nr_new = k;
+		return 0;
+	}
+	if (ring->nr_locks + nr > SXM_LOCK_MAX)
+		return -ENOSPC;
+	/* Merge, refusing any overlap with a held range. */
+	for (i = 0; i < ring->nr_locks || j < nr;) {
+		const struct sxm_lock_range *next;
+
+		if (j >= nr || (i < ring->nr_locks && old[i].first < r[j].first))
+			next = &old[i++];
+		else
+			next = &r[j++];
+		if (k && out[k - 1].first + out[k - 1].count > next->first)
+			return -EBUSY;
+		out[k++] = *next;
+	}
+	*nr_new = k;
+	return 0;
+}
+
+/*
  * SXM_IOC_LOCK: take @nr ranges (waiting until no write is in flight in
- * them) or release them.  All or nothing: a release of a range not held,
- * or more ranges than fit, changes nothing.
+ * them) or release them.  All or nothing: the whole call is checked before
+ * the lock set changes, and it changes at once (a pointer swap under
+ * ring_lock).  The wait for writes in flight is killable and needs nothing
+ * from the helper but its completions, which SXM_IOC_RING_ENTER reaps
+ * without taking any lock this holds.
  */
 int sxm_ring_lock(struct sxm_dev *dev, struct sxm_lock_range *r, u32 nr,
 		  bool release)
 {
-	struct sxm_ring *ring = dev->ring;
-	int err = 0;
-	u32 i;
+	/* Pairs with sxm_ring_setup(). */
+	struct sxm_ring *ring = smp_load_acquire(&dev->ring);
+	struct sxm_lock_range *old;
+	u32 nr_new;
+	int err;
 
 	if (!ring)
 		return -ENXIO;
-	spin_lock_irq(&dev->ring_lock);
-	if (release) {
-		for (i = 0; i < nr && !err; i++)
-			if (find_lock(ring, &r[i]) < 0)
-				err = -ENOENT;
-		for (i = 0; i < nr && !err; i++) {
-			int k = find_lock(ring, &r[i]);
-
-			ring->locks[k] = ring->locks[--ring->nr_locks];
-		}
-	} else if (ring->nr_locks + nr > SXM_LOCK_MAX) {
-		err = -ENOSPC;
-	} else {
-		for (i = 0; i < nr; i++)
-			ring->locks[ring->nr_locks++] = r[i];
+	sort(r, nr, sizeof(*r), cmp_range, NULL);
+	mutex_lock(&ring->locks_mutex);
+	err = lock_set_build(ring, r, nr, release, &nr_new);
+	if (!err) {
+		spin_lock_irq(&dev->ring_lock);
+		old = ring->locks;
+		ring->locks = ring->locks_spare;
+		ring->nr_locks = nr_new;
+		ring->locks_spare = old;
+		spin_unlock_irq(&dev->ring_lock);
 	}
-	spin_unlock_irq(&dev->ring_lock);
+	mutex_unlock(&ring->locks_mutex);
 	if (err)
 		return err;
 	if (release) {
@@ -768,10 +1200,15 @@ int sxm_ring_lock(struct sxm_dev *dev, struct sxm_lock_range *r, u32 nr,
 	return err;
 }
 
+/*
+ * Readable while sqes wait; EPOLLPRI while the mirror state changed since
+ * this file last read it with SXM_IOC_GET_INFO (@seen).
+ */
 __poll_t sxm_ring_poll(struct sxm_dev *dev, struct file *file,
-		       poll_table *wait)
+		       poll_table *wait, u64 seen)
 {
-	struct sxm_ring *ring = dev->ring;
+	/* Pairs with sxm_ring_setup(). */
+	struct sxm_ring *ring = smp_load_acquire(&dev->ring);
 	__poll_t mask = 0;
 
 	if (!ring)
@@ -779,17 +1216,27 @@ __poll_t sxm_ring_poll(struct sxm_dev *dev, struct file *file,
 	poll_wait(file, &ring->poll_wait, wait);
 	if (READ_ONCE(ring->sq_tail) != READ_ONCE(ring->hdr->sq_head))
 		mask |= EPOLLIN | EPOLLRDNORM;
+	if (atomic64_read(&dev->events) != seen)
+		mask |= EPOLLPRI;
 	return mask;
 }
 
+/*
+ * The helper maps the whole area, shared, never executable.  (The vma
+ * holds the file, so the ring outlives the mapping.)
+ */
 int sxm_ring_mmap(struct sxm_dev *dev, struct vm_area_struct *vma)
 {
-	struct sxm_ring *ring = dev->ring;
+	/* Pairs with sxm_ring_setup(). */
+	struct sxm_ring *ring = smp_load_acquire(&dev->ring);
 
 	if (!ring)
 		return -ENXIO;
+	if (!(vma->vm_flags & VM_SHARED) || (vma->vm_flags & VM_EXEC))
+		return -EINVAL;
 	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != ring->area_bytes)
 		return -EINVAL;
+	vma->vm_flags &= ~VM_MAYEXEC;
 	return remap_vmalloc_range(vma, ring->area, 0);
 }
 
@@ -798,7 +1245,6 @@ void sxm_ring_status(struct sxm_dev *dev, const char **state, u32 *inflight,
 {
 	struct sxm_ring *ring;
 	unsigned long flags;
-	struct bio *bio;
 
 	*inflight = 0;
 	*held = 0;
@@ -806,8 +1252,7 @@ void sxm_ring_status(struct sxm_dev *dev, const char **state, u32 *inflight,
 	ring = dev->ring;
 	if (ring) {
 		*inflight = ring->geo.entries - ring->nr_free;
-		bio_list_for_each(bio, &ring->deferred)
-			(*held)++;
+		*held = ring->nr_deferred;
 	}
 	if (ring && ring->mirror)
 		*state = "on";
@@ -818,24 +1263,23 @@ void sxm_ring_status(struct sxm_dev *dev, const char **state, u32 *inflight,
 	spin_unlock_irqrestore(&dev->ring_lock, flags);
 }
 
-/* The helper is gone: degrade, stop the works, free the ring. */
+/* The helper is gone (dev->lock held): degrade, stop the works, free. */
 void sxm_ring_destroy(struct sxm_dev *dev)
 {
 	struct sxm_ring *ring = dev->ring;
 
+	lockdep_assert_held(&dev->lock);
 	if (!ring)
 		return;
 	ring_degrade(ring, "helper_detached");
 	spin_lock_irq(&dev->ring_lock);
 	dev->ring = NULL;
 	spin_unlock_irq(&dev->ring_lock);
+	/* A map call between reserve and publish still uses it. */
+	wait_event(ring->drain_wait, !READ_ONCE(ring->nr_posting));
 	cancel_delayed_work_sync(&ring->timeout_work);
 	cancel_work_sync(&ring->kick_work);
-	vfree(ring->area);
-	kvfree(ring->slots);
-	kvfree(ring->free);
-	kvfree(ring->reap);
-	kfree(ring);
+	ring_free(ring);
 }
 
 int sxm_ring_init(void)

@@ -60,6 +60,26 @@ struct sxm_dev *sxm_dev_find(dev_t devt, sector_t begin)
 	return dev;
 }
 
+/* Tell dm (and so dmsetup wait and the helper's poll) of a change. */
+static void sxm_dev_event_fn(struct work_struct *work)
+{
+	struct sxm_dev *dev = container_of(work, struct sxm_dev, event_work);
+
+	mutex_lock(&dev->lock);
+	if (dev->live)
+		dm_table_event(dev->live->ti->table);
+	mutex_unlock(&dev->lock);
+	sxm_dev_put(dev);
+}
+
+/* From any context but hard interrupts; the work holds a reference. */
+void sxm_dev_event(struct sxm_dev *dev)
+{
+	kref_get(&dev->kref);
+	if (!queue_work(sxm_wq, &dev->event_work))
+		sxm_dev_put(dev);
+}
+
 static void sxm_dev_release(struct kref *kref)
 {
 	struct sxm_dev *dev = container_of(kref, struct sxm_dev, kref);
@@ -126,6 +146,7 @@ static int sxm_dev_get(struct sxm_target *tgt)
 	kref_init(&dev->kref);
 	mutex_init(&dev->lock);
 	spin_lock_init(&dev->ring_lock);
+	INIT_WORK(&dev->event_work, sxm_dev_event_fn);
 	dev->devt = devt;
 	dev->begin = ti->begin;
 	dev->len = ti->len;
@@ -371,7 +392,7 @@ void sxm_remap(struct sxm_target *tgt, struct bio *bio)
 	struct dm_target *ti = tgt->ti;
 
 	bio_set_dev(bio, tgt->source->bdev);
-	if (bio_sectors(bio) || op_is_zone_mgmt(bio_op(bio)))
+	if (bio_sectors(bio))
 		bio->bi_iter.bi_sector = dm_target_offset(ti,
 							  bio->bi_iter.bi_sector);
 }
@@ -380,8 +401,8 @@ static int sxm_map(struct dm_target *ti, struct bio *bio)
 {
 	struct sxm_target *tgt = ti->private;
 	struct sxm_io *io = dm_per_bio_data(bio, sizeof(struct sxm_io));
-	int mode = READ_ONCE(tgt->mode);
 	bool changes;
+	int mode;
 
 	io->accounted = 0;
 	io->mirrored = 0;
@@ -390,16 +411,19 @@ static int sxm_map(struct dm_target *ti, struct bio *bio)
 
 	/*
 	 * Every write is accounted, tracked or not, so that a harvest or the
-	 * start of tracking can wait for the writes already sent.
+	 * start of tracking can wait for the writes already sent.  The mode
+	 * is read under the same lock (see sxm_dirty_start_write()).  A flush
+	 * has no range: offset 0, length 0.
 	 */
 	changes = bio_changes_data(bio);
 	io->tgt = tgt;
-	io->sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	io->sector = changes ? dm_target_offset(ti, bio->bi_iter.bi_sector) : 0;
 	io->nr_sectors = changes ? bio_sectors(bio) : 0;
-	io->gen = sxm_dirty_start_write(&tgt->dev->dirty,
-					mode == SXM_MODE_TRACK && changes,
-					io->sector, io->nr_sectors);
+	io->gen = sxm_dirty_start_write(&tgt->dev->dirty, &tgt->mode, &mode);
 	io->accounted = 1;
+	if (mode == SXM_MODE_TRACK && changes)
+		sxm_dirty_mark_gen(&tgt->dev->dirty, io->gen, io->sector,
+				   io->nr_sectors);
 
 	if (mode == SXM_MODE_MIRROR && (changes || !bio_sectors(bio))) {
 		int r = sxm_ring_map(tgt->dev, bio, io);
@@ -438,14 +462,13 @@ static int sxm_iterate_devices(struct dm_target *ti,
 	return fn(ti, tgt->source, 0, ti->len, data);
 }
 
-static int sxm_prepare_ioctl(struct dm_target *ti, struct block_device **bdev)
-{
-	struct sxm_target *tgt = ti->private;
-
-	*bdev = tgt->source->bdev;
-	/* Only pass ioctls through if the device sizes match exactly. */
-	return ti->len != bdev_nr_sectors(tgt->source->bdev);
-}
+/*
+ * No prepare_ioctl: SCSI and NVMe pass-through ioctls (SG_IO and the like)
+ * are refused (ENOTTY), as by dm-era, dm-clone and dm-cache.  A write sent
+ * that way would reach the source neither tracked nor mirrored, and a mode
+ * check here could not close the window of an ioctl already past it when
+ * tracking starts.
+ */
 
 /* ----------------------------------------------------------------------
  * Mode changes
@@ -481,6 +504,7 @@ static int set_mode(struct sxm_target *tgt, int mode)
 	if (mode == SXM_MODE_MIRROR)
 		sxm_ring_set_mirror(dev, true);
 	else if (old == SXM_MODE_MIRROR)
+		/* Held-back writes go to the source at once, tracked. */
 		sxm_ring_set_mirror(dev, false);
 	WRITE_ONCE(tgt->mode, mode);
 	if (mode == SXM_MODE_PASSTHROUGH)
@@ -501,19 +525,63 @@ int sxm_dev_set_mirror(struct sxm_dev *dev, bool on)
 }
 
 /*
+ * Suspend: nothing the ring holds back may keep it waiting (see
+ * sxm_ring_presuspend()); once suspended nothing is in flight and the
+ * ring's works stop until the resume.
+ */
+static void sxm_presuspend(struct dm_target *ti)
+{
+	struct sxm_target *tgt = ti->private;
+
+	mutex_lock(&tgt->dev->lock);
+	sxm_ring_presuspend(tgt->dev);
+	mutex_unlock(&tgt->dev->lock);
+}
+
+static void sxm_presuspend_undo(struct dm_target *ti)
+{
+	struct sxm_target *tgt = ti->private;
+
+	mutex_lock(&tgt->dev->lock);
+	sxm_ring_resume(tgt->dev, false);
+	mutex_unlock(&tgt->dev->lock);
+}
+
+static void sxm_postsuspend(struct dm_target *ti)
+{
+	struct sxm_target *tgt = ti->private;
+
+	mutex_lock(&tgt->dev->lock);
+	sxm_ring_resume(tgt->dev, true);
+	mutex_unlock(&tgt->dev->lock);
+}
+
+/*
  * The new live table takes over.  Nothing is in flight while a device is
  * suspended, so a tracking table resuming after a tracking one continues
  * the same tracking (same track_id): no write went unseen in between.
+ *
+ * The mirror belongs to the device, not to a table: a table loaded as
+ * "track" (what a mirroring table's status gives back) over a mirroring
+ * one goes on mirroring, and one loaded as "passthrough" turns the mirror
+ * off.  So the mode in the status and the ring always agree.
  */
 static void sxm_resume(struct dm_target *ti)
 {
 	struct sxm_target *tgt = ti->private;
 	struct sxm_dev *dev = tgt->dev;
+	struct sxm_target *old;
 	bool was_tracking;
 
 	mutex_lock(&dev->lock);
-	was_tracking = dev->live && dev->track_id &&
-		       READ_ONCE(dev->live->mode) != SXM_MODE_PASSTHROUGH;
+	old = dev->live;
+	was_tracking = old && dev->track_id &&
+		       READ_ONCE(old->mode) != SXM_MODE_PASSTHROUGH;
+	if (old && old != tgt && READ_ONCE(old->mode) == SXM_MODE_MIRROR &&
+	    tgt->mode == SXM_MODE_TRACK)
+		WRITE_ONCE(tgt->mode, SXM_MODE_MIRROR);
+	if (tgt->mode != SXM_MODE_MIRROR)
+		sxm_ring_set_mirror(dev, false);
 	if (tgt->mode != SXM_MODE_PASSTHROUGH) {
 		if (!was_tracking)
 			dev->track_id = get_random_u64() | 1;
@@ -521,6 +589,7 @@ static void sxm_resume(struct dm_target *ti)
 		dev->track_id = 0;
 	}
 	dev->live = tgt;
+	sxm_ring_resume(dev, false);
 	mutex_unlock(&dev->lock);
 }
 
@@ -580,7 +649,7 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
  *        <helper> <held_regions> <mirror> <in_flight> <held_back>
  *        <mirrored_writes> <mirrored_bytes> <degradations> <reason>
  *
- *   mode		passthrough | track
+ *   mode		passthrough | track | mirror
  *   dirty_regions	regions marked dirty since the last harvest
  *   harvests		harvests of the dirty map so far
  *   helper		the attached helper's process id, or "-"
@@ -591,9 +660,10 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
  *   held_back		writes waiting (overlap, region lock, ring full)
  *   mirrored		writes and bytes mirrored so far
  *   degradations	times the mirror went down
- *   reason		why it last went down (sink_error, sink_timeout,
- *			ring_full, lock_timeout, helper_detached,
- *			bad_completion, bad_cq_tail, bad_sq_head), or "-"
+ *   reason		why it last went down (sink_error, sink_flush_error,
+ *			sink_timeout, ring_full, lock_timeout,
+ *			helper_detached, bad_completion, bad_cq_tail,
+ *			bad_sq_head), or "-"
  *
  * New fields are only ever appended.
  *
@@ -620,7 +690,7 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 		       (unsigned long long)tgt->region_sectors,
 		       (unsigned long long)dev->dirty.nr_regions,
 		       (unsigned long long)sxm_dirty_count(&dev->dirty),
-		       (unsigned long long)READ_ONCE(dev->dirty.harvests));
+		       (unsigned long long)atomic64_read(&dev->dirty.harvests));
 		if (helper)
 			DMEMIT("%d", helper);
 		else
@@ -659,17 +729,23 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 
 static struct target_type sxm_target = {
 	.name = "sxm",
-	.version = { 1, 1, 0 },
-	.features = DM_TARGET_NOWAIT | DM_TARGET_PASSES_CRYPTO,
+	.version = { 1, 2, 0 },
+	/*
+	 * Not DM_TARGET_PASSES_CRYPTO: a mirrored write's copy for the sink
+	 * would be the plaintext of what the source stores encrypted.
+	 */
+	.features = DM_TARGET_NOWAIT,
 	.module = THIS_MODULE,
 	.ctr = sxm_ctr,
 	.dtr = sxm_dtr,
 	.map = sxm_map,
 	.end_io = sxm_end_io,
+	.presuspend = sxm_presuspend,
+	.presuspend_undo = sxm_presuspend_undo,
+	.postsuspend = sxm_postsuspend,
 	.resume = sxm_resume,
 	.message = sxm_message,
 	.status = sxm_status,
-	.prepare_ioctl = sxm_prepare_ioctl,
 	.iterate_devices = sxm_iterate_devices,
 };
 

@@ -18,8 +18,13 @@
  *                      (harvested, not yet acknowledged).
  *
  * Lock order: sxm_devs_lock (the registry) -> sxm_dev.lock ->
- * sxm_dirty.harvest_lock -> sxm_dirty.lock (a spinlock, held only to pick
- * a generation).
+ * sxm_ring.reap_lock -> sxm_ring.locks_mutex -> sxm_dirty.harvest_lock ->
+ * sxm_dev.ring_lock and sxm_dirty.lock (spinlocks).  sxm_dirty.switch_lock
+ * (a harvest waiting for writes to drain) is taken under none of these
+ * and nothing a degrade needs is taken under it but harvest_lock, so a
+ * degrade always ends a drain.  No lock of ours is taken under mmap_lock,
+ * and none is held across a copy to or from userspace but switch_lock (a
+ * harvest, for its own buffer).
  */
 #ifndef DM_SXM_H
 #define DM_SXM_H
@@ -56,16 +61,17 @@ struct sxm_dirty {
 	atomic64_t nr_held;
 	wait_queue_head_t drain_wait;
 
-	struct mutex harvest_lock;	/* one generation switch at a time */
-	u64 harvests;
+	struct mutex switch_lock;	/* one generation switch at a time */
+	struct mutex harvest_lock;	/* changes to the maps; never waits */
+	atomic64_t harvests;
 };
 
 int sxm_dirty_init(struct sxm_dirty *d, sector_t len, unsigned int shift);
 void sxm_dirty_exit(struct sxm_dirty *d);
 
-/* Write path: account a write in the current generation, mark its regions. */
-unsigned int sxm_dirty_start_write(struct sxm_dirty *d, bool mark,
-				   sector_t sector, unsigned int nr_sectors);
+/* Write path: account a write in the current generation, read the mode. */
+unsigned int sxm_dirty_start_write(struct sxm_dirty *d, const int *modep,
+				   int *mode);
 void sxm_dirty_end_write(struct sxm_dirty *d, unsigned int gen);
 
 void sxm_dirty_mark_gen(struct sxm_dirty *d, unsigned int gen,
@@ -78,7 +84,12 @@ int sxm_dirty_apply_user(struct sxm_dirty *d, const void __user *buf,
 			 bool ack, u64 *count);
 int sxm_dirty_barrier(struct sxm_dirty *d);
 int sxm_dirty_harvest(struct sxm_dirty *d, void __user *buf, bool peek,
-		      u64 *nr_dirty);
+		      u64 *nr_dirty, u64 *generation);
+atomic_long_t *sxm_dirty_map_alloc(struct sxm_dirty *d);
+u64 sxm_dirty_map_mark(struct sxm_dirty *d, atomic_long_t *map,
+		       sector_t sector, sector_t nr_sectors);
+void sxm_dirty_map_merge(struct sxm_dirty *d, atomic_long_t *map);
+void sxm_dirty_map_clear(struct sxm_dirty *d, atomic_long_t *map);
 
 static inline size_t sxm_dirty_map_bytes(const struct sxm_dirty *d)
 {
@@ -115,6 +126,8 @@ struct sxm_dev {
 	atomic64_t mirrored_writes;
 	atomic64_t mirrored_bytes;
 	atomic64_t degradations;
+	atomic64_t events;		/* changes of the mirror state */
+	struct work_struct event_work;	/* dm_table_event(), in process context */
 };
 
 struct sxm_target {
@@ -125,6 +138,13 @@ struct sxm_target {
 	int mode;			/* enum sxm_mode; READ_ONCE in map */
 };
 
+/* A sector range in an interval tree (dm-sxm-ring.c). */
+struct sxm_range_node {
+	struct rb_node rb;
+	sector_t start, last;		/* inclusive */
+	sector_t subtree_last;
+};
+
 /* Per-bio data. */
 struct sxm_io {
 	u8 gen;				/* generation the write is counted in */
@@ -133,13 +153,19 @@ struct sxm_io {
 	u32 slot;			/* its slot in the ring, when posted */
 	atomic_t pending;		/* legs (source, sink) not yet done */
 	struct sxm_target *tgt;
-	sector_t sector;		/* target-relative */
-	sector_t nr_sectors;
+	sector_t sector;		/* target-relative; 0 for a flush */
+	sector_t nr_sectors;		/* 0: a flush */
 	bio_end_io_t *end_io;		/* the bio's own, while we hook it */
 	void *private;
+	/* While held back by the ring: */
+	unsigned long since;		/* jiffies it arrived */
+	u64 mirror_gen;			/* the ring's, when its slot was taken */
+	struct sxm_range_node held_node;	/* in the ring's held tree */
+	struct sxm_range_node wait_node;	/* in a deferred pass's tree */
 };
 
 struct sxm_dev *sxm_dev_find(dev_t devt, sector_t begin);
+void sxm_dev_event(struct sxm_dev *dev);
 void sxm_remap(struct sxm_target *tgt, struct bio *bio);
 int sxm_dev_set_mirror(struct sxm_dev *dev, bool on);
 void sxm_dev_put(struct sxm_dev *dev);
@@ -155,17 +181,22 @@ struct sxm_ring;
 /* sxm_ring_map(): the write is not mirrored; track it instead. */
 #define SXM_RING_NOT_MIRRORED	(-1)
 
+extern struct workqueue_struct *sxm_wq;
+
 int sxm_ring_init(void);
 void sxm_ring_exit(void);
 int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io);
 int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo);
 void sxm_ring_destroy(struct sxm_dev *dev);
 int sxm_ring_set_mirror(struct sxm_dev *dev, bool on);
+bool sxm_ring_mirroring(struct sxm_dev *dev);
+void sxm_ring_presuspend(struct sxm_dev *dev);
+void sxm_ring_resume(struct sxm_dev *dev, bool suspended);
 int sxm_ring_enter(struct sxm_dev *dev);
 int sxm_ring_lock(struct sxm_dev *dev, struct sxm_lock_range *r, u32 nr,
 		  bool release);
 __poll_t sxm_ring_poll(struct sxm_dev *dev, struct file *file,
-		       struct poll_table_struct *wait);
+		       struct poll_table_struct *wait, u64 seen);
 int sxm_ring_mmap(struct sxm_dev *dev, struct vm_area_struct *vma);
 void sxm_ring_status(struct sxm_dev *dev, const char **state, u32 *inflight,
 		     u32 *held);

@@ -69,11 +69,11 @@ static int run(const char *fmt, ...)
 	return system(cmd);
 }
 
-/* The status line's words from the mode on. */
+/* The sxm target's status line's words from the mode on. */
 static void status_words(char words[24][32], int *n)
 {
 	char line[512], *tok, *save;
-	FILE *p = popen("dmsetup status " DM_NAME, "r");
+	FILE *p = popen("dmsetup status " DM_NAME " | grep '^[0-9]* [0-9]* sxm '", "r");
 
 	*n = 0;
 	if (!p)
@@ -111,8 +111,32 @@ struct helper {
 	volatile int fail_next;		/* answer the next one with -EIO */
 	volatile int bogus_next;	/* answer the next one with a bad id */
 	volatile int twice_next;	/* answer the next one twice */
+	volatile int fail_flush;	/* answer the next flush with -EIO */
 	volatile long done;
+	volatile long flushes;
+	volatile long proto_errors;	/* sqes breaking the ABI's rules */
 };
+
+/* What the ABI promises of every sqe; a break is counted and said. */
+static int sqe_valid(struct helper *h, const struct sxm_sqe *e)
+{
+	uint64_t data_end = h->geo.data_off +
+			    (uint64_t)h->geo.entries * h->geo.slot_bytes;
+
+	switch (e->op) {
+	case SXM_OP_FLUSH:
+		return !e->offset && !e->len && !e->data_off;
+	case SXM_OP_WRITE:
+		return e->len && e->len <= h->geo.slot_bytes &&
+		       e->data_off >= h->geo.data_off &&
+		       e->data_off + e->len <= data_end &&
+		       e->offset + e->len <= DEV_BYTES;
+	case SXM_OP_WRITE_ZEROES:
+	case SXM_OP_DISCARD:
+		return e->len && !e->data_off && e->offset + e->len <= DEV_BYTES;
+	}
+	return 0;
+}
 
 static void apply(struct helper *h, struct sxm_sqe *e)
 {
@@ -168,8 +192,21 @@ static void *pump(void *arg)
 		for (; head != tail; head++, n++) {
 			struct sxm_sqe e = sq[head & (h->geo.entries - 1)];
 
+			if (!sqe_valid(h, &e)) {
+				printf("# bad sqe: op %u offset %llu len %llu data_off %u\n",
+				       e.op, (unsigned long long)e.offset,
+				       (unsigned long long)e.len, e.data_off);
+				h->proto_errors++;
+				complete(h, e.id, -EPROTO);
+				continue;
+			}
 			apply(h, &e);
-			if (h->bogus_next) {
+			if (e.op == SXM_OP_FLUSH)
+				h->flushes++;
+			if (e.op == SXM_OP_FLUSH && h->fail_flush) {
+				h->fail_flush = 0;
+				complete(h, e.id, -EIO);
+			} else if (h->bogus_next) {
 				h->bogus_next = 0;
 				complete(h, e.id ^ (1ULL << 40), 0);
 			} else if (h->fail_next) {
@@ -190,9 +227,11 @@ static void *pump(void *arg)
 	return NULL;
 }
 
-static int helper_start(struct helper *h, uint32_t timeout_ms)
+/* The helper of the sxm target starting at sector @start of DM_NAME. */
+static int helper_start_at(struct helper *h, uint32_t timeout_ms,
+			   uint64_t start)
 {
-	struct sxm_attach a = { .size = sizeof(a) };
+	struct sxm_attach a = { .size = sizeof(a), .target_start = start };
 	struct sxm_mirror m = { .size = sizeof(m), .on = 1 };
 	struct stat st;
 
@@ -221,6 +260,11 @@ static int helper_start(struct helper *h, uint32_t timeout_ms)
 	if (pthread_create(&h->th, NULL, pump, h))
 		return -1;
 	return ioctl(h->ctl, SXM_IOC_MIRROR, &m);
+}
+
+static int helper_start(struct helper *h, uint32_t timeout_ms)
+{
+	return helper_start_at(h, timeout_ms, 0);
 }
 
 static void helper_stop(struct helper *h)
@@ -315,6 +359,7 @@ FIXTURE_SETUP(mirror)
 
 FIXTURE_TEARDOWN(mirror)
 {
+	EXPECT_EQ(0, self->h.proto_errors);
 	helper_stop(&self->h);
 	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
 }
@@ -585,6 +630,537 @@ TEST_F_TIMEOUT(mirror, helper_death_degrades_and_remirrors, 120)
 	EXPECT_STREQ("on", status_word(7));
 	ASSERT_EQ(0, dd_write("count=1 seek=60"));
 	helper_stop(&h2);
+}
+
+/* ------------------------------------------------------------------
+ * Regression tests: each of these failed (or hung, or oopsed) before
+ * the fix it names.
+ * ------------------------------------------------------------------
+ */
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 +
+	       (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* A 4 KiB write at block @seek in the background; @flag appears when done. */
+static int bg_write(unsigned int seek, const char *flag)
+{
+	unlink(flag);
+	return run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=%u oflag=direct status=none; touch %s) &",
+		   seek, flag);
+}
+
+static int wait_file(const char *path, long ms)
+{
+	for (; ms > 0 && access(path, F_OK); ms -= 20)
+		usleep(20 * 1000);
+	return access(path, F_OK);
+}
+
+static int lock_call(struct helper *h, struct sxm_lock_range *r, uint32_t n,
+		     int release)
+{
+	struct sxm_lock l = { .size = sizeof(l), .nr_ranges = n,
+			      .ranges_ptr = (uintptr_t)r,
+			      .flags = release ? SXM_LOCK_RELEASE : 0 };
+
+	return ioctl(h->ctl, SXM_IOC_LOCK, &l) ? errno : 0;
+}
+
+static int harvest(struct helper *h, uint64_t *map, int peek)
+{
+	struct sxm_harvest hv = { .size = sizeof(hv),
+				  .flags = peek ? SXM_HARVEST_PEEK : 0,
+				  .bitmap_ptr = (uintptr_t)map,
+				  .bitmap_bytes = MAP_WORDS * 8 };
+
+	return ioctl(h->ctl, SXM_IOC_HARVEST, &hv) ? errno : 0;
+}
+
+static int bit(const uint64_t *map, uint64_t r)
+{
+	return (map[r / 64] >> (r % 64)) & 1;
+}
+
+/* A flush through the sxm device (the loop device below has a cache). */
+static int flush_dev(void)
+{
+	int fd = open(DM_PATH, O_RDWR), r;
+
+	if (fd < 0)
+		return -1;
+	r = fdatasync(fd);
+	close(fd);
+	return r;
+}
+
+/*
+ * SXM_IOC_LOCK releasing the same range twice in one call wrote
+ * locks[-1] and underflowed the count.  Now every call is checked whole
+ * first: nothing changes unless all of it is valid.
+ */
+TEST_F(mirror, lock_calls_are_all_or_nothing)
+{
+	struct sxm_lock_range a = { .first = 10, .count = 2 };
+	struct sxm_lock_range twice[2] = { a, a };
+	struct sxm_lock_range mixed[2] = { a, { .first = 500, .count = 1 } };
+	struct sxm_lock_range overlap[2] = { { 600, 4 }, { 602, 1 } };
+	struct sxm_lock_range inside = { .first = 11, .count = 1 };
+	static struct sxm_lock_range many[SXM_LOCK_MAX];
+
+	ASSERT_EQ(0, lock_call(&self->h, &a, 1, 0));
+	EXPECT_EQ(ENOENT, lock_call(&self->h, twice, 2, 1));
+	EXPECT_EQ(ENOENT, lock_call(&self->h, mixed, 2, 1));
+	EXPECT_EQ(EINVAL, lock_call(&self->h, overlap, 2, 0));
+	EXPECT_EQ(EBUSY, lock_call(&self->h, &inside, 1, 0));
+	EXPECT_EQ(ENOENT, lock_call(&self->h, &inside, 1, 1));
+	for (int i = 0; i < SXM_LOCK_MAX; i++)
+		many[i] = (struct sxm_lock_range){ .first = 1000 + 2 * i,
+						   .count = 1 };
+	EXPECT_EQ(ENOSPC, lock_call(&self->h, many, SXM_LOCK_MAX, 0));
+	/* A is still held once, and a write there still waits for it. */
+	ASSERT_EQ(0, bg_write(10, "/tmp/mirror-w1"));
+	usleep(300 * 1000);
+	EXPECT_NE(0, access("/tmp/mirror-w1", F_OK));
+	EXPECT_EQ(0, lock_call(&self->h, &a, 1, 1));
+	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 5000));
+	EXPECT_EQ(ENOENT, lock_call(&self->h, &a, 1, 1));
+	/* Both halves of the refused overlap are free: take them apart. */
+	EXPECT_EQ(0, lock_call(&self->h, overlap, 1, 0));
+	EXPECT_EQ(0, lock_call(&self->h, overlap, 1, 1));
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_EQ(0, same_data());
+	unlink("/tmp/mirror-w1");
+}
+
+struct writers {
+	volatile int stop;
+	volatile long writes;
+	int fd;
+	unsigned int seed;
+};
+
+/* Random 4 KiB O_DIRECT writes in the first 8 MiB until told to stop. */
+static void *writer(void *arg)
+{
+	struct writers *w = arg;
+	unsigned int seed = __atomic_add_fetch(&w->seed, 7919, __ATOMIC_RELAXED);
+	void *buf;
+
+	if (posix_memalign(&buf, 4096, 4096))
+		return NULL;
+	memset(buf, seed & 0xff, 4096);
+	while (!w->stop) {
+		off_t off = (off_t)(rand_r(&seed) % 2048) * 4096;
+
+		if (pwrite(w->fd, buf, 4096, off) == 4096)
+			__atomic_add_fetch(&w->writes, 1, __ATOMIC_RELAXED);
+	}
+	free(buf);
+	return NULL;
+}
+
+static int writers_start(struct writers *w, pthread_t *th, int n)
+{
+	memset(w, 0, sizeof(*w));
+	w->fd = open(DM_PATH, O_RDWR | O_DIRECT);
+	if (w->fd < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, writer, w))
+			return -1;
+	return 0;
+}
+
+static void writers_stop(struct writers *w, pthread_t *th, int n)
+{
+	w->stop = 1;
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	close(w->fd);
+}
+
+/*
+ * A flush held back until no write was in flight starved under steady
+ * writes.  It needs only what the guest saw completed: it is posted at
+ * once, and fsyncs go on while the writes do.
+ */
+TEST_F_TIMEOUT(mirror, flush_passes_steady_writes, 120)
+{
+	struct writers w;
+	pthread_t th[4];
+	struct timespec t0;
+	long flushes = 0;
+	int fd;
+	void *buf;
+
+	ASSERT_EQ(0, posix_memalign(&buf, 4096, 4096));
+	memset(buf, 0x5a, 4096);
+	fd = open(DM_PATH, O_RDWR | O_DIRECT);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, writers_start(&w, th, 4));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Each fsync is bounded by the pump, not by the other writers. */
+	while (ms_since(&t0) < 4000) {
+		ASSERT_EQ(4096, pwrite(fd, buf, 4096, 12 << 20));
+		ASSERT_EQ(0, fdatasync(fd));
+		flushes++;
+	}
+	writers_stop(&w, th, 4);
+	close(fd);
+	free(buf);
+	printf("# %ld fsyncs beside %ld writes in 4 s\n", flushes, w.writes);
+	EXPECT_GE(flushes, 10);
+	EXPECT_GE(self->h.flushes, 10);
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("-", status_word(13));
+	EXPECT_EQ(0, same_data());
+}
+
+/*
+ * A write held behind a region lock was timed from the last time any
+ * held-back write moved, so other writes completing kept it waiting for
+ * ever.  It is timed from its own arrival.
+ */
+TEST_F_TIMEOUT(mirror, held_write_times_out_beside_other_writes, 120)
+{
+	struct sxm_lock_range r = { .first = 3000, .count = 1 };
+	struct writers w;
+	pthread_t th[2];
+
+	helper_stop(&self->h);
+	ASSERT_EQ(0, helper_start(&self->h, 1000));
+	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
+	ASSERT_EQ(0, bg_write(3000, "/tmp/mirror-w1"));
+	ASSERT_EQ(0, writers_start(&w, th, 2));
+	/* Timeout 1 s: degraded, and the held write done, well within 4 s. */
+	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 4000));
+	writers_stop(&w, th, 2);
+	EXPECT_STREQ("degraded", status_word(7));
+	EXPECT_STREQ("lock_timeout", status_word(13));
+	EXPECT_GT(w.writes, 0);
+	lock_call(&self->h, &r, 1, 1);
+	unlink("/tmp/mirror-w1");
+}
+
+struct harvest_arg {
+	struct helper *h;
+	uint64_t *map;
+	int err;
+	volatile int done;
+};
+
+static void *harvester(void *arg)
+{
+	struct harvest_arg *a = arg;
+
+	a->err = harvest(a->h, a->map, 0);
+	a->done = 1;
+	return NULL;
+}
+
+/*
+ * A harvest waiting for a write held behind the helper's own lock held the
+ * file's mutex, which the release of that lock needed: the two waited on
+ * each other until the lock timed out.  Now no call waits for another
+ * call on the same file.
+ */
+TEST_F_TIMEOUT(mirror, release_while_a_harvest_waits, 120)
+{
+	static uint64_t map[MAP_WORDS];
+	struct sxm_lock_range r = { .first = 3100, .count = 1 };
+	struct harvest_arg a = { .h = &self->h, .map = map };
+	struct timespec t0;
+	pthread_t th;
+
+	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
+	ASSERT_EQ(0, bg_write(3100, "/tmp/mirror-w1"));
+	usleep(200 * 1000);
+	EXPECT_STREQ("1", status_word(9));
+	ASSERT_EQ(0, pthread_create(&th, NULL, harvester, &a));
+	usleep(300 * 1000);
+	/* The harvest waits for the held write... */
+	EXPECT_EQ(0, a.done);
+	/* ...and the release gets through at once, well before 5 s. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(0, lock_call(&self->h, &r, 1, 1));
+	EXPECT_LT(ms_since(&t0), 2000);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, a.err);
+	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 5000));
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("-", status_word(13));
+	unlink("/tmp/mirror-w1");
+}
+
+struct mmap_race {
+	struct helper *h;
+	volatile int stop;
+	long harvests, maps;
+};
+
+static void *harvest_fresh_buffers(void *arg)
+{
+	struct mmap_race *m = arg;
+
+	while (!m->stop) {
+		uint64_t *buf = mmap(NULL, MAP_WORDS * 8, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (buf == MAP_FAILED)
+			break;
+		if (!harvest(m->h, buf, 0))
+			m->harvests++;
+		munmap(buf, MAP_WORDS * 8);
+	}
+	return NULL;
+}
+
+/*
+ * mmap took the file's mutex under mmap_lock while the ioctls held that
+ * mutex across copy_to_user(), which faults and takes mmap_lock: a harvest
+ * into a fresh buffer beside an mmap of the ring deadlocked.
+ */
+TEST_F_TIMEOUT(mirror, mmap_beside_harvests, 120)
+{
+	struct mmap_race m = { .h = &self->h };
+	struct timespec t0;
+	pthread_t th;
+
+	ASSERT_EQ(0, pthread_create(&th, NULL, harvest_fresh_buffers, &m));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (ms_since(&t0) < 3000) {
+		void *p = mmap(NULL, self->h.geo.mmap_bytes,
+			       PROT_READ | PROT_WRITE, MAP_SHARED, self->h.ctl, 0);
+
+		ASSERT_NE(MAP_FAILED, p);
+		munmap(p, self->h.geo.mmap_bytes);
+		m.maps++;
+	}
+	m.stop = 1;
+	pthread_join(th, NULL);
+	printf("# %ld maps beside %ld harvests\n", m.maps, m.harvests);
+	EXPECT_GT(m.harvests, 0);
+}
+
+/* The ring is mapped shared and never executable. */
+TEST_F(mirror, mmap_refuses_private_and_exec)
+{
+	size_t len = self->h.geo.mmap_bytes;
+	void *p;
+
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, len, PROT_READ, MAP_PRIVATE,
+				   self->h.ctl, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, len, PROT_READ | PROT_EXEC,
+				   MAP_SHARED, self->h.ctl, 0));
+	EXPECT_EQ(EINVAL, errno);
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, self->h.ctl, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, mprotect(p, len, PROT_READ | PROT_EXEC));
+	munmap(p, len);
+}
+
+/*
+ * A failed flush marked nothing, though the sink may have lost every write
+ * it acknowledged since its last good flush.  Those regions are dirty now,
+ * and the ones a good flush covered are not.
+ */
+TEST_F_TIMEOUT(mirror, failed_flush_marks_unflushed_writes, 120)
+{
+	static uint64_t map[MAP_WORDS];
+
+	ASSERT_EQ(0, dd_write("count=4 seek=300"));
+	ASSERT_EQ(0, flush_dev());
+	ASSERT_EQ(0, dd_write("count=4 seek=200"));
+	EXPECT_STREQ("0", status_word(3));
+	self->h.fail_flush = 1;
+	ASSERT_EQ(0, flush_dev());
+	EXPECT_STREQ("degraded", status_word(7));
+	EXPECT_STREQ("sink_flush_error", status_word(13));
+	ASSERT_EQ(0, harvest(&self->h, map, 0));
+	for (int i = 200; i < 204; i++)
+		EXPECT_EQ(1, bit(map, i));
+	for (int i = 300; i < 304; i++)
+		EXPECT_EQ(0, bit(map, i));
+}
+
+/*
+ * A reload of a mirroring device left the new table in "track" while the
+ * ring still said mirror on: nothing was posted.  The mirror belongs to
+ * the device: the reloaded table goes on mirroring.
+ */
+TEST_F_TIMEOUT(mirror, reload_keeps_mirroring, 120)
+{
+	long before;
+
+	ASSERT_EQ(0, run("dmsetup table " DM_NAME " > /tmp/mirror-table"));
+	ASSERT_EQ(0, run("dmsetup load " DM_NAME " /tmp/mirror-table && dmsetup suspend " DM_NAME " && dmsetup resume " DM_NAME));
+	EXPECT_STREQ("mirror", status_word(0));
+	EXPECT_STREQ("on", status_word(7));
+	before = self->h.done;
+	ASSERT_EQ(0, dd_write("count=2 seek=400"));
+	EXPECT_GE(self->h.done - before, 2);
+	EXPECT_STREQ("0", status_word(3));
+	EXPECT_EQ(0, same_data());
+	/* A table loaded as passthrough turns the mirror off. */
+	ASSERT_EQ(0, run("sed -i 's/ 1 track$/ 1 passthrough/' /tmp/mirror-table && dmsetup load " DM_NAME " /tmp/mirror-table && dmsetup suspend " DM_NAME " && dmsetup resume " DM_NAME));
+	EXPECT_STREQ("passthrough", status_word(0));
+	EXPECT_STREQ("off", status_word(7));
+	unlink("/tmp/mirror-table");
+}
+
+/*
+ * Writes held back when the helper turned the mirror off waited for the
+ * timeout.  They go to the source at once now, their regions dirty.
+ */
+TEST_F_TIMEOUT(mirror, mirror_off_sends_held_writes, 120)
+{
+	struct sxm_lock_range r = { .first = 3200, .count = 1 };
+	struct sxm_mirror m = { .size = sizeof(m), .on = 0 };
+	static uint64_t map[MAP_WORDS];
+
+	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
+	ASSERT_EQ(0, bg_write(3200, "/tmp/mirror-w1"));
+	usleep(300 * 1000);
+	EXPECT_STREQ("1", status_word(9));
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_MIRROR, &m));
+	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 2000));
+	EXPECT_STREQ("track", status_word(0));
+	EXPECT_STREQ("off", status_word(7));
+	EXPECT_STREQ("0", status_word(9));
+	ASSERT_EQ(0, harvest(&self->h, map, 1));
+	EXPECT_EQ(1, bit(map, 3200));
+	lock_call(&self->h, &r, 1, 1);
+	unlink("/tmp/mirror-w1");
+}
+
+/*
+ * A flush's offset was (-start) << 9 when the sxm target did not start at
+ * sector 0, which a helper rejects.  A flush has offset 0 and length 0.
+ */
+TEST_F_TIMEOUT(mirror, flush_of_a_target_not_at_sector_0, 120)
+{
+	helper_stop(&self->h);
+	run("dmsetup remove --retry " DM_NAME);
+	ASSERT_EQ(0, run("printf '0 2048 linear %s 0\\n2048 %llu sxm %s 8 1 track\\n' | dmsetup create " DM_NAME,
+			 env("SXM_TEST_SOURCE", ""), (DEV_BYTES >> 9) - 2048,
+			 env("SXM_TEST_SOURCE", "")));
+	ASSERT_EQ(0, helper_start_at(&self->h, 5000, 2048));
+	ASSERT_EQ(0, dd_write("count=2 seek=1000"));
+	ASSERT_EQ(0, flush_dev());
+	EXPECT_GE(self->h.flushes, 1);
+	EXPECT_EQ(0, self->h.proto_errors);
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("-", status_word(13));
+}
+
+/*
+ * A suspend waited for writes held behind a region lock until the lock
+ * timed out (and the mirror degraded).  Held-back writes go to the source
+ * at the presuspend, tracked; the mirror stays on.
+ */
+TEST_F_TIMEOUT(mirror, suspend_does_not_wait_for_locks, 120)
+{
+	struct sxm_lock_range r = { .first = 3300, .count = 1 };
+	static uint64_t map[MAP_WORDS];
+	struct timespec t0;
+
+	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
+	ASSERT_EQ(0, bg_write(3300, "/tmp/mirror-w1"));
+	usleep(300 * 1000);
+	EXPECT_STREQ("1", status_word(9));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, run("dmsetup suspend " DM_NAME));
+	EXPECT_LT(ms_since(&t0), 2500);
+	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 2000));
+	ASSERT_EQ(0, run("dmsetup resume " DM_NAME));
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("-", status_word(13));
+	ASSERT_EQ(0, harvest(&self->h, map, 1));
+	EXPECT_EQ(1, bit(map, 3300));
+	EXPECT_EQ(0, lock_call(&self->h, &r, 1, 1));
+	/* Mirrored as before. */
+	ASSERT_EQ(0, dd_write("count=1 seek=3400"));
+	EXPECT_STREQ("on", status_word(7));
+	unlink("/tmp/mirror-w1");
+}
+
+/*
+ * Thousands of writes held back at once (the deferred work used to scan
+ * them all for each, with interrupts off): all go through, in order, when
+ * the lock is released.
+ */
+TEST_F_TIMEOUT(mirror, thousands_of_held_writes, 300)
+{
+	struct sxm_lock_range r = { .first = 2048, .count = 64 };
+	int held;
+
+	/* fio may take seconds to queue them all: no timeout meanwhile. */
+	helper_stop(&self->h);
+	ASSERT_EQ(0, helper_start(&self->h, 120000));
+	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
+	ASSERT_EQ(0, run("(fio --name=h --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=2048 --iodepth_batch_submit=256 --offset=8M --size=256k --io_size=16M --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
+	for (int i = 0; i < 300 && atoi(status_word(9)) < 1000; i++)
+		usleep(100 * 1000);
+	held = atoi(status_word(9));
+	printf("# %d writes held back\n", held);
+	EXPECT_GE(held, 1000);
+	EXPECT_EQ(0, lock_call(&self->h, &r, 1, 1));
+	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 120000));
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("0", status_word(9));
+	EXPECT_EQ(0, same_data());
+	unlink("/tmp/mirror-w1");
+}
+
+static long dm_event_nr(void)
+{
+	char line[256];
+	long n = -1;
+	FILE *p = popen("dmsetup info " DM_NAME, "r");
+
+	while (p && fgets(line, sizeof(line), p))
+		sscanf(line, "Event number: %ld", &n);
+	if (p)
+		pclose(p);
+	return n;
+}
+
+/*
+ * A degrade is an event: poll() on the helper's file reports EPOLLPRI
+ * until SXM_IOC_GET_INFO reads the new state, and dm counts an event
+ * (dmsetup wait).  The helper used to read the status every 250 ms.
+ */
+TEST_F(mirror, degrade_is_an_event)
+{
+	struct sxm_info i = { .size = sizeof(i) };
+	struct pollfd pfd = { .fd = self->h.ctl, .events = POLLPRI };
+	long ev;
+
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_GET_INFO, &i));
+	EXPECT_EQ(SXM_MIRROR_ON, i.mirror);
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	ev = dm_event_nr();
+	self->h.fail_next = 1;
+	ASSERT_EQ(0, dd_write("count=1 seek=500"));
+	EXPECT_EQ(1, poll(&pfd, 1, 2000));
+	EXPECT_TRUE(pfd.revents & POLLPRI);
+	memset(&i, 0, sizeof(i));
+	i.size = sizeof(i);
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_GET_INFO, &i));
+	EXPECT_EQ(SXM_MIRROR_DEGRADED, i.mirror);
+	EXPECT_STREQ("sink_error", i.degraded_reason);
+	EXPECT_EQ(1, i.degradations);
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	for (int k = 0; k < 50 && dm_event_nr() <= ev; k++)
+		usleep(20 * 1000);
+	EXPECT_GT(dm_event_nr(), ev);
 }
 
 TEST_HARNESS_MAIN

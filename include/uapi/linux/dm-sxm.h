@@ -68,12 +68,21 @@
  *	"mirror" (SXM_IOC_MIRROR or the dm message), SXM_IOC_RING_ENTER, and
  *	region locks (SXM_IOC_LOCK).  See "The mirror ring" below.
  *
- * Bits 33..63 are reserved.
+ * SXM_F_EVENTS
+ *	SXM_IOC_GET_INFO reports the mirror's state, why it last went down,
+ *	and a count of its changes (events); poll() on the file reports
+ *	EPOLLPRI while that count differs from the one this file last read
+ *	with SXM_IOC_GET_INFO, and each change also raises a dm event
+ *	(dmsetup wait).  A helper waits on these instead of polling the
+ *	status.
+ *
+ * Bits 5..31 and 33..63 are reserved.
  */
 #define SXM_F_TRACK		(1ULL << 0)
 #define SXM_F_MARK_DIRTY	(1ULL << 1)
 #define SXM_F_TRACK_ID		(1ULL << 2)
 #define SXM_F_HOLD		(1ULL << 3)
+#define SXM_F_EVENTS		(1ULL << 4)
 #define SXM_F_MIRROR		(1ULL << 32)
 
 /* Target modes, as reported by SXM_IOC_GET_INFO and dmsetup status. */
@@ -173,8 +182,17 @@ struct sxm_regions {
 	__u64 reserved[4];
 };
 
+/* The mirror's state (struct sxm_info.mirror, the status line's word). */
+enum sxm_mirror_state {
+	SXM_MIRROR_OFF = 0,
+	SXM_MIRROR_ON = 1,
+	SXM_MIRROR_DEGRADED = 2,
+};
+
 /*
  * SXM_IOC_GET_INFO: the target's state and counters (any attached file).
+ * It also marks the events up to mirror_events as seen by this file (see
+ * SXM_F_EVENTS).
  */
 struct sxm_info {
 	__u32 size;			/* in: sizeof(struct sxm_info) */
@@ -188,7 +206,12 @@ struct sxm_info {
 	__u32 helper_pid;		/* 0: no helper attached */
 	__u32 reserved0;
 	__u64 held_regions;		/* harvested, not yet acknowledged */
-	__u64 reserved[7];
+	__u32 mirror;			/* enum sxm_mirror_state */
+	__u32 reserved1;
+	__u64 mirror_events;		/* changes of the mirror state so far */
+	__u64 degradations;		/* times the mirror went down */
+	char degraded_reason[24];	/* why it last did ("" if never) */
+	__u64 reserved[1];
 };
 
 /*
@@ -211,13 +234,18 @@ struct sxm_info {
  * release semantics.
  *
  * While the target is in mirror mode, each write, discard, write-zeroes and
- * flush is posted as one sqe; a write's data is copied into the slot at
- * data_off first.  The guest's bio completes only when the source write has
- * completed and the helper has posted a cqe with the same id and status 0
- * (for SXM_SQE_FUA and SXM_OP_FLUSH: after the sink made it durable).
- * Overlapping writes are posted one after the other: a write is held until
- * every earlier overlapping one has completed both ways, so the helper may
- * send every sqe it sees at once.
+ * flush is posted as one sqe (a secure erase as a write-zeroes); a write's
+ * data is copied into the slot at data_off first.  The guest's bio
+ * completes only when the source write has completed and the helper has
+ * posted a cqe with the same id and status 0 (for SXM_SQE_FUA and
+ * SXM_OP_FLUSH: after the sink made it durable).  Overlapping writes are
+ * posted one after the other: a write is held until every earlier
+ * overlapping one has completed both ways, so the helper may send every
+ * sqe it sees at once.  A flush waits for nothing: it covers the writes the
+ * helper completed before it read the flush's sqe, which the helper must
+ * make durable (an NBD flush sent after their replies does).  A failed
+ * flush degrades the mirror and marks dirty every region the sink
+ * acknowledged since its last good flush.
  *
  * Wake-ups: poll() on the file is readable while sqes are waiting; the
  * helper consumes them (advancing sq_head), and after posting cqes calls
@@ -309,6 +337,10 @@ struct sxm_mirror {
  * write is in flight there and holds new writes until it is released; they
  * are mirrored after it.  So a bulk copy of a locked region never
  * overwrites a newer mirrored write.  At most 1024 ranges held at once.
+ * Held ranges never overlap.  A call is checked whole before anything
+ * changes: taking ranges that overlap each other is EINVAL, one that
+ * overlaps a held range EBUSY, more than fit ENOSPC; releasing a range
+ * that is not held exactly so (or the same range twice) ENOENT.
  */
 #define SXM_LOCK_RELEASE	(1U << 0)
 #define SXM_LOCK_FLAGS		(SXM_LOCK_RELEASE)
