@@ -193,6 +193,9 @@ struct wstat {
 	int hist[HIST];
 	unsigned int hist_n;
 	int stuck_reported, died_reported;
+	int nowait;			/* in a call that must not wait */
+	int64_t step_start;		/* ms */
+	int heldup_reported;
 	uint64_t n[NR_OPS], err[NR_OPS];
 	int64_t maxms[NR_OPS];
 };
@@ -205,7 +208,7 @@ struct shared {
 	struct wstat w[MAX_W];
 	uint64_t ev[NR_EVS];
 	uint64_t unexpected, stuck, died, kernel, setup_err, writer_mismatch,
-		 writer_err, dm_fail;
+		 writer_err, dm_fail, held_up;
 	int unexp_seen[NR_OPS][32];
 	char status[320];
 	char degrade_reasons[512];
@@ -340,6 +343,29 @@ static void op_note(const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * A step that must not wait for anything (a lock release, a ring enter:
+ * nothing else on the file may hold them up).  Ended by nowait_end().
+ */
+static void nowait_begin(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!me)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(me->desc, sizeof(me->desc), fmt, ap);
+	va_end(ap);
+	me->step_start = now_ms();
+	__atomic_store_n(&me->nowait, 1, __ATOMIC_RELEASE);
+}
+
+static void nowait_end(void)
+{
+	if (me)
+		__atomic_store_n(&me->nowait, 0, __ATOMIC_RELEASE);
+}
+
 static void op_begin(int op, const char *fmt, ...)
 {
 	va_list ap;
@@ -350,6 +376,7 @@ static void op_begin(int op, const char *fmt, ...)
 	vsnprintf(me->desc, sizeof(me->desc), fmt, ap);
 	va_end(ap);
 	__atomic_store_n(&me->op_start, now_ms(), __ATOMIC_RELAXED);
+	me->heldup_reported = 0;
 	__atomic_store_n(&me->op, op, __ATOMIC_RELEASE);
 }
 
@@ -505,6 +532,18 @@ static int slot_index(struct slot *s)
 	return (int)(s - slots);
 }
 
+/* Mostly a slot with a file open (a call on no file tests little). */
+static struct slot *any_slot(void)
+{
+	int i, k = (int)rnd(NSLOTS);
+
+	if (slots[k].fd < 0 && chance(90))
+		for (i = 1; i < NSLOTS; i++)
+			if (slots[(k + i) % NSLOTS].fd >= 0)
+				return &slots[(k + i) % NSLOTS];
+	return &slots[k];
+}
+
 /* In calm phases mostly the slot that is a helper with a ring. */
 static struct slot *pick_slot(void)
 {
@@ -517,7 +556,7 @@ static struct slot *pick_slot(void)
 			if (s->role == R_HELPER && s->ring)
 				return s;
 		}
-	return &slots[k];
+	return any_slot();
 }
 
 static void slot_get(struct slot *s, int *fd, int *role, uint64_t *nr,
@@ -941,14 +980,15 @@ static void do_open(int helper)
 			unexpected(op, 1, "EBUSY without helper_pid");
 	}
 	/* A helper often gets going at once: ring, mapping, mirror. */
-	if (!r && helper && chance(calm ? 90 : 50)) {
+	if (!r && helper && chance(calm ? 90 : 50) && sh->enabled[OP_RING_SETUP]) {
 		op_note("slot %d: ring set-up", slot_index(s));
 		set_up_ring(s, 1, NULL);
 		if (s->ring) {
 			op_note("slot %d: mmap", slot_index(s));
-			map_ring(s, 0);
+			if (sh->enabled[OP_MMAP])
+				map_ring(s, 0);
 			op_note("slot %d: mirror on", slot_index(s));
-			if (chance(80)) {
+			if (chance(80) && sh->enabled[OP_MIRROR]) {
 				int fd = s->fd;
 
 				unlock(&s->mu);
@@ -964,7 +1004,7 @@ static void do_open(int helper)
 
 static void do_attach_bad(void)
 {
-	struct slot *s = &slots[rnd(NSLOTS)];
+	struct slot *s = any_slot();
 	struct sxm_attach a;
 	unsigned int ma = 0, mi = 0;
 	int fd, r, v = (int)rnd(11), ok = 0;
@@ -1060,7 +1100,7 @@ static void do_attach_bad(void)
 		r = ioctl(fd, SXM_IOC_ATTACH, &a);
 		if (r && errno == EBUSY)
 			ev(EV_HELPER_BUSY, 1);
-		if (!r && chance(50)) {
+		if (!r && chance(50) && sh->enabled[OP_MMAP]) {
 			/* Briefly the helper: a ring and the mirror, then gone. */
 			struct sxm_ring_setup g = { .size = sizeof(g),
 						    .entries = 8, .slot_bytes = 4096,
@@ -1086,7 +1126,7 @@ static void do_attach_bad(void)
 
 static void do_close(void)
 {
-	struct slot *s = &slots[rnd(NSLOTS)];
+	struct slot *s = any_slot();
 
 	op_begin(OP_CLOSE, "slot %d", slot_index(s));
 	lock(&s->mu);
@@ -1406,10 +1446,9 @@ static void do_pump(void)
 {
 	struct slot *s = pick_slot();
 
-	if (pump_slot(s, 10 + (int)rnd(200), calm) < 0) {
-		op_begin(OP_PUMP, "slot %d: nothing to pump", slot_index(s));
-		op_end(OP_PUMP, 0);
-	}
+	/* Nothing to pump is not an operation. */
+	if (pump_slot(s, 10 + (int)rnd(200), calm) < 0)
+		msleep(1);
 }
 
 static void do_enter(void)
@@ -1420,8 +1459,10 @@ static void do_enter(void)
 
 	slot_get(s, &fd, NULL, NULL, NULL, NULL);
 	op_begin(OP_ENTER, "slot %d fd %d", slot_index(s), fd);
+	nowait_begin("slot %d fd %d ring enter", slot_index(s), fd);
 	r = ioctl(fd, chance(95) ? SXM_IOC_RING_ENTER :
 		  _IOC(_IOC_NONE, SXM_IOC_MAGIC, 0x08, rnd(64)), rnext());
+	nowait_end();
 	if (r > 0)
 		ev(EV_REAPED, r);
 	else if (r < 0 && errno == EIO)
@@ -1450,6 +1491,18 @@ static int lock_call(int fd, uint32_t flags, struct sxm_lock_range *r,
 			      .ranges_ptr = (uintptr_t)r, .nr_ranges = n };
 
 	return ioctl(fd, SXM_IOC_LOCK, &l);
+}
+
+/* A release: it takes nothing another call may hold for long. */
+static int release_call(int fd, struct sxm_lock_range *r, uint32_t n)
+{
+	int ret;
+
+	nowait_begin("fd %d release %u ranges from %llu+%llu", fd, n,
+		     (unsigned long long)r[0].first, (unsigned long long)r[0].count);
+	ret = lock_call(fd, SXM_LOCK_RELEASE, r, n);
+	nowait_end();
+	return ret;
 }
 
 static void rand_range(struct sxm_lock_range *r, uint64_t nr)
@@ -1533,7 +1586,7 @@ static void do_lock(void)
 		}
 		msleep((int)rnd(30));
 		op_note("slot %d fd %d release %d ranges", slot_index(s), fd, n);
-		if (!lock_call(fd, SXM_LOCK_RELEASE, rr, n))
+		if (!release_call(fd, rr, n))
 			ev(EV_LOCKS_RELEASED, 1);
 		else
 			held_add(s, gen, rr, n);
@@ -1543,19 +1596,19 @@ static void do_lock(void)
 		if (!n)
 			break;
 		op_note("slot %d fd %d release %d held", slot_index(s), fd, n);
-		r = lock_call(fd, SXM_LOCK_RELEASE, rr, n);
+		r = release_call(fd, rr, n);
 		if (!r) {
 			ev(EV_LOCKS_RELEASED, 1);
 			ok = 1;
 		} else if (errno == ENOENT && n > 1) {
 			/* One was not held after all: one at a time. */
 			for (i = 0; i < n; i++)
-				lock_call(fd, SXM_LOCK_RELEASE, &rr[i], 1);
+				release_call(fd, &rr[i], 1);
 		}
 		break;
 	case 7:				/* release what is not held */
 		rand_range(&rr[0], nr);
-		r = lock_call(fd, SXM_LOCK_RELEASE, rr, 1);
+		r = release_call(fd, rr, 1);
 		if (!r) {
 			lock(&s->mu);
 			held_forget(s, &rr[0]);
@@ -1572,7 +1625,7 @@ static void do_lock(void)
 			ev(EV_LOCKS_TAKEN, 1);
 			msleep((int)rnd(10));
 			op_note("slot %d fd %d release %d ranges", slot_index(s), fd, n);
-			if (lock_call(fd, SXM_LOCK_RELEASE, rr, n))
+			if (release_call(fd, rr, n))
 				held_add(s, gen, rr, n);
 			ok = 1;
 		}
@@ -1584,7 +1637,7 @@ static void do_lock(void)
 		if (!r) {
 			msleep((int)rnd(20));
 			op_note("slot %d fd %d release all", slot_index(s), fd);
-			if (lock_call(fd, SXM_LOCK_RELEASE, rr, 1))
+			if (release_call(fd, rr, 1))
 				held_add(s, gen, rr, 1);
 			ok = 1;
 		}
@@ -1611,7 +1664,7 @@ static void do_lock(void)
 		r = ioctl(fd, SXM_IOC_LOCK, &l);
 		MUST_FAIL(OP_LOCK, code, r, "invalid lock case %d", code);
 		if (!r && !(l.flags & SXM_LOCK_RELEASE))
-			lock_call(fd, SXM_LOCK_RELEASE, rr, 1);
+			release_call(fd, rr, 1);
 		ok = 1;
 		break;
 	}
@@ -1651,11 +1704,11 @@ static void do_dup_release(void)
 		fd, (unsigned long long)rr[0].first,
 		(unsigned long long)rr[0].count, n);
 	ev(EV_DUP_RELEASES, 1);
-	r = lock_call(fd, SXM_LOCK_RELEASE, rr, n);
+	r = release_call(fd, rr, n);
 	/* What is still held goes now, one range at a time. */
-	lock_call(fd, SXM_LOCK_RELEASE, &rr[0], 1);
+	release_call(fd, &rr[0], 1);
 	if (n == 3)
-		lock_call(fd, SXM_LOCK_RELEASE, &rr[1], 1);
+		release_call(fd, &rr[1], 1);
 	op_end(OP_DUP_RELEASE, r != 0);
 }
 
@@ -1683,7 +1736,7 @@ static void do_harvest(int peek)
 {
 	int op = peek ? OP_PEEK : OP_HARVEST;
 	uint32_t fl = peek ? SXM_HARVEST_PEEK : 0;
-	struct slot *s = peek ? &slots[rnd(NSLOTS)] : pick_slot();
+	struct slot *s = peek ? any_slot() : pick_slot();
 	struct sxm_harvest h;
 	uint64_t mb, nr;
 	int fd, r, v = (int)rnd(12);
@@ -1857,7 +1910,7 @@ static void do_regions(int ack)
 
 static void do_info(void)
 {
-	struct slot *s = &slots[rnd(NSLOTS)];
+	struct slot *s = any_slot();
 	uint8_t big[512] __attribute__((aligned(8)));
 	struct sxm_info *i = (void *)big;
 	struct sxm_features *f = (void *)big;
@@ -1963,7 +2016,7 @@ static void do_mirror(void)
 static void do_bad_ioctl(void)
 {
 	static __thread uint8_t zero[16384 + 64] __attribute__((aligned(8)));
-	struct slot *s = &slots[rnd(NSLOTS)];
+	struct slot *s = any_slot();
 	static const unsigned int sizes[] = {
 		SXM_FEATURES_SIZE, SXM_ATTACH_SIZE, SXM_HARVEST_SIZE,
 		SXM_REGIONS_SIZE, SXM_INFO_SIZE, SXM_REGIONS_SIZE,
@@ -2079,7 +2132,7 @@ static void child_run(void)
 				close(s->fd);
 			break;
 		case 7:
-			if (own < 0) {
+			if (own < 0 && sh->enabled[OP_MMAP]) {
 				struct sxm_attach a;
 
 				own = open(CTL_PATH, O_RDWR);
@@ -2725,6 +2778,10 @@ static void show_stack(int pid, int tid)
 	if (n <= 0)
 		return;
 	b[n] = 0;
+	if (strstr(b, "futex_wait") && !strstr(b, "dm_sxm")) {
+		say("    (waiting on one of the fuzzer's own locks, behind another thread)");
+		return;
+	}
 	for (char *s = b, *e; *s; s = e) {
 		e = strchr(s, '\n');
 		if (e)
@@ -2745,6 +2802,27 @@ static struct wstat *find_tid(int tid)
 		if (sh->w[i].used && sh->w[i].tid == tid)
 			return &sh->w[i];
 	return NULL;
+}
+
+/* A report not seen before (digits aside: "blocked for more than 35 s")? */
+static int new_report(const char *msg)
+{
+	static char seen[16][80];
+	static int nseen;
+	char key[80];
+	size_t k = 0;
+	int i;
+
+	for (; *msg && k < sizeof(key) - 1; msg++)
+		if (*msg < '0' || *msg > '9')
+			key[k++] = *msg;
+	key[k] = 0;
+	for (i = 0; i < nseen; i++)
+		if (!strcmp(seen[i], key))
+			return 0;
+	if (nseen < 16)
+		strcpy(seen[nseen++], key);
+	return 1;
 }
 
 static void kmsg_line(char *msg)
@@ -2771,13 +2849,15 @@ static void kmsg_line(char *msg)
 			break;
 	if (*b) {
 		__atomic_fetch_add(&sh->kernel, 1, __ATOMIC_RELAXED);
-		if (reports_shown++ < 6) {
+		if (new_report(msg) && reports_shown++ < 8) {
 			say("KERNEL at t=%.1fs: %s", elapsed(), msg);
 			if (reports_shown == 1) {
 				say("what every thread was doing:");
 				show_all_threads();
 			}
 			kmsg_ctx = 40;
+		} else {
+			kmsg_ctx = 0;
 		}
 		if (!keep_going && !sh->abort_run) {
 			sh->abort_run = 1;
@@ -2858,6 +2938,25 @@ static void watchdog(void)
 			sh->abort_run = 1;
 			continue;
 		}
+		if (__atomic_load_n(&w->nowait, __ATOMIC_ACQUIRE) && !w->heldup_reported &&
+		    now - w->step_start > 3000) {
+			uint64_t k;
+
+			w->heldup_reported = 1;
+			k = __atomic_fetch_add(&sh->held_up, 1, __ATOMIC_RELAXED);
+			if (k < 10)
+				say("HELD UP in %s at t=%.1fs: a call that waits for nothing has "
+				    "waited %.1f s (behind another call on the same file?)%s",
+				    op_name(op), elapsed(), (now - w->step_start) / 1000.0,
+				    k < 2 ? ":" : "");
+			if (k < 10)
+				show_thread(w, "held up");
+			if (k < 2) {
+				show_stack(w->pid, w->tid);
+				say("  the others:");
+				show_all_threads();
+			}
+		}
 		if (!w->stuck_reported && now - w->op_start > stuck_secs * 1000LL) {
 			w->stuck_reported = 1;
 			__atomic_fetch_add(&sh->stuck, 1, __ATOMIC_RELAXED);
@@ -2931,9 +3030,10 @@ static void summary(int secs)
 		say("  degrade reasons seen: %s", sh->degrade_reasons);
 	if (sh->status[0])
 		say("last status: %s", sh->status);
-	say("verdict: kernel reports %llu, stuck %llu, died %llu, unexpected %llu, "
+	say("verdict: kernel reports %llu, stuck %llu, held up %llu, died %llu, unexpected %llu, "
 	    "writer errors %llu, writer mismatches %llu, dm failures %llu, setup errors %llu",
 	    (unsigned long long)sh->kernel, (unsigned long long)sh->stuck,
+	    (unsigned long long)sh->held_up,
 	    (unsigned long long)sh->died, (unsigned long long)sh->unexpected,
 	    (unsigned long long)sh->writer_err, (unsigned long long)sh->writer_mismatch,
 	    (unsigned long long)sh->dm_fail, (unsigned long long)sh->setup_err);
@@ -2954,7 +3054,8 @@ static void write_results(int secs, int unkillable)
 	fprintf(f, "seed=%llu\nseconds=%d\nops=%llu\nkernel=%llu\nstuck=%llu\n"
 		"died=%llu\nunkillable=%d\nunexpected=%llu\nwriter_errors=%llu\n"
 		"writer_mismatches=%llu\ndm_failures=%llu\nsetup_errors=%llu\n"
-		"recreated=%llu\nhonest_cqes=%llu\nmirror_on=%llu\ndegraded=%llu\n",
+		"recreated=%llu\nhonest_cqes=%llu\nmirror_on=%llu\ndegraded=%llu\n"
+		"held_up=%llu\n",
 		(unsigned long long)sh->seed, secs, (unsigned long long)sum,
 		(unsigned long long)sh->kernel, (unsigned long long)sh->stuck,
 		(unsigned long long)sh->died, unkillable,
@@ -2965,7 +3066,8 @@ static void write_results(int secs, int unkillable)
 		(unsigned long long)sh->ev[EV_RECREATED],
 		(unsigned long long)sh->ev[EV_HONEST_CQES],
 		(unsigned long long)sh->ev[EV_MIRROR_ON],
-		(unsigned long long)sh->ev[EV_DEGRADED_LOG]);
+		(unsigned long long)sh->ev[EV_DEGRADED_LOG],
+		(unsigned long long)sh->held_up);
 	for (op = 0; op < NR_OPS; op++)
 		fprintf(f, "op_%s=%llu\n", opinfo[op].name, (unsigned long long)n[op]);
 	fclose(f);
@@ -3248,7 +3350,7 @@ int main(int argc, char **argv)
 	progress();
 	summary((int)((now_ms() - start + 500) / 1000));
 	write_results((int)((now_ms() - start + 500) / 1000), unkillable);
-	if (sh->kernel || sh->stuck || sh->died || unkillable || sh->unexpected ||
+	if (sh->kernel || sh->stuck || sh->held_up || sh->died || unkillable || sh->unexpected ||
 	    sh->writer_err || sh->writer_mismatch || sh->dm_fail || sh->setup_err)
 		return 1;
 	return 0;
