@@ -159,6 +159,8 @@ struct sxm_ring {
 };
 
 struct workqueue_struct *sxm_wq;
+/* The source legs of mirrored writes (slot_bio()). */
+static struct bio_set sxm_bioset;
 
 static u32 ring_mask(struct sxm_ring *ring)
 {
@@ -315,8 +317,6 @@ static void copy_bio_data(struct sxm_ring *ring, u32 idx, struct bio *bio)
 	struct bvec_iter iter;
 	struct bio_vec bv;
 
-	if (bio_op(bio) != REQ_OP_WRITE || !bio_sectors(bio))
-		return;
 	bio_for_each_segment(bv, bio, iter) {
 		memcpy_from_bvec(dst, &bv);
 		dst += bv.bv_len;
@@ -374,29 +374,33 @@ static bool publish(struct sxm_ring *ring, u32 idx, struct sxm_io *io)
 		ring->ue ^= 1;
 	}
 
-	/* Both legs must finish; the source's completion comes to us. */
+	/*
+	 * Both legs must finish; the source's completion comes to us: that of
+	 * the write of the slot's bytes (io->clone), or of @bio itself.
+	 */
 	atomic_set(&io->pending, 2);
 	io->mirrored = 1;
-	io->end_io = bio->bi_end_io;
-	io->private = bio->bi_private;
-	bio->bi_end_io = sxm_source_endio;
-	bio->bi_private = ring->dev;
+	if (!io->clone) {
+		io->end_io = bio->bi_end_io;
+		io->private = bio->bi_private;
+		bio->bi_end_io = sxm_source_endio;
+		bio->bi_private = ring->dev;
+	}
 	atomic64_inc(&ring->dev->mirrored_writes);
 	atomic64_add(len, &ring->dev->mirrored_bytes);
 	return true;
 }
 
-static void sxm_source_endio(struct bio *bio)
+/* The source leg of mirrored @bio is over, with @status. */
+static void source_leg_done(struct sxm_dev *dev, struct bio *bio,
+			    blk_status_t status)
 {
 	struct sxm_io *io = bio_io(bio);
-	struct sxm_dev *dev = bio->bi_private;
 	struct sxm_ring *ring;
 	unsigned long flags;
 
-	bio->bi_end_io = io->end_io;
-	bio->bi_private = io->private;
 	/* The sink may have what the source lacks: copy it again later. */
-	if (bio->bi_status && io->nr_sectors)
+	if (status && io->nr_sectors)
 		sxm_dirty_mark_gen(&dev->dirty, io->gen, io->sector,
 				   io->nr_sectors);
 	/* The slot is free once both legs are over (see the top). */
@@ -418,17 +422,111 @@ static void sxm_source_endio(struct bio *bio)
 		bio_endio(bio);
 }
 
-static void hold_back(struct sxm_ring *ring, struct bio *bio,
-		      struct sxm_io *io, bool room)
+/* A mirrored flush, discard or write-zeroes: the guest's bio itself. */
+static void sxm_source_endio(struct bio *bio)
 {
-	io->since = jiffies;
+	struct sxm_io *io = bio_io(bio);
+
+	bio->bi_end_io = io->end_io;
+	bio->bi_private = io->private;
+	source_leg_done(io->tgt->dev, bio, bio->bi_status);
+}
+
+/* A mirrored write: the write of the slot's bytes to the source. */
+static void sxm_clone_endio(struct bio *clone)
+{
+	struct bio *bio = clone->bi_private;
+	struct sxm_io *io = bio_io(bio);
+	blk_status_t status = clone->bi_status;
+
+	if (status)
+		bio->bi_status = status;
+	io->clone = NULL;
+	bio_put(clone);
+	source_leg_done(io->tgt->dev, bio, status);
+}
+
+/*
+ * The source leg of a write: a bio over the slot's pages, so that the
+ * source stores the very bytes the sink gets (the guest may change its
+ * buffer while the write is in flight, when its pages are not stable).
+ * The helper maps the slots read-only (see sxm_ring_mmap()), so it cannot
+ * change them either.  NULL if no bio could be had without waiting
+ * (REQ_NOWAIT): the write is then tracked instead.
+ */
+static struct bio *slot_bio(struct sxm_ring *ring, u32 idx, struct bio *bio)
+{
+	struct sxm_io *io = bio_io(bio);
+	u32 len = io->nr_sectors << SECTOR_SHIFT, off;
+	u8 *data = ring->data + (u64)idx * ring->geo.slot_bytes;
+	gfp_t gfp = (bio->bi_opf & REQ_NOWAIT) ? GFP_NOWAIT : GFP_NOIO;
+	struct bio *clone;
+
+	clone = bio_alloc_bioset(io->tgt->source->bdev,
+				 DIV_ROUND_UP(len, PAGE_SIZE), bio->bi_opf, gfp,
+				 &sxm_bioset);
+	if (!clone)
+		return NULL;
+	clone->bi_iter.bi_sector = io->sector;
+	for (off = 0; off < len; off += PAGE_SIZE)
+		__bio_add_page(clone, vmalloc_to_page(data + off),
+			       min_t(u32, PAGE_SIZE, len - off), 0);
+	clone->bi_end_io = sxm_clone_endio;
+	clone->bi_private = bio;
+	return clone;
+}
+
+/*
+ * Fill reserved slot @idx for @bio, with ring_lock dropped (the slot is
+ * ours alone): copy the data and make the source leg.  False if no source
+ * bio could be had (the caller tracks the write).
+ */
+static bool fill_slot(struct sxm_ring *ring, u32 idx, struct bio *bio)
+{
+	struct sxm_io *io = bio_io(bio);
+
+	io->clone = NULL;
+	if (bio_op(bio) != REQ_OP_WRITE || !io->nr_sectors)
+		return true;
+	io->clone = slot_bio(ring, idx, bio);
+	if (!io->clone)
+		return false;
+	copy_bio_data(ring, idx, bio);
+	return true;
+}
+
+/* After publish(): the source leg goes. */
+static void submit_source_leg(struct bio *bio)
+{
+	struct sxm_io *io = bio_io(bio);
+
+	if (io->clone) {
+		dm_submit_bio_remap(bio, io->clone);
+		return;
+	}
+	sxm_remap(io->tgt, bio);
+	dm_submit_bio_remap(bio, NULL);
+}
+
+/* Count @bio held back and put its range in the held tree. */
+static void requeue(struct sxm_ring *ring, struct bio *bio)
+{
+	struct sxm_io *io = bio_io(bio);
+
 	if (io->nr_sectors) {
 		io->held_node.start = io->sector;
 		io->held_node.last = io->sector + io->nr_sectors - 1;
 		rn_insert(&io->held_node, &ring->held);
 	}
-	bio_list_add(&ring->deferred, bio);
 	ring->nr_deferred++;
+}
+
+static void hold_back(struct sxm_ring *ring, struct bio *bio,
+		      struct sxm_io *io, bool room)
+{
+	io->since = jiffies;
+	requeue(ring, bio);
+	bio_list_add(&ring->deferred, bio);
 	if (room)
 		ring->room_wait = true;
 }
@@ -443,6 +541,7 @@ int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 	enum post_verdict v;
 	unsigned long flags;
 	int r = SXM_RING_NOT_MIRRORED;
+	bool filled;
 	u32 idx;
 
 	spin_lock_irqsave(&dev->ring_lock, flags);
@@ -461,12 +560,16 @@ int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 		ring->nr_posting++;
 		spin_unlock_irqrestore(&dev->ring_lock, flags);
 
-		copy_bio_data(ring, idx, bio);
+		filled = fill_slot(ring, idx, bio);
 
 		spin_lock_irqsave(&dev->ring_lock, flags);
-		if (publish(ring, idx, io)) {
-			r = DM_MAPIO_REMAPPED;
+		if (!filled) {
+			unreserve(ring, idx);
+		} else if (publish(ring, idx, io)) {
+			r = io->clone ? DM_MAPIO_SUBMITTED : DM_MAPIO_REMAPPED;
 			wake_up_interruptible(&ring->poll_wait);
+		} else if (io->clone) {
+			bio_put(io->clone);
 		}
 		/* sxm_ring_destroy() may wait for this. */
 		if (!--ring->nr_posting && wq_has_sleeper(&ring->drain_wait))
@@ -481,6 +584,8 @@ out:
 	if (ring && ring->broken)
 		mod_delayed_work(sxm_wq, &ring->timeout_work, 0);
 	spin_unlock_irqrestore(&dev->ring_lock, flags);
+	if (r == DM_MAPIO_SUBMITTED && io->mirrored)
+		dm_submit_bio_remap(bio, io->clone);
 	return r;
 }
 
@@ -687,15 +792,25 @@ static void kick_work_fn(struct work_struct *work)
 
 		/* The slots are ours; reap_lock keeps the ring. */
 		bio_list_for_each(bio, &go)
-			copy_bio_data(ring, bio_io(bio)->slot, bio);
+			bio_io(bio)->filled = fill_slot(ring, bio_io(bio)->slot,
+							bio);
 
 		spin_lock_irq(&dev->ring_lock);
 		while ((bio = bio_list_pop(&go))) {
-			if (publish(ring, bio_io(bio)->slot, bio_io(bio)))
+			struct sxm_io *io = bio_io(bio);
+
+			if (io->filled && publish(ring, io->slot, io)) {
 				bio_list_add(&out, bio);
-			else
-				/* Broken meanwhile: the timeout work degrades. */
-				bio_list_add(&stay, bio);
+				continue;
+			}
+			/* Broken meanwhile: the timeout work degrades. */
+			if (!io->filled)
+				unreserve(ring, io->slot);
+			else if (io->clone)
+				bio_put(io->clone);
+			io->clone = NULL;
+			requeue(ring, bio);
+			bio_list_add(&stay, bio);
 		}
 		if (!ring->mirror || ring->broken)
 			break;
@@ -720,7 +835,7 @@ static void kick_work_fn(struct work_struct *work)
 			queue_work(sxm_wq, &ring->kick_work);
 	}
 	while ((bio = bio_list_pop(&out)))
-		submit_to_source(bio);
+		submit_source_leg(bio);
 	mutex_unlock(&ring->reap_lock);
 }
 
@@ -1221,14 +1336,44 @@ __poll_t sxm_ring_poll(struct sxm_dev *dev, struct file *file,
 	return mask;
 }
 
+/* The helper may write the header (sq_head, cq_tail) and the cqes only. */
+static bool helper_writable(struct sxm_ring *ring, u64 off)
+{
+	return off < ring->geo.sq_off ||
+	       (off >= ring->geo.cq_off && off < ring->geo.data_off);
+}
+
+/* A write to a read-only page of the ring: SIGBUS for the sqes and data. */
+static vm_fault_t sxm_ring_pfn_mkwrite(struct vm_fault *vmf)
+{
+	struct sxm_ring *ring = vmf->vma->vm_private_data;
+
+	if (helper_writable(ring, (u64)vmf->pgoff << PAGE_SHIFT))
+		return 0;
+	return VM_FAULT_SIGBUS;
+}
+
+static const struct vm_operations_struct sxm_ring_vm_ops = {
+	.pfn_mkwrite = sxm_ring_pfn_mkwrite,
+};
+
 /*
- * The helper maps the whole area, shared, never executable.  (The vma
- * holds the file, so the ring outlives the mapping.)
+ * The helper maps the whole area, shared, never executable.  The sqes and
+ * the data slots are mapped read-only, whatever the mapping asks for: the
+ * source is written from the slots (see slot_bio()), so the helper must
+ * not be able to change them.  The pages are inserted one by one (the area
+ * is vmalloc'd), each with its own protection; a later mprotect() makes
+ * every page fault on its first write, and sxm_ring_pfn_mkwrite() refuses
+ * the read-only ones.  (The vma holds the file, so the ring outlives the
+ * mapping.)
  */
 int sxm_ring_mmap(struct sxm_dev *dev, struct vm_area_struct *vma)
 {
 	/* Pairs with sxm_ring_setup(). */
 	struct sxm_ring *ring = smp_load_acquire(&dev->ring);
+	pgprot_t ro = vm_get_page_prot(VM_READ | VM_SHARED);
+	u64 off;
+	int r;
 
 	if (!ring)
 		return -ENXIO;
@@ -1237,7 +1382,17 @@ int sxm_ring_mmap(struct sxm_dev *dev, struct vm_area_struct *vma)
 	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != ring->area_bytes)
 		return -EINVAL;
 	vma->vm_flags &= ~VM_MAYEXEC;
-	return remap_vmalloc_range(vma, ring->area, 0);
+	vma->vm_private_data = ring;
+	vma->vm_ops = &sxm_ring_vm_ops;
+	for (off = 0; off < ring->area_bytes; off += PAGE_SIZE) {
+		r = remap_pfn_range(vma, vma->vm_start + off,
+				    vmalloc_to_pfn(ring->area + off), PAGE_SIZE,
+				    helper_writable(ring, off) ?
+				    vma->vm_page_prot : ro);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 void sxm_ring_status(struct sxm_dev *dev, const char **state, u32 *inflight,
@@ -1284,11 +1439,20 @@ void sxm_ring_destroy(struct sxm_dev *dev)
 
 int sxm_ring_init(void)
 {
+	int r = bioset_init(&sxm_bioset, 64, 0, BIOSET_NEED_BVECS);
+
+	if (r)
+		return r;
 	sxm_wq = alloc_workqueue("dm-sxm", WQ_MEM_RECLAIM, 0);
-	return sxm_wq ? 0 : -ENOMEM;
+	if (!sxm_wq) {
+		bioset_exit(&sxm_bioset);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void sxm_ring_exit(void)
 {
 	destroy_workqueue(sxm_wq);
+	bioset_exit(&sxm_bioset);
 }

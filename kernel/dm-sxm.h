@@ -157,6 +157,8 @@ struct sxm_io {
 	sector_t nr_sectors;		/* 0: a flush */
 	bio_end_io_t *end_io;		/* the bio's own, while we hook it */
 	void *private;
+	struct bio *clone;		/* the source leg of a mirrored write */
+	bool filled;			/* its slot was filled (deferred work) */
 	/* While held back by the ring: */
 	unsigned long since;		/* jiffies it arrived */
 	u64 mirror_gen;			/* the ring's, when its slot was taken */

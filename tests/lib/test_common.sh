@@ -460,8 +460,9 @@ sha256_of() {
 # of its results as one of this test's points; its other lines become
 # diagnostics.  A program that dies without results fails one point.
 ktap_import() {
-	local line rc=0 n0=$_tc_n out
-	out=$("$@" 2>&1) || rc=$?
+	local line rc n0=$_tc_n
+	# Line by line as the program prints them, so that a test that hangs
+	# still shows how far it got when the time limit ends it.
 	while IFS= read -r line; do
 		case $line in
 		"ok "*"# SKIP"*) line=${line#ok }; line=${line#* }
@@ -471,7 +472,9 @@ ktap_import() {
 		"TAP version"* | 1..* | "") ;;
 		*) diag "$line" ;;
 		esac
-	done <<< "$out"
+	done < <("$@" 2>&1; echo "$?" > "$_tc_pool.ktap-rc")
+	rc=$(cat "$_tc_pool.ktap-rc" 2>/dev/null || echo 1)
+	rm -f "$_tc_pool.ktap-rc"
 	if [ $_tc_n -eq "$n0" ] || { [ $rc -ne 0 ] && [ $_tc_failed -eq 0 ]; }; then
 		fail "$* exited with status $rc"
 	fi

@@ -5,8 +5,10 @@
 # with a local device as its sink): every write reaches the sink; a guest
 # write waits for the helper; region locks hold writes back; a sink error,
 # a silent helper, a dead helper and hostile ring values each degrade the
-# mirror with their reason, mark the regions dirty and never fail the guest.
-# vm-timeout: 240
+# mirror with their reason, mark the regions dirty and never fail the guest;
+# and the regression tests of the ring's fixed defects (see the test file).
+# vm-timeout: 600
+# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 
 require_cmd dmsetup fio blkdiscard cmp

@@ -22,6 +22,8 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -39,6 +41,8 @@
 
 #define DM_NAME		"sxm-mirror-test"
 #define DM_PATH		"/dev/mapper/" DM_NAME
+#define FLAKEY		"sxm-mirror-flakey"
+#define FLAKEY_PATH	"/dev/mapper/" FLAKEY
 #define REGION		4096ULL
 #define DEV_BYTES	(16ULL << 20)
 #define NR_REGIONS	(DEV_BYTES / REGION)
@@ -361,7 +365,9 @@ FIXTURE_TEARDOWN(mirror)
 {
 	EXPECT_EQ(0, self->h.proto_errors);
 	helper_stop(&self->h);
+	/* What a test made of its own, if it stopped half way. */
 	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
+	run("dmsetup remove --retry sxm-mirror-linear sxm-mirror-slow " FLAKEY " 2>/dev/null");
 }
 
 /* Writes of every kind, mirrored: the sink ends equal to the source. */
@@ -1103,9 +1109,9 @@ TEST_F_TIMEOUT(mirror, thousands_of_held_writes, 300)
 
 	/* fio may take seconds to queue them all: no timeout meanwhile. */
 	helper_stop(&self->h);
-	ASSERT_EQ(0, helper_start(&self->h, 120000));
+	ASSERT_EQ(0, helper_start(&self->h, 60000));
 	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
-	ASSERT_EQ(0, run("(fio --name=h --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=2048 --iodepth_batch_submit=256 --offset=8M --size=256k --io_size=16M --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
+	ASSERT_EQ(0, run("(fio --name=h --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=2048 --iodepth_batch_submit=256 --offset=8M --size=256k --io_size=16M --norandommap --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
 	for (int i = 0; i < 300 && atoi(status_word(9)) < 1000; i++)
 		usleep(100 * 1000);
 	held = atoi(status_word(9));
@@ -1161,6 +1167,172 @@ TEST_F(mirror, degrade_is_an_event)
 	for (int k = 0; k < 50 && dm_event_nr() <= ev; k++)
 		usleep(20 * 1000);
 	EXPECT_GT(dm_event_nr(), ev);
+}
+
+static sigjmp_buf bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	siglongjmp(bus_jmp, 1);
+}
+
+/* 1 if a byte written at @p raised SIGBUS, 0 if the write went through. */
+static int write_faults(volatile uint8_t *p)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int faulted = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1))
+		faulted = 1;
+	else
+		*p = *p;
+	sigaction(SIGBUS, &old, NULL);
+	return faulted;
+}
+
+/*
+ * The source is written from the slot the sink's copy comes from, so the
+ * helper must not be able to change a slot: the sqes and the data are
+ * read-only in its mapping (mprotect cannot change that), the header and
+ * the cqes writable.
+ */
+TEST_F(mirror, helper_cannot_write_slots)
+{
+	uint8_t *a = self->h.area;
+	struct sxm_ring_setup *g = &self->h.geo;
+
+	EXPECT_EQ(0, write_faults(a + g->hdr_off));
+	EXPECT_EQ(0, write_faults(a + g->cq_off));
+	EXPECT_EQ(1, write_faults(a + g->sq_off));
+	EXPECT_EQ(1, write_faults(a + g->data_off));
+	EXPECT_EQ(1, write_faults(a + g->mmap_bytes - 1));
+	ASSERT_EQ(0, mprotect(a, g->mmap_bytes, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(1, write_faults(a + g->data_off + g->slot_bytes));
+	EXPECT_EQ(0, write_faults(a + g->cq_off));
+	/* The ring still works. */
+	ASSERT_EQ(0, dd_write("count=4 seek=600"));
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_EQ(0, same_data());
+}
+
+struct scribble {
+	uint8_t *buf;
+	volatile int stop;
+};
+
+static void *scribbler(void *arg)
+{
+	struct scribble *s = arg;
+	uint8_t v = 0;
+
+	while (!s->stop)
+		memset(s->buf, v++, 65536);
+	return NULL;
+}
+
+/*
+ * A guest that changes its buffer while its write is in flight (O_DIRECT
+ * without stable pages) used to leave source and sink different with no
+ * dirty bit: the sink got the bytes of the map-time copy, the source what
+ * the buffer held when its DMA (here: the loop device's read) ran.  Both
+ * legs now write the same bytes.
+ */
+TEST_F_TIMEOUT(mirror, unstable_pages_land_alike, 300)
+{
+	struct scribble sc;
+	pthread_t th;
+	int fd;
+
+	ASSERT_EQ(0, posix_memalign((void **)&sc.buf, 4096, 65536));
+	memset(sc.buf, 0, 65536);
+	sc.stop = 0;
+	fd = open(DM_PATH, O_RDWR | O_DIRECT);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, pthread_create(&th, NULL, scribbler, &sc));
+	for (int i = 0; i < 400; i++)
+		ASSERT_EQ(65536, pwrite(fd, sc.buf, 65536,
+					(off_t)(i % 16) * 65536 + (4 << 20)));
+	sc.stop = 1;
+	pthread_join(th, NULL);
+	close(fd);
+	free(sc.buf);
+	EXPECT_STREQ("on", status_word(7));
+	EXPECT_STREQ("0", status_word(3));
+	EXPECT_EQ(0, same_data());
+}
+
+/* A 4 KiB O_DIRECT write of one block: 0, or the errno the guest sees. */
+static int write_block(const char *path, unsigned int block)
+{
+	void *buf;
+	int fd, r = 0;
+
+	if (posix_memalign(&buf, 4096, 4096))
+		return ENOMEM;
+	memset(buf, 0xa5, 4096);
+	fd = open(path, O_RDWR | O_DIRECT);
+	if (fd < 0)
+		r = errno;
+	else if (pwrite(fd, buf, 4096, (off_t)block * 4096) != 4096)
+		r = errno;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return r;
+}
+
+/* The source (dm-flakey) takes writes, or fails them all with EIO. */
+static int flakey_set(int fail_writes)
+{
+	return run("dmsetup load " FLAKEY " --table '0 %llu flakey %s 0 %s' && dmsetup suspend " FLAKEY " && dmsetup resume " FLAKEY,
+		   DEV_BYTES >> 9, env("SXM_TEST_SOURCE", ""),
+		   fail_writes ? "0 3600 1 error_writes" : "3600 0");
+}
+
+/*
+ * Source write errors, mirrored and tracked: the guest gets the error the
+ * source gave, exactly as through dm-linear (never hidden, whatever the
+ * sink did), and the region is dirty, so the sink, which may have taken
+ * the write, gets the source's data again on the next copy.
+ */
+TEST_F_TIMEOUT(mirror, source_write_errors_reach_the_guest, 120)
+{
+	struct sxm_mirror off = { .size = sizeof(off), .on = 0 };
+	static uint64_t map[MAP_WORDS];
+
+	helper_stop(&self->h);
+	run("dmsetup remove --retry " DM_NAME);
+	ASSERT_EQ(0, run("dmsetup create " FLAKEY " --table '0 %llu flakey %s 0 3600 0'",
+			 DEV_BYTES >> 9, env("SXM_TEST_SOURCE", "")));
+	ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm " FLAKEY_PATH " 8 1 track'",
+			 DEV_BYTES >> 9));
+	ASSERT_EQ(0, run("dmsetup create sxm-mirror-linear --table '0 %llu linear " FLAKEY_PATH " 0'",
+			 DEV_BYTES >> 9));
+	ASSERT_EQ(0, helper_start(&self->h, 5000));
+	ASSERT_EQ(0, write_block(DM_PATH, 700));
+	ASSERT_EQ(0, flakey_set(1));
+
+	/* Mirrored: the helper took it, the source did not. */
+	EXPECT_EQ(EIO, write_block("/dev/mapper/sxm-mirror-linear", 701));
+	EXPECT_EQ(EIO, write_block(DM_PATH, 701));
+	EXPECT_STREQ("on", status_word(7));
+	ASSERT_EQ(0, harvest(&self->h, map, 1));
+	EXPECT_EQ(1, bit(map, 701));
+	EXPECT_EQ(0, bit(map, 700));
+
+	/* Tracked: the same error, the region dirty. */
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_MIRROR, &off));
+	EXPECT_EQ(EIO, write_block(DM_PATH, 702));
+	ASSERT_EQ(0, harvest(&self->h, map, 1));
+	EXPECT_EQ(1, bit(map, 702));
+
+	ASSERT_EQ(0, flakey_set(0));
+	EXPECT_EQ(0, write_block(DM_PATH, 703));
+	helper_stop(&self->h);
+	run("dmsetup remove --retry " DM_NAME);
+	run("dmsetup remove --retry sxm-mirror-linear");
+	run("dmsetup remove --retry " FLAKEY);
 }
 
 TEST_HARNESS_MAIN
