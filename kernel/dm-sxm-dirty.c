@@ -441,9 +441,9 @@ int sxm_dirty_apply_user(struct sxm_dirty *d, const void __user *buf,
 		u64 c = 0;
 
 		n = min_t(size_t, nr - i, SXM_CHUNK_WORDS);
-		if (i == last_i)
+		if (i == last_i) {
 			src = last;
-		else if (copy_from_user(chunk, &ubuf[i], n * sizeof(__u64))) {
+		} else if (copy_from_user(chunk, &ubuf[i], n * sizeof(__u64))) {
 			r = -EFAULT;
 			break;
 		}

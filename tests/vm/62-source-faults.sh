@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Source read errors (dm-dust: chosen blocks of the source fail their
+# reads) during a copy, in both styles of job: the copy fails clearly,
+# naming the source, the offset and the error; the region it could not
+# read is not acknowledged (the kernel still holds it: nothing is
+# forgotten); once the source reads again, retry finishes and the cutover
+# leaves the sink equal to the source.  (Source write errors, mirrored and
+# tracked, are in sxm_mirror_test.c: they reach the guest as through
+# dm-linear, and the region is dirty.)
+# vm-timeout: 300
+. "$(dirname "$0")/../lib/test_common.sh"
+. "$(dirname "$0")/../lib/warm.sh"
+
+require_sxm
+require_sxm_ctl
+require_cmd dmsetup nbdkit
+modprobe dm-dust 2>/dev/null || bail "dm-dust is not in the VM image"
+
+daemon_start
+
+# bad_source NAME DEV — a dm-dust device over DEV whose block 1000 (4 KiB
+# blocks: byte 0x3e8000) fails its reads once enabled.
+bad_source() {
+	dm_create "$1" "0 $(blockdev --getsz "$2") dust $2 0 4096"
+	dmsetup message "$1" 0 addbadblock 1000
+	dmsetup message "$1" 0 enable
+}
+
+# held_covers NAME OFFSET — the kernel holds (or has dirty) the region at
+# byte OFFSET of NAME: sxm-ctl harvest --peek lists an extent over it.
+held_covers() {
+	sxm-ctl harvest "$1" --peek --json | tr '{' '\n' |
+		sed -n 's/.*"offset":\([0-9]*\),"length":\([0-9]*\).*/\1 \2/p' |
+		awk -v o="$2" '$1 <= o && o < $1 + $2 { f = 1 } END { exit !f }'
+}
+
+for kind in warm sxm; do
+	n=62$kind
+	scratch_dev d 16
+	rand_fill "$d" 16
+	bad_source dust$n "$d"
+	lv_create lv$n /dev/mapper/dust$n 16
+	sink_start memory size=16M
+	uri=$SINK_URI
+	args=(--source /dev/mapper/lv$n --sink "$uri" --name $n --region-size 64k)
+	[ $kind = sxm ] && args+=(--kind sxm)
+
+	expect_rc "$kind: submit --wait fails on the source's read error" 1 \
+		"Input/output error" sxm-ctl submit "${args[@]}" --wait
+	check_eq "$kind: the job is Failed" Failed "$(jf $n phase)"
+	reason=$(sxm-ctl show $n --json | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p')
+	diag "reason: $reason"
+	check "$kind: the reason names the source, the offset and the error" \
+		grep -qE "source .*: read at 0x[0-9a-f]+ .*Input/output error" <<< "$reason"
+	check "$kind: the unreadable region is not acknowledged" \
+		held_covers lv$n $((1000 * 4096))
+
+	dmsetup message dust$n 0 disable
+	check "$kind: the source reads again: retry --wait" sxm-ctl retry $n --wait
+	check "$kind: cutover" sxm-ctl cutover $n --wait
+	check_eq "$kind: the sink equals the source" \
+		"$(sha256_of /dev/mapper/dust$n)" "$(sha256_of "$uri")"
+	dmsetup resume lv$n
+done
