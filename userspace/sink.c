@@ -106,13 +106,24 @@ int sxm_sink_wait(struct sxm_sink *s, int timeout_ms)
 	return s->ops->process(s, fds, n);
 }
 
+/*
+ * A lost connection, as ->process() reports it, is no reason to stop
+ * waiting: the requests it had out complete, with errors, and the others
+ * go on.  Leaving then would leave requests queued that point into the
+ * caller's memory.
+ */
+static bool wait_failed(int r)
+{
+	return r && r != -ENOTCONN;
+}
+
 int sxm_sink_drain(struct sxm_sink *s)
 {
 	int r;
 
 	while (s->in_flight) {
 		r = sxm_sink_wait(s, -1);
-		if (r)
+		if (wait_failed(r))
 			return r;
 	}
 	return 0;
@@ -142,7 +153,7 @@ int sxm_sink_flush_sync(struct sxm_sink *s)
 		return r;
 	while (!sr.done) {
 		r = sxm_sink_wait(s, -1);
-		if (r && !sr.done)
+		if (wait_failed(r) && !sr.done)
 			return r;
 	}
 	return sr.err;

@@ -20,6 +20,7 @@
 #ifndef SXM_SINK_H
 #define SXM_SINK_H
 
+#include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -111,7 +112,9 @@ struct sxm_sink_ops {
 
 	/*
 	 * Required.  Make every write that completed before this call
-	 * durable.  Completes at once when the sink cannot flush.
+	 * durable.  Completes at once when the sink cannot flush.  Fails
+	 * (-ENOTCONN, once) when some of those writes went to a connection
+	 * since lost before a flush covered them: they may be lost too.
 	 */
 	int (*flush)(struct sxm_sink *s, struct sxm_sink_req *req);
 
@@ -138,9 +141,11 @@ struct sxm_sink_ops {
 
 	/*
 	 * Required.  Act on the @n descriptors from ->poll_fds() after
-	 * poll(2) and run the completions that are ready.  Returns 0 or
-	 * -errno when the sink itself broke (connection lost): requests
-	 * still queued then complete with errors.
+	 * poll(2) and run the completions that are ready.  Returns 0, or
+	 * -ENOTCONN (once) when a connection was lost since the last call:
+	 * the requests it had out complete with errors, and the next
+	 * request goes to another connection or a new one (NBD reconnects
+	 * by itself); or another -errno when the sink itself broke.
 	 */
 	int (*process)(struct sxm_sink *s, const struct pollfd *fds,
 		       unsigned int n);
@@ -189,6 +194,18 @@ int sxm_sink_drain(struct sxm_sink *s);
 
 /* Synchronous flush, for callers with nothing else to do meanwhile. */
 int sxm_sink_flush_sync(struct sxm_sink *s);
+
+/*
+ * Whether a request's error @err (-errno) says that its connection is
+ * gone (reset, closed, shut down by the server), not that the server
+ * refused the request.  Either way it may or may not have reached the
+ * server; the next request goes to a live connection.
+ */
+static inline bool sxm_sink_conn_err(int err)
+{
+	return err == -ENOTCONN || err == -EPIPE || err == -ECONNRESET ||
+	       err == -ESHUTDOWN;
+}
 
 /* Capabilities as words, "flush fua zero ...", into @buf. */
 const char *sxm_sink_caps_str(unsigned int caps, char *buf, size_t len);

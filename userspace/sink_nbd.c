@@ -14,6 +14,23 @@
  * opened and each request goes to the one with the fewest in flight; a
  * flush on any of them then covers writes completed on all of them (the
  * promise multi-conn makes).  Without multi-conn there is one.
+ *
+ * A connection is lost when libnbd calls its handle dead (an error, such
+ * as a reset) or closed (the server hung up cleanly: a server killed with
+ * nothing unread in its socket sends FIN, not RST, and libnbd then says
+ * "closed", not "dead"), when a request on it fails with ENOTCONN, EPIPE,
+ * ECONNRESET or ESHUTDOWN, or when an idle one turns out readable (a
+ * server never speaks unasked).  A lost connection takes no more requests
+ * and is closed once nothing is in flight on it; ->process() says
+ * -ENOTCONN once.  When none is left, the next request connects again (as
+ * many connections as at first) to the same export: same size, the same
+ * capabilities.  After a reconnection that failed, requests fail at once
+ * for NBD_RETRY_MS rather than each wait for a server that is not there.
+ *
+ * A flush covers only the writes of the server it reaches.  Writes that
+ * completed on a connection since lost, and that no flush covered, may
+ * have died with the old server: the first flush after such a loss fails
+ * with ENOTCONN rather than vouch for them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,15 +52,27 @@
 #define NBD_ZERO_PROBE_LIMIT	100000		/* extents looked at */
 #define NBD_SNDBUF		(4 << 20)	/* socket send buffer */
 #define NBD_TIMEOUT_MS		30000		/* connect and handshake */
+#define NBD_RETRY_MS		1000		/* after a failed reconnect */
 
 struct nbd_conn {
-	struct nbd_handle *h;
+	struct nbd_handle *h;		/* NULL: a free slot */
 	unsigned int in_flight;
+	bool lost;			/* no new requests; closed when idle */
+	int err;			/* a request's connection error */
+	bool wrote;			/* a write completed here, ... */
+	uint64_t wrote_gen;		/* ... the last at this flush_gen */
 };
 
 struct nbd_sink {
 	struct nbd_conn conn[NBD_MAX_CONNS];
-	unsigned int nconn;
+	unsigned int nconn;		/* slots in use: [0, nconn) */
+	unsigned int want;		/* connections: as at the open */
+	int timeout_ms;			/* connect and handshake */
+	double retry_at;		/* no reconnection before (ns_now()) */
+	uint64_t flush_gen;		/* flushes sent */
+	uint64_t flushed;		/* the newest flush that succeeded */
+	bool writes_lost;		/* see ns_retire() */
+	bool lost;			/* one lost: ->process() says so */
 	struct sxm_sink_done_list done;
 	bool closing;
 };
@@ -246,6 +275,28 @@ static uint32_t block_size(struct nbd_handle *h, int type, uint32_t dflt)
 	return v > 0 ? (uint32_t)v : dflt;
 }
 
+/* What the server says the export can do, as SXM_SINK_* bits. */
+static unsigned int ns_caps(struct nbd_handle *h)
+{
+	unsigned int caps = 0;
+
+	if (nbd_can_flush(h) == 1)
+		caps |= SXM_SINK_CAN_FLUSH;
+	if (nbd_can_fua(h) == 1)
+		caps |= SXM_SINK_CAN_FUA;
+	if (nbd_can_zero(h) == 1)
+		caps |= SXM_SINK_CAN_ZERO;
+	if (nbd_can_fast_zero(h) == 1)
+		caps |= SXM_SINK_CAN_FAST_ZERO;
+	if (nbd_can_trim(h) == 1)
+		caps |= SXM_SINK_CAN_TRIM;
+	if (nbd_can_multi_conn(h) == 1)
+		caps |= SXM_SINK_MULTI_CONN;
+	if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1)
+		caps |= SXM_SINK_CAN_EXTENTS;
+	return caps;
+}
+
 static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
 		     const struct sxm_sink_opts *o, char *err, size_t errlen)
 {
@@ -278,23 +329,9 @@ static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
 		return -ENOSPC;
 	}
 
-	s->caps = SXM_SINK_CAN_READ;
+	s->caps = SXM_SINK_CAN_READ | ns_caps(h);
 	if (ro == 1 || o->read_only)
 		s->caps |= SXM_SINK_READ_ONLY;
-	if (nbd_can_flush(h) == 1)
-		s->caps |= SXM_SINK_CAN_FLUSH;
-	if (nbd_can_fua(h) == 1)
-		s->caps |= SXM_SINK_CAN_FUA;
-	if (nbd_can_zero(h) == 1)
-		s->caps |= SXM_SINK_CAN_ZERO;
-	if (nbd_can_fast_zero(h) == 1)
-		s->caps |= SXM_SINK_CAN_FAST_ZERO;
-	if (nbd_can_trim(h) == 1)
-		s->caps |= SXM_SINK_CAN_TRIM;
-	if (nbd_can_multi_conn(h) == 1)
-		s->caps |= SXM_SINK_MULTI_CONN;
-	if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1)
-		s->caps |= SXM_SINK_CAN_EXTENTS;
 	if (o->probe_zero && ns_probe_zero(h, s->size))
 		s->caps |= SXM_SINK_ZERO_INIT;
 
@@ -340,21 +377,29 @@ static void ns_abort(struct nbd_handle *h)
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 }
 
+/*
+ * Close one connection's handle: reset it if requests are still out on
+ * it (@busy, see ns_abort()), else say goodbye if it is still up.
+ */
+static void ns_conn_close(struct nbd_handle *h, bool busy)
+{
+	bool live = !nbd_aio_is_dead(h) && !nbd_aio_is_closed(h);
+
+	if (live && busy)
+		ns_abort(h);
+	else if (live)
+		nbd_shutdown(h, LIBNBD_SHUTDOWN_ABANDON_PENDING);
+	nbd_close(h);
+}
+
 static void ns_sink_free(struct nbd_sink *ns)
 {
 	unsigned int i;
 
 	ns->closing = true;
-	for (i = 0; i < ns->nconn; i++) {
-		struct nbd_handle *h = ns->conn[i].h;
-		bool live = !nbd_aio_is_dead(h) && !nbd_aio_is_closed(h);
-
-		if (live && ns->conn[i].in_flight)
-			ns_abort(h);
-		else if (live)
-			nbd_shutdown(h, LIBNBD_SHUTDOWN_ABANDON_PENDING);
-		nbd_close(h);
-	}
+	for (i = 0; i < ns->nconn; i++)
+		if (ns->conn[i].h)
+			ns_conn_close(ns->conn[i].h, ns->conn[i].in_flight);
 	free(ns);
 }
 
@@ -373,6 +418,7 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 		return -ENOMEM;
 	}
 	sxm_sink_done_init(&ns->done);
+	ns->timeout_ms = timeout;
 
 	ns->conn[0].h = ns_conn_open(s, timeout, err, errlen, &r);
 	if (!ns->conn[0].h)
@@ -401,6 +447,8 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 	}
 	for (i = 0; i < ns->nconn; i++)
 		ns_sndbuf(s, ns->conn[i].h);
+	/* A reconnection opens as many as the server allowed now. */
+	ns->want = ns->nconn;
 	s->conns = ns->nconn;
 	s->priv = ns;
 	sxm_debug("sink %s: %" PRIu64 " bytes, %u connection(s), block %u/%u/%u, %s",
@@ -419,32 +467,291 @@ static void ns_sink_close(struct sxm_sink *s)
 	s->priv = NULL;
 }
 
-static int ns_req_done(void *user_data, int *error)
-{
-	struct sxm_sink_req *req = user_data;
-	struct nbd_sink *ns = req->sink->priv;
+/* ----------------------------------------------------------------------
+ * Lost connections (see the top)
+ * ----------------------------------------------------------------------
+ */
 
-	if (!ns || ns->closing)
-		return 1;
-	ns->conn[req->slot].in_flight--;
-	sxm_sink_done_push(&ns->done, req, *error ? -*error : 0);
-	return 1;
+/* Writes completed on @c that no flush has covered yet. */
+static bool ns_unflushed(const struct nbd_sink *ns, const struct nbd_conn *c)
+{
+	return c->wrote && c->wrote_gen >= ns->flushed;
 }
 
-/* Pick the live connection with the fewest requests in flight. */
-static int ns_pick(struct nbd_sink *ns)
+/* Connection @ci is lost (@why, for the debug log). */
+static void ns_lose(struct sxm_sink *s, unsigned int ci, const char *why)
+{
+	struct nbd_sink *ns = s->priv;
+
+	if (ns->conn[ci].lost)
+		return;
+	ns->conn[ci].lost = true;
+	ns->lost = true;
+	sxm_debug("sink %s: connection %u lost: %s", s->name, ci, why);
+}
+
+/* libnbd has given up on @h: an error (dead) or the server's FIN (closed). */
+static bool ns_down(struct nbd_handle *h)
+{
+	return nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1;
+}
+
+/* Whether libnbd has given up on connection @ci; it is lost then. */
+static bool ns_check(struct sxm_sink *s, unsigned int ci)
+{
+	struct nbd_sink *ns = s->priv;
+	struct nbd_handle *h = ns->conn[ci].h;
+
+	if (nbd_aio_is_dead(h) == 1)
+		ns_lose(s, ci, ns_reason());
+	else if (nbd_aio_is_closed(h) == 1)
+		ns_lose(s, ci, "closed by the server");
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Close lost connection @ci, idle now, and free its slot.  What it wrote
+ * that no flush covered is remembered for the next flush.
+ */
+static void ns_retire(struct sxm_sink *s, unsigned int ci)
+{
+	struct nbd_sink *ns = s->priv;
+	struct nbd_conn *c = &ns->conn[ci];
+
+	if (ns_unflushed(ns, c))
+		ns->writes_lost = true;
+	/* No goodbye: a server that went away may never answer it. */
+	ns_conn_close(c->h, true);
+	memset(c, 0, sizeof(*c));
+	s->conns--;
+}
+
+/*
+ * Note the connections libnbd gave up on, or a request said were gone;
+ * close those lost and idle.
+ */
+static void ns_sweep(struct sxm_sink *s)
+{
+	struct nbd_sink *ns = s->priv;
+	unsigned int i;
+
+	for (i = 0; i < ns->nconn; i++) {
+		if (!ns->conn[i].h)
+			continue;
+		if (!ns_check(s, i) && ns->conn[i].err)
+			ns_lose(s, i, strerror(-ns->conn[i].err));
+		if (ns->conn[i].lost && !ns->conn[i].in_flight)
+			ns_retire(s, i);
+	}
+	while (ns->nconn && !ns->conn[ns->nconn - 1].h)
+		ns->nconn--;
+}
+
+/*
+ * Whether idle connection @c was closed or reset while nobody looked: it
+ * then reads as ready, since a server never sends anything unasked.  Let
+ * libnbd read it, so that its state says so, rather than find out by
+ * failing the request sent next.
+ */
+static bool ns_idle_closed(struct nbd_conn *c)
+{
+	struct pollfd p = { .fd = nbd_aio_get_fd(c->h), .events = POLLIN };
+
+	if (c->in_flight || p.fd < 0)
+		return false;
+	if (poll(&p, 1, 0) == 1)
+		nbd_aio_notify_read(c->h);
+	return ns_down(c->h);
+}
+
+/*
+ * Writes may have been lost with a connection since a flush last said
+ * so.  Said once: a flush after the caller wrote them again succeeds.
+ */
+static bool ns_writes_lost(struct nbd_sink *ns)
+{
+	bool lost = ns->writes_lost;
+	unsigned int i;
+
+	for (i = 0; i < ns->nconn; i++) {
+		struct nbd_conn *c = &ns->conn[i];
+
+		/* Lost, still waiting for its last requests. */
+		if (c->h && c->lost && ns_unflushed(ns, c)) {
+			lost = true;
+			c->wrote = false;
+		}
+	}
+	ns->writes_lost = false;
+	return lost;
+}
+
+/* Whether @h reaches the export the sink was opened on; @why if not. */
+static bool ns_same_export(struct sxm_sink *s, struct nbd_handle *h,
+			   char *why, size_t len)
+{
+	/* What callers may rely on, as learnt at the open. */
+	unsigned int need = s->caps & (SXM_SINK_CAN_FLUSH | SXM_SINK_CAN_FUA |
+				       SXM_SINK_CAN_ZERO |
+				       SXM_SINK_CAN_FAST_ZERO |
+				       SXM_SINK_CAN_TRIM |
+				       SXM_SINK_CAN_EXTENTS);
+	int64_t size = nbd_get_size(h);
+	char caps[128];
+
+	if (size != (int64_t)s->size)
+		snprintf(why, len, "sink %s: the export is %" PRId64 " bytes now, not %" PRIu64,
+			 s->name, size, s->size);
+	else if (!(s->caps & SXM_SINK_READ_ONLY) && nbd_is_read_only(h) == 1)
+		snprintf(why, len, "sink %s: the export is read-only now",
+			 s->name);
+	else if (need & ~ns_caps(h))
+		snprintf(why, len, "sink %s: the export cannot %s now", s->name,
+			 sxm_sink_caps_str(need & ~ns_caps(h), caps,
+					   sizeof(caps)));
+	else
+		return true;
+	return false;
+}
+
+/*
+ * Every connection is lost: connect again, as many as at the open (the
+ * first must succeed, the others may not), to the same export.  The index
+ * of the first, or -1, and then no new try for NBD_RETRY_MS.
+ */
+static int ns_reconnect(struct sxm_sink *s)
+{
+	struct nbd_sink *ns = s->priv;
+	unsigned int i, n = 0, want = ns->want;
+	int first = -1, e;
+	char why[256];
+
+	if (ns_now() < ns->retry_at)
+		return -1;
+	for (i = 0; i < NBD_MAX_CONNS && n < want; i++) {
+		struct nbd_handle *h;
+
+		if (ns->conn[i].h)
+			continue;
+		h = ns_conn_open(s, ns->timeout_ms, why, sizeof(why), &e);
+		if (h && !ns_same_export(s, h, why, sizeof(why))) {
+			/* Not the sink the caller wrote to: never use it. */
+			sxm_err("%s; not reconnecting to it", why);
+			ns_conn_close(h, false);
+			h = NULL;
+		}
+		if (!h) {
+			sxm_debug("%s; reconnected %u connection(s)", why, n);
+			break;
+		}
+		/* A server without multi-conn now: one connection only. */
+		if (nbd_can_multi_conn(h) != 1)
+			want = 1;
+		ns_sndbuf(s, h);
+		ns->conn[i] = (struct nbd_conn){ .h = h };
+		if (i >= ns->nconn)
+			ns->nconn = i + 1;
+		if (first < 0)
+			first = i;
+		n++;
+	}
+	s->conns += n;
+	if (first < 0)
+		ns->retry_at = ns_now() + NBD_RETRY_MS / 1000.0;
+	else
+		sxm_debug("sink %s: reconnected, %u connection(s)", s->name, n);
+	return first;
+}
+
+/* The usable connection with the fewest requests in flight, or -1. */
+static int ns_fewest(struct nbd_sink *ns)
 {
 	int best = -1;
 	unsigned int i;
 
 	for (i = 0; i < ns->nconn; i++) {
-		if (nbd_aio_is_dead(ns->conn[i].h))
+		if (!ns->conn[i].h || ns->conn[i].lost || ns->conn[i].err)
 			continue;
 		if (best < 0 || ns->conn[i].in_flight <
 				ns->conn[best].in_flight)
 			best = i;
 	}
 	return best;
+}
+
+/*
+ * Pick the live connection with the fewest requests in flight, after
+ * setting those lost aside; with none left, connect again.  -1: none.
+ */
+static int ns_pick(struct sxm_sink *s)
+{
+	int ci;
+
+	for (;;) {
+		ns_sweep(s);
+		ci = ns_fewest(s->priv);
+		if (ci < 0)
+			return ns_reconnect(s);
+		/* Closed while idle: the next sweep retires it. */
+		if (!ns_idle_closed(&((struct nbd_sink *)s->priv)->conn[ci]))
+			return ci;
+	}
+}
+
+/* ----------------------------------------------------------------------
+ * Requests
+ * ----------------------------------------------------------------------
+ */
+
+/*
+ * A request done: off its connection's count, and on to the caller from
+ * ->process().  A connection error is noted for ns_sweep(), which finds
+ * out why (libnbd may not be called from its own callback).
+ */
+static int ns_req_done(void *user_data, int *error)
+{
+	struct sxm_sink_req *req = user_data;
+	struct nbd_sink *ns = req->sink->priv;
+	int err = *error ? -*error : 0;
+
+	if (!ns || ns->closing)
+		return 1;
+	ns->conn[req->slot].in_flight--;
+	if (sxm_sink_conn_err(err) && !ns->conn[req->slot].err)
+		ns->conn[req->slot].err = err;
+	sxm_sink_done_push(&ns->done, req, err);
+	return 1;
+}
+
+/* A write, write-zeroes or trim done: a flush has yet to cover it. */
+static int ns_write_done(void *user_data, int *error)
+{
+	struct sxm_sink_req *req = user_data;
+	struct nbd_sink *ns = req->sink->priv;
+
+	if (ns && !ns->closing && !*error) {
+		ns->conn[req->slot].wrote = true;
+		ns->conn[req->slot].wrote_gen = ns->flush_gen;
+	}
+	return ns_req_done(user_data, error);
+}
+
+/* A flush in flight, and the writes it covers: those done before it. */
+struct ns_flush {
+	struct sxm_sink_req *req;
+	uint64_t gen;
+};
+
+static int ns_flush_done(void *user_data, int *error)
+{
+	struct ns_flush *f = user_data;
+	struct nbd_sink *ns = f->req->sink->priv;
+
+	if (ns && !ns->closing && !*error && f->gen > ns->flushed)
+		ns->flushed = f->gen;
+	return ns_req_done(f->req, error);
 }
 
 /*
@@ -468,9 +775,7 @@ static int ns_queued(struct sxm_sink *s, unsigned int ci, int64_t cookie)
 	 * ("invalid state"): say what it is.
 	 */
 	if (cookie == -1)
-		return nbd_aio_is_dead(ns->conn[ci].h) == 1 ||
-		       nbd_aio_is_closed(ns->conn[ci].h) == 1 ?
-		       -ENOTCONN : -ns_errno();
+		return ns_check(s, ci) ? -ENOTCONN : -ns_errno();
 	ns->conn[ci].in_flight++;
 	s->in_flight++;
 	return 0;
@@ -480,6 +785,22 @@ static nbd_completion_callback ns_cb(struct sxm_sink_req *req)
 {
 	return (nbd_completion_callback) {
 		.callback = ns_req_done,
+		.user_data = req,
+	};
+}
+
+/*
+ * For a request that changes data: one a flush must cover, unless it is
+ * written through (FUA) or the server has no flush to cover it with.
+ */
+static nbd_completion_callback ns_wcb(struct sxm_sink *s,
+				      struct sxm_sink_req *req,
+				      unsigned int flags)
+{
+	if ((flags & SXM_SINK_F_FUA) || !(s->caps & SXM_SINK_CAN_FLUSH))
+		return ns_cb(req);
+	return (nbd_completion_callback) {
+		.callback = ns_write_done,
 		.user_data = req,
 	};
 }
@@ -501,56 +822,65 @@ static int ns_pwrite(struct sxm_sink *s, const void *buf, size_t len,
 		     uint64_t off, unsigned int flags, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
-	int ci = ns_pick(ns);
+	int ci = ns_pick(s);
 
 	if (ci < 0)
 		return -ENOTCONN;
+	flags &= SXM_SINK_F_FUA;
 	ns_prep(s, req, ci);
 	return ns_queued(s, ci,
 			  nbd_aio_pwrite(ns->conn[ci].h, buf, len, off,
-					 ns_cb(req),
-					 ns_flags(flags & SXM_SINK_F_FUA)));
+					 ns_wcb(s, req, flags),
+					 ns_flags(flags)));
 }
 
 static int ns_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
 		    unsigned int flags, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
-	int ci = ns_pick(ns);
+	int ci;
 
 	if (!(s->caps & SXM_SINK_CAN_ZERO))
 		return -EOPNOTSUPP;
 	if ((flags & SXM_SINK_F_FAST_ZERO) &&
 	    !(s->caps & SXM_SINK_CAN_FAST_ZERO))
 		return -EOPNOTSUPP;
+	ci = ns_pick(s);
 	if (ci < 0)
 		return -ENOTCONN;
 	ns_prep(s, req, ci);
 	return ns_queued(s, ci,
-			  nbd_aio_zero(ns->conn[ci].h, len, off, ns_cb(req),
-				       ns_flags(flags)));
+			  nbd_aio_zero(ns->conn[ci].h, len, off,
+				       ns_wcb(s, req, flags), ns_flags(flags)));
 }
 
 static int ns_trim(struct sxm_sink *s, uint64_t len, uint64_t off,
 		    unsigned int flags, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
-	int ci = ns_pick(ns);
+	int ci;
 
 	if (!(s->caps & SXM_SINK_CAN_TRIM))
 		return -EOPNOTSUPP;
+	ci = ns_pick(s);
 	if (ci < 0)
 		return -ENOTCONN;
+	flags &= SXM_SINK_F_FUA;
 	ns_prep(s, req, ci);
 	return ns_queued(s, ci,
-			  nbd_aio_trim(ns->conn[ci].h, len, off, ns_cb(req),
-				       ns_flags(flags & SXM_SINK_F_FUA)));
+			  nbd_aio_trim(ns->conn[ci].h, len, off,
+				       ns_wcb(s, req, flags), ns_flags(flags)));
 }
 
 static int ns_flush(struct sxm_sink *s, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
-	int ci = ns_pick(ns);
+	nbd_completion_callback cb = {
+		.callback = ns_flush_done,
+		.free = free,		/* libnbd frees it when done */
+	};
+	struct ns_flush *f;
+	int ci;
 
 	if (!(s->caps & SXM_SINK_CAN_FLUSH)) {
 		req->sink = s;
@@ -558,18 +888,25 @@ static int ns_flush(struct sxm_sink *s, struct sxm_sink_req *req)
 		sxm_sink_done_push(&ns->done, req, 0);
 		return 0;
 	}
-	if (ci < 0)
+	ci = ns_pick(s);
+	/* After ns_pick(): it retires what is lost, and with it writes. */
+	if (ns_writes_lost(ns) || ci < 0)
 		return -ENOTCONN;
+	f = malloc(sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->req = req;
+	f->gen = ++ns->flush_gen;
+	cb.user_data = f;
 	ns_prep(s, req, ci);
-	return ns_queued(s, ci,
-			  nbd_aio_flush(ns->conn[ci].h, ns_cb(req), 0));
+	return ns_queued(s, ci, nbd_aio_flush(ns->conn[ci].h, cb, 0));
 }
 
 static int ns_pread(struct sxm_sink *s, void *buf, size_t len,
 		     uint64_t off, struct sxm_sink_req *req)
 {
 	struct nbd_sink *ns = s->priv;
-	int ci = ns_pick(ns);
+	int ci = ns_pick(s);
 
 	if (ci < 0)
 		return -ENOTCONN;
@@ -616,10 +953,11 @@ static int ns_extent(struct sxm_sink *s, uint64_t len, uint64_t off,
 		.free = free,		/* libnbd frees it when done */
 	};
 	struct extent *e;
-	int ci = ns_pick(ns);
+	int ci;
 
 	if (!(s->caps & SXM_SINK_CAN_EXTENTS))
 		return -EOPNOTSUPP;
+	ci = ns_pick(s);
 	if (ci < 0)
 		return -ENOTCONN;
 	e = calloc(1, sizeof(*e));
@@ -639,6 +977,11 @@ static int ns_extent(struct sxm_sink *s, uint64_t len, uint64_t off,
 					      ns_cb(req), 0));
 }
 
+/* ----------------------------------------------------------------------
+ * The caller's poll loop
+ * ----------------------------------------------------------------------
+ */
+
 static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
 			int *timeout_ms)
 {
@@ -652,7 +995,8 @@ static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
 		unsigned int dir;
 		int fd;
 
-		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
+		/* A lost one still up has replies to come: polled too. */
+		if (!h || ns_down(h))
 			continue;
 		fd = nbd_aio_get_fd(h);
 		if (fd < 0)
@@ -670,46 +1014,51 @@ static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
 	return n;
 }
 
-static struct nbd_handle *ns_by_fd(struct nbd_sink *ns, int fd)
+static int ns_by_fd(struct nbd_sink *ns, int fd)
 {
 	unsigned int i;
 
 	for (i = 0; i < ns->nconn; i++)
-		if (nbd_aio_get_fd(ns->conn[i].h) == fd)
-			return ns->conn[i].h;
-	return NULL;
+		if (ns->conn[i].h && nbd_aio_get_fd(ns->conn[i].h) == fd)
+			return i;
+	return -1;
 }
 
 static int ns_process(struct sxm_sink *s, const struct pollfd *fds,
 		       unsigned int n)
 {
 	struct nbd_sink *ns = s->priv;
-	int ret = 0;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
-		struct nbd_handle *h = ns_by_fd(ns, fds[i].fd);
+		int ci = ns_by_fd(ns, fds[i].fd);
+		struct nbd_handle *h;
 		unsigned int dir;
-		int r = 0;
 
-		if (!h || !fds[i].revents)
+		if (ci < 0 || !fds[i].revents)
 			continue;
+		h = ns->conn[ci].h;
 		/* The direction may have changed since poll_fds. */
 		dir = nbd_aio_get_direction(h);
 		if ((dir & LIBNBD_AIO_DIRECTION_READ) &&
 		    (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-			r = nbd_aio_notify_read(h);
+			nbd_aio_notify_read(h);
 		else if ((dir & LIBNBD_AIO_DIRECTION_WRITE) &&
 			 (fds[i].revents & (POLLOUT | POLLHUP | POLLERR)))
-			r = nbd_aio_notify_write(h);
-		if (r == -1 && nbd_aio_is_dead(h)) {
-			sxm_debug("sink %s: connection lost: %s", s->name,
-				  ns_reason());
-			ret = -ENOTCONN;
-		}
+			nbd_aio_notify_write(h);
+		/*
+		 * Dead, or closed: a FIN between replies is no error to
+		 * libnbd (notify returns 0), but the connection is gone
+		 * just the same.
+		 */
+		ns_check(s, ci);
 	}
+	ns_sweep(s);
 	sxm_sink_done_run(s, &ns->done);
-	return ret;
+	if (!ns->lost)
+		return 0;
+	ns->lost = false;
+	return -ENOTCONN;
 }
 
 const struct sxm_sink_ops sxm_sink_nbd_ops = {
