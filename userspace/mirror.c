@@ -417,7 +417,7 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 {
 	struct pollfd fds[2 + SXM_SINK_MAX_FDS];
 	uint64_t v;
-	int r = 0;
+	int r = 0, lost = 0;
 
 	if (sink->block_max < p->geo.slot_bytes)
 		return -EINVAL;
@@ -427,10 +427,19 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 	while (!__atomic_load_n(stop, __ATOMIC_RELAXED)) {
 		int timeout = 100, n;
 
+		/*
+		 * A connection lost: take no more entries, let those out
+		 * finish (failed, or on the other connections), then say
+		 * so.  Left out, their writes could reach the sink after
+		 * the caller resynced the same regions.
+		 */
+		if (lost && !sink->in_flight)
+			break;
 		if (drop_wanted(p))
 			do_drop(p);
-		fds[0] = (struct pollfd){ .fd = p->kfd,
-					  .events = p->free ? POLLIN : 0 };
+		fds[0] = (struct pollfd){ .fd = p->kfd };
+		if (p->free && !lost)
+			fds[0].events = POLLIN;
 		fds[1] = (struct pollfd){ .fd = p->wake_fd, .events = POLLIN };
 		n = sink->ops->poll_fds(sink, fds + 2, SXM_SINK_MAX_FDS,
 					&timeout);
@@ -449,10 +458,15 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 			r = -errno;
 			break;
 		}
-		r = take_sqes(p);
+		r = lost ? 0 : take_sqes(p);
 		if (r)
 			break;
 		r = sink->ops->process(sink, fds + 2, n);
+		if (r == -ENOTCONN) {
+			/* Closed or reset: what it had out failed. */
+			lost = r;
+			r = 0;
+		}
 		if (r) {
 			/* Every request out completed with an error. */
 			enter(p);
@@ -464,7 +478,7 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 	}
 	if (!r && p->enter_err)
 		r = p->enter_err;
-	return r;
+	return r ? r : lost;
 }
 
 /* ----------------------------------------------------------------------

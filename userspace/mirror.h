@@ -75,12 +75,16 @@ const struct sxm_ring_setup *sxm_pump_geometry(const struct sxm_pump *p);
 
 /*
  * Serve the ring into @sink until *@stop is set (looked at every 100 ms,
- * or at once after sxm_pump_kick()), the sink breaks (its -errno: every request still queued has
- * been completed with an error, so the kernel degrades) or the ring does
- * (-EIO: the kernel refused the completions; -ENXIO: no ring).  Requests
- * may still be out when it returns for *@stop: run it again with the same
- * sink to finish them, or close the sink and call sxm_pump_forget().
- * @sink's block_max must be at least the ring's slot size.
+ * or at once after sxm_pump_kick()), the sink loses a connection
+ * (-ENOTCONN, reset or closed by a server that went away: the requests
+ * it had out completed with an error, so the kernel degrades; returned
+ * once no request is out, none taken meanwhile), the sink breaks (its
+ * -errno: every request still queued has been completed with an error)
+ * or the ring does (-EIO: the kernel refused the completions; -ENXIO: no
+ * ring).  Requests may still be out when it returns for *@stop: run it
+ * again with the same sink to finish them, or close the sink and call
+ * sxm_pump_forget().  @sink's block_max must be at least the ring's slot
+ * size.
  */
 int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 		 const bool *stop);

@@ -70,6 +70,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "sxm.h"
@@ -199,11 +201,33 @@ static bool mirror_on(const struct mstat *m)
 /* The pump                                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The pump sits in the guest's write path: a page reclaim that writes to
+ * the sxm device waits for it.  So its own allocations must not recurse
+ * into that I/O (PR_SET_IO_FLUSHER: GFP_NOIO for this thread, as for the
+ * daemons of loop and nbd devices), and the daemon's memory is locked so
+ * that no page it needs is reclaimed from under it.  Failures are said,
+ * not fatal: the mirror still works, with that risk.
+ */
+static void pump_harden(void)
+{
+	static bool locked;
+
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0))
+		sxm_err("mirror pump: PR_SET_IO_FLUSHER: %s", strerror(errno));
+	if (!__atomic_exchange_n(&locked, true, __ATOMIC_RELAXED) &&
+	    mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
+		sxm_err("mirror pump: mlockall: %s", strerror(errno));
+}
+
 static void *pump_main(void *arg)
 {
 	struct sxm_job *j = arg;
 	struct sxm_mirror_run *m = j->mirror;
-	int r = sxm_pump_run(m->pump, m->sink, &m->stop);
+	int r;
+
+	pump_harden();
+	r = sxm_pump_run(m->pump, m->sink, &m->stop);
 
 	sxm_job_lock(j);
 	m->result = r;
@@ -1069,12 +1093,16 @@ static void flush_done(struct sxm_sink_req *req, int err)
 	f->err = err;
 }
 
-/* A flush within SINK_TIMEOUT_MS; a sink that does not answer is closed. */
+/*
+ * A flush within SINK_TIMEOUT_MS.  A sink that does not answer is closed,
+ * and so is one that lost the connection: the next user opens a new one.
+ */
 static int flush_bounded(struct sxm_sink **sp)
 {
 	struct sxm_sink *s = *sp;
 	double until = sxm_mono_s() + SINK_TIMEOUT_MS / 1000.0;
 	struct flush_req *f;
+	bool queued;
 	int r;
 
 	if (!s)
@@ -1085,19 +1113,19 @@ static int flush_bounded(struct sxm_sink **sp)
 		return -ENOMEM;
 	f->req.done = flush_done;
 	r = s->ops->flush(s, &f->req);
-	if (r) {
-		free(f);
-		return r;
-	}
-	while (!f->done && !r && sxm_mono_s() < until)
+	queued = !r;
+	while (!r && !f->done && sxm_mono_s() < until) {
 		r = sxm_sink_wait(s, 100);
-	if (!f->done) {
+		/* Another connection lost: this flush completes anyway. */
+		if (r == -ENOTCONN)
+			r = 0;
+	}
+	if (!r)
+		r = f->done ? f->err : -ETIMEDOUT;
+	if ((queued && !f->done) || sxm_sink_conn_err(r)) {
 		sxm_sink_close(s);
 		*sp = NULL;
-		free(f);
-		return r ? r : -ETIMEDOUT;
 	}
-	r = f->err;
 	free(f);
 	return r;
 }
