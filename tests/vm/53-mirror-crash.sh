@@ -10,8 +10,12 @@
 #     while Mirrored: every write the guest saw acknowledged is on the
 #     sink, or its region is dirty (the source and what the dead sink left
 #     in its file are equal over every region not marked dirty or held);
-#     nbdkit started again on the same file, the job resyncs by itself.
-# Both end in a cutover with the sink byte-identical to the source, and
+#     nbdkit started again on the same file, the job resyncs by itself;
+#   - the sink killed again with the writer frozen, nothing in flight: its
+#     connections close cleanly (FIN, which libnbd calls "closed", not
+#     "dead"), the job takes that as a lost sink all the same and comes
+#     back on new connections once nbdkit does.
+# All end in a cutover with the sink byte-identical to the source, and
 # fio --verify saw no error.
 # vm-timeout: 240
 . "$(dirname "$0")/../lib/test_common.sh"
@@ -31,6 +35,23 @@ truncate -s ${MIB}M $img
 cleanup_push rm -f $img
 sink_start -p 10853 file file=$img
 daemon_start
+
+# The job says its mirror is back on once its resync under locks is done,
+# which is after the kernel's mirror is on again.
+backs_at_least() {
+	[ "$(sxm-ctl show m53 | grep -c 'mirror back on after')" -ge "$1" ]
+}
+degradations_are() { [ "$(jf m53 degradations)" = "$1" ]; }
+
+# check_back DESC N — a test point: the job has said N times (or more)
+# that its mirror is back; if not, what it said.
+check_back() {
+	if wait_until 60 backs_at_least "$2"; then
+		pass "$1"
+	else
+		fail "$1" "$(sxm-ctl show m53)"
+	fi
+}
 
 fio_log=/tmp/fio53.log
 # --thread: SIGSTOP to $fio_pid then freezes the writer itself.
@@ -56,9 +77,9 @@ compare_clean "after the restart, the sink equals the source where nothing is di
 	lv53 /dev/mapper/lv53-sxm-orig $img "$fio_pid"
 check_eq "one degradation, helper_detached" "1 helper_detached" \
 	"$(jf m53 degradations) $(jf m53 degraded_reason)"
-check "the events say it went down and came back" bash -c \
-	"sxm-ctl show m53 | grep -q 'mirror degraded: helper_detached' &&
-	 sxm-ctl show m53 | grep -q 'mirror back on after'"
+check "the events say it went down" bash -c \
+	"sxm-ctl show m53 | grep -q 'mirror degraded: helper_detached'"
+check_back "and that it came back" 1
 
 # ------------------------------------------- kill -9 of the sink ----
 
@@ -79,6 +100,25 @@ check "the sink back, the job resyncs by itself to Mirrored, mirror on" \
 		[ \"\$(sxm-ctl show m53 --json | sed -n 's/.*\"phase\":\"\([^\"]*\)\".*/\1/p')\" = Mirrored ]"
 check_eq "two degradations in all" 2 "$(jf m53 degradations)"
 diag "$(sxm-ctl show m53 | grep -E '^(Mirror|Degraded|Sink latency)')"
+check_back "the job says the mirror is back" 2
+
+# ------------------------------------ kill -9 of the sink, idle ----
+
+kill -STOP "$fio_pid"
+check "the writer frozen, nothing in flight" wait_until 20 bash -c \
+	"[ \"\$(dmsetup status lv53 | awk '{ print \$12 + \$13 }')\" = 0 ]"
+kill -KILL "$SINK_PID"
+wait "$SINK_PID" 2>/dev/null || true
+check "a sink gone while idle (FIN, no reset) is noticed: the mirror is down" \
+	wait_until 20 degradations_are 3
+check_eq "the pump saw it and stopped" pump_stopped "$(jf m53 degraded_reason)"
+sink_start -p 10853 file file=$img
+kill -CONT "$fio_pid"
+check_back "the sink back, the mirror is back on new connections" 3
+check "mirror on, Mirrored" bash -c \
+	"[ \"\$(dmsetup status lv53 | awk '{ print \$11 }')\" = on ] &&
+	 [ \"\$(sxm-ctl show m53 --json | sed -n 's/.*\"phase\":\"\([^\"]*\)\".*/\1/p')\" = Mirrored ]"
+check_eq "three degradations in all" 3 "$(jf m53 degradations)"
 
 # -------------------------------------------------------------- cutover ----
 
