@@ -193,6 +193,7 @@ struct wstat {
 	int hist[HIST];
 	unsigned int hist_n;
 	int stuck_reported, died_reported;
+	int exited;			/* the thread returned */
 	int nowait;			/* in a call that must not wait */
 	int64_t step_start;		/* ms */
 	int heldup_reported;
@@ -201,7 +202,7 @@ struct wstat {
 };
 
 struct shared {
-	int stop, endgame, abort_run;
+	int stop, endgame, abort_run, killing;
 	int64_t t0;
 	uint64_t seed;
 	int enabled[NR_OPS];
@@ -542,6 +543,20 @@ static struct slot *any_slot(void)
 			if (slots[(k + i) % NSLOTS].fd >= 0)
 				return &slots[(k + i) % NSLOTS];
 	return &slots[k];
+}
+
+/* The slot that is a helper with a ring, if there is one. */
+static struct slot *helper_slot(void)
+{
+	int i, k = (int)rnd(NSLOTS);
+
+	for (i = 0; i < NSLOTS; i++) {
+		struct slot *s = &slots[(k + i) % NSLOTS];
+
+		if (s->role == R_HELPER && s->ring)
+			return s;
+	}
+	return any_slot();
 }
 
 /* In calm phases mostly the slot that is a helper with a ring. */
@@ -1556,7 +1571,7 @@ static int held_take(struct slot *s, struct sxm_lock_range *r, int n)
 static void do_lock(void)
 {
 	static __thread struct sxm_lock_range rr[SXM_LOCK_MAX + 2];
-	struct slot *s = pick_slot();
+	struct slot *s = chance(70) ? helper_slot() : pick_slot();
 	uint64_t nr;
 	unsigned int gen;
 	int fd, v = (int)rnd(12), n, i, r, ok = 0;
@@ -1678,7 +1693,7 @@ static void do_lock(void)
  */
 static void do_dup_release(void)
 {
-	struct slot *s = pick_slot();
+	struct slot *s = helper_slot();
 	struct sxm_lock_range rr[4];
 	unsigned int gen;
 	uint64_t nr;
@@ -2268,6 +2283,7 @@ static void *worker_thread(void *p)
 		default: msleep(100); break;
 		}
 	}
+	__atomic_store_n(&me->exited, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -2299,6 +2315,7 @@ static void *pump_thread(void *p)
 		if (!any)
 			msleep(20);
 	}
+	__atomic_store_n(&me->exited, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -2917,7 +2934,7 @@ static int task_alive(int pid, int tid)
 
 static void watchdog(void)
 {
-	int64_t now = now_ms();
+	int64_t now = now_ms(), start;
 	int i;
 
 	for (i = 0; i < MAX_W; i++) {
@@ -2929,10 +2946,16 @@ static void watchdog(void)
 		op = __atomic_load_n(&w->op, __ATOMIC_ACQUIRE);
 		if (op < 0)
 			continue;
-		if (!w->died_reported && !task_alive(w->pid, w->tid)) {
+		start = __atomic_load_n(&w->op_start, __ATOMIC_ACQUIRE);
+		/* Gone with the same operation still on: not a thread that ended. */
+		if (!w->died_reported && !sh->killing && !task_alive(w->pid, w->tid) &&
+		    __atomic_load_n(&w->op, __ATOMIC_ACQUIRE) == op &&
+		    __atomic_load_n(&w->op_start, __ATOMIC_ACQUIRE) == start &&
+		    !__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE)) {
 			w->died_reported = 1;
 			__atomic_fetch_add(&sh->died, 1, __ATOMIC_RELAXED);
-			say("DIED in %s: the thread is gone mid-operation (killed by the kernel?)",
+			say("DIED in %s: the thread is gone mid-operation (killed by the kernel, "
+			    "or the fuzzer crashed)",
 			    op_name(op));
 			show_thread(w, "died");
 			sh->abort_run = 1;
@@ -3028,6 +3051,11 @@ static void summary(int secs)
 		say("  %-40s %llu", evnames[e], (unsigned long long)sh->ev[e]);
 	if (sh->degrade_reasons[0])
 		say("  degrade reasons seen: %s", sh->degrade_reasons);
+	for (op = 0; op < NR_OPS; op++)
+		for (e = 0; e < 32; e++)
+			if (sh->unexp_seen[op][e])
+				say("unexpected: %s case %d: %d times", opinfo[op].name, e,
+				    sh->unexp_seen[op][e]);
 	if (sh->status[0])
 		say("last status: %s", sh->status);
 	say("verdict: kernel reports %llu, stuck %llu, held up %llu, died %llu, unexpected %llu, "
@@ -3297,18 +3325,28 @@ int main(int argc, char **argv)
 		while (alive && now_ms() < grace) {
 			alive = 0;
 			for (i = 0; i < nkids; i++) {
+				int st;
+
 				if (kids[i] <= 0)
 					continue;
-				if (waitpid(kids[i], NULL, WNOHANG) == kids[i])
+				if (waitpid(kids[i], &st, WNOHANG) == kids[i]) {
+					if (WIFSIGNALED(st)) {
+						say("process %d died of signal %d", kids[i],
+						    WTERMSIG(st));
+						__atomic_fetch_add(&sh->setup_err, 1,
+								   __ATOMIC_RELAXED);
+					}
 					kids[i] = 0;
-				else
+				} else {
 					alive++;
+				}
 			}
 			msleep(100);
 			kmsg_drain();
 			watchdog();
 		}
 		if (alive) {
+			sh->killing = 1;
 			say("%d processes still running after the stop: killing them", alive);
 			show_all_threads();
 			for (i = 0; i < nkids; i++)
