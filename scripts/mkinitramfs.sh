@@ -15,6 +15,12 @@
 #            tests/vm, tests/demo, kernel/dm-sxm.ko and userspace/sxm-ctl if
 #            they are built.  Rebuilt every time; it takes well under a second.
 #
+# SXM_KERNEL=debug: the image for the debug kernel (scripts/debug-kernel.sh)
+# instead: its few modules (brd, scsi_debug; the rest is built in, and
+# modules.builtin tells modprobe so), build/debug-module/kernel/dm-sxm.ko
+# (built against it) in /lib/modules/VERSION/extra; the base is cached apart,
+# in build/initramfs-debug/.
+#
 # Layout in the guest: merged /usr like the host, busybox applets in /usr/bin
 # wherever no real tool sits, the project under /sxm (tests/, kernel/,
 # userspace/ as in the tree).
@@ -22,10 +28,24 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: mkinitramfs.sh OUT.cpio.gz}
-kver=$("$top/scripts/kver.sh")
-kimg="$top/.cache/kernel/$kver"
-kmod="$kimg/lib/modules/$kver"
-work="$top/build/initramfs"
+dk=""
+case ${SXM_KERNEL:-debian} in
+debian)
+	kver=$("$top/scripts/kver.sh")
+	kimg="$top/.cache/kernel/$kver"
+	kmod="$kimg/lib/modules/$kver"
+	kfile="$kimg/boot/vmlinuz-$kver"
+	ko="$top/kernel/dm-sxm.ko"
+	work="$top/build/initramfs" ;;
+debug)
+	dk=$("$top/scripts/debug-kernel.sh" dir)
+	kver=$(cat "$dk/kernelrelease")
+	kmod="$dk/modules/lib/modules/$kver"
+	kfile="$dk/bzImage"
+	ko="$top/build/debug-module/kernel/dm-sxm.ko"
+	work="$top/build/initramfs-debug" ;;
+*) echo "mkinitramfs: SXM_KERNEL=$SXM_KERNEL: debian or debug" >&2; exit 2 ;;
+esac
 mkdir -p "$work"
 
 # Several people may build at once: one at a time here (the overlay takes
@@ -46,9 +66,13 @@ tools=(
 )
 nbdkit_dirs=(/usr/lib/x86_64-linux-gnu/nbdkit/plugins /usr/lib/x86_64-linux-gnu/nbdkit/filters)
 
-# Kernel modules (their dependencies are added from modinfo).
+# Kernel modules (their dependencies are added from modinfo).  The debug
+# kernel has everything built in but the few it has as modules: all of them.
 modules=(dm-mod dm-flakey dm-delay dm-mirror dm-log dm-region-hash dm-zero
 	dm-log-writes brd loop nbd veth sch_netem sch_prio cls_u32 ext4 crc32c_generic crc32c-intel)
+if [ "${SXM_KERNEL:-debian}" = debug ]; then
+	mapfile -t modules < <(cd "$kmod" && find kernel -name '*.ko*' | sed 's,.*/,,; s,\.ko.*,,')
+fi
 
 # Copy FILE into ROOT at the same path, dereferenced; keep a symlink at the
 # path asked for when it is one (mkfs.ext4 -> mke2fs).  /lib, /bin, /sbin,
@@ -95,7 +119,7 @@ key=$( {
 	echo "$kver"
 	stat -L -c '%n %s %Y' "${tools[@]}" /usr/bin/busybox
 	for d in "${nbdkit_dirs[@]}"; do stat -c '%n %s %Y' "$d"/*; done
-	stat -c '%n %s %Y' "$kimg/boot/vmlinuz-$kver"
+	stat -c '%n %s %Y' "$kfile"
 } | sha256sum | cut -d' ' -f1)
 
 if [ ! -s "$work/base.cpio.gz" ] || [ "$(cat "$work/base.key" 2>/dev/null)" != "$key" ]; then
@@ -188,12 +212,12 @@ install -m 0755 "$top/scripts/vm-init.sh" "$o/init"
 cp -r "$top/tests/lib" "$top/tests/vm" "$o/sxm/tests/"
 [ -d "$top/tests/demo" ] && cp -r "$top/tests/demo" "$o/sxm/tests/"
 
-if [ -f "$top/kernel/dm-sxm.ko" ]; then
+if [ -f "$ko" ]; then
 	# Add dm-sxm.ko to the base's modules and rerun depmod on a copy of
 	# them, so that modprobe dm-sxm (and dm's request_module) finds it.
 	mkdir -p "$o/sxm/kernel" "$o/usr/lib/modules/$kver/extra"
-	cp "$top/kernel/dm-sxm.ko" "$o/sxm/kernel/"
-	cp "$top/kernel/dm-sxm.ko" "$o/usr/lib/modules/$kver/extra/"
+	cp "$ko" "$o/sxm/kernel/"
+	cp "$ko" "$o/usr/lib/modules/$kver/extra/"
 	d=$(mktemp -d)
 	mkdir -p "$d/lib/modules"
 	cp -r "$work/base/usr/lib/modules/$kver" "$d/lib/modules/"
@@ -201,11 +225,11 @@ if [ -f "$top/kernel/dm-sxm.ko" ]; then
 	depmod -b "$d" "$kver"
 	cp "$d/lib/modules/$kver"/modules.* "$o/usr/lib/modules/$kver/"
 	rm -rf "$d"
-	newest=$(find "$top/kernel" "$top/include" -newer "$top/kernel/dm-sxm.ko" \
+	newest=$(find "$top/kernel" "$top/include" -newer "$ko" \
 		\( -name '*.c' -o -name '*.h' \) | head -n 1)
-	[ -z "$newest" ] || echo "mkinitramfs: warning: kernel/dm-sxm.ko is older than $newest (run: make module)" >&2
+	[ -z "$newest" ] || echo "mkinitramfs: warning: ${ko#"$top"/} is older than $newest (run: make module${dk:+-debug})" >&2
 else
-	echo "mkinitramfs: kernel/dm-sxm.ko not built; the image has no dm-sxm (make module)" >&2
+	echo "mkinitramfs: ${ko#"$top"/} not built; the image has no dm-sxm (make module${dk:+-debug})" >&2
 fi
 
 if [ -x "$top/userspace/sxm-ctl" ]; then

@@ -10,11 +10,17 @@
 #                  tests/run-all.sh does) instead of the run's own folder
 #   --no-summary   do not print the per-file summary and the total line
 #   --initrd FILE  boot FILE instead of building the image
+#   --kernel K     debian (default) or debug: the debug kernel built by
+#                  scripts/debug-kernel.sh (KASAN, lockdep, kmemleak, UBSAN...;
+#                  see tests/README.md), with dm-sxm.ko built against it in
+#                  build/debug-module/; results are named debug/vm/NAME.sh.
+#                  Also SXM_KERNEL=debug in the environment.
 #   -q             do not echo the tests' output while they run
 #
 # Tests share one boot, in order.  A test whose header has "# vm: fresh-boot"
 # gets a boot of its own; "# vm-timeout: SECS" sets its time limit inside the
-# guest (default 300).  The host kills a guest that outlives the sum of its
+# guest (default 300; on the debug kernel times SXM_DEBUG_TIMEOUT_SCALE,
+# default 3).  The host kills a guest that outlives the sum of its
 # tests' limits plus the boot; the test that was running and every test that
 # did not report count as failed.  Kernel complaints in the console (Oops,
 # BUG:, WARNING:, general protection, hung tasks, panics) count as a failure
@@ -22,20 +28,23 @@
 # folder, build/vm/run-DATE-PID (build/vm/last is the newest; the last 8 are
 # kept), with per boot N the console (boot-N.console.log), the results
 # channel (boot-N.results.log) and qemu's own output.  What a test leaves
-# behind is reported as a failure (see scripts/vm-init.sh).
+# behind is reported as a failure (see scripts/vm-init.sh).  On the debug
+# kernel, KASAN, UBSAN, lockdep, debug-objects, lockup and RCU stall reports
+# fail the test that was running too, and each boot ends with a kmemleak
+# scan reported as the test point debug/vm/boot-N-kmemleak.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-kver=$(scripts/kver.sh) || exit 1
-kernel=.cache/kernel/$kver/boot/vmlinuz-$kver
-results="" summary=1 initrd="" quiet=0 tests=()
+results="" summary=1 initrd="" quiet=0 tests=() flavour=${SXM_KERNEL:-debian}
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	--results) results=$2; shift ;;
 	--no-summary) summary=0 ;;
 	--initrd) initrd=$2; shift ;;
+	--kernel) flavour=$2; shift ;;
+	--kernel=*) flavour=${1#--kernel=} ;;
 	-q) quiet=1 ;;
 	-h | --help) sed -n '4,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	-*) echo "vm-run: unknown option $1" >&2; exit 2 ;;
@@ -50,7 +59,24 @@ fi
 for t in "${tests[@]}"; do
 	[ -f "tests/$t" ] || { echo "vm-run: no such test: tests/$t" >&2; exit 2; }
 done
-[ -e "$kernel" ] || { echo "vm-run: no $kernel (run: make deps)" >&2; exit 1; }
+
+# The kernel, and what results are called: vm/NAME.sh on Debian's kernel,
+# debug/vm/NAME.sh on the debug kernel (so that one run-all can count both).
+case $flavour in
+debian)
+	kver=$(scripts/kver.sh) || exit 1
+	kernel=.cache/kernel/$kver/boot/vmlinuz-$kver
+	pre="" mem=2G kargs="" tscale=1
+	[ -e "$kernel" ] || { echo "vm-run: no $kernel (run: make deps)" >&2; exit 1; } ;;
+debug)
+	# KASAN's shadow takes an eighth of the memory, kmemleak and lockdep
+	# more; kasan_multi_shot: every report, not only the first of the boot.
+	# Everything runs slower: each test's time limit is times tscale.
+	pre="debug/" mem=2G kargs="kasan_multi_shot" tscale=${SXM_DEBUG_TIMEOUT_SCALE:-3}
+	kernel="" ;;
+*) echo "vm-run: --kernel $flavour: debian or debug" >&2; exit 2 ;;
+esac
+export SXM_KERNEL=$flavour
 
 # This run's folder; older ones pruned to the last 8.
 mkdir -p build/vm
@@ -69,22 +95,42 @@ fi
 mkdir -p "$results"
 touch "$results/index"
 
+# fail_setup NAME MSG [LOG] — a failed test point for a step before the boot.
+fail_setup() {
+	{ echo "not ok 1 $2"; [ -z "${3:-}" ] || sed 's/^/# /' "$3" | tail -n 40; } \
+		> "$results/${pre//\//_}${1//\//_}.tap"
+	echo 1 > "$results/${pre//\//_}${1//\//_}.rc"
+	echo "$pre$1" >> "$results/index"
+	cat "$results/${pre//\//_}${1//\//_}.tap"
+}
+
+if [ "$flavour" = debug ]; then
+	if ! dk=$(scripts/debug-kernel.sh dir 2>"$out/debug-kernel.log"); then
+		fail_setup vm/kernel "the debug kernel is not built (run: make deps, or scripts/debug-kernel.sh)" \
+			"$out/debug-kernel.log"
+		[ "$summary" = 1 ] && tests/lib/tap-summary.sh "$results"
+		exit 1
+	fi
+	kernel=$dk/bzImage
+	# dm-sxm.ko for it; a failure shows, and the tests that need the
+	# module fail for want of it.
+	if ! scripts/debug-kernel.sh module > "$out/debug-module.log" 2>&1; then
+		rm -f build/debug-module/kernel/dm-sxm.ko
+		fail_setup vm/module "build dm-sxm.ko for the debug kernel (scripts/debug-kernel.sh module)" \
+			"$out/debug-module.log"
+	fi
+fi
+
 # C programs the VM tests run (tests/vm/Makefile, if there is one).  A build
 # failure is a failed test point; the tests that need the program say so.
 if [ -f tests/vm/Makefile ] && ! make -s -C tests/vm > "$out/build.log" 2>&1; then
-	{ echo "not ok 1 build tests/vm (make -C tests/vm)"; sed 's/^/# /' "$out/build.log" | tail -n 40; } \
-		> "$results/vm_build.tap"
-	echo 1 > "$results/vm_build.rc"
-	echo vm/build >> "$results/index"
-	cat "$results/vm_build.tap"
+	fail_setup vm/build "build tests/vm (make -C tests/vm)" "$out/build.log"
 fi
 
 if [ -z "$initrd" ]; then
 	initrd=$out/initramfs.cpio.gz
 	if ! scripts/mkinitramfs.sh "$initrd"; then
-		echo "not ok 1 build the VM image (scripts/mkinitramfs.sh)" | tee "$results/vm_image.tap"
-		echo 1 > "$results/vm_image.rc"
-		echo vm/image >> "$results/index"
+		fail_setup vm/image "build the VM image (scripts/mkinitramfs.sh)"
 		[ "$summary" = 1 ] && tests/lib/tap-summary.sh "$results"
 		exit 1
 	fi
@@ -94,7 +140,7 @@ fi
 # "fresh-boot" test gets its own.
 boots=() cur=""
 for t in "${tests[@]}"; do
-	if grep -q '^# vm: *fresh-boot' "tests/$t"; then
+	if grep -Eq '^# vm:.*\<fresh-boot\>' "tests/$t"; then
 		[ -n "$cur" ] && boots+=("$cur")
 		boots+=("$t") cur=""
 	else
@@ -103,11 +149,10 @@ for t in "${tests[@]}"; do
 done
 [ -n "$cur" ] && boots+=("$cur")
 
-res() { echo "$results/${1//\//_}"; }
+res() { local n=$pre$1; echo "$results/${n//\//_}"; }
 
-# Kernel log lines that make a run fail.  Only kernel lines (they carry the
-# "[ seconds]" stamp), not the tests' own output echoed on the console.
-bad_re='^\[ *[0-9]+\.[0-9]+\] .*(Oops|BUG:|WARNING:|kernel BUG|general protection|hung_task|blocked for more than|Kernel panic)'
+# Kernel log lines that make a run fail: kernel_bad_re, kernel_log_scan.
+. tests/lib/kernel_log.sh
 
 n=0
 for group in "${boots[@]}"; do
@@ -120,17 +165,17 @@ for group in "${boots[@]}"; do
 	budget=60
 	for t in "${gt[@]}"; do
 		tmo=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "tests/$t" | head -n 1)
-		budget=$((budget + ${tmo:-300} + 15))
-		echo "$t" >> "$results/index"
+		budget=$((budget + ${tmo:-300} * tscale + 15))
+		echo "$pre$t" >> "$results/index"
 	done
 
 	echo "vm-run: boot $n: ${gt[*]}"
 	echo "vm-run: console log: $top/$console"
 	start=$(date +%s.%N)
-	timeout -k 5 "$budget" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G \
+	timeout -k 5 "$budget" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
 		-nographic -no-reboot -nic none -monitor none \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on sxm.tests=$group" \
+		-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on $kargs sxm.boot=$n sxm.tscale=$tscale sxm.tests=$group" \
 		-serial "file:$console" -serial "file:$chan" < /dev/null > "$out/boot-$n.qemu.log" 2>&1 &
 	qpid=$!
 	trap 'kill $qpid 2>/dev/null; exit 130' INT TERM
@@ -144,8 +189,8 @@ for group in "${boots[@]}"; do
 	[ "$qrc" = 0 ] || echo "vm-run: qemu exited with status $qrc$([ "$qrc" = 124 ] && echo " (killed after ${budget}s)"); see $top/$out/boot-$n.qemu.log"
 
 	# Split the results channel into one .tap and .rc per test.
-	tr -d '\r' < "$chan" | awk -v dir="$results" '
-		function f(t) { gsub("/", "_", t); return dir "/" t }
+	tr -d '\r' < "$chan" | awk -v dir="$results" -v pre="$pre" '
+		function f(t) { t = pre t; gsub("/", "_", t); return dir "/" t }
 		/^=== BEGIN / { cur = $3; printf "" > (f(cur) ".tap"); next }
 		/^=== END /   { sub("rc=", "", $4); print $4 > (f($3) ".rc")
 			if (sub("time=", "", $5)) print $5 > (f($3) ".time")
@@ -164,34 +209,25 @@ for group in "${boots[@]}"; do
 			echo "not ok - not run: the guest hung or died before it (see $console)" > "$b.tap"
 		fi
 	done
+	# The boot's closing kmemleak scan (debug kernel; scripts/vm-init.sh).
+	[ -e "$(res "vm/boot-$n-kmemleak").rc" ] && echo "${pre}vm/boot-$n-kmemleak" >> "$results/index"
 
 	# Kernel complaints, charged to the test that was running: one failed
-	# point per test, the first line as its description, the others shown.
+	# point per test, the first line as its description, the others and
+	# the dozen lines after each (the report's body) shown, up to 40.
 	declare -A klog=()
-	who="vm/boot-$n"
-	while IFS= read -r line; do
-		case $line in
-		*"sxm-vm: BEGIN "*) who=${line##*sxm-vm: BEGIN }; continue ;;
-		*"sxm-vm: END "*) who="vm/boot-$n"; continue ;;
-		esac
-		[[ $line =~ $bad_re ]] || continue
-		if [ -z "${klog[$who]:-}" ]; then
-			klog[$who]="not ok - kernel log: ${line#*] }"$'\n'
-		else
-			klog[$who]+="# ${line#*] }"$'\n'
-		fi
-	done < <(tr -d '\r' < "$console")
+	kernel_log_scan "$console" "vm/boot-$n"
 	for who in "${!klog[@]}"; do
 		if [ "$who" = "vm/boot-$n" ]; then
-			echo "$who" >> "$results/index"
+			echo "$pre$who" >> "$results/index"
 			echo 1 > "$(res "$who").rc"
 		fi
-		printf '%s' "${klog[$who]}" | head -n 20 >> "$(res "$who").tap"
+		printf '%s' "${klog[$who]}" | head -n 40 >> "$(res "$who").tap"
 	done
 	unset klog
-	if grep -Eq "$bad_re" <(tr -d '\r' < "$console"); then
+	if grep -Eq "$kernel_bad_re" <(tr -d '\r' < "$console"); then
 		echo "vm-run: the kernel complained; context in $top/$console:" >&2
-		tr -d '\r' < "$console" | grep -E -B2 -A12 "$bad_re" | head -n 60 >&2
+		tr -d '\r' < "$console" | grep -E -B2 -A12 "$kernel_bad_re" | head -n 60 >&2
 	fi
 done
 
