@@ -3151,6 +3151,27 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char opt[64];
+		const char *eq = strchr(a, '=');
+
+		/* --opt=value as well as --opt value */
+		if (!strncmp(a, "--", 2) && eq && eq - a < (int)sizeof(opt)) {
+			static const char *const valued[] = { "--device", "--duration",
+				"--seed", "--procs", "--threads", "--stuck", "--fio-bytes",
+				"--results", "--skip", "--only", NULL };
+			const char *const *o;
+
+			snprintf(opt, sizeof(opt), "%.*s", (int)(eq - a), a);
+			for (o = valued; *o && strcmp(*o, opt); o++)
+				;
+			if (!*o) {
+				fprintf(stderr, "sxm_fuzz_tool: bad argument '%s'\n", a);
+				usage(2);
+			}
+			a = opt;
+			v = eq + 1;
+			i--;
+		}
 
 		if (!strcmp(a, "--device") && v) {
 			dm_name = v;
