@@ -347,6 +347,7 @@ static void op_note(const char *fmt, ...)
 /*
  * A step that must not wait for anything (a lock release, a ring enter:
  * nothing else on the file may hold them up).  Ended by nowait_end().
+ * Reported "held up" after --stuck / 20 seconds (3 s by default).
  */
 static void nowait_begin(const char *fmt, ...)
 {
@@ -2962,7 +2963,7 @@ static void watchdog(void)
 			continue;
 		}
 		if (__atomic_load_n(&w->nowait, __ATOMIC_ACQUIRE) && !w->heldup_reported &&
-		    now - w->step_start > 3000) {
+		    now - w->step_start > stuck_secs * 50LL) {
 			uint64_t k;
 
 			w->heldup_reported = 1;
