@@ -2637,6 +2637,53 @@ static void dm_process(void)
  * The writer process: the part of the device fio leaves alone
  * ------------------------------------------------------------------------
  */
+static void show_all_threads(void);
+
+/*
+ * What a 4 KiB block read back holds instead of what was written: zeros,
+ * an older write of ours (its sequence number), or something else.
+ */
+static void what_is_there(const uint8_t *blk, uint64_t off, char *out, size_t n)
+{
+	const uint64_t *w = (const void *)blk;
+	size_t i;
+
+	for (i = 0; i < PG && !blk[i]; i++)
+		;
+	if (i == PG)
+		snprintf(out, n, "zeros");
+	else if (w[0] == off)
+		snprintf(out, n, "our older write #%llu", (unsigned long long)w[1]);
+	else
+		snprintf(out, n, "other bytes %016llx %016llx (zero up to +%zu)",
+			 (unsigned long long)w[0], (unsigned long long)w[1], i);
+}
+
+static void writer_mismatch(int fd, const uint8_t *buf, uint8_t *rbuf,
+			    uint64_t off, uint64_t len, uint64_t seq)
+{
+	char what[120], again[120] = "";
+	uint64_t b, bad = 0, first = 0;
+
+	for (b = 0; b < len; b += PG)
+		if (memcmp(buf + b, rbuf + b, PG) && !bad++)
+			first = b;
+	what_is_there(rbuf + first, off + first, what, sizeof(what));
+	msleep(200);
+	if (pread(fd, rbuf, len, off) == (ssize_t)len)
+		snprintf(again, sizeof(again), "%s",
+			 memcmp(buf + first, rbuf + first, PG) ? "still wrong" : "now right");
+	__atomic_fetch_add(&sh->writer_mismatch, 1, __ATOMIC_RELAXED);
+	say("WRITER: read-back mismatch at %llu+%llu (write #%llu, t=%.1fs): %llu of %llu "
+	    "blocks differ, the first at +%llu holds %s; 200 ms later %s",
+	    (unsigned long long)off, (unsigned long long)len, (unsigned long long)seq,
+	    elapsed(), (unsigned long long)bad, (unsigned long long)(len / PG),
+	    (unsigned long long)first, what, again);
+	if (sh->status[0])
+		say("  last status seen: %s", sh->status);
+	show_all_threads();
+}
+
 static void writer_process(void)
 {
 	uint64_t size = 0, lo, hi, seq = 0;
@@ -2690,12 +2737,8 @@ static void writer_process(void)
 					(unsigned long long)len);
 				if (pread(fd, rbuf, len, off) != (ssize_t)len)
 					ok = 0;
-				else if (memcmp(buf, rbuf, len)) {
-					__atomic_fetch_add(&sh->writer_mismatch, 1, __ATOMIC_RELAXED);
-					say("writer: read-back mismatch at %llu+%llu (t=%.1fs)",
-					    (unsigned long long)off, (unsigned long long)len,
-					    elapsed());
-				}
+				else if (memcmp(buf, rbuf, len))
+					writer_mismatch(fd, buf, rbuf, off, len, seq);
 			}
 		} else if (k < 88) {
 			ok = !fdatasync(fd);
