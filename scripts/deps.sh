@@ -17,7 +17,7 @@ pkgs=(
 	linux-source-6.1
 	# the VM and what runs inside it
 	qemu-system-x86 busybox-static cpio gzip kmod xz-utils zstd
-	dmsetup fio iproute2 nbdkit libnbd-bin qemu-utils util-linux
+	dmsetup fio iproute2 nbdkit libnbd-bin qemu-utils util-linux sg3-utils
 	# benchmarks
 	time
 )

@@ -63,13 +63,15 @@ tools=(
 	/usr/bin/fallocate /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/bin/dd
 	/usr/bin/cmp /usr/bin/timeout /usr/bin/sha256sum /usr/bin/stat
 	/usr/bin/truncate /usr/bin/tail /usr/bin/strace /usr/bin/kmod
+	/usr/bin/sg_raw
 )
 nbdkit_dirs=(/usr/lib/x86_64-linux-gnu/nbdkit/plugins /usr/lib/x86_64-linux-gnu/nbdkit/filters)
 
 # Kernel modules (their dependencies are added from modinfo).  The debug
 # kernel has everything built in but the few it has as modules: all of them.
 modules=(dm-mod dm-flakey dm-delay dm-mirror dm-log dm-region-hash dm-zero
-	dm-log-writes brd loop nbd veth sch_netem sch_prio cls_u32 ext4 crc32c_generic crc32c-intel)
+	dm-log-writes dm-dust brd loop nbd veth sch_netem sch_prio cls_u32 ext4
+	crc32c_generic crc32c-intel scsi_debug sd_mod)
 if [ "${SXM_KERNEL:-debian}" = debug ]; then
 	mapfile -t modules < <(cd "$kmod" && find kernel -name '*.ko*' | sed 's,.*/,,; s,\.ko.*,,')
 fi

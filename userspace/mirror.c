@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "sxm.h"
+#include "kdev.h"
 #include "mirror.h"
 #include "sink.h"
 
@@ -66,7 +67,12 @@ struct sxm_pump {
 	void *zeroes;			/* for sinks without write-zeroes */
 	uint32_t zero_len;
 
+	void (*on_event)(void *arg);	/* sxm_pump_on_event() */
+	void *event_arg;
+	bool events_off;		/* the kernel's event could not be read */
+
 	pthread_mutex_t lock;		/* below */
+	uint64_t events;		/* mirror state changes seen */
 	struct sxm_pump_stats st;
 	uint64_t drop_req;		/* drops asked for */
 	uint64_t drop_done;		/* drops carried out */
@@ -407,6 +413,33 @@ static bool drop_wanted(struct sxm_pump *p)
 	return want;
 }
 
+/*
+ * EPOLLPRI: the mirror's state changed.  Reading the state acknowledges
+ * it; if that fails the pump stops asking (the event would stay raised).
+ */
+static void take_event(struct sxm_pump *p)
+{
+	struct sxm_info info = { .size = sizeof(info) };
+	int r = sxm_kdev_info(p->kfd, &info);
+
+	if (r) {
+		sxm_err("mirror: reading the mirror's state: %s; no more events",
+			strerror(-r));
+		p->events_off = true;
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->events++;
+	pthread_mutex_unlock(&p->lock);
+	sxm_debug("mirror: the kernel says the mirror is %s%s%s",
+		  info.mirror == SXM_MIRROR_ON ? "on" :
+		  info.mirror == SXM_MIRROR_DEGRADED ? "degraded" : "off",
+		  info.degraded_reason[0] ? ": " : "",
+		  info.mirror == SXM_MIRROR_DEGRADED ? info.degraded_reason : "");
+	if (p->on_event)
+		p->on_event(p->event_arg);
+}
+
 /* ----------------------------------------------------------------------
  * The loop
  * ----------------------------------------------------------------------
@@ -438,8 +471,10 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 		if (drop_wanted(p))
 			do_drop(p);
 		fds[0] = (struct pollfd){ .fd = p->kfd };
+		if (!p->events_off)
+			fds[0].events = POLLPRI;
 		if (p->free && !lost)
-			fds[0].events = POLLIN;
+			fds[0].events |= POLLIN;
 		fds[1] = (struct pollfd){ .fd = p->wake_fd, .events = POLLIN };
 		n = sink->ops->poll_fds(sink, fds + 2, SXM_SINK_MAX_FDS,
 					&timeout);
@@ -453,6 +488,8 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 			r = -ENXIO;	/* the ring is gone */
 			break;
 		}
+		if (fds[0].revents & POLLPRI)
+			take_event(p);
 		if ((fds[1].revents & POLLIN) &&
 		    read(p->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
 			r = -errno;
@@ -485,6 +522,22 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
  * Life cycle
  * ----------------------------------------------------------------------
  */
+
+void sxm_pump_on_event(struct sxm_pump *p, void (*fn)(void *arg), void *arg)
+{
+	p->on_event = fn;
+	p->event_arg = arg;
+}
+
+uint64_t sxm_pump_events(struct sxm_pump *p)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->events;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
 
 void sxm_pump_kick(struct sxm_pump *p)
 {

@@ -92,6 +92,18 @@ int sxm_pump_run(struct sxm_pump *p, struct sxm_sink *sink,
 /* Wake sxm_pump_run() now, e.g. after setting its *stop. */
 void sxm_pump_kick(struct sxm_pump *p);
 
+/*
+ * Call @fn(@arg) from sxm_pump_run()'s thread each time the kernel says
+ * the mirror's state changed (SXM_F_EVENTS: it went down, or on again),
+ * once the pump has read the new state (which acknowledges the event).  So
+ * the helper learns of a degrade at once, not at its next look at the
+ * status.  Set it before sxm_pump_run(); @fn must not wait for the pump.
+ */
+void sxm_pump_on_event(struct sxm_pump *p, void (*fn)(void *arg), void *arg);
+
+/* Mirror state changes the pump has seen (and passed on) so far. */
+uint64_t sxm_pump_events(struct sxm_pump *p);
+
 /* Mirroring is down: abandon what the kernel abandoned (see above). */
 void sxm_pump_drop(struct sxm_pump *p);
 /* Whether the last drop is done: nothing abandoned is left at the sink. */

@@ -88,7 +88,13 @@
 #define BATCH_BUFS		16	/* copy buffers for one batch */
 #define FULL_VERIFY_MAX		(256ULL << 20)	/* verify all of a device this small */
 #define COMPOSE_ROUNDS		5
-#define TICK_MS			250	/* Mirrored: looks at the mirror */
+/*
+ * Mirrored: how often the job looks at the mirror and refreshes its
+ * metrics.  A change of the mirror's state wakes it at once (the kernel's
+ * event, passed on by the pump: pump_event()); the tick only bounds how
+ * stale the metrics and a missed event can be.
+ */
+#define TICK_MS			1000
 #define BACKOFF_MAX_MS		5000
 #define DROP_WAIT_S		10.0	/* for abandoned requests to finish */
 #define SINK_TIMEOUT_MS		5000	/* connect; a flush in the cutover */
@@ -218,6 +224,16 @@ static void pump_harden(void)
 	if (!__atomic_exchange_n(&locked, true, __ATOMIC_RELAXED) &&
 	    mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
 		sxm_err("mirror pump: mlockall: %s", strerror(errno));
+}
+
+/* From the pump's thread: the mirror's state changed; look now. */
+static void pump_event(void *arg)
+{
+	struct sxm_job *j = arg;
+
+	sxm_job_lock(j);
+	pthread_cond_broadcast(&j->cond);
+	sxm_job_unlock(j);
 }
 
 static void *pump_main(void *arg)
@@ -350,6 +366,7 @@ static int pump_start(struct sxm_job *j, char *err, size_t errlen)
 				 strerror(-r));
 			return r;
 		}
+		sxm_pump_on_event(p, pump_event, j);
 		sxm_job_lock(j);
 		m->pump = p;
 		m->pump_kfd = j->run.kfd;

@@ -102,7 +102,15 @@ struct helper {
 	bool stop;
 	int result;
 	bool running;
+	long events;			/* sxm_pump_on_event() calls */
 };
+
+static void on_event(void *arg)
+{
+	struct helper *h = arg;
+
+	__atomic_add_fetch(&h->events, 1, __ATOMIC_RELAXED);
+}
 
 static void *pump_main(void *arg)
 {
@@ -137,6 +145,8 @@ static int helper_start(struct helper *h, const char *uri, uint32_t tmo)
 				 SXM_F_HOLD | SXM_F_MIRROR, &a);
 	if (!r)
 		r = sxm_pump_open(h->kfd, 64, 65536, tmo, &h->pump);
+	if (!r)
+		sxm_pump_on_event(h->pump, on_event, h);
 	if (!r)
 		r = sink_open(uri, &h->sink);
 	if (!r)
@@ -369,6 +379,14 @@ TEST_F_TIMEOUT(pump, sink_error_degrades_and_recovers, 300)
 	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=2M --randrepeat=0 --output=/dev/null"));
 	EXPECT_STREQ("degraded", status_word(W_MIRROR));
 	EXPECT_STREQ("sink_error", status_word(W_REASON));
+	/*
+	 * The kernel's events reached the pump, and through it the helper:
+	 * the mirror on, then down.
+	 */
+	for (int i = 0; i < 50 && __atomic_load_n(&self->h.events, __ATOMIC_RELAXED) < 2; i++)
+		usleep(20 * 1000);
+	EXPECT_GE(self->h.events, 2);
+	EXPECT_EQ(self->h.events, (long)sxm_pump_events(self->h.pump));
 	EXPECT_STRNE("0", status_word(W_DIRTY));
 	ASSERT_EQ(0, run("rm -f %s", flag));
 	/* The pump is still up: the abandoned completions were ignored. */
