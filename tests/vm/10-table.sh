@@ -5,6 +5,7 @@
 # exactly; every bad line is refused with its own message and leaves no
 # device behind; messages change the mode and unknown ones are refused.
 # vm-timeout: 120
+# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 
 require_cmd dmsetup

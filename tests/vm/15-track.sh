@@ -6,6 +6,7 @@
 # each in exactly one map with their data on the source, the map survives a
 # reload, and /dev/dm-sxm refuses hostile ioctls without losing a bit.
 # vm-timeout: 300
+# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 
 require_cmd dmsetup

@@ -7,6 +7,7 @@
 # limits, and in the end the sxm device and its source are byte-identical —
 # in passthrough and in track mode.
 # vm-timeout: 300
+# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 
 require_cmd dmsetup fio blkdiscard

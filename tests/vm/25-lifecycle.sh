@@ -6,6 +6,7 @@
 # dirty map (and the tracking) outlives every reload, a busy device refuses
 # removal, and the module unloads clean afterwards.
 # vm-timeout: 240
+# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 
 require_cmd dmsetup fio

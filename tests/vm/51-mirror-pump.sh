@@ -9,6 +9,7 @@
 # reason, the completions of abandoned entries are ignored, and the
 # mirror comes back after a drop and a resync.
 # vm-timeout: 300
+# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 
 require_cmd dmsetup fio nbdkit nbdcopy cmp
