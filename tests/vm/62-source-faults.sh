@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Source read errors (dm-dust: chosen blocks of the source fail their
-# reads) during a copy, in both styles of job: the copy fails clearly,
+# Source read errors (a dm "error" segment in the source's table: one 4 KiB
+# block fails every read) during a copy, in both styles of job: the copy
+# fails clearly,
 # naming the source, the offset and the error; the region it could not
 # read is not acknowledged (the kernel still holds it: nothing is
 # forgotten); once the source reads again, retry finishes and the cutover
@@ -16,16 +17,24 @@
 require_sxm
 require_sxm_ctl
 require_cmd dmsetup nbdkit
-modprobe dm-dust 2>/dev/null || bail "dm-dust is not in the VM image"
 
 daemon_start
 
-# bad_source NAME DEV — a dm-dust device over DEV whose block 1000 (4 KiB
-# blocks: byte 0x3e8000) fails its reads once enabled.
+# bad_source NAME DEV — DEV with its block 1000 (4 KiB blocks: bytes
+# 0x3e8000..0x3e8fff, sectors 8000..8007) failing with EIO.
 bad_source() {
-	dm_create "$1" "0 $(blockdev --getsz "$2") dust $2 0 4096"
-	dmsetup message "$1" 0 addbadblock 1000
-	dmsetup message "$1" 0 enable
+	local n
+	n=$(blockdev --getsz "$2")
+	dm_create "$1" "0 8000 linear $2 0
+8000 8 error
+8008 $((n - 8008)) linear $2 8008"
+}
+
+# good_source NAME DEV — the same device reading well again.
+good_source() {
+	dmsetup load "$1" --table "0 $(blockdev --getsz "$2") linear $2 0"
+	dmsetup suspend "$1"
+	dmsetup resume "$1"
 }
 
 # held_covers NAME OFFSET — the kernel holds (or has dirty) the region at
@@ -40,8 +49,8 @@ for kind in warm sxm; do
 	n=62$kind
 	scratch_dev d 16
 	rand_fill "$d" 16
-	bad_source dust$n "$d"
-	lv_create lv$n /dev/mapper/dust$n 16
+	bad_source bad$n "$d"
+	lv_create lv$n /dev/mapper/bad$n 16
 	sink_start memory size=16M
 	uri=$SINK_URI
 	args=(--source /dev/mapper/lv$n --sink "$uri" --name $n --region-size 64k)
@@ -57,10 +66,10 @@ for kind in warm sxm; do
 	check "$kind: the unreadable region is not acknowledged" \
 		held_covers lv$n $((1000 * 4096))
 
-	dmsetup message dust$n 0 disable
+	good_source bad$n "$d"
 	check "$kind: the source reads again: retry --wait" sxm-ctl retry $n --wait
 	check "$kind: cutover" sxm-ctl cutover $n --wait
 	check_eq "$kind: the sink equals the source" \
-		"$(sha256_of /dev/mapper/dust$n)" "$(sha256_of "$uri")"
+		"$(sha256_of /dev/mapper/bad$n)" "$(sha256_of "$uri")"
 	dmsetup resume lv$n
 done
