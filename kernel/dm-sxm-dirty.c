@@ -316,9 +316,16 @@ int sxm_dirty_barrier(struct sxm_dirty *d)
  * ----------------------------------------------------------------------
  */
 
+/*
+ * Regions dirty since the last harvest.  A region may be set in both
+ * generations (marked in the new one while a harvest still drains the
+ * old), so the sum is an upper bound, capped at the number of regions.
+ */
 u64 sxm_dirty_count(struct sxm_dirty *d)
 {
-	return atomic64_read(&d->nr_dirty[0]) + atomic64_read(&d->nr_dirty[1]);
+	return min_t(u64, d->nr_regions,
+		     atomic64_read(&d->nr_dirty[0]) +
+		     atomic64_read(&d->nr_dirty[1]));
 }
 
 u64 sxm_dirty_held(struct sxm_dirty *d)

@@ -432,6 +432,17 @@ static void sxm_source_endio(struct bio *bio)
 	source_leg_done(io->tgt->dev, bio, bio->bi_status);
 }
 
+/* Drop the page references slot_bio() took, and the bio. */
+static void slot_bio_put(struct bio *clone)
+{
+	struct bvec_iter_all iter;
+	struct bio_vec *bv;
+
+	bio_for_each_segment_all(bv, clone, iter)
+		put_page(bv->bv_page);
+	bio_put(clone);
+}
+
 /* A mirrored write: the write of the slot's bytes to the source. */
 static void sxm_clone_endio(struct bio *clone)
 {
@@ -442,7 +453,7 @@ static void sxm_clone_endio(struct bio *clone)
 	if (status)
 		bio->bi_status = status;
 	io->clone = NULL;
-	bio_put(clone);
+	slot_bio_put(clone);
 	source_leg_done(io->tgt->dev, bio, status);
 }
 
@@ -451,26 +462,37 @@ static void sxm_clone_endio(struct bio *clone)
  * source stores the very bytes the sink gets (the guest may change its
  * buffer while the write is in flight, when its pages are not stable).
  * The helper maps the slots read-only (see sxm_ring_mmap()), so it cannot
- * change them either.  NULL if no bio could be had without waiting
- * (REQ_NOWAIT): the write is then tracked instead.
+ * change them either.  Each page is referenced until the bio is done: a
+ * helper that detaches frees the ring while the source may still be
+ * reading them.  Slots start on page boundaries (check_geometry()).  Not
+ * polled: dm polls only the bios it made.  @may_wait: from the deferred
+ * work, which may wait for a bio whatever the guest's bio said; else a
+ * REQ_NOWAIT bio does not wait, and NULL is returned if none could be had
+ * (the write is then tracked instead).
  */
-static struct bio *slot_bio(struct sxm_ring *ring, u32 idx, struct bio *bio)
+static struct bio *slot_bio(struct sxm_ring *ring, u32 idx, struct bio *bio,
+			    bool may_wait)
 {
 	struct sxm_io *io = bio_io(bio);
 	u32 len = io->nr_sectors << SECTOR_SHIFT, off;
 	u8 *data = ring->data + (u64)idx * ring->geo.slot_bytes;
-	gfp_t gfp = (bio->bi_opf & REQ_NOWAIT) ? GFP_NOWAIT : GFP_NOIO;
+	gfp_t gfp = !may_wait && (bio->bi_opf & REQ_NOWAIT) ?
+		    GFP_NOWAIT : GFP_NOIO;
 	struct bio *clone;
 
 	clone = bio_alloc_bioset(io->tgt->source->bdev,
-				 DIV_ROUND_UP(len, PAGE_SIZE), bio->bi_opf, gfp,
-				 &sxm_bioset);
+				 DIV_ROUND_UP(len, PAGE_SIZE),
+				 bio->bi_opf & ~REQ_POLLED, gfp, &sxm_bioset);
 	if (!clone)
 		return NULL;
 	clone->bi_iter.bi_sector = io->sector;
-	for (off = 0; off < len; off += PAGE_SIZE)
-		__bio_add_page(clone, vmalloc_to_page(data + off),
-			       min_t(u32, PAGE_SIZE, len - off), 0);
+	for (off = 0; off < len; off += PAGE_SIZE) {
+		struct page *page = vmalloc_to_page(data + off);
+
+		get_page(page);
+		__bio_add_page(clone, page, min_t(u32, PAGE_SIZE, len - off),
+			       0);
+	}
 	clone->bi_end_io = sxm_clone_endio;
 	clone->bi_private = bio;
 	return clone;
@@ -481,14 +503,15 @@ static struct bio *slot_bio(struct sxm_ring *ring, u32 idx, struct bio *bio)
  * ours alone): copy the data and make the source leg.  False if no source
  * bio could be had (the caller tracks the write).
  */
-static bool fill_slot(struct sxm_ring *ring, u32 idx, struct bio *bio)
+static bool fill_slot(struct sxm_ring *ring, u32 idx, struct bio *bio,
+		      bool may_wait)
 {
 	struct sxm_io *io = bio_io(bio);
 
 	io->clone = NULL;
 	if (bio_op(bio) != REQ_OP_WRITE || !io->nr_sectors)
 		return true;
-	io->clone = slot_bio(ring, idx, bio);
+	io->clone = slot_bio(ring, idx, bio, may_wait);
 	if (!io->clone)
 		return false;
 	copy_bio_data(ring, idx, bio);
@@ -541,7 +564,7 @@ int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 	enum post_verdict v;
 	unsigned long flags;
 	int r = SXM_RING_NOT_MIRRORED;
-	bool filled;
+	bool filled, posted = false;
 	u32 idx;
 
 	spin_lock_irqsave(&dev->ring_lock, flags);
@@ -560,20 +583,32 @@ int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 		ring->nr_posting++;
 		spin_unlock_irqrestore(&dev->ring_lock, flags);
 
-		filled = fill_slot(ring, idx, bio);
+		filled = fill_slot(ring, idx, bio, false);
 
 		spin_lock_irqsave(&dev->ring_lock, flags);
-		if (!filled) {
-			unreserve(ring, idx);
-		} else if (publish(ring, idx, io)) {
+		if (filled && publish(ring, idx, io)) {
+			posted = true;
 			r = io->clone ? DM_MAPIO_SUBMITTED : DM_MAPIO_REMAPPED;
 			wake_up_interruptible(&ring->poll_wait);
-		} else if (io->clone) {
-			bio_put(io->clone);
-		}
-		/* sxm_ring_destroy() may wait for this. */
-		if (!--ring->nr_posting && wq_has_sleeper(&ring->drain_wait))
+		} else {
+			if (!filled)
+				unreserve(ring, idx);
+			else if (io->clone)
+				slot_bio_put(io->clone);
+			/* The slot is free again: what waits for it may go. */
+			queue_work(sxm_wq, &ring->kick_work);
 			wake_up_all(&ring->drain_wait);
+		}
+		if (ring->broken)
+			mod_delayed_work(sxm_wq, &ring->timeout_work, 0);
+		/* Last use of @ring: sxm_ring_destroy() may wait for this. */
+		if (!--ring->nr_posting)
+			wake_up_all(&ring->drain_wait);
+		spin_unlock_irqrestore(&dev->ring_lock, flags);
+		/* A clone is ours to send; @bio is the guest's once posted. */
+		if (posted && io->clone)
+			dm_submit_bio_remap(bio, io->clone);
+		return r;
 	} else if (!ring->broken && !ring->suspending) {
 		hold_back(ring, bio, io, v == POST_WAIT_ROOM);
 		r = DM_MAPIO_SUBMITTED;
@@ -583,9 +618,8 @@ out:
 	/* Under the lock: the ring is freed only after it is unlinked. */
 	if (ring && ring->broken)
 		mod_delayed_work(sxm_wq, &ring->timeout_work, 0);
+	/* Held back: @bio belongs to the deferred work from here on. */
 	spin_unlock_irqrestore(&dev->ring_lock, flags);
-	if (r == DM_MAPIO_SUBMITTED && io->mirrored)
-		dm_submit_bio_remap(bio, io->clone);
 	return r;
 }
 
@@ -771,7 +805,7 @@ static void kick_work_fn(struct work_struct *work)
 	struct sxm_dev *dev = ring->dev;
 	struct rb_root_cached waiting = RB_ROOT_CACHED;
 	struct bio_list todo, stay, go, out;
-	bool no_room = false, arrivals;
+	bool no_room = false, arrivals, room_wait, retry = false;
 	struct bio *bio;
 
 	bio_list_init(&stay);
@@ -785,6 +819,7 @@ static void kick_work_fn(struct work_struct *work)
 	}
 	todo = ring->deferred;
 	bio_list_init(&ring->deferred);
+	room_wait = ring->room_wait;
 	while (!bio_list_empty(&todo)) {
 		bio_list_init(&go);
 		kick_batch(ring, &todo, &stay, &waiting, &go, &no_room);
@@ -793,7 +828,7 @@ static void kick_work_fn(struct work_struct *work)
 		/* The slots are ours; reap_lock keeps the ring. */
 		bio_list_for_each(bio, &go)
 			bio_io(bio)->filled = fill_slot(ring, bio_io(bio)->slot,
-							bio);
+							bio, true);
 
 		spin_lock_irq(&dev->ring_lock);
 		while ((bio = bio_list_pop(&go))) {
@@ -807,10 +842,11 @@ static void kick_work_fn(struct work_struct *work)
 			if (!io->filled)
 				unreserve(ring, io->slot);
 			else if (io->clone)
-				bio_put(io->clone);
+				slot_bio_put(io->clone);
 			io->clone = NULL;
 			requeue(ring, bio);
 			bio_list_add(&stay, bio);
+			retry = true;
 		}
 		if (!ring->mirror || ring->broken)
 			break;
@@ -828,12 +864,16 @@ static void kick_work_fn(struct work_struct *work)
 	ring->room_wait = no_room;
 	spin_unlock_irq(&dev->ring_lock);
 
-	if (!bio_list_empty(&out)) {
+	if (!bio_list_empty(&out))
 		wake_up_interruptible(&ring->poll_wait);
-		/* What arrived during the pass may go now too. */
-		if (arrivals && !no_room)
-			queue_work(sxm_wq, &ring->kick_work);
-	}
+	/*
+	 * What arrived during the pass may go now too: it may have waited
+	 * behind what this pass posted, or only for the room the pass had
+	 * kept for older entries.  A slot given back needs a pass too.
+	 */
+	if ((arrivals && !no_room && (!bio_list_empty(&out) || room_wait)) ||
+	    retry)
+		queue_work(sxm_wq, &ring->kick_work);
 	while ((bio = bio_list_pop(&out)))
 		submit_source_leg(bio);
 	mutex_unlock(&ring->reap_lock);
@@ -1012,7 +1052,7 @@ static int check_geometry(struct sxm_ring_setup *geo)
 	    geo->entries < SXM_RING_MIN_ENTRIES ||
 	    geo->entries > SXM_RING_MAX_ENTRIES ||
 	    !is_power_of_2(geo->slot_bytes) ||
-	    geo->slot_bytes < SXM_RING_MIN_SLOT ||
+	    geo->slot_bytes < max_t(u32, SXM_RING_MIN_SLOT, PAGE_SIZE) ||
 	    geo->slot_bytes > SXM_RING_MAX_SLOT ||
 	    geo->timeout_ms < SXM_RING_MIN_TIMEOUT ||
 	    geo->timeout_ms > SXM_RING_MAX_TIMEOUT ||
@@ -1109,6 +1149,9 @@ int sxm_ring_set_mirror(struct sxm_dev *dev, bool on)
 	if (!ring)
 		return on ? -ENXIO : 0;
 	mutex_lock(&ring->reap_lock);
+	/* Broken while on: writes were tracked meanwhile; say so first. */
+	if (READ_ONCE(ring->broken))
+		degrade_locked(ring, READ_ONCE(ring->broken));
 	spin_lock_irq(&dev->ring_lock);
 	changed = ring->mirror != on || (on && dev->degraded_reason);
 	ring->mirror = on;
@@ -1430,8 +1473,15 @@ void sxm_ring_destroy(struct sxm_dev *dev)
 	spin_lock_irq(&dev->ring_lock);
 	dev->ring = NULL;
 	spin_unlock_irq(&dev->ring_lock);
-	/* A map call between reserve and publish still uses it. */
+	/*
+	 * A map call between reserve and publish still uses it; its last
+	 * touch is under ring_lock, so taking that lock after the count fell
+	 * to zero waits for it.  (Source legs still writing from the slots
+	 * hold references to their pages: see slot_bio().)
+	 */
 	wait_event(ring->drain_wait, !READ_ONCE(ring->nr_posting));
+	spin_lock_irq(&dev->ring_lock);
+	spin_unlock_irq(&dev->ring_lock);
 	cancel_delayed_work_sync(&ring->timeout_work);
 	cancel_work_sync(&ring->kick_work);
 	ring_free(ring);

@@ -356,6 +356,8 @@ static int sxm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_secure_erase_bios = 1;
 	ti->num_write_zeroes_bios = 1;
 	ti->per_io_data_size = sizeof(struct sxm_io);
+	/* What map holds back is sent later with dm_submit_bio_remap(). */
+	ti->accounts_remapped_io = true;
 	ti->private = tgt;
 	return 0;
 

@@ -15,11 +15,13 @@ require_sxm
 command -v sg_raw >/dev/null || bail "sg_raw is not in the VM image (sg3-utils)"
 plan 6
 
+# sd (the disk driver) first: no udev here loads it for the new disk.
+modprobe sd_mod || bail "modprobe sd_mod failed: the VM image lacks it"
 modprobe scsi_debug dev_size_mb=16 num_tgts=1 max_luns=1 ||
 	bail "modprobe scsi_debug failed: the VM image lacks it"
 cleanup_push modprobe -r scsi_debug
 disk=""
-for i in $(seq 50); do
+for i in $(seq 100); do
 	for b in /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*; do
 		[ -e "$b" ] && disk=/dev/${b##*/}
 	done
