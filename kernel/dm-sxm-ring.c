@@ -443,6 +443,33 @@ static void slot_bio_put(struct bio *clone)
 	bio_put(clone);
 }
 
+/*
+ * Send the source leg of @io again, allowed to wait: it came back "would
+ * block".  A new bio over the same pages (the old one's references keep
+ * them until it is put).
+ */
+static void resubmit_fn(struct work_struct *work)
+{
+	struct sxm_io *io = container_of(work, struct sxm_io, submit_work);
+	struct bio *old = io->clone, *clone;
+	struct bvec_iter_all iter;
+	struct bio_vec *bv;
+
+	clone = bio_alloc_bioset(old->bi_bdev, old->bi_vcnt,
+				 old->bi_opf & ~REQ_NOWAIT, GFP_NOIO,
+				 &sxm_bioset);
+	clone->bi_iter.bi_sector = io->sector;
+	bio_for_each_segment_all(bv, old, iter) {
+		get_page(bv->bv_page);
+		__bio_add_page(clone, bv->bv_page, bv->bv_len, bv->bv_offset);
+	}
+	clone->bi_end_io = old->bi_end_io;
+	clone->bi_private = old->bi_private;
+	io->clone = clone;
+	slot_bio_put(old);
+	submit_bio_noacct(clone);
+}
+
 /* A mirrored write: the write of the slot's bytes to the source. */
 static void sxm_clone_endio(struct bio *clone)
 {
@@ -450,6 +477,11 @@ static void sxm_clone_endio(struct bio *clone)
 	struct sxm_io *io = bio_io(bio);
 	blk_status_t status = clone->bi_status;
 
+	if (status == BLK_STS_AGAIN && (clone->bi_opf & REQ_NOWAIT)) {
+		INIT_WORK(&io->submit_work, resubmit_fn);
+		queue_work(sxm_wq, &io->submit_work);
+		return;
+	}
 	if (status)
 		bio->bi_status = status;
 	io->clone = NULL;
@@ -465,10 +497,15 @@ static void sxm_clone_endio(struct bio *clone)
  * change them either.  Each page is referenced until the bio is done: a
  * helper that detaches frees the ring while the source may still be
  * reading them.  Slots start on page boundaries (check_geometry()).  Not
- * polled: dm polls only the bios it made.  @may_wait: from the deferred
- * work, which may wait for a bio whatever the guest's bio said; else a
- * REQ_NOWAIT bio does not wait, and NULL is returned if none could be had
- * (the write is then tracked instead).
+ * polled: dm polls only the bios it made.  REQ_NOWAIT as the guest's bio,
+ * from map: a "would block" of the source is retried from a work item
+ * (sxm_clone_endio()), since the guest's bio completes only with its sink
+ * leg, away from its submitter, which could not retry it.
+ *
+ * @may_wait: from the deferred work, which may wait for a bio and for the
+ * source whatever the guest's bio said; else a REQ_NOWAIT bio does not
+ * wait, and NULL is returned if none could be had (the write is then
+ * tracked instead).
  */
 static struct bio *slot_bio(struct sxm_ring *ring, u32 idx, struct bio *bio,
 			    bool may_wait)
@@ -476,13 +513,17 @@ static struct bio *slot_bio(struct sxm_ring *ring, u32 idx, struct bio *bio,
 	struct sxm_io *io = bio_io(bio);
 	u32 len = io->nr_sectors << SECTOR_SHIFT, off;
 	u8 *data = ring->data + (u64)idx * ring->geo.slot_bytes;
-	gfp_t gfp = !may_wait && (bio->bi_opf & REQ_NOWAIT) ?
-		    GFP_NOWAIT : GFP_NOIO;
+	blk_opf_t opf = bio->bi_opf & ~REQ_POLLED;
+	gfp_t gfp = GFP_NOIO;
 	struct bio *clone;
 
+	if (may_wait)
+		opf &= ~REQ_NOWAIT;
+	else if (opf & REQ_NOWAIT)
+		gfp = GFP_NOWAIT;
 	clone = bio_alloc_bioset(io->tgt->source->bdev,
-				 DIV_ROUND_UP(len, PAGE_SIZE),
-				 bio->bi_opf & ~REQ_POLLED, gfp, &sxm_bioset);
+				 DIV_ROUND_UP(len, PAGE_SIZE), opf, gfp,
+				 &sxm_bioset);
 	if (!clone)
 		return NULL;
 	clone->bi_iter.bi_sector = io->sector;
@@ -518,17 +559,17 @@ static bool fill_slot(struct sxm_ring *ring, u32 idx, struct bio *bio,
 	return true;
 }
 
+static void submit_to_source(struct bio *bio);
+
 /* After publish(): the source leg goes. */
 static void submit_source_leg(struct bio *bio)
 {
 	struct sxm_io *io = bio_io(bio);
 
-	if (io->clone) {
+	if (io->clone)
 		dm_submit_bio_remap(bio, io->clone);
-		return;
-	}
-	sxm_remap(io->tgt, bio);
-	dm_submit_bio_remap(bio, NULL);
+	else
+		submit_to_source(bio);
 }
 
 /* Count @bio held back and put its range in the held tree. */
@@ -605,9 +646,9 @@ int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 		if (!--ring->nr_posting)
 			wake_up_all(&ring->drain_wait);
 		spin_unlock_irqrestore(&dev->ring_lock, flags);
-		/* A clone is ours to send; @bio is the guest's once posted. */
+		/* A clone is ours to send; @bio is dm's to send otherwise. */
 		if (posted && io->clone)
-			dm_submit_bio_remap(bio, io->clone);
+			submit_source_leg(bio);
 		return r;
 	} else if (!ring->broken && !ring->suspending) {
 		hold_back(ring, bio, io, v == POST_WAIT_ROOM);
@@ -637,10 +678,16 @@ static void sink_leg_done(struct bio *bio)
 		bio_endio(bio);
 }
 
+/*
+ * A bio held back, sent from process context: it may wait for the source.
+ * Not REQ_NOWAIT any more: a "would block" now would complete it with
+ * EAGAIN away from its submitter, which could not retry it.
+ */
 static void submit_to_source(struct bio *bio)
 {
 	struct sxm_io *io = bio_io(bio);
 
+	bio->bi_opf &= ~REQ_NOWAIT;
 	sxm_remap(io->tgt, bio);
 	dm_submit_bio_remap(bio, NULL);
 }

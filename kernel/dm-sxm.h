@@ -158,6 +158,7 @@ struct sxm_io {
 	bio_end_io_t *end_io;		/* the bio's own, while we hook it */
 	void *private;
 	struct bio *clone;		/* the source leg of a mirrored write */
+	struct work_struct submit_work;	/* sends it again after "would block" */
 	bool filled;			/* its slot was filled (deferred work) */
 	/* While held back by the ring: */
 	unsigned long since;		/* jiffies it arrived */

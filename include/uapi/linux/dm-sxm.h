@@ -228,6 +228,15 @@ struct sxm_info {
  *   cq_off    struct sxm_cqe[entries]: completions, helper -> kernel
  *   data_off  entries slots of slot_bytes: the data of mirrored writes
  *
+ * The mapping must be MAP_SHARED and not executable.  The header and the
+ * cqes are writable; the sqes and the data slots are read-only whatever
+ * the mapping asks for (a write there is SIGBUS, mprotect() cannot change
+ * it): the source is written from the same slot the helper sends to the
+ * sink, and the helper must not be able to change what lands on the
+ * source.  The memory cannot be pinned (it is a VM_PFNMAP mapping): send
+ * a slot to an O_DIRECT file or a registered io_uring buffer by copying
+ * it first.
+ *
  * Indices are free-running __u32; entry i of a ring is at (index % entries).
  * The kernel writes sq_tail and cq_head, the helper sq_head and cq_tail;
  * each side reads the other's with acquire and publishes its own with
@@ -307,9 +316,11 @@ struct sxm_cqe {
 
 /*
  * SXM_IOC_RING_SETUP (helper only, once per attach): entries is a power of
- * two from 8 to 4096, slot_bytes a power of two from 4 KiB to 1 MiB (the
- * longest write one sqe carries; longer ones become several), timeout_ms
- * from 100 to 600000.  0 picks the default (256, 128 KiB, 5000).
+ * two from 8 to 4096, slot_bytes a power of two from 4 KiB (or the page
+ * size, if larger) to 1 MiB (the longest write one sqe carries; longer
+ * ones become several), timeout_ms from 100 to 600000: an sqe not
+ * completed, or a write held back, that long after it arrived degrades
+ * the mirror.  0 picks the default (256, 128 KiB, 5000).
  */
 struct sxm_ring_setup {
 	__u32 size;			/* in: sizeof(struct sxm_ring_setup) */
