@@ -17,7 +17,7 @@
 #     back on new connections once nbdkit does.
 # All end in a cutover with the sink byte-identical to the source, and
 # fio --verify saw no error.
-# vm-timeout: 240
+# vm-timeout: 300
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 . "$(dirname "$0")/../lib/mirror.sh"
