@@ -10,7 +10,7 @@
 # sink's latency; then a cutover with the writers still going.  The sink
 # is byte-identical to the frozen source, the downtime is reported, and
 # fio, let go afterwards, saw no error and no bad block.
-# vm-timeout: 180
+# vm-timeout: 300
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"

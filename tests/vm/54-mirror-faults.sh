@@ -17,7 +17,7 @@
 #     the mirror is brought back live first and the freeze copies
 #     nothing;
 # then the sink is identical to the frozen source, fio clean.
-# vm-timeout: 300
+# vm-timeout: 450
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 . "$(dirname "$0")/../lib/mirror.sh"
