@@ -23,6 +23,7 @@
 # built against (make -C .../build M=...).  A build runs in a temporary folder
 # renamed into place when it is complete, so an interrupted build is never
 # taken for a finished one; older keys' folders are removed.
+# SXM_DEBUG_KERNEL_DIR=FOLDER: use that build (dir, module) whatever the key.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -167,11 +168,11 @@ module() {
 case $cmd in
 build | --force) build "$(key)" ;;
 dir)
-	d=$cache_root/$(key)
+	d=${SXM_DEBUG_KERNEL_DIR:-$cache_root/$(key)}
 	[ -e "$d/bzImage" ] || die "not built: $d (run: scripts/debug-kernel.sh)"
 	echo "$d" ;;
 module)
-	d=$cache_root/$(key)
+	d=${SXM_DEBUG_KERNEL_DIR:-$cache_root/$(key)}
 	[ -e "$d/bzImage" ] || die "not built: $d (run: scripts/debug-kernel.sh)"
 	module "$d" ;;
 -h | --help) sed -n '4,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0" ;;

@@ -125,7 +125,7 @@ key=$( {
 } | sha256sum | cut -d' ' -f1)
 
 if [ ! -s "$work/base.cpio.gz" ] || [ "$(cat "$work/base.key" 2>/dev/null)" != "$key" ]; then
-	echo "mkinitramfs: building the base image (cached in build/initramfs)"
+	echo "mkinitramfs: building the base image (cached in ${work#"$top"/})"
 	b="$work/base"
 	rm -rf "$b" "$work/base.key"
 	mkdir -p "$b"/{usr/bin,usr/sbin,usr/lib,usr/lib64,dev,proc,sys,tmp,run,etc,root,var,mnt}
@@ -228,7 +228,7 @@ if [ -f "$ko" ]; then
 	cp "$d/lib/modules/$kver"/modules.* "$o/usr/lib/modules/$kver/"
 	rm -rf "$d"
 	newest=$(find "$top/kernel" "$top/include" -newer "$ko" \
-		\( -name '*.c' -o -name '*.h' \) | head -n 1)
+		\( -name '*.c' -o -name '*.h' \) ! -name '*.mod.c' | head -n 1)
 	[ -z "$newest" ] || echo "mkinitramfs: warning: ${ko#"$top"/} is older than $newest (run: make module${dk:+-debug})" >&2
 else
 	echo "mkinitramfs: ${ko#"$top"/} not built; the image has no dm-sxm (make module${dk:+-debug})" >&2

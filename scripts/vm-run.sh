@@ -70,9 +70,10 @@ debian)
 	[ -e "$kernel" ] || { echo "vm-run: no $kernel (run: make deps)" >&2; exit 1; } ;;
 debug)
 	# KASAN's shadow takes an eighth of the memory, kmemleak and lockdep
-	# more; kasan_multi_shot: every report, not only the first of the boot.
-	# Everything runs slower: each test's time limit is times tscale.
-	pre="debug/" mem=2G kargs="kasan_multi_shot" tscale=${SXM_DEBUG_TIMEOUT_SCALE:-3}
+	# more; kasan_multi_shot: every report, not only the first of the boot;
+	# printk.time=1: the stamps kernel_log_scan looks for.  Everything
+	# runs slower: each test's time limit is times tscale.
+	pre="debug/" mem=2G kargs="kasan_multi_shot printk.time=1" tscale=${SXM_DEBUG_TIMEOUT_SCALE:-3}
 	kernel="" ;;
 *) echo "vm-run: --kernel $flavour: debian or debug" >&2; exit 2 ;;
 esac

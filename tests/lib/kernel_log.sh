@@ -34,23 +34,25 @@ kernel_bad_re+='|ODEBUG: .*object type|list_add corruption|list_del corruption|s
 kernel_bad_re+='|scheduling while atomic|lock held when returning to user space)'
 
 kernel_log_scan() {
-	local line who=$2 more=0
+	local line text who=$2 more=0 stamp='^\[ *[0-9]+\.[0-9]+\] (.*)'
 	while IFS= read -r line; do
 		case $line in
 		*"sxm-vm: BEGIN "*) who=${line##*sxm-vm: BEGIN } more=0; continue ;;
 		*"sxm-vm: END "*) who=$2 more=0; continue ;;
 		esac
+		text=$line
+		[[ $line =~ $stamp ]] && text=${BASH_REMATCH[1]}
 		if ! [[ $line =~ $kernel_bad_re ]]; then
 			[ $more -gt 0 ] || continue
 			more=$((more - 1))
-			klog[$who]+="# ${line#*] }"$'\n'
+			klog[$who]+="# $text"$'\n'
 			continue
 		fi
 		more=12
 		if [ -z "${klog[$who]:-}" ]; then
-			klog[$who]="not ok - kernel log: ${line#*] }"$'\n'
+			klog[$who]="not ok - kernel log: $text"$'\n'
 		else
-			klog[$who]+="# ${line#*] }"$'\n'
+			klog[$who]+="# $text"$'\n'
 		fi
 	done < <(tr -d '\r' < "$1")
 }
