@@ -395,7 +395,8 @@ static void *race_writer(void *arg)
 	return NULL;
 }
 
-TEST_F(sxm, race_harvest)
+/* Minutes on a debug kernel (KASAN) under TCG: not the default 30 s. */
+TEST_F_TIMEOUT(sxm, race_harvest, 300)
 {
 	pthread_t th[RACE_WRITERS];
 	struct race w[RACE_WRITERS];
