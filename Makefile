@@ -3,8 +3,13 @@
 # dm-sxm: top-level build.
 #
 #   make            build the kernel module and sxm-ctl
-#   make deps       install every Debian package the project uses
-#   make check      build, run the native tests and the VM tests
+#   make deps       install every Debian package the project uses, build
+#                   the debug kernel once per machine (SXM_DEBUG=0: not)
+#   make check      build, run the native tests and the VM tests (the
+#                   kernel-facing ones on the debug kernel too)
+#   make check-debug  every VM test on the debug kernel only
+#   make debug-kernel  build the debug kernel (KASAN, lockdep...) if not cached
+#   make module-debug  dm-sxm.ko against it, in build/debug-module/kernel/
 #   make demo       the main job: a live run in the VM
 #   make bench      benchmarks, as ratios against peers run side by side
 #
@@ -16,12 +21,17 @@ KDIR	?= /lib/modules/$(KVER)/build
 
 
 .PHONY: all deps module module-sparse userspace vm-tests check \
-	check-native check-vm demo bench clean
+	check-native check-vm check-debug debug-kernel module-debug deps-base demo \
+	bench clean
 
 all: module userspace vm-tests
 
 deps:
 	@scripts/deps.sh
+
+# What the demo and the benchmarks need: not the debug kernel.
+deps-base:
+	@SXM_DEBUG=0 scripts/deps.sh
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel W=1 modules
@@ -46,11 +56,21 @@ check-native: userspace
 check-vm: all
 	@tests/run-all.sh --vm-only
 
-demo: deps
+check-debug: deps
+	@$(MAKE) --no-print-directory userspace vm-tests
+	@tests/run-all.sh --debug-only
+
+debug-kernel:
+	@scripts/debug-kernel.sh
+
+module-debug: debug-kernel
+	@scripts/debug-kernel.sh module
+
+demo: deps-base
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
-bench: deps
+bench: deps-base
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
 

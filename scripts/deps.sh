@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Install every Debian package the build, the VM harness, the tests and the
-# benchmarks use, and unpack the kernel image the VM boots into .cache/.
-# Quick when everything is already there.  Nothing is fetched from anywhere
-# but the Debian archive.
+# benchmarks use, unpack the kernel image the VM boots into .cache/, and
+# build the VM's debug kernel from linux-source-6.1 unless it is cached
+# (scripts/debug-kernel.sh: about 15 minutes on 2 idle cores, once per
+# machine; SXM_DEBUG=0 skips it).  Quick when everything is already there.
+# Nothing is fetched from anywhere but the Debian archive.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,8 +15,9 @@ pkgs=(
 	# build
 	build-essential pkg-config linux-headers-amd64 sparse
 	libdevmapper-dev liburing-dev libaio-dev libnbd-dev
-	# kselftest headers and checkpatch.pl
-	linux-source-6.1
+	# kselftest headers and checkpatch.pl; the debug kernel, and what
+	# building it takes
+	linux-source-6.1 bc bison flex libelf-dev libssl-dev
 	# the VM and what runs inside it
 	qemu-system-x86 busybox-static cpio gzip kmod xz-utils zstd
 	dmsetup fio iproute2 nbdkit libnbd-bin qemu-utils util-linux sg3-utils
@@ -63,4 +66,12 @@ if [ ! -e "$ksrc/.done" ]; then
 		linux-source-6.1/scripts/spelling.txt \
 		linux-source-6.1/scripts/const_structs.checkpatch
 	touch "$ksrc/.done"
+fi
+
+# The debug kernel of the VM tests (make check runs some tests on it).
+if [ "${SXM_DEBUG:-1}" != 0 ] && ! "$top/scripts/debug-kernel.sh" dir >/dev/null 2>&1; then
+	t0=$(date +%s)
+	echo "deps: building the debug kernel (scripts/debug-kernel.sh; once per machine)"
+	"$top/scripts/debug-kernel.sh"
+	echo "deps: the debug kernel took $(( ($(date +%s) - t0) / 60 )) min $(( ($(date +%s) - t0) % 60 )) s"
 fi

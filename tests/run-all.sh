@@ -1,13 +1,19 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# run-all.sh [--native-only | --vm-only] — every test, as `make check` runs it.
+# run-all.sh [--native-only | --vm-only | --debug-only] — every test, as
+# `make check` runs it.
 #
 # Native tests: the C tests tests/native/*.c (kselftest_harness.h, linked
 # with userspace/libsxm.a; built by tests/native/Makefile into
 # build/tests/native/) and the scripts tests/native/*.sh, run on this machine.
 # VM tests: tests/vm/*.sh and the demo's tests/demo/*.sh, all in as few
-# boots as possible (scripts/vm-run.sh).  Every TAP "ok"/"not ok" line is
+# boots as possible (scripts/vm-run.sh).  Then the debug pass: the VM tests
+# whose header has "# vm: debug", and the regression tests tests/vm/6*-*.sh,
+# again on the debug kernel (scripts/debug-kernel.sh; KASAN, lockdep,
+# kmemleak, UBSAN...), their results named debug/vm/NAME.sh; SXM_DEBUG=0
+# leaves it out.  --debug-only: every VM test and the demo's scripts on the
+# debug kernel only (make check-debug).  Every TAP "ok"/"not ok" line is
 # one test point; "# SKIP" counts as skipped.  The output ends with a
 # summary per test file and exactly one last line "N passed, N failed[, N
 # skipped]"; the exit status is non-zero if anything failed.  Outputs are
@@ -16,12 +22,13 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-native=1 vm=1
+native=1 vm=1 debug=${SXM_DEBUG:-1}
 case ${1:-} in
---native-only) vm=0 ;;
+--native-only) vm=0 debug=0 ;;
 --vm-only) native=0 ;;
+--debug-only) native=0 vm=0 debug=all ;;
 "") ;;
-*) echo "usage: tests/run-all.sh [--native-only|--vm-only]" >&2; exit 2 ;;
+*) echo "usage: tests/run-all.sh [--native-only|--vm-only|--debug-only]" >&2; exit 2 ;;
 esac
 
 start=$(date +%s)
@@ -85,6 +92,33 @@ if [ "$vm" = 1 ]; then
 		if [ "$(wc -l < "$res/index")" = "$n0" ]; then
 			echo "not ok 1 scripts/vm-run.sh could not run the VM tests" > "$res/vm_run.tap"
 			record vm/run 1
+		fi
+	fi
+fi
+
+# The debug kernel: the tests tagged "# vm: debug" and the regression tests
+# (tests/vm/6*-*.sh), or with --debug-only all of them.
+if [ "$debug" != 0 ] && compgen -G 'tests/vm/*.sh' >/dev/null; then
+	if [ "$debug" = all ]; then
+		vmt=(tests/vm/*.sh tests/demo/*.sh)
+	else
+		vmt=()
+		for t in tests/vm/*.sh; do
+			case ${t##*/} in
+			6*-*.sh) vmt+=("$t") ;;
+			*) grep -Eq '^# vm:.*\<debug\>' "$t" && vmt+=("$t") ;;
+			esac
+		done
+	fi
+	if [ ${#vmt[@]} -gt 0 ]; then
+		n0=$(wc -l < "$res/index")
+		t0=$(date +%s)
+		echo "run-all: the debug kernel: ${vmt[*]}"
+		scripts/vm-run.sh --kernel debug --results "$res" --no-summary "${vmt[@]}"
+		echo "run-all: the debug pass took $(($(date +%s) - t0)) s"
+		if [ "$(wc -l < "$res/index")" = "$n0" ]; then
+			echo "not ok 1 scripts/vm-run.sh --kernel debug could not run the VM tests" > "$res/debug_vm_run.tap"
+			record debug/vm/run 1
 		fi
 	fi
 fi
