@@ -17,7 +17,8 @@
 #   - the sink killed again with the writer frozen, nothing in flight: its
 #     connections close cleanly (FIN, which libnbd calls "closed", not
 #     "dead"), the job takes that as a lost sink all the same and comes
-#     back on new connections once nbdkit does.
+#     back on new connections once nbdkit does (the writer stays frozen
+#     until then: nothing to resync, so this costs seconds, not a resync).
 # All end in a cutover with the sink byte-identical to the source, and
 # fio --verify saw no error.
 # vm-timeout: 300
@@ -121,11 +122,11 @@ check "a sink gone while idle (FIN, no reset) is noticed: the mirror is down" \
 	wait_until 20 degradations_are 3
 check_eq "the pump saw it and stopped" pump_stopped "$(jf m53 degraded_reason)"
 sink_start -p 10853 file file=$img
-kill -CONT "$fio_pid"
 check_back "the sink back, the mirror is back on new connections" 3
 check "mirror on, Mirrored" bash -c \
 	"[ \"\$(dmsetup status lv53 | awk '{ print \$11 }')\" = on ] &&
 	 [ \"\$(sxm-ctl show m53 --json | sed -n 's/.*\"phase\":\"\([^\"]*\)\".*/\1/p')\" = Mirrored ]"
+kill -CONT "$fio_pid"
 check_eq "three degradations in all" 3 "$(jf m53 degradations)"
 
 # -------------------------------------------------------------- cutover ----
