@@ -94,6 +94,8 @@ char *sxm_buf_take(struct sxm_buf *b)
 		sxm_buf_free(b);
 		return NULL;
 	}
+	/* An empty buffer's first allocation has no terminator yet. */
+	b->s[b->len] = '\0';
 	s = b->s;
 	memset(b, 0, sizeof(*b));
 	return s;
