@@ -110,6 +110,8 @@ struct sxm_mirror_run {
 	int result;			/* what it returned (j->lock) */
 	double down_since;		/* the mirror went down (mono s), or 0 */
 	char down_reason[32];
+	uint64_t kdeg_seen;		/* the kernel's degradations counted */
+	bool kdeg_known;		/* kdeg_seen was read */
 	bool down_said;			/* "cannot bring it back" was said */
 	unsigned int backoff_ms;
 	double rate;			/* bytes/s of the last batches */
@@ -783,7 +785,33 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 	return r;
 }
 
-/* Note that the mirror is down (once per time down); j->lock held. */
+/*
+ * How many times the mirror went down that the job has not counted yet:
+ * each degradation the kernel counted since the job last looked (the
+ * mirror may have come back on and gone down again while the job was
+ * still resyncing), or one for a mirror the job finds down (a pump that
+ * stopped) when it had not seen it so.  @ms: the kernel's status, or NULL.
+ */
+static uint64_t new_downs(struct sxm_mirror_run *m, const struct mstat *ms)
+{
+	uint64_t n = 0;
+
+	if (ms) {
+		/* A new device (a reload or a daemon restart) starts at 0. */
+		if (m->kdeg_known && ms->degradations > m->kdeg_seen)
+			n = ms->degradations - m->kdeg_seen;
+		m->kdeg_seen = ms->degradations;
+		m->kdeg_known = true;
+	}
+	if (!n && !m->down_since)
+		n = 1;
+	return n;
+}
+
+/*
+ * Note that the mirror is down, counting each time it went down, with its
+ * reason; j->lock held.
+ */
 static void note_down(struct sxm_job *j, const struct mstat *ms)
 {
 	struct sxm_mirror_run *m = j->mirror;
@@ -792,36 +820,39 @@ static void note_down(struct sxm_job *j, const struct mstat *ms)
 	const char *why;
 	bool found = false;
 	size_t used = 0;
+	uint64_t n;
 
-	if (m->down_since)
+	n = new_downs(m, ms);
+	if (!n)
 		return;
 	why = ms && strcmp(ms->reason, "-") ? ms->reason : "pump_stopped";
-	m->down_since = sxm_mono_s();
+	if (!m->down_since)
+		m->down_since = sxm_mono_s();
 	m->down_said = false;
 	snprintf(m->down_reason, sizeof(m->down_reason), "%s", why);
-	rec->degradations++;
+	rec->degradations += n;
 	snprintf(rec->degraded_reason, sizeof(rec->degraded_reason), "%s", why);
 	/* "reason:count ..." */
 	for (p = strtok_r(rec->degraded_reasons, " ", &save); p;
 	     p = strtok_r(NULL, " ", &save)) {
 		char *c = strrchr(p, ':');
-		unsigned long n = c ? strtoul(c + 1, NULL, 10) : 0;
+		unsigned long k = c ? strtoul(c + 1, NULL, 10) : 0;
 
 		if (c && (size_t)(c - p) == strlen(why) &&
 		    !strncmp(p, why, c - p)) {
-			n++;
+			k += n;
 			found = true;
 		}
 		if (c)
 			*c = '\0';
 		used += snprintf(counts + used, sizeof(counts) - used, "%s%s:%lu",
-				 used ? " " : "", p, n);
+				 used ? " " : "", p, k);
 		if (used >= sizeof(counts))
 			break;
 	}
 	if (!found && used < sizeof(counts))
-		snprintf(counts + used, sizeof(counts) - used, "%s%s:1",
-			 used ? " " : "", why);
+		snprintf(counts + used, sizeof(counts) - used, "%s%s:%" PRIu64,
+			 used ? " " : "", why, n);
 	snprintf(rec->degraded_reasons, sizeof(rec->degraded_reasons), "%s",
 		 counts);
 	sxm_job_event(j, "mirror degraded: %s; guest writes go on, tracked",
@@ -857,7 +888,7 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 	struct sxm_harvest h;
 	struct mstat ms;
 	uint64_t *map = NULL, copied = 0, checked = 0;
-	int round, r = 0;
+	int round, st, r = 0;
 
 	*resynced = *verified = 0;
 	for (round = 0; round < COMPOSE_ROUNDS; round++) {
@@ -887,14 +918,15 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		*verified += checked;
 		if (r && r != -EILSEQ)
 			return r;
-		if (kstat(j, &ms) == 0 && mirror_on(&ms) && !r)
+		st = kstat(j, &ms);
+		if (!st && mirror_on(&ms) && !r)
 			return 0;
 		/* Down meanwhile, or data differed: once more. */
 		sxm_job_lock(j);
 		if (r == -EILSEQ)
 			sxm_job_event(j, "verify: %s; the regions are resynced", err);
 		else
-			note_down(j, &ms);
+			note_down(j, st ? NULL : &ms);
 		sxm_job_unlock(j);
 	}
 	if (!r)
