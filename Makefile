@@ -10,6 +10,9 @@
 #   make check-debug  every VM test on the debug kernel only
 #   make debug-kernel  build the debug kernel (KASAN, lockdep...) if not cached
 #   make module-debug  dm-sxm.ko against it, in build/debug-module/kernel/
+#   make fuzz-kernel [DURATION=600] [SEED=N] [KERNEL=debug|debian]
+#                   the ABI stress fuzzer (tests/vm/60-abi-fuzz.sh) for
+#                   DURATION seconds, on the debug kernel by default
 #   make demo       the main job: a live run in the VM
 #   make bench      benchmarks, as ratios against peers run side by side
 #
@@ -21,7 +24,7 @@ KDIR	?= /lib/modules/$(KVER)/build
 
 
 .PHONY: all deps module module-sparse userspace vm-tests check \
-	check-native check-vm check-debug debug-kernel module-debug deps-base demo \
+	check-native check-vm check-debug debug-kernel module-debug fuzz-kernel deps-base demo \
 	bench clean
 
 all: module userspace vm-tests
@@ -62,6 +65,14 @@ check-debug: deps
 
 debug-kernel:
 	@scripts/debug-kernel.sh
+
+DURATION ?= 600
+KERNEL	?= debug
+fuzz-kernel: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/vm-run.sh --kernel $(KERNEL) --karg sxm.fuzz_duration=$(DURATION) \
+		$(if $(SEED),--karg sxm.fuzz_seed=$(SEED)) --extra-time $(DURATION) \
+		tests/vm/60-abi-fuzz.sh
 
 module-debug: debug-kernel
 	@scripts/debug-kernel.sh module

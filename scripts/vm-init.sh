@@ -54,12 +54,13 @@ exec 3>/dev/ttyS1
 
 kmsg() { echo "sxm-vm: $*" > /dev/kmsg; }
 
-tests=() boot=1 tscale=1
+tests=() boot=1 tscale=1 extra=0
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	sxm.tests=*) IFS=, read -r -a tests <<< "${arg#sxm.tests=}" ;;
 	sxm.boot=*) boot=${arg#sxm.boot=} ;;
 	sxm.tscale=*) tscale=${arg#sxm.tscale=} ;;	# the time limits, times this
+	sxm.extra_time=*) extra=${arg#sxm.extra_time=} ;;	# and this much more
 	esac
 done
 if [ ${#tests[@]} -eq 0 ]; then
@@ -124,7 +125,7 @@ for t in "${tests[@]}"; do
 		log=/run/sxm-out/${t//\//_}.log
 		mkdir -p /run/sxm-out
 		: > "$log"
-		(cd /tmp && exec timeout -k 10 "$(( ${tmo:-300} * tscale ))" bash "$f") > "$log" 2>&1 < /dev/null &
+		(cd /tmp && exec timeout -k 10 "$(( ${tmo:-300} * tscale + extra ))" bash "$f") > "$log" 2>&1 < /dev/null &
 		pid=$!
 		tail -n +1 -s 0.2 --pid="$pid" -f "$log" >&3 &
 		wait "$pid"

@@ -15,6 +15,10 @@
 #                  see tests/README.md), with dm-sxm.ko built against it in
 #                  build/debug-module/; results are named debug/vm/NAME.sh.
 #                  Also SXM_KERNEL=debug in the environment.
+#   --karg ARG     add ARG to the guest kernel's command line (repeatable),
+#                  e.g. --karg sxm.fuzz_duration=600 for vm/60-abi-fuzz.sh
+#   --extra-time S  each test's time limit, and the guest's, S seconds more
+#                  (for a run made longer with --karg)
 #   -q             do not echo the tests' output while they run
 #
 # Tests share one boot, in order.  A test whose header has "# vm: fresh-boot"
@@ -37,6 +41,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 results="" summary=1 initrd="" quiet=0 tests=() flavour=${SXM_KERNEL:-debian}
+xkargs="" extra=0
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -45,6 +50,12 @@ while [ $# -gt 0 ]; do
 	--initrd) initrd=$2; shift ;;
 	--kernel) flavour=$2; shift ;;
 	--kernel=*) flavour=${1#--kernel=} ;;
+	--karg)
+		case $2 in *[[:space:]]* | "") echo "vm-run: --karg '$2': one argument, no spaces" >&2; exit 2 ;; esac
+		xkargs="$xkargs $2"; shift ;;
+	--extra-time)
+		[[ $2 =~ ^[0-9]+$ ]] || { echo "vm-run: --extra-time '$2': seconds" >&2; exit 2; }
+		extra=$2; shift ;;
 	-q) quiet=1 ;;
 	-h | --help) sed -n '4,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	-*) echo "vm-run: unknown option $1" >&2; exit 2 ;;
@@ -166,7 +177,7 @@ for group in "${boots[@]}"; do
 	budget=60
 	for t in "${gt[@]}"; do
 		tmo=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "tests/$t" | head -n 1)
-		budget=$((budget + ${tmo:-300} * tscale + 15))
+		budget=$((budget + ${tmo:-300} * tscale + extra + 15))
 		echo "$pre$t" >> "$results/index"
 	done
 
@@ -176,7 +187,7 @@ for group in "${boots[@]}"; do
 	timeout -k 5 "$budget" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
 		-nographic -no-reboot -nic none -monitor none \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on $kargs sxm.boot=$n sxm.tscale=$tscale sxm.tests=$group" \
+		-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on $kargs$xkargs sxm.boot=$n sxm.tscale=$tscale sxm.extra_time=$extra sxm.tests=$group" \
 		-serial "file:$console" -serial "file:$chan" < /dev/null > "$out/boot-$n.qemu.log" 2>&1 &
 	qpid=$!
 	trap 'kill $qpid 2>/dev/null; exit 130' INT TERM
