@@ -8,7 +8,8 @@
 # with userspace/libsxm.a; built by tests/native/Makefile into
 # build/tests/native/) and the scripts tests/native/*.sh, run on this machine.
 # VM tests: tests/vm/*.sh and the demo's tests/demo/*.sh, all in as few
-# boots as possible (scripts/vm-run.sh).  Then the debug pass: the VM tests
+# boots as possible (scripts/vm-run.sh), but for those tagged "# vm:
+# debug-only" (they need the debug kernel's fault injection).  Then the debug pass: the VM tests
 # whose header has "# vm: debug", and the regression tests tests/vm/6*-*.sh,
 # again on the debug kernel (scripts/debug-kernel.sh; KASAN, lockdep,
 # kmemleak, UBSAN...), their results named debug/vm/NAME.sh; SXM_DEBUG=0
@@ -85,7 +86,12 @@ if [ "$vm" = 1 ]; then
 		n0=$(wc -l < "$res/index")
 		# The demo's scripts too, so that the README's first command
 		# stays true.
-		vmt=(tests/vm/*.sh tests/demo/*.sh)
+		# Not those tagged "# vm: debug-only" (they need what only
+		# the debug kernel has: fault injection).
+		vmt=()
+		for t in tests/vm/*.sh tests/demo/*.sh; do
+			grep -Eq '^# vm:.*\<debug-only\>' "$t" || vmt+=("$t")
+		done
 		scripts/vm-run.sh --results "$res" --no-summary "${vmt[@]}"
 		# vm-run records every test it was asked for; if it could not
 		# even start (no image), say so as a failure.

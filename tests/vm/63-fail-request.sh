@@ -1,0 +1,149 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Source faults from the block layer itself: fail_make_request (the debug
+# kernel's fault injection) fails the bios that reach the source's disk, so
+# the error comes back to the target exactly as a dying disk's would.
+#   - tracking: a write the source fails reaches the writer as the same
+#     error dm-linear gives over the same disk, and its region is dirty; a
+#     read error too; the disk well again, writes go through;
+#   - mirroring (a mirror-style job, Mirrored): a write the source fails
+#     fails for the guest, the job stays Mirrored, the region is dirty or
+#     held, and after the cutover the sink equals the source: it does not
+#     keep the bytes the source refused;
+#   - a copy whose source read fails after 2 MiB (both styles): the job
+#     fails naming the source and the error; once the disk reads again,
+#     retry and cutover leave the sink equal to the source: nothing the
+#     copy could not read was taken as copied.
+# Debian's kernel has no fault injection (CONFIG_FAIL_MAKE_REQUEST): this
+# test runs on the debug kernel only (make check's debug pass).
+# vm: debug-only
+# vm-timeout: 300
+. "$(dirname "$0")/../lib/test_common.sh"
+. "$(dirname "$0")/../lib/warm.sh"
+
+require_sxm
+require_sxm_ctl
+require_cmd dmsetup nbdkit dd cmp
+
+fmr=/sys/kernel/debug/fail_make_request
+[ -d $fmr ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+[ -d $fmr ] || skip_all "this kernel has no fail_make_request (CONFIG_FAIL_MAKE_REQUEST): run it on the debug kernel (scripts/vm-run.sh --kernel debug)"
+
+# inject DEV on|off [SPACE [TIMES]] — every bio to DEV's disk fails (after
+# SPACE bytes went through, at most TIMES times), or none.
+inject() {
+	local disk=/sys/block/${1##*/}/make-it-fail
+	if [ "$2" = off ]; then
+		echo 0 > "$disk"
+		return
+	fi
+	echo 0 > $fmr/verbose
+	echo 100 > $fmr/probability
+	echo 1 > $fmr/interval
+	echo "${3:-0}" > $fmr/space
+	echo "${4:--1}" > $fmr/times
+	echo 1 > "$disk"
+}
+cleanup_push sh -c "for f in /sys/block/*/make-it-fail; do echo 0 > \$f; done"
+
+# write_err DEV BLOCK — write one 4 KiB block of a fresh pattern at 4 KiB
+# block BLOCK of DEV, O_DIRECT; prints dd's error (empty if it worked).
+write_err() {
+	head -c 4096 /dev/urandom > /tmp/blk63
+	{ dd if=/tmp/blk63 of="$1" bs=4k seek="$2" count=1 oflag=direct \
+		conv=notrunc status=none 2>&1 || true; } | sed 's/^dd: //; s/^[^:]*: //'
+}
+
+read_err() {
+	{ dd if="$1" of=/dev/null bs=4k skip="$2" count=1 iflag=direct \
+		status=none 2>&1 || true; } | sed 's/^dd: //; s/^[^:]*: //'
+}
+
+# held_covers NAME OFFSET — the kernel has the region at byte OFFSET of
+# NAME dirty or held (sxm-ctl harvest --peek lists an extent over it).
+held_covers() {
+	sxm-ctl harvest "$1" --peek --json | tr '{' '\n' |
+		sed -n 's/.*"offset":\([0-9]*\),"length":\([0-9]*\).*/\1 \2/p' |
+		awk -v o="$2" '$1 <= o && o < $1 + $2 { f = 1 } END { exit !f }'
+}
+
+# ------------------------------------------------------------ tracking ----
+
+scratch_dev d 16
+rand_fill "$d" 16
+n=$(blockdev --getsz "$d")
+dm_create lin63 "0 $n linear $d 0"
+dm_create trk63 "0 $n sxm $d 128 1 track"
+
+inject "$d" on
+lin=$(write_err /dev/mapper/lin63 300)
+diag "dm-linear over the failing disk: ${lin:-no error}"
+check "dm-linear: the write fails" test -n "$lin"
+check_eq "tracking: the write fails as through dm-linear" "$lin" \
+	"$(write_err /dev/mapper/trk63 300)"
+check "tracking: the region written is dirty" held_covers trk63 $((300 * 4096))
+check_eq "tracking: a read fails as through dm-linear" \
+	"$(read_err /dev/mapper/lin63 700)" "$(read_err /dev/mapper/trk63 700)"
+inject "$d" off
+check_eq "tracking: the disk well again, a write goes through" "" \
+	"$(write_err /dev/mapper/trk63 300)"
+check "tracking: and reads back" cmp -n 4096 /tmp/blk63 \
+	<(dd if=/dev/mapper/trk63 bs=4k skip=300 count=1 iflag=direct status=none)
+
+# ---------------------------------------------------------- mirroring ----
+
+daemon_start
+scratch_dev m 8
+rand_fill "$m" 8
+lv_create lv63m "$m" 8
+sink_start memory size=8M
+uri=$SINK_URI
+check "mirror: submit --kind sxm --wait" sxm-ctl submit --source /dev/mapper/lv63m \
+	--sink "$uri" --name m63 --kind sxm --region-size 64k --wait
+check_eq "mirror: Mirrored" Mirrored "$(jf m63 phase)"
+before=$(dd if=/dev/mapper/lv63m bs=4k skip=1000 count=1 iflag=direct status=none | sha256sum)
+
+inject "$m" on
+err=$(write_err /dev/mapper/lv63m 1000)
+check_eq "mirror: the write the source fails fails for the guest" \
+	"Input/output error" "${err##*: }"
+check_eq "mirror: as through dm-linear over the same disk" "$err" \
+	"$(write_err /dev/mapper/lv63m-sxm-orig 1000)"
+inject "$m" off
+check_eq "mirror: the job stays Mirrored" Mirrored "$(jf m63 phase)"
+check "mirror: the region is dirty or held" held_covers lv63m $((1000 * 4096))
+check_eq "mirror: the source still has the old block" "$before" \
+	"$(dd if=/dev/mapper/lv63m bs=4k skip=1000 count=1 iflag=direct status=none | sha256sum)"
+check "mirror: cutover" sxm-ctl cutover m63 --wait
+check_eq "mirror: the sink equals the source, not the refused write" \
+	"$(sha256_of /dev/mapper/lv63m-sxm-orig)" "$(sha256_of "$uri")"
+dmsetup resume lv63m
+
+# ------------------------------------------- read errors in the copy ----
+
+for kind in warm sxm; do
+	j=63$kind
+	scratch_dev s 8
+	rand_fill "$s" 8
+	lv_create lv$j "$s" 8
+	sink_start memory size=8M
+	uri=$SINK_URI
+	args=(--source /dev/mapper/lv$j --sink "$uri" --name $j --region-size 64k)
+	[ $kind = sxm ] && args+=(--kind sxm)
+	# Every bio to the disk after the first 2 MiB fails, until turned off.
+	inject "$s" on $((2 << 20))
+	expect_rc "$kind: submit --wait fails on the source's read error" 1 \
+		"Input/output error" sxm-ctl submit "${args[@]}" --wait
+	inject "$s" off
+	check_eq "$kind: the job is Failed" Failed "$(jf $j phase)"
+	reason=$(sxm-ctl show $j --json | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p')
+	diag "reason: $reason"
+	check "$kind: the reason names the source and the error" \
+		grep -qE "source .*: read at 0x[0-9a-f]+ .*Input/output error" <<< "$reason"
+	check "$kind: the disk reads again: retry --wait" sxm-ctl retry $j --wait
+	check "$kind: cutover" sxm-ctl cutover $j --wait
+	check_eq "$kind: the sink equals the source" \
+		"$(sha256_of /dev/mapper/lv$j-sxm-orig)" "$(sha256_of "$uri")"
+	dmsetup resume lv$j
+done
