@@ -62,6 +62,17 @@ diag "$(sed -n '1,20p' /tmp/show52)"
 check "--json has them too" bash -c \
 	"[ \$(sxm-ctl show m52 --json | sed -n 's/.*\"sink_latency_p99_us\":\([0-9]*\).*/\1/p') -gt 0 ]"
 check_eq "the mirror never went down" 0 "$(jf m52 degradations)"
+# The pump sits in the guest's write path: a thread of the daemon runs with
+# PR_SET_IO_FLUSHER (task flags PF_MEMALLOC_NOIO 0x80000 and
+# PF_LOCAL_THROTTLE 0x100000, field 9 of its stat), and its memory is locked.
+flushers=0
+for st in /proc/"$DAEMON_PID"/task/*/stat; do
+	fl=$(sed 's/^.*) //' "$st" | awk '{ print $7 }')
+	[ $((fl & 0x180000)) = $((0x180000)) ] && flushers=$((flushers + 1))
+done
+check "the pump's thread is an I/O flusher ($flushers)" test "$flushers" -ge 1
+check "the daemon's memory is locked ($(grep VmLck /proc/"$DAEMON_PID"/status))" \
+	test "$(awk '/^VmLck/ { print $2 }' /proc/"$DAEMON_PID"/status)" -gt 0
 
 # -------------------------------------------------------------- cutover ----
 
