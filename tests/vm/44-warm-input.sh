@@ -30,9 +30,11 @@ sink_start -p 10822 -r memory size=16M
 ro=$SINK_URI
 daemon_start
 
-# A job in its full sync (1 MiB/s, 16 s), for the calls that need one.
+# A job in its full sync (128 KiB/s, 128 s: longer than what follows takes
+# up to the cancel below, also on the debug kernel), for the calls that
+# need one.
 check "submit a slow job" sxm-ctl submit --source /dev/mapper/lv44 \
-	--sink "$good" --name slow44 --rate 1M
+	--sink "$good" --name slow44 --rate 128K
 check "it is in its full sync" wait_phase slow44 "Full Sync" 20
 
 state() {
