@@ -118,7 +118,7 @@ fio_load() {
 	shift 3
 	spawn "$var" fio --name=load --filename="$dev" --ioengine="$FIO_ENGINE" \
 		--direct=1 --rw=randwrite --bs=4k --iodepth=4 --size=8M \
-		--rate_iops=150 --time_based --runtime=600 --verify=crc32c \
+		--rate_iops=150 --time_based --runtime=3600 --verify=crc32c \
 		--verify_backlog=128 --verify_fatal=1 --randrepeat=0 \
 		--output="$log" "$@"
 }

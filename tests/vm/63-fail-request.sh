@@ -91,6 +91,8 @@ check_eq "tracking: the disk well again, a write goes through" "" \
 check "tracking: and reads back" cmp -n 4096 /tmp/blk63 \
 	<(dd if=/dev/mapper/trk63 bs=4k skip=300 count=1 iflag=direct status=none)
 
+diag "tracking: ${SECONDS} s"
+
 # ---------------------------------------------------------- mirroring ----
 
 daemon_start
@@ -119,6 +121,7 @@ check "mirror: cutover" sxm-ctl cutover m63 --wait
 check_eq "mirror: the sink equals the source, not the refused write" \
 	"$(sha256_of /dev/mapper/lv63m-sxm-orig)" "$(sha256_of "$uri")"
 dmsetup resume lv63m
+diag "mirroring: ${SECONDS} s"
 
 # ------------------------------------------- read errors in the copy ----
 
@@ -146,4 +149,5 @@ for kind in warm sxm; do
 	check_eq "$kind: the sink equals the source" \
 		"$(sha256_of /dev/mapper/lv$j-sxm-orig)" "$(sha256_of "$uri")"
 	dmsetup resume lv$j
+	diag "$kind: ${SECONDS} s"
 done
