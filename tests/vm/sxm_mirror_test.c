@@ -804,8 +804,8 @@ static void writers_stop(struct writers *w, pthread_t *th, int n)
  * fio wrote.  It needs only what the guest saw completed: it is posted at
  * once, and fsyncs go on while the writes do.  The helper answers one sqe
  * a millisecond (a sink with latency), so that fio at queue depth 16 has
- * writes in flight all the time.  Counted over 4 s in the middle of fio's
- * 15: the debug kernel on a busy host does a few per second, a starved
+ * writes in flight all the time.  Counted over 6 s in the middle of fio's
+ * 20: the debug kernel on a busy host does a few per second, a starved
  * flush none.
  */
 TEST_F_TIMEOUT(mirror, flush_passes_steady_writes, 300)
@@ -822,13 +822,13 @@ TEST_F_TIMEOUT(mirror, flush_passes_steady_writes, 300)
 	unlink("/tmp/mirror-w1");
 	/* A sink with latency: writes are in flight all the time. */
 	self->h.slow_ms = 1;
-	ASSERT_EQ(0, run("(fio --name=w --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=8M --time_based --runtime=15 --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
+	ASSERT_EQ(0, run("(fio --name=w --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=8M --time_based --runtime=20 --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
 	/* Until fio is under way (a few seconds at most). */
 	for (int i = 0; i < 100 && atoi(status_word(10)) < 200; i++)
 		usleep(50 * 1000);
 	/* Each fsync is bounded by the pump, not by the other writes. */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (ms_since(&t0) < 4000) {
+	while (ms_since(&t0) < 6000) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		ASSERT_EQ(4096, pwrite(fd, buf, 4096, 12 << 20));
 		ASSERT_EQ(0, fdatasync(fd));
