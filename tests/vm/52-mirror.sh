@@ -11,7 +11,6 @@
 # is byte-identical to the frozen source, the downtime is reported, and
 # fio, let go afterwards, saw no error and no bad block.
 # vm-timeout: 300
-# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 
