@@ -19,6 +19,8 @@
 #                            (Write + Zero requests) in LOG
 #   lv_create NAME DEV MIB   a dm-linear "logical volume" over DEV
 #   rand_fill DEV MIB        random data over the first MIB MiB of DEV
+#   held_covers DM OFFSET    the kernel has the region at byte OFFSET of
+#                            DM dirty or held (sxm-ctl harvest --peek)
 #   fio_load VAR DEV LOG [FIO_ARGS...]
 #                            random 4 KiB writes through DEV, crc32c
 #                            checked as they go (verify_backlog), for as
@@ -111,6 +113,12 @@ lv_create() {
 
 rand_fill() {
 	dd if=/dev/urandom of="$1" bs=1M count="$2" oflag=direct status=none
+}
+
+held_covers() {
+	sxm-ctl harvest "$1" --peek --json | tr '{' '\n' |
+		sed -n 's/.*"offset":\([0-9]*\),"length":\([0-9]*\).*/\1 \2/p' |
+		awk -v o="$2" '$1 <= o && o < $1 + $2 { f = 1 } END { exit !f }'
 }
 
 fio_load() {

@@ -36,14 +36,6 @@ good_source() {
 	dmsetup resume "$1"
 }
 
-# held_covers NAME OFFSET — the kernel holds (or has dirty) the region at
-# byte OFFSET of NAME: sxm-ctl harvest --peek lists an extent over it.
-held_covers() {
-	sxm-ctl harvest "$1" --peek --json | tr '{' '\n' |
-		sed -n 's/.*"offset":\([0-9]*\),"length":\([0-9]*\).*/\1 \2/p' |
-		awk -v o="$2" '$1 <= o && o < $1 + $2 { f = 1 } END { exit !f }'
-}
-
 for kind in warm sxm; do
 	n=62$kind
 	scratch_dev d 16

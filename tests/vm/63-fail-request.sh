@@ -60,14 +60,6 @@ read_err() {
 		status=none 2>&1 || true; } | sed 's/^dd: //; s/^[^:]*: //'
 }
 
-# held_covers NAME OFFSET — the kernel has the region at byte OFFSET of
-# NAME dirty or held (sxm-ctl harvest --peek lists an extent over it).
-held_covers() {
-	sxm-ctl harvest "$1" --peek --json | tr '{' '\n' |
-		sed -n 's/.*"offset":\([0-9]*\),"length":\([0-9]*\).*/\1 \2/p' |
-		awk -v o="$2" '$1 <= o && o < $1 + $2 { f = 1 } END { exit !f }'
-}
-
 # ------------------------------------------------------------ tracking ----
 
 scratch_dev d 16
