@@ -64,9 +64,18 @@ plan() {
 	echo "1..$1"
 }
 
+# A point that took 10 s or more since the one before says so (where a slow
+# kernel or machine spends a test's time limit).
+_tc_t=$SECONDS
+_tc_took() {
+	[ $((SECONDS - _tc_t)) -lt 10 ] || echo "# (took $((SECONDS - _tc_t)) s)"
+	_tc_t=$SECONDS
+}
+
 pass() {
 	_tc_n=$((_tc_n + 1))
 	echo "ok $_tc_n $1"
+	_tc_took
 }
 
 # fail DESC [DETAIL] — a failed test point; the test goes on.
@@ -74,6 +83,7 @@ fail() {
 	_tc_n=$((_tc_n + 1)) _tc_failed=$((_tc_failed + 1))
 	echo "not ok $_tc_n $1"
 	[ $# -lt 2 ] || [ -z "$2" ] || diag "$2"
+	_tc_took
 }
 
 skip() {

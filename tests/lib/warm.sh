@@ -80,14 +80,16 @@ jf() {
 	sxm-ctl show "$1" --json | sed -n "s/^{.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
 
+# wait_until SECS CMD... — until CMD succeeds, for SECS seconds of wall time
+# however long CMD itself takes.
 wait_until() {
-	local secs=$1 i
+	local end=$((SECONDS + $1))
 	shift
-	for i in $(seq $((secs * 10))); do
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
+		[ $SECONDS -lt $end ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 _warm_in_phase() { [ "$(jf "$1" phase)" = "$2" ]; }
