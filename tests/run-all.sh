@@ -9,14 +9,11 @@
 # build/tests/native/) and the scripts tests/native/*.sh, run on this machine.
 # VM tests: tests/vm/*.sh and the demo's tests/demo/*.sh, all in as few
 # boots as possible (scripts/vm-run.sh), but for those tagged "# vm:
-# debug-only" (they need the debug kernel's fault injection).  The debug
-# pass: the VM tests whose header has "# vm: debug", and the regression
-# tests tests/vm/6*-*.sh, again on the debug kernel (scripts/debug-kernel.sh;
-# KASAN, lockdep, kmemleak, UBSAN...), their results named
-# debug/vm/NAME.sh; SXM_DEBUG=0 leaves it out.  It runs in a second VM
-# beside the native tests and the first VM (the guests spend much of their
-# time waiting on timers and the sink), its output in
-# build/test-results/last/debug-pass.log, shown when both are done.  --debug-only: every VM test and the demo's scripts on the
+# debug-only" (they need the debug kernel's fault injection).  Then the debug pass: the VM tests
+# whose header has "# vm: debug", and the regression tests tests/vm/6*-*.sh,
+# again on the debug kernel (scripts/debug-kernel.sh; KASAN, lockdep,
+# kmemleak, UBSAN...), their results named debug/vm/NAME.sh; SXM_DEBUG=0
+# leaves it out.  --debug-only: every VM test and the demo's scripts on the
 # debug kernel only (make check-debug).  Every TAP "ok"/"not ok" line is
 # one test point; "# SKIP" counts as skipped.  The output ends with a
 # summary per test file and exactly one last line "N passed, N failed[, N
@@ -65,75 +62,6 @@ run_native() {
 	record "$name" "$rc"
 }
 
-# The debug pass, started first, in the background: the tests tagged "#
-# vm: debug" and the regression tests (tests/vm/6*-*.sh), or with
-# --debug-only all of them.  Its results go to their own folder and join
-# the others', in order, when it is done (finish_debug).
-dpid="" dres=$res/debug-pass dlog=$res/debug-pass.log
-mkdir -p "$dres"
-if [ "$debug" != 0 ] && compgen -G 'tests/vm/*.sh' >/dev/null; then
-	if [ "$debug" = all ]; then
-		dvmt=(tests/vm/*.sh tests/demo/*.sh)
-	else
-		dvmt=()
-		for t in tests/vm/*.sh; do
-			case ${t##*/} in
-			6*-*.sh) dvmt+=("$t") ;;
-			*) grep -Eq '^# vm:.*\<debug\>' "$t" && dvmt+=("$t") ;;
-			esac
-		done
-	fi
-	if [ ${#dvmt[@]} -gt 0 ] && [ "$debug" = all ]; then
-		# make check-debug: this pass alone, its output as it goes.
-		t0=$(date +%s)
-		scripts/vm-run.sh --kernel debug --results "$dres" --no-summary "${dvmt[@]}"
-		echo "run-all: the debug pass took $(($(date +%s) - t0)) s"
-		dpid=fg
-	elif [ ${#dvmt[@]} -gt 0 ]; then
-		# The VM tests' programs once, before two runs would build
-		# them at the same time (vm-run.sh finds them built).
-		[ -f tests/vm/Makefile ] && make -s -C tests/vm > /dev/null 2>&1
-		echo "run-all: the debug kernel, in a second VM: ${dvmt[*]}"
-		echo "run-all: its output: $top/$dlog"
-		(
-			t0=$(date +%s)
-			scripts/vm-run.sh --kernel debug --results "$dres" --no-summary "${dvmt[@]}"
-			echo "run-all: the debug pass took $(($(date +%s) - t0)) s"
-		) > "$dlog" 2>&1 &
-		dpid=$!
-		trap 'pkill -P $dpid 2>/dev/null; exit 130' INT TERM
-	fi
-fi
-
-# finish_debug — wait for the debug pass, show what it said (all of its
-# output if a test of it failed), and add its results to the run's.
-finish_debug() {
-	[ -n "$dpid" ] || return 0
-	if [ "$dpid" != fg ]; then
-		kill -0 "$dpid" 2>/dev/null &&
-			echo "run-all: waiting for the debug pass ($top/$dlog)"
-		wait "$dpid"
-		trap - INT TERM
-		echo
-		if grep -q '^not ok' "$dlog"; then
-			echo "run-all: the debug pass ($dlog):"
-			cat "$dlog"
-		else
-			echo "run-all: the debug pass (its tests' output: $dlog):"
-			grep -E '^(vm-run|run-all):' "$dlog"
-		fi
-	fi
-	if [ ! -s "$dres/index" ]; then
-		echo "not ok 1 scripts/vm-run.sh --kernel debug could not run the VM tests" > "$res/debug_vm_run.tap"
-		record debug/vm/run 1
-	else
-		cat "$dres/index" >> "$res/index"
-		rm -f "$dres/index"
-		mv "$dres"/* "$res"/ 2>/dev/null
-	fi
-	rm -rf "$dres"
-}
-
 if [ "$native" = 1 ]; then
 	if compgen -G 'tests/native/*.c' >/dev/null; then
 		# A build failure is a failed test, shown, and the rest still runs.
@@ -174,7 +102,32 @@ if [ "$vm" = 1 ]; then
 	fi
 fi
 
-finish_debug
+# The debug kernel: the tests tagged "# vm: debug" and the regression tests
+# (tests/vm/6*-*.sh), or with --debug-only all of them.
+if [ "$debug" != 0 ] && compgen -G 'tests/vm/*.sh' >/dev/null; then
+	if [ "$debug" = all ]; then
+		vmt=(tests/vm/*.sh tests/demo/*.sh)
+	else
+		vmt=()
+		for t in tests/vm/*.sh; do
+			case ${t##*/} in
+			6*-*.sh) vmt+=("$t") ;;
+			*) grep -Eq '^# vm:.*\<debug\>' "$t" && vmt+=("$t") ;;
+			esac
+		done
+	fi
+	if [ ${#vmt[@]} -gt 0 ]; then
+		n0=$(wc -l < "$res/index")
+		t0=$(date +%s)
+		echo "run-all: the debug kernel: ${vmt[*]}"
+		scripts/vm-run.sh --kernel debug --results "$res" --no-summary "${vmt[@]}"
+		echo "run-all: the debug pass took $(($(date +%s) - t0)) s"
+		if [ "$(wc -l < "$res/index")" = "$n0" ]; then
+			echo "not ok 1 scripts/vm-run.sh --kernel debug could not run the VM tests" > "$res/debug_vm_run.tap"
+			record debug/vm/run 1
+		fi
+	fi
+fi
 
 echo
 echo "run-all: took $(($(date +%s) - start)) s; outputs in $top/build/test-results/last/"
