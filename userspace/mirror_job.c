@@ -115,6 +115,8 @@ struct sxm_mirror_run {
 	bool down_said;			/* "cannot bring it back" was said */
 	unsigned int backoff_ms;
 	double rate;			/* bytes/s of the last batches */
+	uint64_t batch_bytes;		/* the last batch: its size, */
+	double batch_held;		/* and how long its locks were held */
 };
 
 /* The kernel's status line, from the mirror's point of view. */
@@ -454,11 +456,16 @@ static int copy_regions(struct sxm_job *j, const uint64_t *map,
 
 /*
  * Bytes one batch may hold: BATCH_SECS of copying at the last rate, or at
- * the job's --rate if that is lower.
+ * the job's --rate if that is lower.  A batch whose locks were held for
+ * less than half of BATCH_SECS lets the next one be twice as big: the rate
+ * of small batches is mostly their fixed costs (the sink's round trips,
+ * its flush), and taken alone it would keep them small -- on a slow
+ * machine or sink, one region at a time for the rest of the copy.
  */
 static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
 {
-	double rate = j->mirror->rate, limit;
+	struct sxm_mirror_run *m = j->mirror;
+	double rate = m->rate, limit;
 	double want;
 
 	sxm_job_lock(j);
@@ -467,6 +474,11 @@ static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
 	if (limit > 0 && (rate <= 0 || rate > limit))
 		rate = limit;
 	want = rate > 0 ? rate * BATCH_SECS : BATCH_FIRST;
+	if (m->batch_bytes && m->batch_held < BATCH_SECS / 2 &&
+	    want < 2.0 * m->batch_bytes)
+		want = 2.0 * m->batch_bytes;
+	if (limit > 0 && want > limit * BATCH_SECS)
+		want = limit * BATCH_SECS;
 
 	if (want > BATCH_MAX)
 		want = BATCH_MAX;
@@ -528,7 +540,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 	struct sxm_job_progress pg = { .j = j };
 	struct batch *b;
 	uint64_t *all = NULL;
-	double t0;
+	double t0, held;
 	int r = 0, e;
 
 	b = calloc(1, sizeof(*b));
@@ -563,13 +575,14 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			snprintf(err, errlen, "interrupted");
 			break;
 		}
-		t0 = sxm_mono_s();
 		r = sxm_kdev_lock(run->kfd, b->r, b->n, false);
 		if (r) {
 			snprintf(err, errlen, "/dev/mapper/%s: lock %u ranges: %s",
 				 j->rec.device, b->n, strerror(-r));
 			break;
 		}
+		/* Held from here: the guest's writes to them wait. */
+		t0 = sxm_mono_s();
 		pg.base = done;
 		if (copy) {
 			r = copy_regions(j, b->map, sink_zero, false, &pg, &res);
@@ -594,6 +607,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			sxm_copy_result_free(&res);
 		}
 		e = sxm_kdev_lock(run->kfd, b->r, b->n, true);
+		held = sxm_mono_s() - t0;
 		if (e && !r) {
 			r = e;
 			snprintf(err, errlen, "/dev/mapper/%s: release %u ranges: %s",
@@ -606,9 +620,12 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 				snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
 					 j->rec.device, strerror(-r));
 		}
-		if (!r && sxm_mono_s() > t0)
+		if (!r && held > 0) {
 			j->mirror->rate = 0.5 * j->mirror->rate +
-					  0.5 * b->bytes / (sxm_mono_s() - t0);
+					  0.5 * b->bytes / held;
+			j->mirror->batch_bytes = b->bytes;
+			j->mirror->batch_held = held;
+		}
 		done += b->bytes;
 		sxm_job_lock(j);
 		j->rec.op_done = done;
@@ -921,11 +938,15 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		st = kstat(j, &ms);
 		if (!st && mirror_on(&ms) && !r)
 			return 0;
-		/* Down meanwhile, or data differed: once more. */
+		/*
+		 * Down meanwhile, or data differed, or both: once more.  A
+		 * mirror that went down is counted even when the verify also
+		 * differed, or the next round's mirror_up() hides it.
+		 */
 		sxm_job_lock(j);
 		if (r == -EILSEQ)
 			sxm_job_event(j, "verify: %s; the regions are resynced", err);
-		else
+		if (st || !mirror_on(&ms))
 			note_down(j, st ? NULL : &ms);
 		sxm_job_unlock(j);
 	}

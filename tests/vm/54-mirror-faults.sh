@@ -82,7 +82,7 @@ check "the link up, the mirror is back" wait_mirror lv54 on 60
 check_eq "Mirrored, the two degradations counted with their reasons" \
 	"Mirrored 2 sink_error:1 sink_timeout:1" \
 	"$(jf m54 phase) $(jf m54 degradations) $(jf m54 degraded_reasons)"
-diag "$(sxm-ctl show m54 | grep -E '^(Mirror|Degraded)')"
+diag "$(sxm-ctl show m54 | grep -E '^(Mirror|Degraded|  [0-9]{4}-)' | tail -n 14)"
 compare_clean "the sink equals the source again" lv54 \
 	/dev/mapper/lv54-sxm-orig $img "$fa_pid" "$fb_pid"
 
