@@ -404,6 +404,27 @@ static double frozen_bytes(double dirty, double rate, double dirtying,
 	return dirty;
 }
 
+uint64_t sxm_mirror_batch_bytes(double rate, double limit,
+				uint64_t last_bytes, double last_held,
+				uint64_t rs)
+{
+	double want;
+
+	if (limit > 0 && (rate <= 0 || rate > limit))
+		rate = limit;
+	want = rate > 0 ? rate * SXM_BATCH_SECS : SXM_BATCH_FIRST;
+	if (last_bytes && last_held < SXM_BATCH_SECS / 2 &&
+	    want < 2.0 * last_bytes)
+		want = 2.0 * last_bytes;
+	if (limit > 0 && want > limit * SXM_BATCH_SECS)
+		want = limit * SXM_BATCH_SECS;
+	if (want > SXM_BATCH_MAX)
+		want = SXM_BATCH_MAX;
+	if (want < rs)
+		want = rs;
+	return (uint64_t)want / rs * rs;
+}
+
 void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms)
 {
 	bool mirrored = j->phase == SXM_PHASE_MIRRORED &&

@@ -220,6 +220,25 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms);
 
 /*
+ * A mirror-style job copies under region locks (of @rs bytes each) in
+ * batches: the next may hold SXM_BATCH_SECS of copying at @rate, the rate
+ * of the last batches while locked (bytes/s, 0 if none yet), or at
+ * @limit (--rate, bytes/s, 0: none) if that is lower; SXM_BATCH_FIRST
+ * before any rate; at most SXM_BATCH_MAX.  A last batch (@last_bytes)
+ * held for less than half of SXM_BATCH_SECS (@last_held s) lets the next
+ * be twice as big: the rate of small batches is mostly their fixed costs
+ * (the sink's round trips, its flush), and taken alone it would keep
+ * them small -- on a slow machine or sink, one region at a time for the
+ * rest of the copy.
+ */
+#define SXM_BATCH_SECS		0.25
+#define SXM_BATCH_FIRST		(4ULL << 20)
+#define SXM_BATCH_MAX		(16ULL << 20)
+uint64_t sxm_mirror_batch_bytes(double rate, double limit,
+				uint64_t last_bytes, double last_held,
+				uint64_t rs);
+
+/*
  * The warm cutover's live catch-up: syncs run while the guest writes
  * until what is dirty copies in SXM_CATCHUP_TARGET_S at @rate (bytes/s),
  * at most SXM_CATCHUP_MAX of them, and none more once one failed to halve

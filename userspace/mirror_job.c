@@ -82,9 +82,6 @@
 #include "status.h"
 
 #define KIND_MIRROR		"sxm"
-#define BATCH_SECS		0.25	/* of copying under one lock */
-#define BATCH_FIRST		(4ULL << 20)
-#define BATCH_MAX		(16ULL << 20)
 #define BATCH_BUFS		16	/* copy buffers for one batch */
 #define FULL_VERIFY_MAX		(256ULL << 20)	/* verify all of a device this small */
 #define COMPOSE_ROUNDS		5
@@ -454,37 +451,17 @@ static int copy_regions(struct sxm_job *j, const uint64_t *map,
 	return r;
 }
 
-/*
- * Bytes one batch may hold: BATCH_SECS of copying at the last rate, or at
- * the job's --rate if that is lower.  A batch whose locks were held for
- * less than half of BATCH_SECS lets the next one be twice as big: the rate
- * of small batches is mostly their fixed costs (the sink's round trips,
- * its flush), and taken alone it would keep them small -- on a slow
- * machine or sink, one region at a time for the rest of the copy.
- */
+/* The next batch of a locked pass (sxm_mirror_batch_bytes()). */
 static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
 {
 	struct sxm_mirror_run *m = j->mirror;
-	double rate = m->rate, limit;
-	double want;
+	double limit;
 
 	sxm_job_lock(j);
 	limit = (double)j->rec.rate_limit;
 	sxm_job_unlock(j);
-	if (limit > 0 && (rate <= 0 || rate > limit))
-		rate = limit;
-	want = rate > 0 ? rate * BATCH_SECS : BATCH_FIRST;
-	if (m->batch_bytes && m->batch_held < BATCH_SECS / 2 &&
-	    want < 2.0 * m->batch_bytes)
-		want = 2.0 * m->batch_bytes;
-	if (limit > 0 && want > limit * BATCH_SECS)
-		want = limit * BATCH_SECS;
-
-	if (want > BATCH_MAX)
-		want = BATCH_MAX;
-	if (want < rs)
-		want = rs;
-	return (uint64_t)want / rs * rs;
+	return sxm_mirror_batch_bytes(m->rate, limit, m->batch_bytes,
+				      m->batch_held, rs);
 }
 
 struct batch {

@@ -3,7 +3,8 @@
  * Mirror-style jobs without a kernel: which command each mirror phase
  * takes (and the errno and reason of each refusal), when a warm job may
  * switch to mirror style, the names of the new phases, and the mirror's
- * fields in the record file (saved) and on the wire (live too).
+ * fields in the record file (saved) and on the wire (live too); how big
+ * a batch copied under region locks may be.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -210,6 +211,51 @@ TEST(predicted_downtime_when_mirrored)
 	j.phase = SXM_PHASE_COPYING;
 	sxm_job_metrics(&j, 61000);
 	EXPECT_LT(j.predicted_downtime, 0);
+}
+
+/*
+ * The batches of a locked copy: BATCH_SECS (0.25 s) of copying at the
+ * rate measured while locked, within --rate and 16 MiB; and a batch held
+ * for less than 0.125 s lets the next be twice as big, so that batches
+ * whose rate is mostly fixed costs (a slow machine, a distant sink) do
+ * not stay at one region for the rest of the copy.
+ */
+TEST(batch_bytes)
+{
+	const uint64_t rs = 256 << 10, mib = 1 << 20;
+	uint64_t b;
+	int i;
+
+	/* The first batch: 4 MiB, or a quarter second at --rate. */
+	EXPECT_EQ(4 * mib, sxm_mirror_batch_bytes(0, 0, 0, 0, rs));
+	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(0, 4 * mib, 0, 0, rs));
+	/* A quarter second at the rate measured, in whole regions. */
+	EXPECT_EQ(2 * mib, sxm_mirror_batch_bytes(8.0 * mib, 0, 4 * mib,
+						  0.5, rs));
+	EXPECT_EQ(16 * mib, sxm_mirror_batch_bytes(1e12, 0, 16 * mib, 0.5, rs));
+	EXPECT_EQ(rs, sxm_mirror_batch_bytes(1000, 0, rs, 0.2, rs));
+	/* Held briefly: twice the last one, whatever the rate says. */
+	EXPECT_EQ(2 * rs, sxm_mirror_batch_bytes(256 << 10, 0, rs, 0.05, rs));
+	/* ...but never past --rate's quarter second, nor 16 MiB. */
+	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(256 << 10, 4 * mib,
+						  1 * mib, 0.05, rs));
+	EXPECT_EQ(16 * mib, sxm_mirror_batch_bytes(1000, 0, 16 * mib, 0.01,
+						   rs));
+	/*
+	 * From one region, a copy whose batches each cost 50 ms under the
+	 * locks plus 8 MiB/s: in a few batches they are as big as a quarter
+	 * second allows, as the caller measures them.
+	 */
+	double rate = 1000, held;
+
+	b = rs;
+	for (i = 0; i < 8; i++) {
+		held = 0.05 + (double)b / (8 * mib);
+		rate = 0.5 * rate + 0.5 * b / held;
+		b = sxm_mirror_batch_bytes(rate, 0, b, held, rs);
+	}
+	EXPECT_GE(b, 1 * mib);
+	EXPECT_LE(b, 2 * mib);
 }
 
 TEST_HARNESS_MAIN
