@@ -406,14 +406,18 @@ static double frozen_bytes(double dirty, double rate, double dirtying,
 
 uint64_t sxm_mirror_batch_bytes(double rate, double limit,
 				uint64_t last_bytes, double last_held,
-				uint64_t rs)
+				double last_waited, uint64_t rs)
 {
 	double want;
 
+	/* Slower than the rate said: at once, not as the average follows. */
+	if (last_bytes && last_held > SXM_BATCH_SECS &&
+	    (rate <= 0 || rate > last_bytes / last_held))
+		rate = last_bytes / last_held;
 	if (limit > 0 && (rate <= 0 || rate > limit))
 		rate = limit;
 	want = rate > 0 ? rate * SXM_BATCH_SECS : SXM_BATCH_FIRST;
-	if (last_bytes && last_held < SXM_BATCH_SECS / 2 &&
+	if (last_bytes && last_waited < SXM_BATCH_SECS / 2 &&
 	    want < 2.0 * last_bytes)
 		want = 2.0 * last_bytes;
 	if (limit > 0 && want > limit * SXM_BATCH_SECS)

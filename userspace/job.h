@@ -224,19 +224,21 @@ void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms);
  * batches: the next may hold SXM_BATCH_SECS of copying at @rate, the rate
  * of the last batches while locked (bytes/s, 0 if none yet), or at
  * @limit (--rate, bytes/s, 0: none) if that is lower; SXM_BATCH_FIRST
- * before any rate; at most SXM_BATCH_MAX.  A last batch (@last_bytes)
- * held for less than half of SXM_BATCH_SECS (@last_held s) lets the next
- * be twice as big: the rate of small batches is mostly their fixed costs
- * (the sink's round trips, its flush), and taken alone it would keep
- * them small -- on a slow machine or sink, one region at a time for the
- * rest of the copy.
+ * before any rate; at most SXM_BATCH_MAX.  The last batch (@last_bytes,
+ * copied in @last_held s under its locks; @last_waited s from asking for
+ * them to their release, the guest's wait) adjusts it:
+ *   - copied for longer than SXM_BATCH_SECS: at its own rate, at once;
+ *   - waited for less than half of SXM_BATCH_SECS: the next may be twice
+ *     as big.  The rate of small batches is mostly their fixed costs (the
+ *     sink's round trips, its flush), and taken alone it would keep them
+ *     small -- on a slow machine or sink, one region at a time.
  */
 #define SXM_BATCH_SECS		0.25
 #define SXM_BATCH_FIRST		(4ULL << 20)
 #define SXM_BATCH_MAX		(16ULL << 20)
 uint64_t sxm_mirror_batch_bytes(double rate, double limit,
 				uint64_t last_bytes, double last_held,
-				uint64_t rs);
+				double last_waited, uint64_t rs);
 
 /*
  * The warm cutover's live catch-up: syncs run while the guest writes

@@ -113,7 +113,8 @@ struct sxm_mirror_run {
 	unsigned int backoff_ms;
 	double rate;			/* bytes/s of the last batches */
 	uint64_t batch_bytes;		/* the last batch: its size, */
-	double batch_held;		/* and how long its locks were held */
+	double batch_held;		/* its copy under the locks (s), */
+	double batch_waited;		/* and the guest's wait, lock to release */
 };
 
 /* The kernel's status line, from the mirror's point of view. */
@@ -461,7 +462,7 @@ static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
 	limit = (double)j->rec.rate_limit;
 	sxm_job_unlock(j);
 	return sxm_mirror_batch_bytes(m->rate, limit, m->batch_bytes,
-				      m->batch_held, rs);
+				      m->batch_held, m->batch_waited, rs);
 }
 
 struct batch {
@@ -517,7 +518,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 	struct sxm_job_progress pg = { .j = j };
 	struct batch *b;
 	uint64_t *all = NULL;
-	double t0, held;
+	double asked, t0, held, waited;
 	int r = 0, e;
 
 	b = calloc(1, sizeof(*b));
@@ -552,13 +553,18 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			snprintf(err, errlen, "interrupted");
 			break;
 		}
+		/*
+		 * The guest's writes to these regions wait from here: the
+		 * kernel holds new ones while it drains those in flight.
+		 */
+		asked = sxm_mono_s();
 		r = sxm_kdev_lock(run->kfd, b->r, b->n, false);
 		if (r) {
 			snprintf(err, errlen, "/dev/mapper/%s: lock %u ranges: %s",
 				 j->rec.device, b->n, strerror(-r));
 			break;
 		}
-		/* Held from here: the guest's writes to them wait. */
+		/* Copying from here: the rate is of this part. */
 		t0 = sxm_mono_s();
 		pg.base = done;
 		if (copy) {
@@ -585,6 +591,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 		}
 		e = sxm_kdev_lock(run->kfd, b->r, b->n, true);
 		held = sxm_mono_s() - t0;
+		waited = sxm_mono_s() - asked;
 		if (e && !r) {
 			r = e;
 			snprintf(err, errlen, "/dev/mapper/%s: release %u ranges: %s",
@@ -602,6 +609,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 					  0.5 * b->bytes / held;
 			j->mirror->batch_bytes = b->bytes;
 			j->mirror->batch_held = held;
+			j->mirror->batch_waited = waited;
 		}
 		done += b->bytes;
 		sxm_job_lock(j);
@@ -819,6 +827,10 @@ static void note_down(struct sxm_job *j, const struct mstat *ms)
 	n = new_downs(m, ms);
 	if (!n)
 		return;
+	/* The batches start again from what the sink does after this. */
+	m->rate = 0;
+	m->batch_bytes = 0;
+	m->batch_held = m->batch_waited = 0;
 	why = ms && strcmp(ms->reason, "-") ? ms->reason : "pump_stopped";
 	if (!m->down_since)
 		m->down_since = sxm_mono_s();

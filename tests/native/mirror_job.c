@@ -215,44 +215,62 @@ TEST(predicted_downtime_when_mirrored)
 
 /*
  * The batches of a locked copy: BATCH_SECS (0.25 s) of copying at the
- * rate measured while locked, within --rate and 16 MiB; and a batch held
- * for less than 0.125 s lets the next be twice as big, so that batches
- * whose rate is mostly fixed costs (a slow machine, a distant sink) do
- * not stay at one region for the rest of the copy.
+ * rate measured while locked, within --rate and 16 MiB; a batch that
+ * copied for longer than that sizes the next at its own rate at once; and
+ * one the guest waited on for less than 0.125 s lets the next be twice
+ * as big, so that batches whose rate is mostly fixed costs (a slow
+ * machine, a distant sink) do not stay at one region for long.
  */
 TEST(batch_bytes)
 {
 	const uint64_t rs = 256 << 10, mib = 1 << 20;
+	double rate, held;
 	uint64_t b;
 	int i;
 
 	/* The first batch: 4 MiB, or a quarter second at --rate. */
-	EXPECT_EQ(4 * mib, sxm_mirror_batch_bytes(0, 0, 0, 0, rs));
-	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(0, 4 * mib, 0, 0, rs));
+	EXPECT_EQ(4 * mib, sxm_mirror_batch_bytes(0, 0, 0, 0, 0, rs));
+	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(0, 4 * mib, 0, 0, 0, rs));
 	/* A quarter second at the rate measured, in whole regions. */
 	EXPECT_EQ(2 * mib, sxm_mirror_batch_bytes(8.0 * mib, 0, 4 * mib,
-						  0.5, rs));
-	EXPECT_EQ(16 * mib, sxm_mirror_batch_bytes(1e12, 0, 16 * mib, 0.5, rs));
-	EXPECT_EQ(rs, sxm_mirror_batch_bytes(1000, 0, rs, 0.2, rs));
-	/* Held briefly: twice the last one, whatever the rate says. */
-	EXPECT_EQ(2 * rs, sxm_mirror_batch_bytes(256 << 10, 0, rs, 0.05, rs));
-	/* ...but never past --rate's quarter second, nor 16 MiB. */
+						  0.2, 0.5, rs));
+	EXPECT_EQ(16 * mib, sxm_mirror_batch_bytes(1e12, 0, 16 * mib, 0.2,
+						   0.5, rs));
+	EXPECT_EQ(rs, sxm_mirror_batch_bytes(1000, 0, rs, 0.2, 0.2, rs));
+	/* Waited on briefly: twice the last one, whatever the rate says... */
+	EXPECT_EQ(2 * rs, sxm_mirror_batch_bytes(256 << 10, 0, rs, 0.05, 0.1,
+						 rs));
+	/* ...not at or past half of the quarter second... */
+	EXPECT_EQ(rs, sxm_mirror_batch_bytes(256 << 10, 0, rs, 0.05, 0.15,
+					     rs));
+	/* ...never smaller than the rate makes it... */
+	EXPECT_EQ(8 * mib, sxm_mirror_batch_bytes(32.0 * mib, 0, 1 * mib,
+						  0.03, 0.05, rs));
+	/* ...and never past --rate's quarter second, nor 16 MiB. */
 	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(256 << 10, 4 * mib,
-						  1 * mib, 0.05, rs));
+						  1 * mib, 0.05, 0.05, rs));
 	EXPECT_EQ(16 * mib, sxm_mirror_batch_bytes(1000, 0, 16 * mib, 0.01,
-						   rs));
+						   0.01, rs));
+	/*
+	 * The sink slowed down from 64 MiB/s to 5.9: the batch of 16 MiB took
+	 * 2.7 s; the next holds a quarter second at 5.9 MiB/s (1.25 MiB in
+	 * whole regions), not at the average of the two.
+	 */
+	EXPECT_EQ(5 * rs, sxm_mirror_batch_bytes(35.0 * mib, 0, 16 * mib, 2.7,
+						 2.7, rs));
 	/*
 	 * From one region, a copy whose batches each cost 50 ms under the
-	 * locks plus 8 MiB/s: in a few batches they are as big as a quarter
-	 * second allows, as the caller measures them.
+	 * locks plus 8 MiB/s, measured as the caller does: 1 MiB by the
+	 * second batch, and a quarter second's worth (1-2 MiB) after that.
 	 */
-	double rate = 1000, held;
-
+	rate = 1000;
 	b = rs;
 	for (i = 0; i < 8; i++) {
 		held = 0.05 + (double)b / (8 * mib);
 		rate = 0.5 * rate + 0.5 * b / held;
-		b = sxm_mirror_batch_bytes(rate, 0, b, held, rs);
+		b = sxm_mirror_batch_bytes(rate, 0, b, held, held, rs);
+		if (i == 1)
+			EXPECT_GE(b, 1 * mib);
 	}
 	EXPECT_GE(b, 1 * mib);
 	EXPECT_LE(b, 2 * mib);
