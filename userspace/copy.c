@@ -113,6 +113,7 @@ struct copy {
 	void **bufs;
 	unsigned int nbufs;
 	size_t buf_size;
+	uint64_t want_bytes;		/* in the wanted regions */
 	void *zeroes;			/* buf_size zero bytes, mmap'd */
 	unsigned int depth;		/* source reads in flight, max */
 
@@ -848,13 +849,14 @@ static void copy_teardown(struct copy *c)
 static int copy_setup(struct copy *c, char *err, size_t errlen)
 {
 	const struct sxm_copy_opts *o = c->o;
+	uint64_t want, fill, r;
 	size_t pool;
 	unsigned int i;
-	int r;
+	int e;
 
-	r = sxm_copy_check_opts(o, err, errlen);
-	if (r)
-		return r;
+	e = sxm_copy_check_opts(o, err, errlen);
+	if (e)
+		return e;
 	c->region_size = o->region_size ? o->region_size :
 			 SXM_COPY_DEFAULT_REGION;
 	c->region_shift = __builtin_ctzll(c->region_size);
@@ -883,6 +885,23 @@ static int copy_setup(struct copy *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	c->nbufs = o->nr_bufs ? o->nr_bufs : SXM_COPY_DEFAULT_BUFS;
+	/*
+	 * No more buffers than the bytes to move fill: a pool is faulted in,
+	 * locked and pinned for the engine at each copy, and a batch of one
+	 * region must not pay for megabytes of it.
+	 */
+	want = c->want ? 0 : c->src->size;
+	for (r = next_wanted(c, 0, true); c->want && r < c->nr_regions;
+	     r = next_wanted(c, r + 1, true))
+		want += region_bytes(c, r);
+	c->want_bytes = want;
+	fill = (want + c->buf_size - 1) / c->buf_size;
+	if (!fill)
+		fill = 1;
+	if (c->verify)
+		fill *= 2;
+	if (c->nbufs > fill)
+		c->nbufs = fill;
 	if (c->verify && c->nbufs < 2)
 		c->nbufs = 2;
 	c->nslots = c->verify ? c->nbufs / 2 : c->nbufs;
@@ -942,7 +961,6 @@ static int copy_main(struct sxm_source *src, struct sxm_sink *sink,
 		.verify = verify,
 	};
 	struct sxm_copy_stats *st = &res->stats;
-	uint64_t r;
 	int err;
 
 	memset(res, 0, sizeof(*res));
@@ -970,9 +988,8 @@ static int copy_main(struct sxm_source *src, struct sxm_sink *sink,
 		return res->error;
 	}
 
-	for (r = next_wanted(&c, 0, true); r < c.nr_regions;
-	     r = next_wanted(&c, r + 1, true))
-		st->bytes_total += region_bytes(&c, r);
+	st->bytes_total = c.want_bytes;
+	st->buffer_bytes = (uint64_t)c.nbufs * c.buf_size;
 	st->eta = -1;
 	c.t0 = c.last_tick = c.refilled = now_s();
 	sxm_debug("%s %" PRIu64 " bytes with %s: %u x %zu-byte buffers, %u reads in flight%s",

@@ -56,6 +56,7 @@ struct sxm_copy_stats {
 	uint64_t bytes_zeroed;	/* sent as write-zeroes */
 	uint64_t bytes_skipped;	/* zero, not sent: the sink had zeroes */
 	uint64_t bytes_differ;	/* verify: in regions that differ */
+	uint64_t buffer_bytes;	/* the buffers: what the copy moves fills */
 	double elapsed;		/* seconds since the start */
 	double rate;		/* bytes_done per second, lately */
 	double eta;		/* seconds left; negative: unknown */

@@ -404,29 +404,45 @@ static double frozen_bytes(double dirty, double rate, double dirtying,
 	return dirty;
 }
 
-uint64_t sxm_mirror_batch_bytes(double rate, double limit,
-				uint64_t last_bytes, double last_held,
-				double last_waited, uint64_t rs)
+uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,
+				double limit, uint64_t rs)
 {
-	double want;
+	double secs = SXM_BATCH_SECS, rate = st->rate, want;
 
+	/* Half of each batch copying, if its fixed costs take more. */
+	if (secs < 2 * st->fixed)
+		secs = 2 * st->fixed;
 	/* Slower than the rate said: at once, not as the average follows. */
-	if (last_bytes && last_held > SXM_BATCH_SECS &&
-	    (rate <= 0 || rate > last_bytes / last_held))
-		rate = last_bytes / last_held;
+	if (st->bytes && st->held > secs &&
+	    (rate <= 0 || rate > st->bytes / st->held))
+		rate = st->bytes / st->held;
 	if (limit > 0 && (rate <= 0 || rate > limit))
 		rate = limit;
-	want = rate > 0 ? rate * SXM_BATCH_SECS : SXM_BATCH_FIRST;
-	if (last_bytes && last_waited < SXM_BATCH_SECS / 2 &&
-	    want < 2.0 * last_bytes)
-		want = 2.0 * last_bytes;
-	if (limit > 0 && want > limit * SXM_BATCH_SECS)
-		want = limit * SXM_BATCH_SECS;
+	want = rate > 0 ? rate * secs : SXM_BATCH_FIRST;
+	if (st->bytes && st->waited < secs / 2 && want < 2.0 * st->bytes)
+		want = 2.0 * st->bytes;
+	if (limit > 0 && want > limit * secs)
+		want = limit * secs;
 	if (want > SXM_BATCH_MAX)
 		want = SXM_BATCH_MAX;
 	if (want < rs)
 		want = rs;
-	return (uint64_t)want / rs * rs;
+	return (uint64_t)(want + rs / 2) / rs * rs;
+}
+
+void sxm_mirror_batch_done(struct sxm_batch_stat *st, uint64_t bytes,
+			   double held, double waited, uint64_t rs)
+{
+	if (held <= 0 || !bytes)
+		return;
+	st->rate = st->rate > 0 ? 0.5 * st->rate + 0.5 * bytes / held :
+				  bytes / held;
+	if (bytes <= rs)
+		st->fixed = st->fixed > 0 ? 0.5 * st->fixed + 0.5 * held :
+					    held;
+	st->bytes = bytes;
+	st->held = held;
+	st->waited = waited;
 }
 
 void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms)

@@ -221,24 +221,40 @@ void sxm_job_metrics(struct sxm_job_rec *j, int64_t now_ms);
 
 /*
  * A mirror-style job copies under region locks (of @rs bytes each) in
- * batches: the next may hold SXM_BATCH_SECS of copying at @rate, the rate
- * of the last batches while locked (bytes/s, 0 if none yet), or at
- * @limit (--rate, bytes/s, 0: none) if that is lower; SXM_BATCH_FIRST
- * before any rate; at most SXM_BATCH_MAX.  The last batch (@last_bytes,
- * copied in @last_held s under its locks; @last_waited s from asking for
- * them to their release, the guest's wait) adjusts it:
- *   - copied for longer than SXM_BATCH_SECS: at its own rate, at once;
- *   - waited for less than half of SXM_BATCH_SECS: the next may be twice
- *     as big.  The rate of small batches is mostly their fixed costs (the
- *     sink's round trips, its flush), and taken alone it would keep them
- *     small -- on a slow machine or sink, one region at a time.
+ * batches.  What the batches so far showed, kept by
+ * sxm_mirror_batch_done() (zeroed: nothing yet, as after a degrade):
+ */
+struct sxm_batch_stat {
+	double rate;		/* bytes/s while locked, lately; 0: none yet */
+	uint64_t bytes;		/* the last batch: its size, */
+	double held;		/* its copy under the locks (s), */
+	double waited;		/* the guest's wait, lock request to release */
+	double fixed;		/* a batch of one region's hold (s), lately */
+};
+
+/*
+ * The next batch may hold the locks for SXM_BATCH_SECS of copying at the
+ * rate measured, or at @limit (--rate, bytes/s, 0: none) if that is lower;
+ * SXM_BATCH_FIRST before any rate; at most SXM_BATCH_MAX; in whole regions,
+ * the nearest.  The last batch adjusts it:
+ *   - held for longer than that: sized at its own rate, at once;
+ *   - the guest waited for less than half of it: the next may be twice as
+ *     big.  The rate of small batches is mostly their fixed costs (the
+ *     sink's round trips, its flush, the copy's set-up), and taken alone
+ *     it would keep them small.
+ * Where even a batch of one region holds the locks for longer than half
+ * of SXM_BATCH_SECS (a slow machine or a distant sink), a batch may hold
+ * them for twice that: half of each is copying, not one region at a time
+ * at the price of a whole batch each.
  */
 #define SXM_BATCH_SECS		0.25
 #define SXM_BATCH_FIRST		(4ULL << 20)
 #define SXM_BATCH_MAX		(16ULL << 20)
-uint64_t sxm_mirror_batch_bytes(double rate, double limit,
-				uint64_t last_bytes, double last_held,
-				double last_waited, uint64_t rs);
+uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,
+				double limit, uint64_t rs);
+/* A batch of @bytes held its locks @held s; the guest waited @waited s. */
+void sxm_mirror_batch_done(struct sxm_batch_stat *st, uint64_t bytes,
+			   double held, double waited, uint64_t rs);
 
 /*
  * The warm cutover's live catch-up: syncs run while the guest writes

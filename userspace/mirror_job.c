@@ -111,10 +111,9 @@ struct sxm_mirror_run {
 	bool kdeg_known;		/* kdeg_seen was read */
 	bool down_said;			/* "cannot bring it back" was said */
 	unsigned int backoff_ms;
-	double rate;			/* bytes/s of the last batches */
-	uint64_t batch_bytes;		/* the last batch: its size, */
-	double batch_held;		/* its copy under the locks (s), */
-	double batch_waited;		/* and the guest's wait, lock to release */
+	struct sxm_batch_stat batch;	/* what the batches showed */
+	uint64_t batches;		/* of the bulk copy this run, */
+	double wait_max;		/* the guest's longest wait in one */
 };
 
 /* The kernel's status line, from the mirror's point of view. */
@@ -461,8 +460,7 @@ static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
 	sxm_job_lock(j);
 	limit = (double)j->rec.rate_limit;
 	sxm_job_unlock(j);
-	return sxm_mirror_batch_bytes(m->rate, limit, m->batch_bytes,
-				      m->batch_held, m->batch_waited, rs);
+	return sxm_mirror_batch_bytes(&m->batch, limit, rs);
 }
 
 struct batch {
@@ -518,7 +516,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 	struct sxm_job_progress pg = { .j = j };
 	struct batch *b;
 	uint64_t *all = NULL;
-	double asked, t0, held, waited;
+	double asked, t0, now, held, waited;
 	int r = 0, e;
 
 	b = calloc(1, sizeof(*b));
@@ -590,8 +588,9 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			sxm_copy_result_free(&res);
 		}
 		e = sxm_kdev_lock(run->kfd, b->r, b->n, true);
-		held = sxm_mono_s() - t0;
-		waited = sxm_mono_s() - asked;
+		now = sxm_mono_s();
+		held = now - t0;
+		waited = now - asked;
 		if (e && !r) {
 			r = e;
 			snprintf(err, errlen, "/dev/mapper/%s: release %u ranges: %s",
@@ -604,13 +603,12 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 				snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
 					 j->rec.device, strerror(-r));
 		}
-		if (!r && held > 0) {
-			j->mirror->rate = 0.5 * j->mirror->rate +
-					  0.5 * b->bytes / held;
-			j->mirror->batch_bytes = b->bytes;
-			j->mirror->batch_held = held;
-			j->mirror->batch_waited = waited;
-		}
+		if (!r)
+			sxm_mirror_batch_done(&j->mirror->batch, b->bytes,
+					      held, waited, rs);
+		j->mirror->batches++;
+		if (waited > j->mirror->wait_max)
+			j->mirror->wait_max = waited;
 		done += b->bytes;
 		sxm_job_lock(j);
 		j->rec.op_done = done;
@@ -828,9 +826,7 @@ static void note_down(struct sxm_job *j, const struct mstat *ms)
 	if (!n)
 		return;
 	/* The batches start again from what the sink does after this. */
-	m->rate = 0;
-	m->batch_bytes = 0;
-	m->batch_held = m->batch_waited = 0;
+	memset(&m->batch, 0, sizeof(m->batch));
 	why = ms && strcmp(ms->reason, "-") ? ms->reason : "pump_stopped";
 	if (!m->down_since)
 		m->down_since = sxm_mono_s();
@@ -1039,6 +1035,8 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 		      j->rec.sink, done ? "resumes at" : "starts at", done,
 		      size);
 	sxm_job_set_op(j, "bulk copy", done, size);
+	j->mirror->batches = 0;
+	j->mirror->wait_max = 0;
 	sxm_job_unlock(j);
 
 	while (done < size) {
@@ -1110,8 +1108,9 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 	if (j->rec.last_sync_secs > 0)
 		j->rec.last_rate = (double)size / j->rec.last_sync_secs;
 	j->rec.last_sync_ms = sxm_now_ms();
-	sxm_job_event(j, "bulk copy done: %" PRIu64 " bytes copied in all, %.1f s this run",
-		      j->rec.bytes_full, j->rec.last_sync_secs);
+	sxm_job_event(j, "bulk copy done: %" PRIu64 " bytes copied in all, %.1f s this run, in %" PRIu64 " batches; the guest waited %.3f s at most",
+		      j->rec.bytes_full, j->rec.last_sync_secs,
+		      j->mirror->batches, j->mirror->wait_max);
 	sxm_job_set_op(j, "", 0, 0);
 	sxm_job_unlock(j);
 	return 0;

@@ -5,7 +5,8 @@
  * sink, a bitmap copy that touches only its regions, a short last region,
  * verification that finds exactly the regions that differ and a second
  * copy from that bitmap that repairs them, cancellation that leaves every
- * region dirty, and options refused before anything starts.
+ * region dirty, buffers no bigger than what a copy moves, and options
+ * refused before anything starts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -350,6 +351,48 @@ TEST_F(copy, cancelled_copy_leaves_everything_dirty)
 	EXPECT_STREQ("interrupted", res.errmsg);
 	EXPECT_EQ(8, res.nr_dirty);
 	EXPECT_EQ(0, res.stats.bytes_read);
+	sxm_copy_result_free(&res);
+	sxm_sink_close(sink);
+	sxm_source_close(src);
+}
+
+/*
+ * The buffers are faulted in, locked and pinned at each copy: a copy of
+ * a region or two must not take a pool sized for the whole device.
+ */
+TEST_F(copy, buffers_sized_by_what_is_moved)
+{
+	struct sxm_copy_opts o = { .region_size = RS, .nr_bufs = 16 };
+	struct sxm_copy_result res;
+	struct sxm_source *src;
+	struct sxm_sink *sink;
+	uint64_t map[1] = { 0 };
+
+	make_source(_metadata, self, 64 * RS, NULL);
+	open_both(_metadata, self, &src, &sink);
+
+	/* One region: one buffer; read back too: two. */
+	sxm_bitmap_set(map, 5);
+	o.bitmap = map;
+	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
+	sxm_copy_result_free(&res);
+	ASSERT_EQ(0, sxm_copy_verify(src, sink, &o, &res))
+		TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(2 * SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
+	sxm_copy_result_free(&res);
+
+	/* 4 MiB: 8 of 512 KiB, not the 16 asked for. */
+	o.bitmap = NULL;
+	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(64 * RS, res.stats.buffer_bytes);
+	EXPECT_EQ(0, res.nr_dirty);
+	sxm_copy_result_free(&res);
+
+	/* More than the pool fills: the pool asked for. */
+	o.nr_bufs = 4;
+	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(4 * SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
 	sxm_copy_result_free(&res);
 	sxm_sink_close(sink);
 	sxm_source_close(src);

@@ -213,67 +213,100 @@ TEST(predicted_downtime_when_mirrored)
 	EXPECT_LT(j.predicted_downtime, 0);
 }
 
+/* The next batch after one of @bytes held @held s, the guest's wait too. */
+static uint64_t next_after(double rate, double limit, uint64_t bytes,
+			   double held, double waited, uint64_t rs)
+{
+	struct sxm_batch_stat st = {
+		.rate = rate, .bytes = bytes, .held = held, .waited = waited,
+	};
+
+	return sxm_mirror_batch_bytes(&st, limit, rs);
+}
+
+/*
+ * Batches of @b bytes (the first) on, each holding the locks for @fixed s
+ * plus its bytes at @mib_s MiB/s, as the caller measures them: the last
+ * batch's size, and in *held its hold.
+ */
+static uint64_t play_batches(uint64_t b, double fixed, double mib_s,
+			     int nr, uint64_t rs, double *held)
+{
+	struct sxm_batch_stat st = { 0 };
+	int i;
+
+	for (i = 0; i < nr; i++) {
+		*held = fixed + (double)b / (mib_s * (1 << 20));
+		sxm_mirror_batch_done(&st, b, *held, *held, rs);
+		b = sxm_mirror_batch_bytes(&st, 0, rs);
+	}
+	return b;
+}
+
 /*
  * The batches of a locked copy: BATCH_SECS (0.25 s) of copying at the
  * rate measured while locked, within --rate and 16 MiB; a batch that
- * copied for longer than that sizes the next at its own rate at once; and
+ * copied for longer than that sizes the next at its own rate at once;
  * one the guest waited on for less than 0.125 s lets the next be twice
- * as big, so that batches whose rate is mostly fixed costs (a slow
- * machine, a distant sink) do not stay at one region for long.
+ * as big, so that batches whose rate is mostly fixed costs do not stay at
+ * one region for long; and where one region alone holds the locks for
+ * longer than 0.125 s (a slow machine, a distant sink), batches grow
+ * until half of each is copying.
  */
 TEST(batch_bytes)
 {
 	const uint64_t rs = 256 << 10, mib = 1 << 20;
-	double rate, held;
+	struct sxm_batch_stat st = { 0 };
+	double held;
 	uint64_t b;
-	int i;
 
 	/* The first batch: 4 MiB, or a quarter second at --rate. */
-	EXPECT_EQ(4 * mib, sxm_mirror_batch_bytes(0, 0, 0, 0, 0, rs));
-	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(0, 4 * mib, 0, 0, 0, rs));
+	EXPECT_EQ(4 * mib, sxm_mirror_batch_bytes(&st, 0, rs));
+	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(&st, 4 * mib, rs));
 	/* A quarter second at the rate measured, in whole regions. */
-	EXPECT_EQ(2 * mib, sxm_mirror_batch_bytes(8.0 * mib, 0, 4 * mib,
-						  0.2, 0.5, rs));
-	EXPECT_EQ(16 * mib, sxm_mirror_batch_bytes(1e12, 0, 16 * mib, 0.2,
-						   0.5, rs));
-	EXPECT_EQ(rs, sxm_mirror_batch_bytes(1000, 0, rs, 0.2, 0.2, rs));
+	EXPECT_EQ(2 * mib, next_after(8.0 * mib, 0, 4 * mib, 0.2, 0.5, rs));
+	EXPECT_EQ(16 * mib, next_after(1e12, 0, 16 * mib, 0.2, 0.5, rs));
+	EXPECT_EQ(rs, next_after(1000, 0, rs, 0.2, 0.2, rs));
 	/* Waited on briefly: twice the last one, whatever the rate says... */
-	EXPECT_EQ(2 * rs, sxm_mirror_batch_bytes(256 << 10, 0, rs, 0.05, 0.1,
-						 rs));
+	EXPECT_EQ(2 * rs, next_after(256 << 10, 0, rs, 0.05, 0.1, rs));
 	/* ...not at or past half of the quarter second... */
-	EXPECT_EQ(rs, sxm_mirror_batch_bytes(256 << 10, 0, rs, 0.05, 0.15,
-					     rs));
+	EXPECT_EQ(rs, next_after(256 << 10, 0, rs, 0.05, 0.15, rs));
 	/* ...never smaller than the rate makes it... */
-	EXPECT_EQ(8 * mib, sxm_mirror_batch_bytes(32.0 * mib, 0, 1 * mib,
-						  0.03, 0.05, rs));
+	EXPECT_EQ(8 * mib, next_after(32.0 * mib, 0, 1 * mib, 0.03, 0.05, rs));
 	/* ...and never past --rate's quarter second, nor 16 MiB. */
-	EXPECT_EQ(1 * mib, sxm_mirror_batch_bytes(256 << 10, 4 * mib,
-						  1 * mib, 0.05, 0.05, rs));
-	EXPECT_EQ(16 * mib, sxm_mirror_batch_bytes(1000, 0, 16 * mib, 0.01,
-						   0.01, rs));
+	EXPECT_EQ(1 * mib, next_after(256 << 10, 4 * mib, 1 * mib, 0.05, 0.05,
+				      rs));
+	EXPECT_EQ(16 * mib, next_after(1000, 0, 16 * mib, 0.01, 0.01, rs));
 	/*
 	 * The sink slowed down from 64 MiB/s to 5.9: the batch of 16 MiB took
-	 * 2.7 s; the next holds a quarter second at 5.9 MiB/s (1.25 MiB in
-	 * whole regions), not at the average of the two.
+	 * 2.7 s; the next holds a quarter second at 5.9 MiB/s (1.5 MiB, the
+	 * nearest whole regions), not at the average of the two.
 	 */
-	EXPECT_EQ(5 * rs, sxm_mirror_batch_bytes(35.0 * mib, 0, 16 * mib, 2.7,
-						 2.7, rs));
+	EXPECT_EQ(6 * rs, next_after(35.0 * mib, 0, 16 * mib, 2.7, 2.7, rs));
+
 	/*
 	 * From one region, a copy whose batches each cost 50 ms under the
-	 * locks plus 8 MiB/s, measured as the caller does: 1 MiB by the
-	 * second batch, and a quarter second's worth (1-2 MiB) after that.
+	 * locks plus 8 MiB/s: a quarter second's worth (1-2 MiB) by the
+	 * third batch.
 	 */
-	rate = 1000;
-	b = rs;
-	for (i = 0; i < 8; i++) {
-		held = 0.05 + (double)b / (8 * mib);
-		rate = 0.5 * rate + 0.5 * b / held;
-		b = sxm_mirror_batch_bytes(rate, 0, b, held, held, rs);
-		if (i == 1)
-			EXPECT_GE(b, 1 * mib);
-	}
+	b = play_batches(rs, 0.05, 8, 2, rs, &held);
+	EXPECT_GE(b, 1 * mib);
+	b = play_batches(rs, 0.05, 8, 8, rs, &held);
 	EXPECT_GE(b, 1 * mib);
 	EXPECT_LE(b, 2 * mib);
+	EXPECT_LE(held, 0.3);
+
+	/*
+	 * A slow machine: 0.3 s for any batch plus 2 MiB/s.  From 4 MiB the
+	 * batches shrink to one region, which shows the fixed cost; then they
+	 * grow until about half of each is copying (0.6 MiB in 0.6 s), where
+	 * one region at a time would move a fifth as much.
+	 */
+	b = play_batches(4 * mib, 0.3, 2, 40, 64 << 10, &held);
+	EXPECT_GE(b, 512 << 10);
+	EXPECT_LE(b, 1 * mib);
+	EXPECT_GE(held, 0.5);
+	EXPECT_LE(held, 0.9);
 }
 
 TEST_HARNESS_MAIN
