@@ -216,13 +216,6 @@ static uint64_t next_wanted(const struct copy *c, uint64_t r, bool set)
 	return c->nr_regions;
 }
 
-static uint64_t region_bytes(const struct copy *c, uint64_t r)
-{
-	uint64_t start = r << c->region_shift;
-
-	return MIN(c->region_size, c->src->size - start);
-}
-
 /* Mark the regions [off, off + len) touches as still dirty. */
 static void mark_dirty(struct copy *c, uint64_t off, uint64_t len)
 {
@@ -849,7 +842,7 @@ static void copy_teardown(struct copy *c)
 static int copy_setup(struct copy *c, char *err, size_t errlen)
 {
 	const struct sxm_copy_opts *o = c->o;
-	uint64_t want, fill, r;
+	uint64_t want, fill, r, end, run;
 	size_t pool;
 	unsigned int i;
 	int e;
@@ -886,22 +879,32 @@ static int copy_setup(struct copy *c, char *err, size_t errlen)
 	}
 	c->nbufs = o->nr_bufs ? o->nr_bufs : SXM_COPY_DEFAULT_BUFS;
 	/*
-	 * No more buffers than the bytes to move fill: a pool is faulted in,
-	 * locked and pinned for the engine at each copy, and a batch of one
-	 * region must not pay for megabytes of it.
+	 * No more buffers than the runs of regions to move fill, a buffer
+	 * at most each: a pool is faulted in, locked and pinned for the
+	 * engine at each copy, and a batch of one region must not pay for
+	 * megabytes of it.
 	 */
-	want = c->want ? 0 : c->src->size;
-	for (r = next_wanted(c, 0, true); c->want && r < c->nr_regions;
-	     r = next_wanted(c, r + 1, true))
-		want += region_bytes(c, r);
+	want = 0;
+	fill = 0;
+	for (r = next_wanted(c, 0, true); r < c->nr_regions;
+	     r = next_wanted(c, end, true)) {
+		/* A run of wanted regions: its items are a buffer each. */
+		end = next_wanted(c, r, false);
+		run = MIN(end << c->region_shift, c->src->size) -
+		      (r << c->region_shift);
+		want += run;
+		fill += (run + c->buf_size - 1) / c->buf_size;
+	}
 	c->want_bytes = want;
-	fill = (want + c->buf_size - 1) / c->buf_size;
 	if (!fill)
 		fill = 1;
 	if (c->verify)
 		fill *= 2;
 	if (c->nbufs > fill)
 		c->nbufs = fill;
+	/* A verify's slots hold two buffers each, source and sink. */
+	if (c->verify)
+		c->nbufs &= ~1u;
 	if (c->verify && c->nbufs < 2)
 		c->nbufs = 2;
 	c->nslots = c->verify ? c->nbufs / 2 : c->nbufs;

@@ -412,6 +412,8 @@ uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,
 	/* Half of each batch copying, if its fixed costs take more. */
 	if (secs < 2 * st->fixed)
 		secs = 2 * st->fixed;
+	if (secs > SXM_BATCH_SECS_MAX)
+		secs = SXM_BATCH_SECS_MAX;
 	/* Slower than the rate said: at once, not as the average follows. */
 	if (st->bytes && st->held > secs &&
 	    (rate <= 0 || rate > st->bytes / st->held))
@@ -430,6 +432,32 @@ uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,
 	return (uint64_t)(want + rs / 2) / rs * rs;
 }
 
+/*
+ * The fixed cost of a batch, what one of no bytes would hold the locks
+ * for: from the last two batches, where their sizes differ by a quarter
+ * or more, the line through their (regions, hold); a batch of one region
+ * alone is all fixed cost.  The estimates are averaged.  No batch's fixed
+ * cost is more than its hold, so the last hold bounds it: a spell of slow
+ * batches is forgotten as soon as one is fast.
+ */
+static void batch_fit(struct sxm_batch_stat *st, double x, double held)
+{
+	double x0 = (double)st->bytes / st->rs, slope, est = -1;
+
+	if (st->bytes && (x > 1.25 * x0 || x0 > 1.25 * x)) {
+		slope = (held - st->held) / (x - x0);
+		if (slope < 0)
+			slope = 0;
+		est = held - slope * x;
+	} else if (x <= 1) {
+		est = held;
+	}
+	if (est >= 0)
+		st->fixed = st->fixed > 0 ? 0.5 * st->fixed + 0.5 * est : est;
+	if (st->fixed > held)
+		st->fixed = held;
+}
+
 void sxm_mirror_batch_done(struct sxm_batch_stat *st, uint64_t bytes,
 			   double held, double waited, uint64_t rs)
 {
@@ -437,9 +465,8 @@ void sxm_mirror_batch_done(struct sxm_batch_stat *st, uint64_t bytes,
 		return;
 	st->rate = st->rate > 0 ? 0.5 * st->rate + 0.5 * bytes / held :
 				  bytes / held;
-	if (bytes <= rs)
-		st->fixed = st->fixed > 0 ? 0.5 * st->fixed + 0.5 * held :
-					    held;
+	st->rs = rs;
+	batch_fit(st, (double)bytes / rs, held);
 	st->bytes = bytes;
 	st->held = held;
 	st->waited = waited;

@@ -229,7 +229,8 @@ struct sxm_batch_stat {
 	uint64_t bytes;		/* the last batch: its size, */
 	double held;		/* its copy under the locks (s), */
 	double waited;		/* the guest's wait, lock request to release */
-	double fixed;		/* a batch of one region's hold (s), lately */
+	double fixed;		/* what any batch holds them for (s) */
+	uint64_t rs;		/* the region size they were measured in */
 };
 
 /*
@@ -242,12 +243,15 @@ struct sxm_batch_stat {
  *     big.  The rate of small batches is mostly their fixed costs (the
  *     sink's round trips, its flush, the copy's set-up), and taken alone
  *     it would keep them small.
- * Where even a batch of one region holds the locks for longer than half
- * of SXM_BATCH_SECS (a slow machine or a distant sink), a batch may hold
- * them for twice that: half of each is copying, not one region at a time
- * at the price of a whole batch each.
+ * Where the fixed cost of a batch (what a batch of no bytes would hold
+ * the locks for: a line through the last batches' sizes and holds) is
+ * more than half of SXM_BATCH_SECS -- a slow machine, a distant
+ * sink -- a batch may hold them for twice that, up to SXM_BATCH_SECS_MAX:
+ * half of each is copying, not one region at a time at the price of a
+ * whole batch each.
  */
 #define SXM_BATCH_SECS		0.25
+#define SXM_BATCH_SECS_MAX	1.0
 #define SXM_BATCH_FIRST		(4ULL << 20)
 #define SXM_BATCH_MAX		(16ULL << 20)
 uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,

@@ -372,7 +372,7 @@ TEST_F(copy, buffers_sized_by_what_is_moved)
 	open_both(_metadata, self, &src, &sink);
 
 	/* One region: one buffer; read back too: two. */
-	sxm_bitmap_set(map, 5);
+	map[0] = 1ULL << 5;
 	o.bitmap = map;
 	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
 	EXPECT_EQ(SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
@@ -382,11 +382,33 @@ TEST_F(copy, buffers_sized_by_what_is_moved)
 	EXPECT_EQ(2 * SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
 	sxm_copy_result_free(&res);
 
-	/* 4 MiB: 8 of 512 KiB, not the 16 asked for. */
+	/* Nine regions in a row (576 KiB): two buffers. */
+	map[0] = 0x1ffULL << 20;
+	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(2 * SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
+	sxm_copy_result_free(&res);
+	/* Five regions apart: a buffer each, as many reads in flight. */
+	map[0] = 0x155ULL << 40;
+	EXPECT_EQ(5, sxm_bitmap_weight(map, 64));
+	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(5 * SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
+	sxm_copy_result_free(&res);
+
+	/* 4 MiB: 8 of 512 KiB, not the 16 asked for; to verify, 16. */
 	o.bitmap = NULL;
 	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
 	EXPECT_EQ(64 * RS, res.stats.buffer_bytes);
 	EXPECT_EQ(0, res.nr_dirty);
+	sxm_copy_result_free(&res);
+	ASSERT_EQ(0, sxm_copy_verify(src, sink, &o, &res))
+		TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(128 * RS, res.stats.buffer_bytes);
+	sxm_copy_result_free(&res);
+	/* An odd pool to verify with: pairs. */
+	o.nr_bufs = 5;
+	ASSERT_EQ(0, sxm_copy_verify(src, sink, &o, &res))
+		TH_LOG("%s", res.errmsg);
+	EXPECT_EQ(4 * SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
 	sxm_copy_result_free(&res);
 
 	/* More than the pool fills: the pool asked for. */

@@ -243,15 +243,32 @@ static uint64_t play_batches(uint64_t b, double fixed, double mib_s,
 	return b;
 }
 
+/* The same, with batches @from to @to (excluded) stalled 5 s more. */
+static uint64_t play_stall(uint64_t b, double fixed, double mib_s, int nr,
+			   int from, int to, uint64_t rs, double *held)
+{
+	struct sxm_batch_stat st = { 0 };
+	int i;
+
+	for (i = 0; i < nr; i++) {
+		*held = fixed + (double)b / (mib_s * (1 << 20));
+		if (i >= from && i < to)
+			*held += 5;
+		sxm_mirror_batch_done(&st, b, *held, *held, rs);
+		b = sxm_mirror_batch_bytes(&st, 0, rs);
+	}
+	return b;
+}
+
 /*
  * The batches of a locked copy: BATCH_SECS (0.25 s) of copying at the
  * rate measured while locked, within --rate and 16 MiB; a batch that
  * copied for longer than that sizes the next at its own rate at once;
  * one the guest waited on for less than 0.125 s lets the next be twice
  * as big, so that batches whose rate is mostly fixed costs do not stay at
- * one region for long; and where one region alone holds the locks for
- * longer than 0.125 s (a slow machine, a distant sink), batches grow
- * until half of each is copying.
+ * one region for long; and where the fixed cost of a batch is more than
+ * 0.125 s (a slow machine, a distant sink), batches grow until half of
+ * each is copying, up to a second.
  */
 TEST(batch_bytes)
 {
@@ -305,8 +322,31 @@ TEST(batch_bytes)
 	b = play_batches(4 * mib, 0.3, 2, 40, 64 << 10, &held);
 	EXPECT_GE(b, 512 << 10);
 	EXPECT_LE(b, 1 * mib);
-	EXPECT_GE(held, 0.5);
-	EXPECT_LE(held, 0.9);
+	EXPECT_GE(held * 1000, 500);
+	EXPECT_LE(held * 1000, 900);
+	/*
+	 * The same 0.3 s with a fast copy: no batch of one region comes to
+	 * show the fixed cost, the sizes and holds of the batches do: 16 MiB
+	 * in 0.46 s, not two regions at a time.
+	 */
+	b = play_batches(4 * mib, 0.3, 100, 40, 64 << 10, &held);
+	EXPECT_EQ(16 * mib, b);
+	EXPECT_LE(held * 1000, 500);
+	/* A fast machine at 2 MiB/s: a quarter second (512 KiB) still. */
+	b = play_batches(4 * mib, 0.01, 2, 30, 64 << 10, &held);
+	EXPECT_EQ(512 << 10, b);
+	/*
+	 * A sink that stalls for 5 s three times, then is itself again
+	 * (0.01 s + 8 MiB/s): the stall is forgotten by the first fast batch,
+	 * and the holds are back at a quarter second, not at the longest
+	 * ever allowed.
+	 */
+	b = play_stall(4 * mib, 0.01, 8, 40, 10, 13, 64 << 10, &held);
+	EXPECT_GE(b, 1 * mib);
+	EXPECT_LE(held * 1000, 300);
+	/* During the stall: never past SXM_BATCH_SECS_MAX plus the stall. */
+	b = play_stall(4 * mib, 0.01, 8, 13, 10, 13, 64 << 10, &held);
+	EXPECT_LE((double)b / (8 << 20) * 1000, SXM_BATCH_SECS_MAX * 1000);
 }
 
 TEST_HARNESS_MAIN
