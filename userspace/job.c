@@ -407,13 +407,22 @@ static double frozen_bytes(double dirty, double rate, double dirtying,
 uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,
 				double limit, uint64_t rs)
 {
-	double secs = SXM_BATCH_SECS, rate = st->rate, want;
+	double secs = SXM_BATCH_SECS, rate = st->rate, want, cap;
 
-	/* Half of each batch copying, if its fixed costs take more. */
+	/*
+	 * Half of each batch copying, if its fixed costs take more; at most
+	 * a second, or a quarter second past them.
+	 */
 	if (secs < 2 * st->fixed)
 		secs = 2 * st->fixed;
-	if (secs > SXM_BATCH_SECS_MAX)
-		secs = SXM_BATCH_SECS_MAX;
+	cap = st->fixed + SXM_BATCH_SECS;
+	if (cap < SXM_BATCH_SECS_MAX)
+		cap = SXM_BATCH_SECS_MAX;
+	if (secs > cap)
+		secs = cap;
+	/* Longer for the fixed cost: measure it again now and then. */
+	if (secs > SXM_BATCH_SECS && st->since_small >= SXM_BATCH_PROBE)
+		return SXM_BATCH_SMALL < rs ? rs : SXM_BATCH_SMALL / rs * rs;
 	/* Slower than the rate said: at once, not as the average follows. */
 	if (st->bytes && st->held > secs &&
 	    (rate <= 0 || rate > st->bytes / st->held))
@@ -434,26 +443,23 @@ uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,
 
 /*
  * The fixed cost of a batch, what one of no bytes would hold the locks
- * for: from the last two batches, where their sizes differ by a quarter
- * or more, the line through their (regions, hold); a batch of one region
- * alone is all fixed cost.  The estimates are averaged.  No batch's fixed
- * cost is more than its hold, so the last hold bounds it: a spell of slow
- * batches is forgotten as soon as one is fast.
+ * for: a small batch's hold is mostly that.  No batch's fixed cost is
+ * more than its hold, so the last hold bounds it, and a small batch's
+ * hold that is less is taken at once: a spell of slow batches is
+ * forgotten as soon as a small one is fast (sxm_mirror_batch_bytes()
+ * makes one now and then while the fixed cost makes batches longer).
  */
-static void batch_fit(struct sxm_batch_stat *st, double x, double held)
+static void batch_fixed(struct sxm_batch_stat *st, uint64_t bytes,
+			uint64_t rs, double held)
 {
-	double x0 = (double)st->bytes / st->rs, slope, est = -1;
-
-	if (st->bytes && (x > 1.25 * x0 || x0 > 1.25 * x)) {
-		slope = (held - st->held) / (x - x0);
-		if (slope < 0)
-			slope = 0;
-		est = held - slope * x;
-	} else if (x <= 1) {
-		est = held;
+	if (bytes <= rs || bytes <= SXM_BATCH_SMALL) {
+		/* Less at once, more as an average. */
+		st->fixed = st->fixed > 0 && held > st->fixed ?
+			    0.5 * st->fixed + 0.5 * held : held;
+		st->since_small = 0;
+	} else {
+		st->since_small++;
 	}
-	if (est >= 0)
-		st->fixed = st->fixed > 0 ? 0.5 * st->fixed + 0.5 * est : est;
 	if (st->fixed > held)
 		st->fixed = held;
 }
@@ -465,8 +471,7 @@ void sxm_mirror_batch_done(struct sxm_batch_stat *st, uint64_t bytes,
 		return;
 	st->rate = st->rate > 0 ? 0.5 * st->rate + 0.5 * bytes / held :
 				  bytes / held;
-	st->rs = rs;
-	batch_fit(st, (double)bytes / rs, held);
+	batch_fixed(st, bytes, rs, held);
 	st->bytes = bytes;
 	st->held = held;
 	st->waited = waited;

@@ -230,7 +230,7 @@ struct sxm_batch_stat {
 	double held;		/* its copy under the locks (s), */
 	double waited;		/* the guest's wait, lock request to release */
 	double fixed;		/* what any batch holds them for (s) */
-	uint64_t rs;		/* the region size they were measured in */
+	unsigned int since_small;	/* batches since a small one */
 };
 
 /*
@@ -243,15 +243,19 @@ struct sxm_batch_stat {
  *     big.  The rate of small batches is mostly their fixed costs (the
  *     sink's round trips, its flush, the copy's set-up), and taken alone
  *     it would keep them small.
- * Where the fixed cost of a batch (what a batch of no bytes would hold
- * the locks for: a line through the last batches' sizes and holds) is
- * more than half of SXM_BATCH_SECS -- a slow machine, a distant
- * sink -- a batch may hold them for twice that, up to SXM_BATCH_SECS_MAX:
- * half of each is copying, not one region at a time at the price of a
- * whole batch each.
+ * Where the fixed cost of a batch (what one of no bytes would hold the
+ * locks for: the hold of a batch of one region or of SXM_BATCH_SMALL
+ * bytes, lately, never more than the last hold) is more than half of
+ * SXM_BATCH_SECS -- a slow machine, a distant sink -- a batch may hold
+ * them for twice that: half of each is copying, not one region at a time
+ * at the price of a whole batch each.  At most SXM_BATCH_SECS_MAX, or the
+ * fixed cost and SXM_BATCH_SECS if that is more.  While that is so, every
+ * SXM_BATCH_PROBE batches one is small, to measure the fixed cost again.
  */
 #define SXM_BATCH_SECS		0.25
 #define SXM_BATCH_SECS_MAX	1.0
+#define SXM_BATCH_SMALL		(256ULL << 10)
+#define SXM_BATCH_PROBE		8
 #define SXM_BATCH_FIRST		(4ULL << 20)
 #define SXM_BATCH_MAX		(16ULL << 20)
 uint64_t sxm_mirror_batch_bytes(const struct sxm_batch_stat *st,

@@ -224,40 +224,48 @@ static uint64_t next_after(double rate, double limit, uint64_t bytes,
 	return sxm_mirror_batch_bytes(&st, limit, rs);
 }
 
+struct play {
+	uint64_t b;		/* the next batch */
+	double held;		/* the last one's hold */
+	double max_held;	/* the longest of the last half */
+	double mib_s;		/* copied per second held, the last half */
+};
+
 /*
  * Batches of @b bytes (the first) on, each holding the locks for @fixed s
- * plus its bytes at @mib_s MiB/s, as the caller measures them: the last
- * batch's size, and in *held its hold.
+ * plus its bytes at @mib_s MiB/s, batches @from to @to (excluded) stalled
+ * 5 s more, as the caller measures them.
  */
-static uint64_t play_batches(uint64_t b, double fixed, double mib_s,
-			     int nr, uint64_t rs, double *held)
+static struct play play_stall(uint64_t b, double fixed, double mib_s,
+			      int nr, int from, int to, uint64_t rs)
 {
 	struct sxm_batch_stat st = { 0 };
+	struct play p = { 0 };
+	double bytes = 0, secs = 0;
 	int i;
 
 	for (i = 0; i < nr; i++) {
-		*held = fixed + (double)b / (mib_s * (1 << 20));
-		sxm_mirror_batch_done(&st, b, *held, *held, rs);
+		p.held = fixed + (double)b / (mib_s * (1 << 20));
+		if (i >= from && i < to)
+			p.held += 5;
+		if (i >= nr / 2) {
+			bytes += b;
+			secs += p.held;
+			if (p.held > p.max_held)
+				p.max_held = p.held;
+		}
+		sxm_mirror_batch_done(&st, b, p.held, p.held, rs);
 		b = sxm_mirror_batch_bytes(&st, 0, rs);
 	}
-	return b;
+	p.b = b;
+	p.mib_s = bytes / secs / (1 << 20);
+	return p;
 }
 
-/* The same, with batches @from to @to (excluded) stalled 5 s more. */
-static uint64_t play_stall(uint64_t b, double fixed, double mib_s, int nr,
-			   int from, int to, uint64_t rs, double *held)
+static struct play play_batches(uint64_t b, double fixed, double mib_s,
+				int nr, uint64_t rs)
 {
-	struct sxm_batch_stat st = { 0 };
-	int i;
-
-	for (i = 0; i < nr; i++) {
-		*held = fixed + (double)b / (mib_s * (1 << 20));
-		if (i >= from && i < to)
-			*held += 5;
-		sxm_mirror_batch_done(&st, b, *held, *held, rs);
-		b = sxm_mirror_batch_bytes(&st, 0, rs);
-	}
-	return b;
+	return play_stall(b, fixed, mib_s, nr, -1, -1, rs);
 }
 
 /*
@@ -274,8 +282,7 @@ TEST(batch_bytes)
 {
 	const uint64_t rs = 256 << 10, mib = 1 << 20;
 	struct sxm_batch_stat st = { 0 };
-	double held;
-	uint64_t b;
+	struct play p;
 
 	/* The first batch: 4 MiB, or a quarter second at --rate. */
 	EXPECT_EQ(4 * mib, sxm_mirror_batch_bytes(&st, 0, rs));
@@ -306,47 +313,42 @@ TEST(batch_bytes)
 	 * locks plus 8 MiB/s: a quarter second's worth (1-2 MiB) by the
 	 * third batch.
 	 */
-	b = play_batches(rs, 0.05, 8, 2, rs, &held);
-	EXPECT_GE(b, 1 * mib);
-	b = play_batches(rs, 0.05, 8, 8, rs, &held);
-	EXPECT_GE(b, 1 * mib);
-	EXPECT_LE(b, 2 * mib);
-	EXPECT_LE(held, 0.3);
+	p = play_batches(rs, 0.05, 8, 2, rs);
+	EXPECT_GE(p.b, 1 * mib);
+	p = play_batches(rs, 0.05, 8, 8, rs);
+	EXPECT_GE(p.b, 1 * mib);
+	EXPECT_LE(p.b, 2 * mib);
+	EXPECT_LE(p.held * 1000, 300);
 
 	/*
 	 * A slow machine: 0.3 s for any batch plus 2 MiB/s.  From 4 MiB the
-	 * batches shrink to one region, which shows the fixed cost; then they
-	 * grow until about half of each is copying (0.6 MiB in 0.6 s), where
-	 * one region at a time would move a fifth as much.
+	 * batches shrink until a small one shows the fixed cost; then they
+	 * grow until about half of each is copying (over 1 MiB/s in holds of
+	 * 0.6 s), where one region at a time would move a fifth as much.
 	 */
-	b = play_batches(4 * mib, 0.3, 2, 40, 64 << 10, &held);
-	EXPECT_GE(b, 512 << 10);
-	EXPECT_LE(b, 1 * mib);
-	EXPECT_GE(held * 1000, 500);
-	EXPECT_LE(held * 1000, 900);
-	/*
-	 * The same 0.3 s with a fast copy: no batch of one region comes to
-	 * show the fixed cost, the sizes and holds of the batches do: 16 MiB
-	 * in 0.46 s, not two regions at a time.
-	 */
-	b = play_batches(4 * mib, 0.3, 100, 40, 64 << 10, &held);
-	EXPECT_EQ(16 * mib, b);
-	EXPECT_LE(held * 1000, 500);
+	p = play_batches(4 * mib, 0.3, 2, 40, 64 << 10);
+	EXPECT_GE(p.mib_s * 100, 100);
+	EXPECT_LE(p.max_held * 1000, 900);
+	/* The same 0.3 s with a fast copy: 16 MiB batches in 0.46 s. */
+	p = play_batches(4 * mib, 0.3, 100, 40, 64 << 10);
+	EXPECT_GE(p.mib_s, 16);
+	EXPECT_LE(p.max_held * 1000, 500);
+	/* 1.5 s: a quarter second of copying past it, not one region. */
+	p = play_batches(4 * mib, 1.5, 50, 40, 64 << 10);
+	EXPECT_GE(p.mib_s * 100, 50);
+	EXPECT_LE(p.max_held * 1000, 1800);
 	/* A fast machine at 2 MiB/s: a quarter second (512 KiB) still. */
-	b = play_batches(4 * mib, 0.01, 2, 30, 64 << 10, &held);
-	EXPECT_EQ(512 << 10, b);
+	p = play_batches(4 * mib, 0.01, 2, 30, 64 << 10);
+	EXPECT_EQ(512 << 10, p.b);
 	/*
 	 * A sink that stalls for 5 s three times, then is itself again
-	 * (0.01 s + 8 MiB/s): the stall is forgotten by the first fast batch,
-	 * and the holds are back at a quarter second, not at the longest
-	 * ever allowed.
+	 * (0.01 s + 8 MiB/s): the stall's fixed cost is measured again within
+	 * SXM_BATCH_PROBE batches, and the holds are back at a quarter
+	 * second, not at the longest ever allowed.
 	 */
-	b = play_stall(4 * mib, 0.01, 8, 40, 10, 13, 64 << 10, &held);
-	EXPECT_GE(b, 1 * mib);
-	EXPECT_LE(held * 1000, 300);
-	/* During the stall: never past SXM_BATCH_SECS_MAX plus the stall. */
-	b = play_stall(4 * mib, 0.01, 8, 13, 10, 13, 64 << 10, &held);
-	EXPECT_LE((double)b / (8 << 20) * 1000, SXM_BATCH_SECS_MAX * 1000);
+	p = play_stall(4 * mib, 0.01, 8, 40, 10, 13, 64 << 10);
+	EXPECT_GE(p.b, 1 * mib);
+	EXPECT_LE(p.held * 1000, 300);
 }
 
 TEST_HARNESS_MAIN
