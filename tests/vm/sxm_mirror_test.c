@@ -574,22 +574,24 @@ TEST_F_TIMEOUT(mirror, slots_wait_for_the_source, 120)
 
 	helper_stop(&self->h);
 	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
-	ASSERT_EQ(0, run("dmsetup create sxm-mirror-slow --table '0 %llu delay %s 0 0 %s 0 5000'",
+	ASSERT_EQ(0, run("dmsetup create sxm-mirror-slow --table '0 %llu delay %s 0 0 %s 0 8000'",
 			 DEV_BYTES >> 9, env("SXM_TEST_SOURCE", ""),
 			 env("SXM_TEST_SOURCE", "")));
 	ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm /dev/mapper/sxm-mirror-slow 8 1 track'",
 			 DEV_BYTES >> 9));
 	ASSERT_EQ(0, helper_start(&self->h, 5000));
 	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=90 oflag=direct status=none; touch /tmp/mirror-w1) &"));
-	usleep(300 * 1000);
 	/*
-	 * The helper is done with it, the source is not (5 s: long enough on
-	 * a loaded machine): still in flight.
+	 * The helper is done with it, the source is not (8 s: long enough
+	 * for what follows, a shell and a dd started on a loaded debug
+	 * kernel taking a second or more): still in flight.
 	 */
+	for (int i = 0; i < 60 && strcmp(status_word(8), "1"); i++)
+		usleep(50 * 1000);
 	EXPECT_STREQ("1", status_word(8));
 	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=90 oflag=direct status=none; touch /tmp/mirror-w2) &"));
 	/* The second waits for the first's source leg. */
-	for (int i = 0; i < 20 && strcmp(status_word(9), "1"); i++)
+	for (int i = 0; i < 80 && strcmp(status_word(9), "1"); i++)
 		usleep(50 * 1000);
 	EXPECT_STREQ("1", status_word(9));
 	EXPECT_STREQ("1", status_word(8));
@@ -599,14 +601,14 @@ TEST_F_TIMEOUT(mirror, slots_wait_for_the_source, 120)
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	EXPECT_GE(ms, 100);
 	/* The first is done (its dd exits soon), the second waits. */
-	for (int i = 0; i < 40 && access("/tmp/mirror-w1", F_OK); i++)
+	for (int i = 0; i < 100 && access("/tmp/mirror-w1", F_OK); i++)
 		usleep(50 * 1000);
 	EXPECT_EQ(0, access("/tmp/mirror-w1", F_OK));
 	EXPECT_NE(0, access("/tmp/mirror-w2", F_OK));
 	l.flags = SXM_LOCK_RELEASE;
 	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
-	/* Its source leg takes the 5 s of the delay too. */
-	for (int i = 0; i < 150 && access("/tmp/mirror-w2", F_OK); i++)
+	/* Its source leg takes the 8 s of the delay too. */
+	for (int i = 0; i < 200 && access("/tmp/mirror-w2", F_OK); i++)
 		usleep(100 * 1000);
 	EXPECT_EQ(0, access("/tmp/mirror-w2", F_OK));
 	unlink("/tmp/mirror-w1");
