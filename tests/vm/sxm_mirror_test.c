@@ -579,7 +579,8 @@ TEST_F_TIMEOUT(mirror, slots_wait_for_the_source, 120)
 			 env("SXM_TEST_SOURCE", "")));
 	ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm /dev/mapper/sxm-mirror-slow 8 1 track'",
 			 DEV_BYTES >> 9));
-	ASSERT_EQ(0, helper_start(&self->h, 5000));
+	/* The second write is held for most of the delay: no timeout. */
+	ASSERT_EQ(0, helper_start(&self->h, 20000));
 	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=90 oflag=direct status=none; touch /tmp/mirror-w1) &"));
 	/*
 	 * The helper is done with it, the source is not (8 s: long enough
