@@ -1976,8 +1976,18 @@ static void do_info(void)
 		MUST_FAIL(OP_INFO, 6, r, "features with reserved set");
 		break;
 	case 7:		/* read-only or bad memory */
-		r = ioctl(fd, chance(50) ? SXM_IOC_GET_INFO : SXM_IOC_GET_FEATURES,
-			  chance(50) ? (void *)(BA_RO + RO_INFO) : bad_ptr(sizeof(*i)));
+		/*
+		 * A bad pointer for the struct the command takes: one that
+		 * straddles the end of good memory must straddle it for that
+		 * size (the features struct is half the info struct, and
+		 * whole in good memory where the info struct straddles).
+		 */
+		if (chance(50))
+			r = ioctl(fd, SXM_IOC_GET_INFO, chance(50) ?
+				  (void *)(BA_RO + RO_INFO) : bad_ptr(sizeof(*i)));
+		else
+			r = ioctl(fd, SXM_IOC_GET_FEATURES, chance(50) ?
+				  (void *)(BA_RO + RO_INFO) : bad_ptr(sizeof(*f)));
 		MUST_FAIL(OP_INFO, 7, r, "a struct in read-only or bad memory");
 		break;
 	default:	/* size field and command disagree */
