@@ -14,7 +14,11 @@
 # again on the debug kernel (scripts/debug-kernel.sh; KASAN, lockdep,
 # kmemleak, UBSAN...), their results named debug/vm/NAME.sh; SXM_DEBUG=0
 # leaves it out.  --debug-only: every VM test and the demo's scripts on the
-# debug kernel only (make check-debug).  Every TAP "ok"/"not ok" line is
+# debug kernel only (make check-debug).  With both passes (make check) and
+# two CPUs or more, the debug pass runs beside the native tests and the
+# Debian pass, its output shown when they are done: each guest waits much of
+# its time on its tests' timers and I/O, so the two share the CPUs well;
+# SXM_SERIAL=1 runs it after them instead.  Every TAP "ok"/"not ok" line is
 # one test point; "# SKIP" counts as skipped.  The output ends with a
 # summary per test file and exactly one last line "N passed, N failed[, N
 # skipped]"; the exit status is non-zero if anything failed.  Outputs are
@@ -62,6 +66,60 @@ run_native() {
 	record "$name" "$rc"
 }
 
+# The debug kernel's tests: those tagged "# vm: debug" and the regression
+# tests (tests/vm/6*-*.sh), or with --debug-only all of them.
+dvmt=()
+if [ "$debug" != 0 ] && compgen -G 'tests/vm/*.sh' >/dev/null; then
+	if [ "$debug" = all ]; then
+		dvmt=(tests/vm/*.sh tests/demo/*.sh)
+	else
+		for t in tests/vm/*.sh; do
+			case ${t##*/} in
+			6*-*.sh) dvmt+=("$t") ;;
+			*) grep -Eq '^# vm:.*\<debug\>' "$t" && dvmt+=("$t") ;;
+			esac
+		done
+	fi
+fi
+
+# debug_pass — run the debug kernel's tests; their results go to
+# $res/debug.d and are merged into $res by debug_merge.
+debug_pass() {
+	local t0
+	t0=$(date +%s)
+
+	echo "run-all: the debug kernel: ${dvmt[*]}"
+	scripts/vm-run.sh --kernel debug --results "$res/debug.d" --no-summary "${dvmt[@]}"
+	echo "run-all: the debug pass took $(($(date +%s) - t0)) s"
+}
+
+debug_merge() {
+	local f
+
+	if [ ! -s "$res/debug.d/index" ]; then
+		echo "not ok 1 scripts/vm-run.sh --kernel debug could not run the VM tests" > "$res/debug_vm_run.tap"
+		record debug/vm/run 1
+		return
+	fi
+	cat "$res/debug.d/index" >> "$res/index"
+	for f in "$res"/debug.d/*; do
+		[ "${f##*/}" = index ] || mv "$f" "$res/"
+	done
+	rmdir "$res/debug.d" 2>/dev/null
+}
+
+dpid=""
+if [ ${#dvmt[@]} -gt 0 ] && [ "$vm" = 1 ] && [ "${SXM_SERIAL:-0}" != 1 ] &&
+   [ "$(nproc)" -ge 2 ]; then
+	# The C programs the guests run, built once before two runs need them.
+	make -s -C tests/vm >/dev/null 2>&1
+	echo "run-all: the debug pass runs beside the rest; its output follows theirs"
+	debug_pass > "$res/debug-pass.log" 2>&1 &
+	dpid=$!
+	# vm-run stops its guest on TERM (a background job ignores INT).
+	trap 'pkill -TERM -P "$dpid"; kill "$dpid" 2>/dev/null; exit 130' INT TERM
+fi
+
 if [ "$native" = 1 ]; then
 	if compgen -G 'tests/native/*.c' >/dev/null; then
 		# A build failure is a failed test, shown, and the rest still runs.
@@ -102,31 +160,16 @@ if [ "$vm" = 1 ]; then
 	fi
 fi
 
-# The debug kernel: the tests tagged "# vm: debug" and the regression tests
-# (tests/vm/6*-*.sh), or with --debug-only all of them.
-if [ "$debug" != 0 ] && compgen -G 'tests/vm/*.sh' >/dev/null; then
-	if [ "$debug" = all ]; then
-		vmt=(tests/vm/*.sh tests/demo/*.sh)
-	else
-		vmt=()
-		for t in tests/vm/*.sh; do
-			case ${t##*/} in
-			6*-*.sh) vmt+=("$t") ;;
-			*) grep -Eq '^# vm:.*\<debug\>' "$t" && vmt+=("$t") ;;
-			esac
-		done
-	fi
-	if [ ${#vmt[@]} -gt 0 ]; then
-		n0=$(wc -l < "$res/index")
-		t0=$(date +%s)
-		echo "run-all: the debug kernel: ${vmt[*]}"
-		scripts/vm-run.sh --kernel debug --results "$res" --no-summary "${vmt[@]}"
-		echo "run-all: the debug pass took $(($(date +%s) - t0)) s"
-		if [ "$(wc -l < "$res/index")" = "$n0" ]; then
-			echo "not ok 1 scripts/vm-run.sh --kernel debug could not run the VM tests" > "$res/debug_vm_run.tap"
-			record debug/vm/run 1
-		fi
-	fi
+# The debug pass: waited for if it ran beside the rest, else run now.
+if [ -n "$dpid" ]; then
+	wait "$dpid"
+	trap - INT TERM
+	echo
+	cat "$res/debug-pass.log"
+	debug_merge
+elif [ ${#dvmt[@]} -gt 0 ]; then
+	debug_pass
+	debug_merge
 fi
 
 echo
