@@ -6,7 +6,9 @@
 #   make deps       install every Debian package the project uses, build
 #                   the debug kernel once per machine (SXM_DEBUG=0: not)
 #   make check      build, run the native tests and the VM tests (the
-#                   kernel-facing ones on the debug kernel too)
+#                   kernel-facing ones on the debug kernel too, in a second
+#                   guest beside the first; the debug kernel, if not cached,
+#                   is built beside the first pass)
 #   make check-debug  every VM test on the debug kernel only
 #   make debug-kernel  build the debug kernel (KASAN, lockdep...) if not cached
 #   make module-debug  dm-sxm.ko against it, in build/debug-module/kernel/
@@ -49,7 +51,10 @@ userspace:
 vm-tests:
 	$(MAKE) -C tests/vm
 
-check: deps
+# The debug kernel, if not cached, is built by run-all beside the native
+# tests and Debian's pass (scripts/deps.sh only installs what it needs).
+check:
+	@SXM_DEBUG=$(if $(filter 0,$(SXM_DEBUG)),0,later) scripts/deps.sh
 	@$(MAKE) --no-print-directory all
 	@tests/run-all.sh
 

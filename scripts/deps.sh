@@ -5,7 +5,9 @@
 # benchmarks use, unpack the kernel image the VM boots into .cache/, and
 # build the VM's debug kernel from linux-source-6.1 unless it is cached
 # (scripts/debug-kernel.sh: about 15 minutes on 2 idle cores, once per
-# machine; SXM_DEBUG=0 skips it).  Quick when everything is already there.
+# machine; SXM_DEBUG=0 skips it, SXM_DEBUG=later leaves it to
+# tests/run-all.sh, which builds it beside Debian's pass).  Quick when
+# everything is already there.
 # Nothing is fetched from anywhere but the Debian archive.
 set -euo pipefail
 
@@ -69,7 +71,8 @@ if [ ! -e "$ksrc/.done" ]; then
 fi
 
 # The debug kernel of the VM tests (make check runs some tests on it).
-if [ "${SXM_DEBUG:-1}" != 0 ] && ! "$top/scripts/debug-kernel.sh" dir >/dev/null 2>&1; then
+if [ "${SXM_DEBUG:-1}" != 0 ] && [ "${SXM_DEBUG:-1}" != later ] &&
+   ! "$top/scripts/debug-kernel.sh" dir >/dev/null 2>&1; then
 	t0=$(date +%s)
 	echo "deps: building the debug kernel (scripts/debug-kernel.sh; once per machine)"
 	"$top/scripts/debug-kernel.sh"
