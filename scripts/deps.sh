@@ -4,7 +4,7 @@
 # Install every Debian package the build, the VM harness, the tests and the
 # benchmarks use, unpack the kernel image the VM boots into .cache/, and
 # build the VM's debug kernel from linux-source-6.1 unless it is cached
-# (scripts/debug-kernel.sh: about 15 minutes on 2 idle cores, once per
+# (scripts/debug-kernel.sh: some 25 minutes on 2 cores, once per
 # machine; SXM_DEBUG=0 skips it, SXM_DEBUG=later leaves it to
 # tests/run-all.sh, which builds it beside Debian's pass).  Quick when
 # everything is already there.
