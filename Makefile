@@ -47,15 +47,16 @@ module-sparse:
 userspace:
 	$(MAKE) -C userspace
 
-# The C programs the VM tests run (static, built on the host).
-vm-tests:
+# The C programs the VM tests run (static, built on the host); some link
+# userspace/libsxm.a, so not beside userspace's own build.
+vm-tests: userspace
 	$(MAKE) -C tests/vm
 
 # The debug kernel, if not cached, is built by run-all beside the native
 # tests and Debian's pass (scripts/deps.sh only installs what it needs).
 check:
 	@SXM_DEBUG=$(if $(filter 0,$(SXM_DEBUG)),0,later) scripts/deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	@tests/run-all.sh
 
 check-native: userspace

@@ -9,8 +9,10 @@
 #            nbdkit with its plugins and filters, nbdcopy, nbdinfo, qemu-nbd,
 #            iproute2, util-linux...) with their libraries found by ldd, and
 #            the kernel modules of the VM's kernel with modules.dep.
-#            Cached in build/initramfs/ and rebuilt only when this script,
-#            the kernel or one of the tools changes.
+#            Cached outside the checkout, so that every clone on this
+#            machine shares it: ${XDG_CACHE_HOME:-~/.cache}/dm-sxm/initramfs/
+#            KEY/ (the tree and its archive), KEY a hash of this script, the
+#            kernel and every tool's identity; the four newest keys are kept.
 #   overlay  what changes with the code: /init (scripts/vm-init.sh), tests/lib,
 #            tests/vm, tests/demo, kernel/dm-sxm.ko and userspace/sxm-ctl if
 #            they are built.  Rebuilt every time; it takes well under a second.
@@ -18,8 +20,8 @@
 # SXM_KERNEL=debug: the image for the debug kernel (scripts/debug-kernel.sh)
 # instead: its few modules (brd, scsi_debug; the rest is built in, and
 # modules.builtin tells modprobe so), build/debug-module/kernel/dm-sxm.ko
-# (built against it) in /lib/modules/VERSION/extra; the base is cached apart,
-# in build/initramfs-debug/.
+# (built against it) in /lib/modules/VERSION/extra; its base has a key of
+# its own.
 #
 # Layout in the guest: merged /usr like the host, busybox applets in /usr/bin
 # wherever no real tool sits, the project under /sxm (tests/, kernel/,
@@ -49,9 +51,11 @@ esac
 mkdir -p "$work"
 
 # Several people may build at once: one at a time here (the overlay takes
-# well under a second; a base rebuild about twenty).
+# well under a second).
 exec 9> "$work/.lock"
 flock 9
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/dm-sxm/initramfs
+mkdir -p "$cache"
 
 [ -d "$kmod/kernel" ] || { echo "mkinitramfs: no $kmod (run: make deps)" >&2; exit 1; }
 
@@ -115,19 +119,28 @@ mkcpio() {
 
 # ---------------------------------------------------------------- base ----
 
-# The cache key: this script, the kernel and every tool's identity.
+# The cache key: this script, the kernel and every tool's identity (not
+# the checkout's path: clones share the cache).
 key=$( {
-	sha256sum "$0"
-	echo "$kver"
+	sha256sum < "$0"
+	echo "${SXM_KERNEL:-debian} $kver"
 	stat -L -c '%n %s %Y' "${tools[@]}" /usr/bin/busybox
 	for d in "${nbdkit_dirs[@]}"; do stat -c '%n %s %Y' "$d"/*; done
-	stat -c '%n %s %Y' "$kfile"
-} | sha256sum | cut -d' ' -f1)
+	stat -L -c '%s %Y' "$kfile"
+} | sha256sum | cut -c1-16)
+base=$cache/$key
 
-if [ ! -s "$work/base.cpio.gz" ] || [ "$(cat "$work/base.key" 2>/dev/null)" != "$key" ]; then
-	echo "mkinitramfs: building the base image (cached in ${work#"$top"/})"
-	b="$work/base"
-	rm -rf "$b" "$work/base.key"
+# One builder per key; a second one waits, then finds it done.
+exec 8> "$cache/.lock-$key"
+flock 8
+if [ ! -s "$base/base.cpio.gz" ]; then
+	echo "mkinitramfs: building the base image (cached in $base)"
+	# Built aside and renamed into place when complete, so that an
+	# interrupted build is never taken for a finished one.
+	rm -rf "$cache/.tmp-$key-"*
+	tmp=$(mktemp -d "$cache/.tmp-$key-XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT
+	b="$tmp/base"
 	mkdir -p "$b"/{usr/bin,usr/sbin,usr/lib,usr/lib64,dev,proc,sys,tmp,run,etc,root,var,mnt}
 	ln -s usr/bin "$b/bin"
 	ln -s usr/sbin "$b/sbin"
@@ -199,10 +212,19 @@ if [ ! -s "$work/base.cpio.gz" ] || [ "$(cat "$work/base.key" 2>/dev/null)" != "
 	cp "$kmod"/modules.builtin* "$kmod"/modules.order "$b/usr/lib/modules/$kver/"
 	depmod -b "$b" "$kver"
 
-	mkcpio "$b" "$work/base.cpio.gz.tmp"
-	mv "$work/base.cpio.gz.tmp" "$work/base.cpio.gz"
-	echo "$key" > "$work/base.key"
+	mkcpio "$b" "$tmp/base.cpio.gz"
+	rm -rf "$base"
+	mv "$tmp" "$base"
+	trap - EXIT
 fi
+touch "$base"
+# The four newest bases stay (clones at other commits may want theirs).
+# shellcheck disable=SC2012 # the names are hex keys
+ls -1dt "$cache"/*/ 2>/dev/null | tail -n +5 | while read -r d; do
+	k=$(basename "$d")
+	# Not one that another run holds (its lock, held to the end).
+	flock -n "$cache/.lock-$k" rm -rf "$d" "$cache/.lock-$k" || true
+done
 
 # ------------------------------------------------------------- overlay ----
 
@@ -222,7 +244,7 @@ if [ -f "$ko" ]; then
 	cp "$ko" "$o/usr/lib/modules/$kver/extra/"
 	d=$(mktemp -d)
 	mkdir -p "$d/lib/modules"
-	cp -r "$work/base/usr/lib/modules/$kver" "$d/lib/modules/"
+	cp -r "$base/base/usr/lib/modules/$kver" "$d/lib/modules/"
 	cp -r "$o/usr/lib/modules/$kver/extra" "$d/lib/modules/$kver/"
 	depmod -b "$d" "$kver"
 	cp "$d/lib/modules/$kver"/modules.* "$o/usr/lib/modules/$kver/"
@@ -240,12 +262,12 @@ if [ -x "$top/userspace/sxm-ctl" ]; then
 	ln -s /sxm/userspace/sxm-ctl "$o/usr/sbin/sxm-ctl"
 	# Libraries the base lacks.
 	while read -r lib; do
-		[ -e "$work/base$(usrpath "$lib")" ] || put "$o" "$lib"
+		[ -e "$base/base$(usrpath "$lib")" ] || put "$o" "$lib"
 	done < <(ldd "$top/userspace/sxm-ctl" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
 else
 	echo "mkinitramfs: userspace/sxm-ctl not built; the image has no sxm-ctl (make userspace)" >&2
 fi
 
 mkcpio "$o" "$work/overlay.cpio.gz"
-cat "$work/base.cpio.gz" "$work/overlay.cpio.gz" > "$out.tmp.$$"
+cat "$base/base.cpio.gz" "$work/overlay.cpio.gz" > "$out.tmp.$$"
 mv "$out.tmp.$$" "$out"

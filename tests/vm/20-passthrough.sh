@@ -19,9 +19,9 @@ n=$((32 << 11))
 for mode in passthrough track; do
 	dm_create tio "0 $n sxm $src 128 1 $mode"
 	d=/dev/mapper/tio
-	fio_verify "$mode: random 4 KiB writes" $d --size=8M
+	fio_verify "$mode: random 4 KiB writes" $d --size=4M
 	fio_verify "$mode: random 512 B writes" $d --size=1M --bs=512 --offset=16M
-	fio_verify "$mode: sequential 1 MiB writes" $d --rw=write --bs=1M --size=16M
+	fio_verify "$mode: sequential 1 MiB writes" $d --rw=write --bs=1M --size=8M
 	fio_verify "$mode: random 4 KiB writes with fsync" $d --size=2M \
 		--fsync=8 --offset=24M
 	fio_verify "$mode: FUA writes (O_DSYNC)" $d --size=1M --sync=dsync \

@@ -41,6 +41,7 @@
 #include "sink.h"
 
 #include "kselftest_harness.h"
+#include "dm_status.h"
 
 #define DM_NAME		"sxm-pump-test"
 #define DM_PATH		"/dev/mapper/" DM_NAME
@@ -71,17 +72,13 @@ static const char *status_word(int k)
 {
 	static char w[24][40];
 	char line[512], *tok, *save;
-	int i = 0, n = 0;
-	FILE *f = popen("dmsetup status " DM_NAME, "r");
+	int n = 0;
 
-	if (!f)
+	if (dm_target_status(DM_NAME, "sxm", line, sizeof(line)))
 		return "";
-	if (fgets(line, sizeof(line), f))
-		for (tok = strtok_r(line, " \n", &save); tok && n < 24;
-		     tok = strtok_r(NULL, " \n", &save), i++)
-			if (i >= 3)
-				snprintf(w[n++], sizeof(w[0]), "%s", tok);
-	pclose(f);
+	for (tok = strtok_r(line, " \n", &save); tok && n < 24;
+	     tok = strtok_r(NULL, " \n", &save))
+		snprintf(w[n++], sizeof(w[0]), "%s", tok);
 	return k < n ? w[k] : "";
 }
 
@@ -200,7 +197,7 @@ static int zero_both(const char *uri)
 
 static int make_dev(void)
 {
-	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
+	dm_remove_leftover(DM_NAME);
 	return run("dmsetup create " DM_NAME " --table '0 %llu sxm %s %llu 1 track'",
 		   DEV_BYTES >> 9, env("SXM_TEST_SOURCE"), REGION >> 9);
 }
@@ -286,7 +283,7 @@ FIXTURE_SETUP(pump)
 FIXTURE_TEARDOWN(pump)
 {
 	helper_stop(&self->h);
-	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
+	dm_remove_leftover(DM_NAME);
 }
 
 /* Writes of every kind through the pump: the sink ends equal. */
@@ -299,7 +296,7 @@ TEST_F_TIMEOUT(pump, every_kind_reaches_the_sink, 300)
 	ASSERT_EQ(0, helper_start(&self->h, uri, 5000));
 	ASSERT_STREQ("on", status_word(W_MIRROR));
 	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=4M --randrepeat=0 --output=/dev/null"));
-	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=psync --direct=1 --rw=randwrite --bs=512 --size=1M --offset=8M --fsync=4 --randrepeat=0 --output=/dev/null"));
+	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=psync --direct=1 --rw=randwrite --bs=512 --size=256k --offset=8M --fsync=4 --randrepeat=0 --output=/dev/null"));
 	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=write --bs=256k --size=2M --offset=10M --sync=dsync --output=/dev/null"));
 	ASSERT_EQ(0, range_ioctl(BLKDISCARD, 1 << 20, 1 << 20));
 	ASSERT_EQ(0, range_ioctl(BLKZEROOUT, 3 << 20, 528384));
@@ -316,7 +313,7 @@ TEST_F_TIMEOUT(pump, every_kind_reaches_the_sink, 300)
 	       (unsigned long long)sxm_pump_latency_us(&st, 0.5),
 	       (unsigned long long)sxm_pump_latency_us(&st, 0.99));
 	fflush(stdout);
-	EXPECT_GE(st.writes, 1024 + 2048);
+	EXPECT_GE(st.writes, 1024 + 512);
 	EXPECT_GE(st.bytes, 4ULL << 20);
 	EXPECT_GE(st.zeroes, 2);
 	EXPECT_GE(st.flushes, 1);

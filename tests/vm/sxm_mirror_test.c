@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "../../.cache/linux-source/tools/testing/selftests/kselftest_harness.h"
+#include "dm_status.h"
 
 #define DM_NAME		"sxm-mirror-test"
 #define DM_PATH		"/dev/mapper/" DM_NAME
@@ -73,24 +74,17 @@ static int run(const char *fmt, ...)
 	return system(cmd);
 }
 
-/* The sxm target's status line's words from the mode on. */
+/* The sxm target's status words from the mode on. */
 static void status_words(char words[24][32], int *n)
 {
 	char line[512], *tok, *save;
-	FILE *p = popen("dmsetup status " DM_NAME " | grep '^[0-9]* [0-9]* sxm '", "r");
 
 	*n = 0;
-	if (!p)
+	if (dm_target_status(DM_NAME, "sxm", line, sizeof(line)))
 		return;
-	if (fgets(line, sizeof(line), p)) {
-		int i = 0;
-
-		for (tok = strtok_r(line, " \n", &save); tok && *n < 24;
-		     tok = strtok_r(NULL, " \n", &save), i++)
-			if (i >= 3)
-				snprintf(words[(*n)++], 32, "%s", tok);
-	}
-	pclose(p);
+	for (tok = strtok_r(line, " \n", &save); tok && *n < 24;
+	     tok = strtok_r(NULL, " \n", &save))
+		snprintf(words[(*n)++], 32, "%s", tok);
 }
 
 /* INFO word: 0 mode ... 7 mirror 8 in_flight 9 held_back ... 13 reason */
@@ -354,7 +348,7 @@ static int zero_dev(const char *path)
 
 FIXTURE_SETUP(mirror)
 {
-	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
+	dm_remove_leftover(DM_NAME);
 	ASSERT_EQ(0, zero_dev(env("SXM_TEST_SOURCE", "")));
 	ASSERT_EQ(0, zero_dev(env("SXM_TEST_SINK", "")));
 	ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm %s 8 1 track'",
@@ -369,15 +363,17 @@ FIXTURE_TEARDOWN(mirror)
 	EXPECT_EQ(0, self->h.proto_errors);
 	helper_stop(&self->h);
 	/* What a test made of its own, if it stopped half way. */
-	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
-	run("dmsetup remove --retry sxm-mirror-linear sxm-mirror-slow " FLAKEY " 2>/dev/null");
+	dm_remove_leftover(DM_NAME);
+	dm_remove_leftover("sxm-mirror-linear");
+	dm_remove_leftover("sxm-mirror-slow");
+	dm_remove_leftover(FLAKEY);
 }
 
 /* Writes of every kind, mirrored: the sink ends equal to the source. */
 TEST_F_TIMEOUT(mirror, every_write_reaches_the_sink, 300)
 {
 	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=4M --randrepeat=0 --output=/dev/null"));
-	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=psync --direct=1 --rw=randwrite --bs=512 --size=1M --offset=8M --fsync=4 --randrepeat=0 --output=/dev/null"));
+	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=psync --direct=1 --rw=randwrite --bs=512 --size=256k --offset=8M --fsync=4 --randrepeat=0 --output=/dev/null"));
 	ASSERT_EQ(0, run("fio --name=m --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=write --bs=256k --size=4M --offset=10M --sync=dsync --output=/dev/null"));
 	ASSERT_EQ(0, range_ioctl(BLKDISCARD, 1 << 20, 1 << 20));
 	ASSERT_EQ(0, range_ioctl(BLKZEROOUT, 3 << 20, 528384));
@@ -808,7 +804,7 @@ static void writers_stop(struct writers *w, pthread_t *th, int n)
  * once, and fsyncs go on while the writes do.  The helper answers one sqe
  * a millisecond (a sink with latency), so that fio at queue depth 16 has
  * writes in flight all the time.  Counted over 6 s in the middle of fio's
- * 20: the debug kernel on a busy host does a few per second, a starved
+ * 14: the debug kernel on a busy host does a few per second, a starved
  * flush none.
  */
 TEST_F_TIMEOUT(mirror, flush_passes_steady_writes, 300)
@@ -825,7 +821,7 @@ TEST_F_TIMEOUT(mirror, flush_passes_steady_writes, 300)
 	unlink("/tmp/mirror-w1");
 	/* A sink with latency: writes are in flight all the time. */
 	self->h.slow_ms = 1;
-	ASSERT_EQ(0, run("(fio --name=w --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=8M --time_based --runtime=20 --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
+	ASSERT_EQ(0, run("(fio --name=w --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=8M --time_based --runtime=14 --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
 	/* Until fio is under way (a few seconds at most). */
 	for (int i = 0; i < 100 && atoi(status_word(10)) < 200; i++)
 		usleep(50 * 1000);
@@ -1142,7 +1138,7 @@ TEST_F_TIMEOUT(mirror, thousands_of_held_writes, 300)
 	helper_stop(&self->h);
 	ASSERT_EQ(0, helper_start(&self->h, 60000));
 	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
-	ASSERT_EQ(0, run("(fio --name=h --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=2048 --iodepth_batch_submit=256 --offset=8M --size=256k --io_size=16M --norandommap --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
+	ASSERT_EQ(0, run("(fio --name=h --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=2048 --iodepth_batch_submit=256 --offset=8M --size=256k --io_size=8M --norandommap --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
 	for (int i = 0; i < 300 && atoi(status_word(9)) < 1000; i++)
 		usleep(100 * 1000);
 	held = atoi(status_word(9));

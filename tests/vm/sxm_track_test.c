@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../../.cache/linux-source/tools/testing/selftests/kselftest_harness.h"
+#include "dm_status.h"
 
 #define DM_NAME		"sxm-track-test"
 #define DM_PATH		"/dev/mapper/" DM_NAME
@@ -71,7 +72,7 @@ static int dm_create(const char *mode, unsigned int region_sectors)
 
 static void dm_remove(void)
 {
-	run("dmsetup remove --retry " DM_NAME " 2>/dev/null");
+	dm_remove_leftover(DM_NAME);
 }
 
 static dev_t dm_devt(void)
@@ -291,8 +292,7 @@ TEST_F(sxm, held_until_acknowledged)
 	uint64_t part[MAP_WORDS] = { 0 };
 	struct sxm_info info = { .size = sizeof(info) };
 	struct sxm_harvest h;
-	char st[256];
-	FILE *p;
+	char st[256], held[32] = "";
 
 	ASSERT_EQ(0, pwrite_direct(self->dev, 20 * REGION, 4096, 1));
 	ASSERT_EQ(0, pwrite_direct(self->dev, 21 * REGION, 4096, 1));
@@ -301,17 +301,10 @@ TEST_F(sxm, held_until_acknowledged)
 	ASSERT_EQ(0, ioctl(self->ctl, SXM_IOC_GET_INFO, &info));
 	EXPECT_EQ(2, info.held_regions);
 	EXPECT_EQ(0, info.dirty_regions);
-	p = popen("dmsetup status " DM_NAME, "r");
-	ASSERT_NE(NULL, p);
-	ASSERT_NE(NULL, fgets(st, sizeof(st), p));
-	pclose(p);
-	/* "start len sxm mode region nr dirty harvests helper held ..." */
-	{
-		char held[32] = "";
-
-		sscanf(st, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %31s", held);
-		EXPECT_STREQ("2", held);
-	}
+	ASSERT_EQ(0, dm_target_status(DM_NAME, "sxm", st, sizeof(st)));
+	/* "mode region nr dirty harvests helper held ..." */
+	sscanf(st, "%*s %*s %*s %*s %*s %*s %31s", held);
+	EXPECT_STREQ("2", held);
 
 	/* Acknowledge region 20 only; 21 comes back with the new write. */
 	set_bit64(part, 20);
@@ -364,7 +357,7 @@ TEST_F(sxm, passthrough_marks_nothing)
  * and when the harvest holding it returns its stamp must be on the source.
  */
 #define RACE_WRITERS	4
-#define RACE_REGIONS	(NR_REGIONS / 2)
+#define RACE_REGIONS	(NR_REGIONS / 4)
 
 struct race {
 	int dev;
