@@ -10,6 +10,7 @@
  */
 #include <linux/blkdev.h>
 #include <linux/bio.h>
+#include <linux/delay.h>
 #include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/random.h>
@@ -399,6 +400,35 @@ void sxm_remap(struct sxm_target *tgt, struct bio *bio)
 							  bio->bi_iter.bi_sector);
 }
 
+#ifdef DM_SXM_TEST_HOOKS
+/*
+ * Test hook, in the debug kernel's build of the module only (make
+ * module-debug; never in a normal build): the next write to reach
+ * sxm_map() sleeps this many milliseconds before it is counted and reads
+ * the mode, so that a test can switch the mode inside that window
+ * (tests/vm/64-track-start.sh).
+ */
+static unsigned int test_delay_map_ms;
+module_param(test_delay_map_ms, uint, 0600);
+MODULE_PARM_DESC(test_delay_map_ms,
+		 "test hook: the next write sleeps this long in map (ms)");
+
+static void sxm_test_delay_map(struct bio *bio)
+{
+	unsigned int ms;
+
+	if (!bio_changes_data(bio) || (bio->bi_opf & REQ_NOWAIT))
+		return;
+	ms = xchg(&test_delay_map_ms, 0);
+	if (ms)
+		msleep(min(ms, 10000U));
+}
+#else
+static inline void sxm_test_delay_map(struct bio *bio)
+{
+}
+#endif
+
 static int sxm_map(struct dm_target *ti, struct bio *bio)
 {
 	struct sxm_target *tgt = ti->private;
@@ -421,6 +451,7 @@ static int sxm_map(struct dm_target *ti, struct bio *bio)
 	io->tgt = tgt;
 	io->sector = changes ? dm_target_offset(ti, bio->bi_iter.bi_sector) : 0;
 	io->nr_sectors = changes ? bio_sectors(bio) : 0;
+	sxm_test_delay_map(bio);
 	io->gen = sxm_dirty_start_write(&tgt->dev->dirty, &tgt->mode, &mode);
 	io->accounted = 1;
 	if (mode == SXM_MODE_TRACK && changes)

@@ -12,7 +12,8 @@
 #               kernel is not built
 #   module      build dm-sxm.ko against it in build/debug-module/kernel/
 #               (a copy of kernel/*.c *.h Makefile: kernel/*.o of the normal
-#               build are left alone)
+#               build are left alone), with the test hooks (SXM_TEST_HOOKS=1:
+#               kernel/dm-sxm-target.c's test_delay_map_ms)
 #
 # Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/dm-sxm/debug-kernel/KEY/, outside
 # the checkout so that every clone on this machine shares it.  KEY hashes the
@@ -162,7 +163,7 @@ module() {
 	done
 	# Without W=1: the sanitizers make gcc warn where the plain build is
 	# clean (tests/native/05-kernel-lint.sh holds that one to W=1).
-	make -C "$dir/build" M="$m/kernel" modules
+	make -C "$dir/build" M="$m/kernel" SXM_TEST_HOOKS=1 modules
 }
 
 case $cmd in
