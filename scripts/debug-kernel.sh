@@ -13,7 +13,8 @@
 #   module      build dm-sxm.ko against it in build/debug-module/kernel/
 #               (a copy of kernel/*.c *.h Makefile: kernel/*.o of the normal
 #               build are left alone), with the test hooks (SXM_TEST_HOOKS=1:
-#               kernel/dm-sxm-target.c's test_delay_map_ms)
+#               kernel/dm-sxm-target.c's test_delay_map_ms); and the test
+#               modules of tests/vm/kmod/ in build/debug-module/kmod/
 #
 # Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/dm-sxm/debug-kernel/KEY/, outside
 # the checkout so that every clone on this machine shares it.  KEY hashes the
@@ -164,6 +165,12 @@ module() {
 	# Without W=1: the sanitizers make gcc warn where the plain build is
 	# clean (tests/native/05-kernel-lint.sh holds that one to W=1).
 	make -C "$dir/build" M="$m/kernel" SXM_TEST_HOOKS=1 modules
+	# The test modules (tests/vm/kmod/), into build/debug-module/kmod.
+	mkdir -p "$m/kmod"
+	for f in "$top"/tests/vm/kmod/*.c "$top"/tests/vm/kmod/Makefile; do
+		cmp -s "$f" "$m/kmod/${f##*/}" || cp -p "$f" "$m/kmod/"
+	done
+	make -C "$dir/build" M="$m/kmod" modules
 }
 
 case $cmd in

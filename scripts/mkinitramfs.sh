@@ -20,8 +20,8 @@
 # SXM_KERNEL=debug: the image for the debug kernel (scripts/debug-kernel.sh)
 # instead: its few modules (brd, scsi_debug; the rest is built in, and
 # modules.builtin tells modprobe so), build/debug-module/kernel/dm-sxm.ko
-# (built against it) in /lib/modules/VERSION/extra; its base has a key of
-# its own.
+# and the test modules build/debug-module/kmod/*.ko (built against it) in
+# /lib/modules/VERSION/extra; its base has a key of its own.
 #
 # Layout in the guest: merged /usr like the host, busybox applets in /usr/bin
 # wherever no real tool sits, the project under /sxm (tests/, kernel/,
@@ -242,6 +242,9 @@ if [ -f "$ko" ]; then
 	mkdir -p "$o/sxm/kernel" "$o/usr/lib/modules/$kver/extra"
 	cp "$ko" "$o/sxm/kernel/"
 	cp "$ko" "$o/usr/lib/modules/$kver/extra/"
+	# The debug kernel's test modules (tests/vm/kmod/) beside it.
+	[ -z "$dk" ] || find "$top/build/debug-module/kmod" -maxdepth 1 -name '*.ko' \
+		-exec cp {} "$o/usr/lib/modules/$kver/extra/" \; 2>/dev/null || true
 	d=$(mktemp -d)
 	mkdir -p "$d/lib/modules"
 	cp -r "$base/base/usr/lib/modules/$kver" "$d/lib/modules/"

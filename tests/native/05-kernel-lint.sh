@@ -4,7 +4,8 @@
 # The kernel module builds with W=1 and sparse (C=2: every file checked)
 # with no warning at all, with the debug build's test hooks
 # (SXM_TEST_HOOKS=1) and without, and checkpatch.pl --strict finds nothing
-# in kernel/ and include/.  Runs natively: building needs no kernel.
+# in kernel/, include/ and the test modules tests/vm/kmod/.  Runs natively:
+# building needs no kernel.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 kver=$("$top/scripts/kver.sh") || exit 1
@@ -47,11 +48,11 @@ if [ ! -f "$checkpatch" ]; then
 	echo "not ok 4 checkpatch --strict # checkpatch.pl missing: run scripts/deps.sh"
 	exit 1
 fi
-files=$(cd "$top" && ls kernel/*.c kernel/*.h include/uapi/linux/*.h | grep -v '\.mod\.c$')
+files=$(cd "$top" && ls kernel/*.c kernel/*.h include/uapi/linux/*.h tests/vm/kmod/*.c | grep -v '\.mod\.c$')
 if (cd "$top" && perl "$checkpatch" --strict --no-tree --terse -f $files) >"$log" 2>&1 &&
    ! grep -qE ': (ERROR|WARNING|CHECK):' "$log"; then
-	echo "ok 4 checkpatch --strict clean on kernel/ and include/"
+	echo "ok 4 checkpatch --strict clean on kernel/, include/ and tests/vm/kmod/"
 else
 	grep -E ': (ERROR|WARNING|CHECK):' "$log" | sed 's/^/# /'
-	echo "not ok 4 checkpatch --strict clean on kernel/ and include/"
+	echo "not ok 4 checkpatch --strict clean on kernel/, include/ and tests/vm/kmod/"
 fi
