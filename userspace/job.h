@@ -3,7 +3,7 @@
  * Warm-migration jobs: the record of one job, its lifecycle, its metrics,
  * and the text it is stored and sent as.
  *
- * Lifecycle (../shared/seeds/warm-migration.md):
+ * Lifecycle of a warm migration:
  *
  *   Initializing -> Full Sync -> Ready <-> Syncing -> Cutting Over -> Completed
  *   any phase but Completed -> Failed (with the reason; "retry" goes back)
@@ -13,7 +13,7 @@
  * syncs) and resumed.  A cutover that fails goes back to Ready, not to
  * Failed: the guest keeps its disk and the operator may try again.
  *
- * Mirror style (kind "sxm", mirror_job.c; ../shared/seeds/sxm-protocol.md):
+ * Mirror style (kind "sxm", mirror_job.c; Storage XenMotion's steps):
  *
  *   Preparing -> Mirroring + Copying -> Composing -> Mirrored
  *     -> Cutting Over -> Completed

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Mirror-style jobs (kind "sxm"): ../shared/DESIGN.md, "Mapping the seed's
- * steps (mirror style)", on the kernel's mirror ring (mirror.h).  One
+ * Mirror-style jobs (kind "sxm"): Storage XenMotion's steps (snapshot,
+ * synchronous mirror, bulk copy, compose) on the kernel's mirror ring
+ * (mirror.h).  One
  * thread per job runs the phases; sxm_job_thread() hands a job to warm.c
  * or to this file by its kind, and to warm.c for a cancel (which undoes
  * the device with jobcore.c, the same way for both).  What both styles
