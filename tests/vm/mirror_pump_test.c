@@ -380,7 +380,7 @@ TEST_F_TIMEOUT(pump, sink_error_degrades_and_recovers, 300)
 	 * The kernel's events reached the pump, and through it the helper:
 	 * the mirror on, then down.
 	 */
-	for (int i = 0; i < 50 && __atomic_load_n(&self->h.events, __ATOMIC_RELAXED) < 2; i++)
+	for (int i = 0; i < 500 && __atomic_load_n(&self->h.events, __ATOMIC_RELAXED) < 2; i++)
 		usleep(20 * 1000);
 	EXPECT_GE(self->h.events, 2);
 	EXPECT_EQ(self->h.events, (long)sxm_pump_events(self->h.pump));

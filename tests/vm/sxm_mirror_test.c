@@ -97,6 +97,18 @@ static const char *status_word(int k)
 	return k < n ? w[k] : "";
 }
 
+/*
+ * Wait up to @ms for status word @k to read @want: a background write
+ * takes a shell and dd to arrive, a second or more on the debug kernel.
+ * 0 once it does, else -1.
+ */
+static int wait_word(int k, const char *want, long ms)
+{
+	for (; ms > 0 && strcmp(status_word(k), want); ms -= 20)
+		usleep(20 * 1000);
+	return strcmp(status_word(k), want) ? -1 : 0;
+}
+
 /* The helper: a pump thread applying sqes to the sink device. */
 struct helper {
 	int ctl, sink;
@@ -418,11 +430,11 @@ TEST_F_TIMEOUT(mirror, write_waits_for_the_sink_and_locks, 120)
 	/* Lock regions 100..103: a write there is held until released. */
 	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
 	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=101 oflag=direct status=none; touch /tmp/mirror-dd-done) &"));
-	usleep(300 * 1000);
-	EXPECT_NE(0, access("/tmp/mirror-dd-done", F_OK));
-	EXPECT_STREQ("1", status_word(9)) {
+	EXPECT_EQ(0, wait_word(9, "1", 10000)) {
 		run("dmsetup status " DM_NAME " | sed 's/^/# /'");
 	}
+	usleep(100 * 1000);
+	EXPECT_NE(0, access("/tmp/mirror-dd-done", F_OK));
 	l.flags = SXM_LOCK_RELEASE;
 	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
 	for (int i = 0; i < 50 && access("/tmp/mirror-dd-done", F_OK); i++)
@@ -509,8 +521,7 @@ TEST_F_TIMEOUT(mirror, lock_waits_while_the_pump_completes, 120)
 
 	self->h.paused = 1;
 	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=21 oflag=direct status=none; touch /tmp/mirror-dd-done) &"));
-	usleep(200 * 1000);
-	EXPECT_STREQ("1", status_word(8));
+	EXPECT_EQ(0, wait_word(8, "1", 10000));
 	ASSERT_EQ(0, pthread_create(&th, NULL, unpause_later, &self->h));
 	/* Returns once the pump completed the write, long before 5 s. */
 	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
@@ -583,14 +594,10 @@ TEST_F_TIMEOUT(mirror, slots_wait_for_the_source, 120)
 	 * for what follows, a shell and a dd started on a loaded debug
 	 * kernel taking a second or more): still in flight.
 	 */
-	for (int i = 0; i < 60 && strcmp(status_word(8), "1"); i++)
-		usleep(50 * 1000);
-	EXPECT_STREQ("1", status_word(8));
+	EXPECT_EQ(0, wait_word(8, "1", 8000));
 	ASSERT_EQ(0, run("(dd if=/dev/urandom of=" DM_PATH " bs=4k count=1 seek=90 oflag=direct status=none; touch /tmp/mirror-w2) &"));
 	/* The second waits for the first's source leg. */
-	for (int i = 0; i < 80 && strcmp(status_word(9), "1"); i++)
-		usleep(50 * 1000);
-	EXPECT_STREQ("1", status_word(9));
+	EXPECT_EQ(0, wait_word(9, "1", 8000));
 	EXPECT_STREQ("1", status_word(8));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_LOCK, &l));
@@ -737,7 +744,8 @@ TEST_F(mirror, lock_calls_are_all_or_nothing)
 	EXPECT_EQ(ENOSPC, lock_call(&self->h, many, SXM_LOCK_MAX, 0));
 	/* A is still held once, and a write there still waits for it. */
 	ASSERT_EQ(0, bg_write(10, "/tmp/mirror-w1"));
-	usleep(300 * 1000);
+	EXPECT_EQ(0, wait_word(9, "1", 10000));
+	usleep(100 * 1000);
 	EXPECT_NE(0, access("/tmp/mirror-w1", F_OK));
 	EXPECT_EQ(0, lock_call(&self->h, &a, 1, 1));
 	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 5000));
@@ -823,7 +831,7 @@ TEST_F_TIMEOUT(mirror, flush_passes_steady_writes, 300)
 	self->h.slow_ms = 1;
 	ASSERT_EQ(0, run("(fio --name=w --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=8M --time_based --runtime=14 --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
 	/* Until fio is under way (a few seconds at most). */
-	for (int i = 0; i < 100 && atoi(status_word(10)) < 200; i++)
+	for (int i = 0; i < 600 && atoi(status_word(10)) < 200; i++)
 		usleep(50 * 1000);
 	/* Each fsync is bounded by the pump, not by the other writes. */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -913,8 +921,7 @@ TEST_F_TIMEOUT(mirror, release_while_a_harvest_waits, 120)
 
 	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
 	ASSERT_EQ(0, bg_write(3100, "/tmp/mirror-w1"));
-	usleep(200 * 1000);
-	EXPECT_STREQ("1", status_word(9));
+	EXPECT_EQ(0, wait_word(9, "1", 10000));
 	ASSERT_EQ(0, pthread_create(&th, NULL, harvester, &a));
 	usleep(300 * 1000);
 	/* The harvest waits for the held write... */
@@ -1060,8 +1067,7 @@ TEST_F_TIMEOUT(mirror, mirror_off_sends_held_writes, 120)
 
 	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
 	ASSERT_EQ(0, bg_write(3200, "/tmp/mirror-w1"));
-	usleep(300 * 1000);
-	EXPECT_STREQ("1", status_word(9));
+	EXPECT_EQ(0, wait_word(9, "1", 10000));
 	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_MIRROR, &m));
 	EXPECT_EQ(0, wait_file("/tmp/mirror-w1", 2000));
 	EXPECT_STREQ("track", status_word(0));
@@ -1106,8 +1112,7 @@ TEST_F_TIMEOUT(mirror, suspend_does_not_wait_for_locks, 120)
 
 	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
 	ASSERT_EQ(0, bg_write(3300, "/tmp/mirror-w1"));
-	usleep(300 * 1000);
-	EXPECT_STREQ("1", status_word(9));
+	EXPECT_EQ(0, wait_word(9, "1", 10000));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ASSERT_EQ(0, run("dmsetup suspend " DM_NAME));
 	EXPECT_LT(ms_since(&t0), 2500);
@@ -1139,7 +1144,7 @@ TEST_F_TIMEOUT(mirror, thousands_of_held_writes, 300)
 	ASSERT_EQ(0, helper_start(&self->h, 60000));
 	ASSERT_EQ(0, lock_call(&self->h, &r, 1, 0));
 	ASSERT_EQ(0, run("(fio --name=h --filename=" DM_PATH " --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=2048 --iodepth_batch_submit=256 --offset=8M --size=256k --io_size=8M --norandommap --randrepeat=0 --output=/dev/null; touch /tmp/mirror-w1) &"));
-	for (int i = 0; i < 300 && atoi(status_word(9)) < 1000; i++)
+	for (int i = 0; i < 1200 && atoi(status_word(9)) < 1000; i++)
 		usleep(100 * 1000);
 	held = atoi(status_word(9));
 	printf("# %d writes held back\n", held);
