@@ -10,8 +10,8 @@
 # VM tests: tests/vm/*.sh and the demo's tests/demo/*.sh, all in as few
 # boots as possible (scripts/vm-run.sh), but for those tagged "# vm:
 # debug-only" (they need the debug kernel's fault injection).  Then the debug pass: the VM tests
-# whose header has "# vm: debug", and the regression tests tests/vm/6*-*.sh,
-# again on the debug kernel (scripts/debug-kernel.sh; KASAN, lockdep,
+# whose header has "# vm: debug", and the regression tests tests/vm/6*-*.sh
+# but those tagged "# vm: no-debug", again on the debug kernel (scripts/debug-kernel.sh; KASAN, lockdep,
 # kmemleak, UBSAN...), their results named debug/vm/NAME.sh; SXM_DEBUG=0
 # leaves it out.  --debug-only: every VM test and the demo's scripts on the
 # debug kernel only (make check-debug).  With both passes (make check) and
@@ -74,8 +74,10 @@ if [ "$debug" != 0 ] && compgen -G 'tests/vm/*.sh' >/dev/null; then
 		dvmt=(tests/vm/*.sh tests/demo/*.sh)
 	else
 		for t in tests/vm/*.sh; do
+			# A regression test tagged "# vm: no-debug" tests
+			# userspace alone: Debian's kernel is enough.
 			case ${t##*/} in
-			6*-*.sh) dvmt+=("$t") ;;
+			6*-*.sh) grep -Eq '^# vm:.*\<no-debug\>' "$t" || dvmt+=("$t") ;;
 			*) grep -Eq '^# vm:.*\<debug\>' "$t" && dvmt+=("$t") ;;
 			esac
 		done

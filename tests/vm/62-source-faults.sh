@@ -9,6 +9,10 @@
 # finishes and the cutover leaves the sink equal to the source.  (Source write errors, mirrored and
 # tracked, are in sxm_mirror_test.c: they reach the guest as through
 # dm-linear, and the region is dirty.)
+# The errors are the job's reads of the source, in userspace: Debian's
+# kernel is enough (63-fail-request.sh has the source's faults on the
+# debug kernel, in the target's paths too).
+# vm: no-debug
 # vm-timeout: 300
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"

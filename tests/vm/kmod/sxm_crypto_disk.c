@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * sxm_crypto_disk: a test disk that says it has inline encryption
- * hardware, for tests/vm/65-inline-crypto.sh.  No device the VM has
- * (loop, brd, scsi_debug, virtio) declares a blk-crypto profile, and
- * without one a dm device never gets one either, so whether a target
- * passes inline encryption through cannot be seen.  This disk registers a
- * profile (AES-256-XTS, 512- and 4096-byte data units, keyslots that
- * accept any key) and stores nothing: reads return zeroes, writes and
- * everything else complete at once.  Load with size_mb=N (default 16);
- * the disk is /dev/sxmcrypt0.
+ * sxm_crypto_disk: a test disk that declares what no device the VM has
+ * (loop, brd, scsi_debug, virtio) does, so that the tests can see what a
+ * dm device over such hardware does with it:
+ *   - inline encryption hardware: a blk-crypto profile (AES-256-XTS, 512-
+ *     and 4096-byte data units, keyslots that accept any key), for
+ *     tests/vm/65-inline-crypto.sh;
+ *   - secure erase (REQ_OP_SECURE_ERASE, BLKSECDISCARD), for
+ *     tests/vm/66-secure-erase.sh.
+ * It stores nothing: reads return zeroes, writes and everything else
+ * complete at once.  Load with size_mb=N (default 16); the disk is
+ * /dev/sxmcrypt0.
  */
 #include <linux/blk-crypto-profile.h>
 #include <linux/blkdev.h>
@@ -83,6 +85,7 @@ static int __init cd_init(void)
 	snprintf(disk->disk_name, sizeof(disk->disk_name), "sxmcrypt0");
 	set_capacity(disk, (sector_t)size_mb << 11);
 	blk_queue_logical_block_size(disk->queue, 512);
+	blk_queue_max_secure_erase_sectors(disk->queue, UINT_MAX >> 9);
 	r = -EINVAL;
 	if (!blk_crypto_register(profile, disk->queue))
 		goto out_disk;
@@ -113,5 +116,5 @@ static void __exit cd_exit(void)
 
 module_init(cd_init);
 module_exit(cd_exit);
-MODULE_DESCRIPTION("dm-sxm tests: a disk with an inline encryption profile and no storage");
+MODULE_DESCRIPTION("dm-sxm tests: a disk with inline encryption and secure erase, and no storage");
 MODULE_LICENSE("GPL");
