@@ -1,16 +1,19 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# A secure erase, mirrored, leaves the erased range zeroed on the sink:
-# what the guest erased from the source is gone from the sink too, never
-# left there by a trim the sink may not zero.  Over a disk that supports
-# secure erase (tests/vm/kmod/sxm_crypto_disk.ko: no device the VM has
-# does), a mirror-style job reaches Mirrored, BLKSECDISCARD goes through
-# the sxm device, and the sink (nbdkit's log filter) is sent an NBD
-# write-zeroes of that range and no trim.  (The target posts a secure
-# erase as SXM_OP_WRITE_ZEROES; sxm-ctl's pump zeroes a discard too, so
-# this also passes with the secure erase posted as a discard: the ring's
-# op itself is not checked here.)
+# A secure erase, mirrored, reaches the sink as write-zeroes: it was
+# posted on the ring as a discard, and a sink that does not zero what it
+# discards kept the data the guest had erased from the source.  Over a
+# disk that supports secure erase (tests/vm/kmod/sxm_crypto_disk.ko: no
+# device the VM has does):
+#   - the ring: BLKSECDISCARD through a mirroring sxm device, its helper
+#     tests/vm/ring_ops_tool printing what it is sent: write-zeroes of the
+#     whole range, no discard;
+#   - end to end: a mirror-style job reaches Mirrored, a secure erase goes
+#     through the sxm device, and the sink (nbdkit's log filter) is sent
+#     an NBD write-zeroes of that range and no trim.  (sxm-ctl's pump
+#     zeroes a discard too: this half alone would pass with the ring's op
+#     wrong.)
 # Debian's kernel has no module for such a disk: this test runs on the
 # debug kernel only (make check's debug pass).
 # vm: debug-only
@@ -30,7 +33,33 @@ if ! modprobe sxm_crypto_disk size_mb=16 2>/dev/null; then
 fi
 cleanup_push rmmod sxm_crypto_disk
 
-plan 6
+plan 10
+
+# in_range FILE OP — bytes of [4 MiB, 5 MiB) in FILE's lines "OP OFFSET LEN".
+in_range() {
+	awk -v op="$2" -v lo=$((4 << 20)) -v hi=$((5 << 20)) '
+		$1 == op { a = $2 > lo ? $2 : lo; b = $2 + $3 < hi ? $2 + $3 : hi
+			   if (b > a) n += b - a }
+		END { print n + 0 }' "$1"
+}
+
+# ------------------------------------------------------------- the ring ----
+ops=/tmp/ring66.ops
+dm_create se66r "0 $((16 << 11)) sxm /dev/sxmcrypt0 8 1 track"
+spawn tool_pid bash -c "exec '$(dirname "$0")/ring_ops_tool' se66r 120 > $ops"
+check "the ring's helper is attached and mirroring" \
+	wait_until 20 grep -qx ready $ops
+check "secure erase of 1 MiB at 4 MiB through the mirroring sxm device" \
+	blkdiscard --secure -o $((4 << 20)) -l $((1 << 20)) /dev/mapper/se66r
+check_eq "the ring has it as write-zeroes, all of it" $((1 << 20)) \
+	"$(in_range $ops write_zeroes)"
+check_eq "and no discard" 0 "$(in_range $ops discard)"
+diag "$(sed -n '2,9p' $ops)"
+kill "$tool_pid"
+wait "$tool_pid" 2>/dev/null || true
+dmsetup remove se66r
+
+# ---------------------------------------------------------- end to end ----
 slog=/tmp/sink66.log
 sink_start --filter=log memory size=16M logfile=$slog
 # Removed after the daemon stops (cleanups run last first).
