@@ -759,11 +759,6 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 	u32 i, n = 0;
 
 	lockdep_assert_held(&ring->reap_lock);
-	/*
-	 * What the sink may hold only in its cache is dirty before anyone
-	 * can see the mirror down (reap_lock keeps the set from growing).
-	 */
-	unflushed_to_dirty(ring);
 	spin_lock_irq(&dev->ring_lock);
 	if (ring->mirror) {
 		ring->mirror = false;
@@ -791,6 +786,7 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 					   io->nr_sectors);
 		sink_leg_done(ring->reap[i]);
 	}
+	unflushed_to_dirty(ring);
 	track_deferred(dev, &held);
 	wake_up_all(&ring->drain_wait);
 	if (changed)
@@ -960,13 +956,10 @@ int sxm_ring_enter(struct sxm_dev *dev)
 	struct sxm_ring *ring = smp_load_acquire(&dev->ring);
 	const char *bad = NULL, *why = NULL;
 	u32 tail, n = 0, i, reaped = 0;
-	struct bio_list failed;
 	struct reaped *done;
-	struct bio *bio;
 
 	if (!ring)
 		return -ENXIO;
-	bio_list_init(&failed);
 	mutex_lock(&ring->reap_lock);
 	done = (struct reaped *)(ring->reap + ring->geo.entries);
 	spin_lock_irq(&dev->ring_lock);
@@ -1020,9 +1013,6 @@ int sxm_ring_enter(struct sxm_dev *dev)
 				sxm_dirty_mark_gen(&dev->dirty, io->gen,
 						   io->sector, io->nr_sectors);
 			why = io->nr_sectors ? "sink_error" : "sink_flush_error";
-			/* Completed once the mirror is down (below). */
-			bio_list_add(&failed, ring->reap[i]);
-			continue;
 		} else if (io->nr_sectors && !(ring->reap[i]->bi_opf & REQ_FUA)) {
 			sxm_dirty_map_mark(&dev->dirty,
 					   ring->unflushed[done[i].epoch],
@@ -1036,12 +1026,6 @@ int sxm_ring_enter(struct sxm_dev *dev)
 		degrade_locked(ring, bad);
 	else if (why)
 		degrade_locked(ring, why);
-	/*
-	 * The guest sees a write or flush the sink failed done only with the
-	 * mirror down and every region the sink may have lost dirty.
-	 */
-	while ((bio = bio_list_pop(&failed)))
-		sink_leg_done(bio);
 	mutex_unlock(&ring->reap_lock);
 
 	if (n) {
