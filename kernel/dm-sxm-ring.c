@@ -733,33 +733,39 @@ static void track_deferred(struct sxm_dev *dev, struct bio_list *list)
 	}
 }
 
-/* Every unflushed region is copied again (reap_lock held). */
-static void unflushed_to_dirty(struct sxm_ring *ring)
-{
-	sxm_dirty_map_merge(&ring->dev->dirty, ring->unflushed[0]);
-	sxm_dirty_map_merge(&ring->dev->dirty, ring->unflushed[1]);
-	spin_lock_irq(&ring->dev->ring_lock);
-	ring->flush_owner = 0;
-	spin_unlock_irq(&ring->dev->ring_lock);
-}
-
 /*
  * Mirroring off, for @reason: every write in flight or held back gets its
  * regions marked dirty, and so does every region the sink may still hold
  * only in its cache; in-flight sink legs are abandoned (the ids become
  * unknown to the kernel), held-back writes go to the source.  Called with
  * reap_lock held, in process context.
+ *
+ * The caller's own @taken bios are at the start of ring->reap, and it
+ * completes them only after this returns: a write or flush the sink failed
+ * must not reach the guest before the mirror is down and its regions dirty.
+ * The two sets never add up to more than the ring's entries: a slot's sink
+ * leg is released once.
  */
-static void degrade_locked(struct sxm_ring *ring, const char *reason)
+static void degrade_locked(struct sxm_ring *ring, const char *reason,
+			   u32 taken)
 {
 	struct sxm_dev *dev = ring->dev;
 	struct sxm_slot *slot, *tmp;
 	struct bio_list held;
 	bool changed = false;
-	u32 i, n = 0;
+	u32 i, n = taken;
 
 	lockdep_assert_held(&ring->reap_lock);
+	/*
+	 * Every region the sink may hold only in its cache is copied again.
+	 * Before mirroring is seen off: a helper that sees it off and
+	 * harvests at once must find them.  Nothing adds to these maps
+	 * meanwhile: only enter does, under reap_lock.
+	 */
+	sxm_dirty_map_merge(&dev->dirty, ring->unflushed[0]);
+	sxm_dirty_map_merge(&dev->dirty, ring->unflushed[1]);
 	spin_lock_irq(&dev->ring_lock);
+	ring->flush_owner = 0;
 	if (ring->mirror) {
 		ring->mirror = false;
 		dev->degraded_reason = reason;
@@ -778,7 +784,7 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 	if (changed)
 		DMWARN_LIMIT("%u:%u: mirror degraded: %s", MAJOR(dev->devt),
 			     MINOR(dev->devt), reason);
-	for (i = 0; i < n; i++) {
+	for (i = taken; i < n; i++) {
 		struct sxm_io *io = bio_io(ring->reap[i]);
 
 		if (io->nr_sectors)
@@ -786,7 +792,6 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 					   io->nr_sectors);
 		sink_leg_done(ring->reap[i]);
 	}
-	unflushed_to_dirty(ring);
 	track_deferred(dev, &held);
 	wake_up_all(&ring->drain_wait);
 	if (changed)
@@ -796,7 +801,7 @@ static void degrade_locked(struct sxm_ring *ring, const char *reason)
 static void ring_degrade(struct sxm_ring *ring, const char *reason)
 {
 	mutex_lock(&ring->reap_lock);
-	degrade_locked(ring, reason);
+	degrade_locked(ring, reason, 0);
 	mutex_unlock(&ring->reap_lock);
 }
 
@@ -1020,12 +1025,12 @@ int sxm_ring_enter(struct sxm_dev *dev)
 		} else if (done[i].owner) {
 			flush_done(ring, done[i].epoch ^ 1);
 		}
-		sink_leg_done(ring->reap[i]);
 	}
-	if (bad)
-		degrade_locked(ring, bad);
-	else if (why)
-		degrade_locked(ring, why);
+	if (bad || why)
+		degrade_locked(ring, bad ?: why, n);
+	/* Only now: a guest that sees its write or flush done sees all this. */
+	for (i = 0; i < n; i++)
+		sink_leg_done(ring->reap[i]);
 	mutex_unlock(&ring->reap_lock);
 
 	if (n) {
@@ -1063,7 +1068,7 @@ static void timeout_work_fn(struct work_struct *work)
 		      "lock_timeout" : "ring_full";
 	spin_unlock_irq(&dev->ring_lock);
 	if (why)
-		degrade_locked(ring, why);
+		degrade_locked(ring, why, 0);
 	mutex_unlock(&ring->reap_lock);
 	queue_delayed_work(sxm_wq, &ring->timeout_work,
 			   max_t(unsigned long, tmo / 4, 1));
@@ -1198,7 +1203,7 @@ int sxm_ring_set_mirror(struct sxm_dev *dev, bool on)
 	mutex_lock(&ring->reap_lock);
 	/* Broken while on: writes were tracked meanwhile; say so first. */
 	if (READ_ONCE(ring->broken))
-		degrade_locked(ring, READ_ONCE(ring->broken));
+		degrade_locked(ring, READ_ONCE(ring->broken), 0);
 	spin_lock_irq(&dev->ring_lock);
 	changed = ring->mirror != on || (on && dev->degraded_reason);
 	ring->mirror = on;
