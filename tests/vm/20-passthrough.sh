@@ -16,18 +16,25 @@ require_sxm
 scratch_dev src 32
 n=$((32 << 11))
 
+# On the debug kernel each fio job does a quarter of the I/O: its
+# sanitizers check every kind of I/O through the target, which a quarter
+# shows as well; the volume is the Debian kernel's pass's to test.
+q=1
+case $(uname -r) in *-sxm-debug*) q=4 ;; esac
+sz() { echo $((($1 << 20) / q)); }
+
 for mode in passthrough track; do
 	dm_create tio "0 $n sxm $src 128 1 $mode"
 	d=/dev/mapper/tio
-	fio_verify "$mode: random 4 KiB writes" $d --size=4M
-	fio_verify "$mode: random 512 B writes" $d --size=1M --bs=512 --offset=16M
-	fio_verify "$mode: sequential 1 MiB writes" $d --rw=write --bs=1M --size=8M
-	fio_verify "$mode: random 4 KiB writes with fsync" $d --size=2M \
+	fio_verify "$mode: random 4 KiB writes" $d --size=$(sz 4)
+	fio_verify "$mode: random 512 B writes" $d --size=$(sz 1) --bs=512 --offset=16M
+	fio_verify "$mode: sequential 1 MiB writes" $d --rw=write --bs=1M --size=$(sz 8)
+	fio_verify "$mode: random 4 KiB writes with fsync" $d --size=$(sz 2) \
 		--fsync=8 --offset=24M
-	fio_verify "$mode: FUA writes (O_DSYNC)" $d --size=1M --sync=dsync \
+	fio_verify "$mode: FUA writes (O_DSYNC)" $d --size=$(sz 1) --sync=dsync \
 		--offset=28M --ioengine=psync --iodepth=1
 	fio_verify "$mode: mixed random read/write, 16 jobs deep" $d \
-		--rw=randrw --size=4M --numjobs=2 --offset_increment=8M
+		--rw=randrw --size=$(sz 4) --numjobs=2 --offset_increment=8M
 
 	# Discard and write-zeroes reach the source and read back as zeroes.
 	check "$mode: discard 4 MiB" blkdiscard -o $((4 << 20)) -l $((4 << 20)) $d

@@ -12,12 +12,12 @@
 # refused, fio's data verifies, and afterwards the device is removed and
 # dm-sxm unloads.
 #
-# Environment: SXM_FUZZ_DURATION (seconds, default 60), SXM_FUZZ_SEED (to
+# Environment: SXM_FUZZ_DURATION (seconds, default 30), SXM_FUZZ_SEED (to
 # replay a run), SXM_FUZZ_ARGS (more options for the tool, e.g.
 # "--no-dup-release --skip=fork,poke"; see sxm_fuzz_tool --help); or on the
 # guest's kernel command line sxm.fuzz_duration=, sxm.fuzz_seed= and
 # sxm.fuzz_args= (commas for spaces: --no-dup-release,--no-fork).  The time
-# limit below is for the default 60 s; a longer run needs a larger one.
+# limit below is for the default 30 s; a longer run needs a larger one.
 # vm-timeout: 360
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
@@ -29,7 +29,7 @@ tool=$(dirname "$0")/sxm_fuzz_tool
 
 karg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^sxm\.$1=//p" | tail -n 1; }
 dur=${SXM_FUZZ_DURATION:-$(karg fuzz_duration)}
-dur=${dur:-60}
+dur=${dur:-30}
 fseed=${SXM_FUZZ_SEED:-$(karg fuzz_seed)}
 fargs=${SXM_FUZZ_ARGS:-$(karg fuzz_args | tr , ' ')}
 # The debug kernel runs slower: the harness scales time limits by sxm.tscale.
