@@ -743,8 +743,9 @@ static void track_deferred(struct sxm_dev *dev, struct bio_list *list)
  * The caller's own @taken bios are at the start of ring->reap, and it
  * completes them only after this returns: a write or flush the sink failed
  * must not reach the guest before the mirror is down and its regions dirty.
- * The two sets never add up to more than the ring's entries: a slot's sink
- * leg is released once.
+ * The two sets never add up to more than the ring's entries: the caller
+ * set ring->broken in the ring_lock section that released its slots, so
+ * none was posted again since, and a slot's sink leg is released once.
  */
 static void degrade_locked(struct sxm_ring *ring, const char *reason,
 			   u32 taken)
@@ -997,6 +998,8 @@ int sxm_ring_enter(struct sxm_dev *dev)
 			break;
 		}
 		ring->cq_head++;
+		if (status && !why)
+			why = slot->nr_sectors ? "sink_error" : "sink_flush_error";
 		done[reaped] = (struct reaped){ .idx = idx, .status = status,
 						.epoch = ring->ue };
 		/* Its epoch is cleared below; a new one starts only then. */
@@ -1007,6 +1010,13 @@ int sxm_ring_enter(struct sxm_dev *dev)
 	}
 	/* The cqes are read before the helper may reuse their places. */
 	smp_store_release(&ring->hdr->cq_head, ring->cq_head);
+	/*
+	 * Nothing new is posted until the degrade below: the slots freed
+	 * above stay free, so what it releases and what was reaped here fit
+	 * in ring->reap together, and no write goes to a sink that failed.
+	 */
+	if (bad || why)
+		ring->broken = bad ?: why;
 	spin_unlock_irq(&dev->ring_lock);
 
 	/* In cqe order: a write's epoch is marked before a flush clears it. */
@@ -1017,7 +1027,6 @@ int sxm_ring_enter(struct sxm_dev *dev)
 			if (io->nr_sectors)
 				sxm_dirty_mark_gen(&dev->dirty, io->gen,
 						   io->sector, io->nr_sectors);
-			why = io->nr_sectors ? "sink_error" : "sink_flush_error";
 		} else if (io->nr_sectors && !(ring->reap[i]->bi_opf & REQ_FUA)) {
 			sxm_dirty_map_mark(&dev->dirty,
 					   ring->unflushed[done[i].epoch],
