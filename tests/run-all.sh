@@ -15,10 +15,11 @@
 # kmemleak, UBSAN...), their results named debug/vm/NAME.sh; SXM_DEBUG=0
 # leaves it out.  --debug-only: every VM test and the demo's scripts on the
 # debug kernel only (make check-debug).  With both passes (make check) and
-# two CPUs or more, the debug pass runs beside the native tests and the
-# Debian pass, its output shown when they are done: each guest waits much of
-# its time on its tests' timers and I/O, so the two share the CPUs well;
-# SXM_SERIAL=1 runs it after them instead.  Every TAP "ok"/"not ok" line is
+# two CPUs or more, the debug pass and the native tests run beside the
+# Debian pass, their output shown after its own: each guest waits much of
+# its time on its tests' timers and I/O, so they share the CPUs well, and
+# neither guest waits for the native tests to start; SXM_SERIAL=1 runs the
+# native tests first and the debug pass last instead.  Every TAP "ok"/"not ok" line is
 # one test point; "# SKIP" counts as skipped.  The output ends with a
 # summary per test file and exactly one last line "N passed, N failed[, N
 # skipped]"; the exit status is non-zero if anything failed.  Outputs are
@@ -104,33 +105,34 @@ debug_pass() {
 }
 
 debug_merge() {
-	local f
-
 	if [ ! -s "$res/debug.d/index" ]; then
 		echo "not ok 1 scripts/vm-run.sh --kernel debug could not run the VM tests" > "$res/debug_vm_run.tap"
 		record debug/vm/run 1
 		return
 	fi
-	cat "$res/debug.d/index" >> "$res/index"
-	for f in "$res"/debug.d/*; do
-		[ "${f##*/}" = index ] || mv "$f" "$res/"
-	done
-	rmdir "$res/debug.d" 2>/dev/null
+	merge_results debug.d last
 }
 
-dpid=""
-if [ ${#dvmt[@]} -gt 0 ] && [ "$vm" = 1 ] && [ "${SXM_SERIAL:-0}" != 1 ] &&
-   [ "$(nproc)" -ge 2 ]; then
-	# The C programs the guests run, built once before two runs need them.
-	make -s -C tests/vm >/dev/null 2>&1
-	echo "run-all: the debug pass runs beside the rest; its output follows theirs"
-	debug_pass > "$res/debug-pass.log" 2>&1 &
-	dpid=$!
-	# vm-run stops its guest on TERM (a background job ignores INT).
-	trap 'pkill -TERM -P "$dpid"; kill "$dpid" 2>/dev/null; exit 130' INT TERM
-fi
+# merge_results SUB first|last — the results a pass wrote to $res/SUB into
+# $res, listed before or after those there.
+merge_results() {
+	local f
 
-if [ "$native" = 1 ]; then
+	if [ "$2" = first ]; then
+		cat "$res/$1/index" "$res/index" > "$res/index.new" &&
+			mv "$res/index.new" "$res/index"
+	else
+		cat "$res/$1/index" >> "$res/index"
+	fi
+	for f in "$res/$1"/*; do
+		[ "${f##*/}" = index ] || mv "$f" "$res/"
+	done
+	rm -f "$res/$1/index"
+	rmdir "$res/$1" 2>/dev/null
+}
+
+# native_pass — build and run the native tests, results into $res.
+native_pass() {
 	if compgen -G 'tests/native/*.c' >/dev/null; then
 		# A build failure is a failed test, shown, and the rest still runs.
 		log=$res/native_build.tap
@@ -147,6 +149,37 @@ if [ "$native" = 1 ]; then
 	for t in tests/native/*.sh; do
 		[ -f "$t" ] && run_native "native/${t##*/}" bash "$t"
 	done
+}
+
+dpid=""
+if [ ${#dvmt[@]} -gt 0 ] && [ "$vm" = 1 ] && [ "${SXM_SERIAL:-0}" != 1 ] &&
+   [ "$(nproc)" -ge 2 ]; then
+	# The C programs the guests run, built once before two runs need them.
+	make -s -C tests/vm >/dev/null 2>&1
+	echo "run-all: the debug pass runs beside the rest; its output follows theirs"
+	debug_pass > "$res/debug-pass.log" 2>&1 &
+	dpid=$!
+	# vm-run stops its guest on TERM (a background job ignores INT).
+	trap 'pkill -TERM -P "$dpid"; kill "$dpid" 2>/dev/null; exit 130' INT TERM
+fi
+
+# The native tests: beside Debian's guest when the debug pass runs beside
+# too (the three keep both CPUs busy, and neither guest waits for them to
+# start), their output shown after Debian's pass; else first, as they go.
+npid=""
+if [ "$native" = 1 ]; then
+	if [ -n "$dpid" ] && [ "$vm" = 1 ]; then
+		echo "run-all: the native tests run beside Debian's pass; their output follows it"
+		(
+			res=$res/native.d
+			mkdir -p "$res" && : > "$res/index"
+			native_pass
+		) > "$res/native.log" 2>&1 &
+		npid=$!
+		trap 'pkill -TERM -P "$dpid"; pkill -TERM -P "$npid"; kill "$dpid" "$npid" 2>/dev/null; exit 130' INT TERM
+	else
+		native_pass
+	fi
 fi
 
 if [ "$vm" = 1 ]; then
@@ -168,6 +201,14 @@ if [ "$vm" = 1 ]; then
 			record vm/run 1
 		fi
 	fi
+fi
+
+if [ -n "$npid" ]; then
+	wait "$npid"
+	echo
+	cat "$res/native.log"
+	rm -f "$res/native.log"
+	merge_results native.d first
 fi
 
 # The debug pass: waited for if it ran beside the rest, else run now.
