@@ -17,17 +17,20 @@
 #                   DURATION seconds, on the debug kernel by default
 #   make demo       the main job: a live run in the VM
 #   make bench      benchmarks, as ratios against peers run side by side
+#   make install    dm-sxm.ko (modules_install, depmod), sxm-ctl, sxm-ctl(8)
+#                   and the systemd unit; DESTDIR, PREFIX (/usr/local)
 #
 # KVER / KDIR select the kernel to build against (default: the one
 # linux-headers-amd64 points at); the VM boots that same kernel.
 
 KVER	?= $(shell scripts/kver.sh 2>/dev/null)
 KDIR	?= /lib/modules/$(KVER)/build
+PREFIX	?= /usr/local
 
 
 .PHONY: all deps module module-sparse userspace vm-tests check \
 	check-native check-vm check-debug debug-kernel module-debug fuzz-kernel deps-base demo \
-	bench clean
+	bench install clean
 
 all: module userspace vm-tests
 
@@ -90,6 +93,20 @@ demo: deps-base
 bench: deps-base
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
+
+# The module goes under $(DESTDIR)/lib/modules/$(KVER)/updates (depmod is
+# run for a real install only), unsigned: a host that enforces module
+# signatures (Secure Boot) needs it signed with a key it trusts.  The unit
+# runs $(PREFIX)/sbin/sxm-ctl.
+install: module userspace
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel INSTALL_MOD_PATH=$(DESTDIR) \
+		INSTALL_MOD_DIR=updates CONFIG_MODULE_SIG_ALL= modules_install
+	$(if $(DESTDIR),,depmod -a $(KVER))
+	install -D -m 0755 userspace/sxm-ctl $(DESTDIR)$(PREFIX)/sbin/sxm-ctl
+	install -D -m 0644 Documentation/man/sxm-ctl.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/sxm-ctl.8
+	sed 's|/usr/local/sbin/sxm-ctl|$(PREFIX)/sbin/sxm-ctl|' scripts/sxm-ctl.service | \
+		install -D -m 0644 /dev/stdin $(DESTDIR)/etc/systemd/system/sxm-ctl.service
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel clean

@@ -25,6 +25,8 @@ pkgs=(
 	dmsetup fio iproute2 nbdkit libnbd-bin qemu-utils util-linux sg3-utils
 	# benchmarks
 	time
+	# the documentation's checks (tests/native/08-docs.sh)
+	man-db groff-base python3-docutils
 )
 
 missing=()
