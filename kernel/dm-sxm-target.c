@@ -6,7 +6,7 @@
  * Every bio passes through to the source device; while tracking, every
  * write marks the regions it touches in a dirty map that a userspace helper
  * (sxm-ctl) harvests through /dev/dm-sxm to copy what changed to another
- * host's storage.  See Documentation in the project README.
+ * host's storage.  See Documentation/admin-guide/device-mapper/dm-sxm.rst.
  */
 #include <linux/blkdev.h>
 #include <linux/bio.h>
