@@ -51,7 +51,7 @@ userspace:
 	$(MAKE) -C userspace
 
 # The C programs the VM tests run (static, built on the host); some link
-# userspace/libsxm.a, so not beside userspace's own build.
+# build/userspace/libsxm.a, so not beside userspace's own build.
 vm-tests: userspace
 	$(MAKE) -C tests/vm
 
@@ -102,7 +102,7 @@ install: module userspace
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel INSTALL_MOD_PATH=$(DESTDIR) \
 		INSTALL_MOD_DIR=updates CONFIG_MODULE_SIG_ALL= modules_install
 	$(if $(DESTDIR),,depmod -a $(KVER))
-	install -D -m 0755 userspace/sxm-ctl $(DESTDIR)$(PREFIX)/sbin/sxm-ctl
+	install -D -m 0755 build/userspace/sxm-ctl $(DESTDIR)$(PREFIX)/sbin/sxm-ctl
 	install -D -m 0644 Documentation/man/sxm-ctl.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man8/sxm-ctl.8
 	sed 's|/usr/local/sbin/sxm-ctl|$(PREFIX)/sbin/sxm-ctl|' scripts/sxm-ctl.service | \

@@ -23,7 +23,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=$top/build/bench
-SXM_CTL=${SXM_CTL:-$top/userspace/sxm-ctl}
+SXM_CTL=${SXM_CTL:-$top/build/userspace/sxm-ctl}
 REPS=${REPS:-3}
 DENSE_MIB=${DENSE_MIB:-2048}
 SPARSE_GIB=64

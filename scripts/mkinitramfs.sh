@@ -14,7 +14,7 @@
 #            KEY/ (the tree and its archive), KEY a hash of this script, the
 #            kernel and every tool's identity; the four newest keys are kept.
 #   overlay  what changes with the code: /init (scripts/vm-init.sh), tests/lib,
-#            tests/vm, tests/demo, kernel/dm-sxm.ko and userspace/sxm-ctl if
+#            tests/vm, tests/demo, kernel/dm-sxm.ko and build/userspace/sxm-ctl if
 #            they are built.  Rebuilt every time; it takes well under a second.
 #
 # SXM_KERNEL=debug: the image for the debug kernel (scripts/debug-kernel.sh)
@@ -259,16 +259,16 @@ else
 	echo "mkinitramfs: ${ko#"$top"/} not built; the image has no dm-sxm (make module${dk:+-debug})" >&2
 fi
 
-if [ -x "$top/userspace/sxm-ctl" ]; then
+if [ -x "$top/build/userspace/sxm-ctl" ]; then
 	mkdir -p "$o/sxm/userspace"
-	cp "$top/userspace/sxm-ctl" "$o/sxm/userspace/"
+	cp "$top/build/userspace/sxm-ctl" "$o/sxm/userspace/"
 	ln -s /sxm/userspace/sxm-ctl "$o/usr/sbin/sxm-ctl"
 	# Libraries the base lacks.
 	while read -r lib; do
 		[ -e "$base/base$(usrpath "$lib")" ] || put "$o" "$lib"
-	done < <(ldd "$top/userspace/sxm-ctl" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+	done < <(ldd "$top/build/userspace/sxm-ctl" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
 else
-	echo "mkinitramfs: userspace/sxm-ctl not built; the image has no sxm-ctl (make userspace)" >&2
+	echo "mkinitramfs: build/userspace/sxm-ctl not built; the image has no sxm-ctl (make userspace)" >&2
 fi
 
 mkcpio "$o" "$work/overlay.cpio.gz"

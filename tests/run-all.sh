@@ -5,7 +5,7 @@
 # `make check` runs it.
 #
 # Native tests: the C tests tests/native/*.c (kselftest_harness.h, linked
-# with userspace/libsxm.a; built by tests/native/Makefile into
+# with build/userspace/libsxm.a; built by tests/native/Makefile into
 # build/tests/native/) and the scripts tests/native/*.sh, run on this machine.
 # VM tests: tests/vm/*.sh and the demo's tests/demo/*.sh, all in as few
 # boots as possible (scripts/vm-run.sh), but for those tagged "# vm:

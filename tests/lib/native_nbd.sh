@@ -33,8 +33,8 @@ native_setup() {
 	require_cmd nbdkit nbdinfo nbdcopy sha256sum
 	local top
 	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-	SXM_CTL=${SXM_CTL:-$top/userspace/sxm-ctl}
-	[ -x "$SXM_CTL" ] || bail "sxm-ctl is not built: make -C userspace"
+	SXM_CTL=${SXM_CTL:-$top/build/userspace/sxm-ctl}
+	[ -x "$SXM_CTL" ] || bail "sxm-ctl is not built: make userspace"
 	T=$(mktemp -d /tmp/sxm-native.XXXXXX)
 	cleanup_push rm -rf "$T"
 }

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
-#include "sxm.h"
-#include "copy.h"
+#include "base/sxm.h"
+#include "io/copy.h"
 
 #include "kselftest_harness.h"
 

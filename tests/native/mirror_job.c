@@ -13,8 +13,8 @@
 #include <string.h>
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
-#include "sxm.h"
-#include "job.h"
+#include "base/sxm.h"
+#include "jobs/job.h"
 
 #include "kselftest_harness.h"
 

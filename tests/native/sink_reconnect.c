@@ -30,10 +30,10 @@
 #include <unistd.h>
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
-#include "sxm.h"
-#include "copy.h"
-#include "engine.h"
-#include "sink.h"
+#include "base/sxm.h"
+#include "io/copy.h"
+#include "io/engine.h"
+#include "io/sink.h"
 
 #include "kselftest_harness.h"
 

@@ -18,10 +18,10 @@
 #include <sys/stat.h>
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
-#include "sxm.h"
-#include "ctl.h"
-#include "job.h"
-#include "jobstore.h"
+#include "base/sxm.h"
+#include "jobs/ctl.h"
+#include "jobs/job.h"
+#include "jobs/jobstore.h"
 
 #include "kselftest_harness.h"
 

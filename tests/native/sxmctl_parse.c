@@ -14,8 +14,8 @@
 #include <string.h>
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
-#include "sxm.h"
-#include "status.h"
+#include "base/sxm.h"
+#include "dm/status.h"
 
 #include "kselftest_harness.h"
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The mirror pump (userspace/mirror.c, driven by mirror_pump_test.c as the
+# The mirror pump (userspace/io/pump.c, driven by mirror_pump_test.c as the
 # helper) against the target and real nbdkit sinks over the veth: every
 # kind of write reaches the sink, with counters and latency; locks and
 # harvests under load neither hang nor degrade the mirror; a sink write

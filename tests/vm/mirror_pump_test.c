@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The mirror pump (userspace/mirror.c) against the real target and real
+ * The mirror pump (userspace/io/pump.c) against the real target and real
  * nbdkit sinks, with this program as the helper.
  *
  * Proves: every kind of write (4 KiB at queue depth 16, 512 bytes with
@@ -33,12 +33,12 @@
 #include <unistd.h>
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
-#include "sxm.h"
-#include "copy.h"
-#include "engine.h"
-#include "kdev.h"
-#include "mirror.h"
-#include "sink.h"
+#include "base/sxm.h"
+#include "io/copy.h"
+#include "io/engine.h"
+#include "kdev/kdev.h"
+#include "io/pump.h"
+#include "io/sink.h"
 
 #include "kselftest_harness.h"
 #include "dm_status.h"

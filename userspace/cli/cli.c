@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Helpers of the command layer; see cli.h. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "base/sxm.h"
+#include "cli/cli.h"
+#include "kdev/kdev.h"
+
+static const struct sxm_cmd *find_cmd(const char *cmd)
+{
+	const struct sxm_cmd *c;
+
+	for (c = sxm_cmds; c->name; c++)
+		if (!strcmp(c->name, cmd))
+			return c;
+	return NULL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	const struct sxm_cmd *c = find_cmd(cmd);
+	va_list ap;
+
+	fprintf(stderr, "sxm-ctl: %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (c)
+		fprintf(stderr, "usage: sxm-ctl %s %s\n", cmd, c->args);
+	return EXIT_USAGE;
+}
+
+int cli_help(const char *cmd)
+{
+	const struct sxm_cmd *c = find_cmd(cmd);
+
+	if (c)
+		printf("usage: sxm-ctl %s %s\n  %s\n", cmd, c->args, c->help);
+	return EXIT_OK;
+}
+
+int cli_bad_option(const char *cmd, char **argv, int ret)
+{
+	const char *opt = argv[optind - 1];
+
+	if (ret == ':')
+		return cli_usage(cmd, "option %s needs an argument", opt);
+	if (optopt)
+		return cli_usage(cmd, "unknown option -%c", optopt);
+	return cli_usage(cmd, "unknown option %s", opt);
+}
+
+int cli_nargs(const char *cmd, int argc, int nargs)
+{
+	if (argc - optind < nargs)
+		return cli_usage(cmd, "missing arguments");
+	if (argc - optind > nargs)
+		return cli_usage(cmd, "too many arguments");
+	return EXIT_OK;
+}
+
+int cli_simple_args(int argc, char **argv, int nargs, bool *json,
+		    bool *done)
+{
+	static const struct option help_opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option json_opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = argv[0];
+	int c;
+
+	*done = true;
+	if (json)
+		*json = false;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", json ? json_opts : help_opts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			*json = true;
+			break;
+		case 'h':
+			return cli_help(cmd);
+		default:
+			return cli_bad_option(cmd, argv, c);
+		}
+	}
+	if (cli_nargs(cmd, argc, nargs))
+		return EXIT_USAGE;
+	*done = false;
+	return EXIT_OK;
+}
+
+int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
+		    bool *track, bool *done)
+{
+	static const struct option opts[] = {
+		{ "region-size", required_argument, NULL, 'r' },
+		{ "track", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = argv[0];
+	int c;
+
+	*done = true;
+	*region = SXM_DEFAULT_REGION_SIZE >> SECTOR_SHIFT;
+	*track = false;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (cli_region_size(cmd, optarg, region))
+				return EXIT_USAGE;
+			break;
+		case 't':
+			*track = true;
+			break;
+		case 'h':
+			return cli_help(cmd);
+		default:
+			return cli_bad_option(cmd, argv, c);
+		}
+	}
+	if (cli_nargs(cmd, argc, nargs))
+		return EXIT_USAGE;
+	*done = false;
+	return EXIT_OK;
+}
+
+const char *cli_dm_strerror(int err)
+{
+	switch (err) {
+	case -ENODEV:
+		return "device-mapper is not available (is dm-mod loaded?)";
+	case -ENXIO:
+		return "no such device-mapper device";
+	case -ENAMETOOLONG:
+		return "name too long for device-mapper";
+	default:
+		return strerror(-err);
+	}
+}
+
+const char *cli_kdev_strerror(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return "dm-sxm module not loaded (no " SXM_KDEV_PATH ")";
+	case -EACCES:
+	case -EPERM:
+		return "/dev/dm-sxm needs CAP_SYS_ADMIN";
+	default:
+		return strerror(-err);
+	}
+}
+
+int cli_region_size(const char *cmd, const char *arg, uint64_t *sectors)
+{
+	uint64_t bytes;
+	int r;
+
+	r = parse_size(arg, &bytes);
+	if (!r)
+		r = sxm_region_sectors(bytes, sectors);
+	if (r)
+		return cli_usage(cmd, "--region-size %s: must be a power of two from 4k to 1G",
+				 arg);
+	return EXIT_OK;
+}
+
+int cli_get_sxm_dev(const char *cmd, const char *name,
+		    struct cli_sxm_dev *d)
+{
+	unsigned int i, n = 0;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	r = sxm_dm_info(name, &d->info);
+	if (!r && !d->info.exists)
+		r = -ENXIO;
+	if (!r)
+		r = sxm_dm_table(d->info.name, &d->table);
+	if (r) {
+		sxm_err("%s %s: %s", cmd, name, cli_dm_strerror(r));
+		return EXIT_FAIL;
+	}
+	for (i = 0; i < d->table.nr; i++) {
+		if (strcmp(d->table.t[i].type, SXM_TARGET_TYPE))
+			continue;
+		if (!n++)
+			d->t = &d->table.t[i];
+	}
+	if (n != 1) {
+		if (!d->table.nr)
+			sxm_err("%s %s: has no live table", cmd, name);
+		else if (!n)
+			sxm_err("%s %s: not an sxm device (its table is %s)",
+				cmd, name, d->table.t[0].type);
+		else
+			sxm_err("%s %s: has %u sxm targets; sxm-ctl handles devices with one",
+				cmd, name, n);
+		cli_put_sxm_dev(d);
+		return EXIT_FAIL;
+	}
+	r = sxm_params_parse(d->t->params, &d->params);
+	if (r) {
+		sxm_err("%s %s: cannot read the sxm table arguments '%s'",
+			cmd, name, d->t->params);
+		cli_put_sxm_dev(d);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+void cli_put_sxm_dev(struct cli_sxm_dev *d)
+{
+	sxm_table_free(&d->table);
+	d->t = NULL;
+}
+
+int cli_flush_stdout(const char *cmd)
+{
+	if (fflush(stdout) || ferror(stdout)) {
+		sxm_err("%s: writing the output: %s", cmd, strerror(errno));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}

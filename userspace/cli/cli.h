@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers of the command layer (cmd_*.c): option errors, messages for the
+ * dm layer's and /dev/dm-sxm's errors, and finding a device's sxm target.
+ * These print; the library layers below them do not.
+ */
+#ifndef SXM_CLI_H
+#define SXM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dm/dm.h"
+#include "dm/status.h"
+
+/*
+ * Print "sxm-ctl: CMD: <message>" and the command's synopsis to stderr;
+ * returns EXIT_USAGE.
+ */
+int cli_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "sxm-ctl CMD --help": the synopsis and what it does, on stdout. */
+int cli_help(const char *cmd);
+/*
+ * An option getopt_long() refused: @ret is what it returned, '?' (unknown)
+ * or ':' (missing argument; the option string must start with ':').
+ */
+int cli_bad_option(const char *cmd, char **argv, int ret);
+/*
+ * Exactly @nargs positional arguments after the options (from optind):
+ * EXIT_OK, or a usage error ("missing arguments", "too many arguments")
+ * printed and EXIT_USAGE.
+ */
+int cli_nargs(const char *cmd, int argc, int nargs);
+/*
+ * The options of a command that has none but --help and, where @json is
+ * not NULL, --json (*@json), then @nargs positional arguments.  EXIT_OK
+ * with *@done false to go on; else *@done and the status to return.
+ */
+int cli_simple_args(int argc, char **argv, int nargs, bool *json,
+		    bool *done);
+/*
+ * The options of a command that puts an sxm target on a device (create,
+ * insert): --region-size SIZE (*@region, in sectors; the default
+ * otherwise), --track (*@track) and --help, then @nargs positional
+ * arguments.  EXIT_OK with *@done false to go on; else *@done and the
+ * status to return (--help answered, a usage error printed).
+ */
+int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
+		    bool *track, bool *done);
+
+/* The text for an errno from the dm layer (-ENODEV: no device-mapper). */
+const char *cli_dm_strerror(int err);
+/* The text for an errno from opening /dev/dm-sxm. */
+const char *cli_kdev_strerror(int err);
+
+/* --region-size SIZE to sectors; a usage error (printed) if bad. */
+int cli_region_size(const char *cmd, const char *arg, uint64_t *sectors);
+
+/* A device-mapper device with one sxm target. */
+struct cli_sxm_dev {
+	struct sxm_dm_info info;
+	struct sxm_table table;		/* the live table */
+	const struct sxm_target *t;	/* its sxm target */
+	struct sxm_params params;	/* that target's arguments */
+};
+
+/*
+ * Look @name up and find its sxm target; on failure print why (no such
+ * device, no device-mapper, not an sxm device) and return EXIT_FAIL.
+ */
+int cli_get_sxm_dev(const char *cmd, const char *name,
+		    struct cli_sxm_dev *d);
+void cli_put_sxm_dev(struct cli_sxm_dev *d);
+
+/* Flush stdout; on a write error print it and return EXIT_FAIL. */
+int cli_flush_stdout(const char *cmd);
+
+#endif /* SXM_CLI_H */

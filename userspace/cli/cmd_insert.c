@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sxm-ctl insert, restore: put the sxm target under a device-mapper device
+ * that is in use (an LVM logical volume, any dm device), and take it out
+ * again, without its openers noticing.  The work is in insert.c.
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "base/sxm.h"
+#include "cli/cmds.h"
+#include "cli/cli.h"
+#include "dm/insert.h"
+
+int cmd_insert(int argc, char **argv)
+{
+	struct sxm_inserted ins;
+	const char *cmd = argv[0];
+	uint64_t region;
+	bool track, done;
+	char b1[32];
+	int r;
+
+	r = cli_target_args(argc, argv, 1, &region, &track, &done);
+	if (done)
+		return r;
+	if (sxm_insert(cmd, argv[optind], region, track, &ins))
+		return EXIT_FAIL;
+	printf("%s: sxm inserted, original table on %s (%u:%u), %s regions, %s\n",
+	       ins.name, ins.hidden, ins.hidden_major, ins.hidden_minor,
+	       fmt_size(region << SECTOR_SHIFT, b1, sizeof(b1)),
+	       track ? "tracking" : "passthrough");
+	return cli_flush_stdout(cmd);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char name[SXM_DM_NAME_MAX + 1];
+	const char *cmd = argv[0];
+	bool force = false;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			force = true;
+			break;
+		case 'h':
+			return cli_help(cmd);
+		default:
+			return cli_bad_option(cmd, argv, c);
+		}
+	}
+	if (cli_nargs(cmd, argc, 1))
+		return EXIT_USAGE;
+	if (sxm_restore(cmd, argv[optind], force, name, sizeof(name)))
+		return EXIT_FAIL;
+	printf("%s: original table restored\n", name);
+	return cli_flush_stdout(cmd);
+}

@@ -1,0 +1,1017 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sxm-ctl daemon: the helper service.  It keeps the warm-migration jobs,
+ * runs each in a thread of its own (warm.c), and answers the CLI on a Unix
+ * socket (ctl.h has the protocol).
+ *
+ * Threads (daemon.h has the locks):
+ *   - the main thread: load the job records, start a thread for every job
+ *     that is not finished, then accept connections and wait for SIGTERM
+ *     or SIGINT (a signalfd; every thread blocks those signals);
+ *   - one short-lived thread per connection: check the peer
+ *     (SO_PEERCRED: root, or the --group), read its one request, answer,
+ *     close;
+ *   - one thread per unfinished job, which does the copying and sleeps
+ *     on the job's condition variable between scheduled syncs: the
+ *     scheduler is each job's own timed wait, woken early by requests.
+ *
+ * On SIGTERM every job stops at the next chunk boundary (a cutover in
+ * progress is abandoned and the device resumed), its record is saved, and
+ * the daemon exits; a restart resumes each job from its record and the
+ * kernel's dirty map.
+ *
+ * Sections: jobs, requests, connections, the service.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+
+#include "base/sxm.h"
+#include "jobs/ctl.h"
+#include "daemon/daemon.h"
+#include "io/engine.h"
+#include "jobs/core.h"
+#include "jobs/jobstore.h"
+
+#define REQUEST_TIMEOUT_S	10
+
+/* ------------------------------------------------------------------ */
+/* Jobs                                                               */
+/* ------------------------------------------------------------------ */
+
+static struct sxm_job *job_new(struct sxm_daemon *d)
+{
+	pthread_condattr_t ca;
+	struct sxm_job *j;
+
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->d = d;
+	j->refs = 1;
+	j->run.kfd = -1;
+	sxm_job_rec_init(&j->rec);
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return j;
+}
+
+/* Drop a reference; d->lock held. */
+static void job_put_locked(struct sxm_job *j)
+{
+	if (--j->refs)
+		return;
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+}
+
+static void job_put(struct sxm_job *j)
+{
+	struct sxm_daemon *d = j->d;
+
+	pthread_mutex_lock(&d->lock);
+	job_put_locked(j);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Take @j off the list and drop the list's reference; d->lock held. */
+static void job_unlink_locked(struct sxm_job *j)
+{
+	struct sxm_job **pp;
+
+	for (pp = &j->d->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			job_put_locked(j);
+			return;
+		}
+}
+
+/* The job called @name, with a reference, or NULL. */
+static struct sxm_job *job_find(struct sxm_daemon *d, const char *name)
+{
+	struct sxm_job *j;
+
+	pthread_mutex_lock(&d->lock);
+	for (j = d->jobs; j; j = j->next)
+		if (!j->submitting && !strcmp(j->rec.name, name)) {
+			j->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&d->lock);
+	return j;
+}
+
+static int job_start(struct sxm_job *j)
+{
+	int r;
+
+	if (sxm_phase_final(j->rec.phase) || j->d->stopping)
+		return 0;
+	r = pthread_create(&j->thread, NULL, sxm_job_thread, j);
+	if (r)
+		return -r;
+	j->thread_started = true;
+	return 0;
+}
+
+/* Wake the job's thread; j->lock held. */
+static void job_kick(struct sxm_job *j)
+{
+	pthread_cond_broadcast(&j->cond);
+}
+
+/*
+ * A copy of @j's record with its live metrics filled in.  The dirty map
+ * is read through an observer attach, outside every lock.
+ */
+static void job_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
+{
+	pthread_mutex_lock(&j->lock);
+	*out = j->rec;
+	pthread_mutex_unlock(&j->lock);
+	out->dirty_bytes = -1;
+	if (!sxm_phase_final(out->phase)) {
+		int64_t b = sxm_job_dirty_bytes(out);
+
+		out->dirty_bytes = b < 0 ? -1 : b;
+	}
+	if (sxm_job_is_mirror(out))
+		sxm_mirror_snapshot(j, out);
+	sxm_job_metrics(out, sxm_now_ms());
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                           */
+/* ------------------------------------------------------------------ */
+
+struct reply {
+	int err;			/* positive errno, 0: ok */
+	char msg[1024];
+	struct sxm_buf body;
+};
+
+__attribute__((format(printf, 3, 4)))
+static void reply_err(struct reply *rp, int err, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	rp->err = err < 0 ? -err : err;
+	if (!rp->err)
+		rp->err = EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(rp->msg, sizeof(rp->msg), fmt, ap);
+	va_end(ap);
+	for (p = rp->msg; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+}
+
+static void reply_job(struct reply *rp, struct sxm_job *j, bool events)
+{
+	struct sxm_job_rec *rec;
+	char *line;
+
+	rec = malloc(sizeof(*rec));
+	if (!rec) {
+		rp->body.oom = true;
+		return;
+	}
+	job_snapshot(j, rec);
+	line = sxm_job_wire_format(rec, events);
+	if (line)
+		sxm_buf_printf(&rp->body, "%s\n", line);
+	else
+		rp->body.oom = true;
+	free(line);
+	free(rec);
+}
+
+/* Parse "100M", "100M/s", "0" (none). */
+static int parse_rate(const char *s, uint64_t *out)
+{
+	char buf[64];
+	size_t n = strlen(s);
+
+	if (n >= 2 && n < sizeof(buf) && !strcmp(s + n - 2, "/s")) {
+		memcpy(buf, s, n - 2);
+		buf[n - 2] = '\0';
+		s = buf;
+	}
+	return parse_size(s, out);
+}
+
+/*
+ * Whether @j may be made: its name is free and its device is in no other
+ * unfinished job.  Adds it to the list as reserved; d->lock held.
+ */
+static int reserve(struct sxm_daemon *d, struct sxm_job *j, struct reply *rp)
+{
+	struct sxm_job *o;
+
+	for (o = d->jobs; o; o = o->next) {
+		bool busy = !sxm_phase_final(o->rec.phase);
+
+		if (!strcmp(o->rec.name, j->rec.name)) {
+			reply_err(rp, EEXIST, "a job named %s exists already (%s)%s",
+				  j->rec.name, o->submitting ? "being submitted" :
+				  sxm_phase_name(o->rec.phase),
+				  busy ? "" : ": sxm-ctl forget it first, or choose another --name");
+			return -EEXIST;
+		}
+		if (busy && (!strcmp(o->rec.device, j->rec.device) ||
+			     (o->src_rdev && o->src_rdev == j->src_rdev))) {
+			reply_err(rp, EBUSY, "%s is already in job %s (%s): one job per device",
+				  j->rec.source, o->rec.name,
+				  o->submitting ? "being submitted" :
+				  sxm_phase_name(o->rec.phase));
+			return -EBUSY;
+		}
+	}
+	j->submitting = true;
+	j->next = d->jobs;
+	d->jobs = j;
+	j->refs++;
+	return 0;
+}
+
+/*
+ * Whether the block device @path is the source or the sxm device of an
+ * unfinished job (then the reply says which).
+ */
+static bool in_a_job(struct sxm_daemon *d, const char *path, struct reply *rp)
+{
+	struct sxm_job *o;
+	struct stat sb;
+	bool busy = false;
+
+	if (stat(path, &sb) || !S_ISBLK(sb.st_mode))
+		return false;
+	pthread_mutex_lock(&d->lock);
+	for (o = d->jobs; o && !busy; o = o->next) {
+		if (sxm_phase_final(o->rec.phase))
+			continue;
+		busy = o->src_rdev == sb.st_rdev ||
+		       ((o->rec.dev_major || o->rec.dev_minor) &&
+			makedev(o->rec.dev_major, o->rec.dev_minor) ==
+			sb.st_rdev);
+		if (busy)
+			reply_err(rp, EBUSY, "%s is already in job %s (%s): one job per device",
+				  path, o->rec.name, o->submitting ?
+				  "being submitted" : sxm_phase_name(o->rec.phase));
+	}
+	pthread_mutex_unlock(&d->lock);
+	return busy;
+}
+
+static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
+		       unsigned int n, struct reply *rp)
+{
+	const char *source = sxm_kv_get(kv, n, "source");
+	const char *sink = sxm_kv_get(kv, n, "sink");
+	const char *kind = sxm_kv_get(kv, n, "kind");
+	const char *name = sxm_kv_get(kv, n, "name");
+	const char *cadence = sxm_kv_get(kv, n, "cadence");
+	const char *rate = sxm_kv_get(kv, n, "rate");
+	const char *engine = sxm_kv_get(kv, n, "engine");
+	const char *region = sxm_kv_get(kv, n, "region_size");
+	struct sxm_job_rec *rec;
+	char err[768], b[32];
+	struct sxm_job *j;
+	uint64_t v;
+	int r;
+
+	if (!source || !sink) {
+		reply_err(rp, EINVAL, "submit needs a source and a sink");
+		return;
+	}
+	if (kind && strcmp(kind, "warm") && strcmp(kind, "sxm")) {
+		reply_err(rp, EINVAL, "--kind %s: warm, or sxm (mirror style)", kind);
+		return;
+	}
+	j = job_new(d);
+	if (!j) {
+		reply_err(rp, ENOMEM, "%s", strerror(ENOMEM));
+		return;
+	}
+	rec = &j->rec;
+	if (strlen(source) >= sizeof(rec->source) ||
+	    strlen(sink) >= sizeof(rec->sink)) {
+		reply_err(rp, ENAMETOOLONG, "source or sink too long");
+		goto out_free;
+	}
+	snprintf(rec->source, sizeof(rec->source), "%s", source);
+	snprintf(rec->sink, sizeof(rec->sink), "%s", sink);
+	if (kind)
+		snprintf(rec->kind, sizeof(rec->kind), "%s", kind);
+	if (name) {
+		if (sxm_job_name_check(name)) {
+			reply_err(rp, EINVAL, "--name '%s': 1 to %d of A-Z a-z 0-9 . _ + -, not starting with . or -",
+				  name, SXM_JOB_NAME_MAX);
+			goto out_free;
+		}
+		snprintf(rec->name, sizeof(rec->name), "%s", name);
+	}
+	if (cadence && sxm_cadence_parse(cadence, &rec->cadence_ms)) {
+		reply_err(rp, EINVAL, "--cadence %s: manual or a duration of at least 1s (15m, 1h, 1d)",
+			  cadence);
+		goto out_free;
+	}
+	if (rate && parse_rate(rate, &rec->rate_limit)) {
+		reply_err(rp, EINVAL, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
+			  rate);
+		goto out_free;
+	}
+	if (engine) {
+		if (!sxm_engine_name_valid(engine)) {
+			reply_err(rp, EINVAL, "--engine %s: uring, aio or auto",
+				  engine);
+			goto out_free;
+		}
+		snprintf(rec->engine, sizeof(rec->engine), "%s", engine);
+	}
+	if (region) {
+		r = parse_size(region, &v);
+		if (r || v < 4096 || v > (1ULL << 30) || (v & (v - 1))) {
+			reply_err(rp, EINVAL, "--region-size %s: a power of two from 4k to 1G",
+				  region);
+			goto out_free;
+		}
+		rec->region_size = v;
+	}
+
+	/* Ours already: say so before the device's state says it less well. */
+	if (in_a_job(d, rec->source, rp))
+		goto out_free;
+	r = sxm_job_classify(j, err, sizeof(err));
+	if (r) {
+		reply_err(rp, r, "%s", err);
+		goto out_free;
+	}
+
+	pthread_mutex_lock(&d->lock);
+	r = reserve(d, j, rp);
+	pthread_mutex_unlock(&d->lock);
+	if (r)
+		goto out_free;
+
+	/* Initializing: the sink must be there, big enough and writable. */
+	r = sxm_job_open_sink(j, true, err, sizeof(err));
+	if (r) {
+		reply_err(rp, r, "%s", err);
+		goto out_unlink;
+	}
+	pthread_mutex_lock(&j->lock);
+	rec->sink_zero = j->run.sink->caps & SXM_SINK_ZERO_INIT;
+	rec->created_ms = sxm_now_ms();
+	rec->phase = sxm_job_is_mirror(rec) ? SXM_PHASE_PREPARING :
+					      SXM_PHASE_INITIALIZING;
+	sxm_job_event(j, "submitted: %s migration of %s (%s, %s) to %s%s%s",
+		      sxm_job_is_mirror(rec) ? "mirror-style" : "warm",
+		      rec->source, fmt_size(rec->size, b, sizeof(b)),
+		      rec->src_mode == SXM_SRC_EXISTING ? "its sxm device" :
+		      rec->src_mode == SXM_SRC_INSERTED ? "sxm inserted under it" :
+		      "a new sxm device over it", rec->sink,
+		      sxm_job_is_mirror(rec) ? "" : ", cadence ",
+		      sxm_job_is_mirror(rec) ? "" :
+		      sxm_cadence_str(rec->cadence_ms, err, sizeof(err)));
+	r = sxm_job_save(j);
+	pthread_mutex_unlock(&j->lock);
+	if (r) {
+		reply_err(rp, r, "saving the job record in %s: %s",
+			  d->state_dir, strerror(-r));
+		goto out_unlink;
+	}
+	pthread_mutex_lock(&d->lock);
+	j->submitting = false;
+	r = job_start(j);
+	pthread_mutex_unlock(&d->lock);
+	if (r) {
+		reply_err(rp, r, "starting the job: %s", strerror(-r));
+		sxm_jobstore_remove(d->store_fd, rec->name);
+		goto out_unlink;
+	}
+	reply_job(rp, j, false);
+	job_put(j);
+	return;
+
+out_unlink:
+	sxm_sink_close(j->run.sink);
+	j->run.sink = NULL;
+	pthread_mutex_lock(&d->lock);
+	job_unlink_locked(j);
+	job_put_locked(j);
+	pthread_mutex_unlock(&d->lock);
+	return;
+out_free:
+	job_put(j);
+}
+
+static void req_list(struct sxm_daemon *d, struct reply *rp)
+{
+	struct sxm_job **all, *j;
+	size_t i, nr = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (j = d->jobs; j; j = j->next)
+		nr++;
+	all = calloc(nr + 1, sizeof(*all));
+	nr = 0;
+	for (j = d->jobs; j && all; j = j->next)
+		if (!j->submitting) {
+			j->refs++;
+			all[nr++] = j;
+		}
+	pthread_mutex_unlock(&d->lock);
+	if (!all) {
+		reply_err(rp, ENOMEM, "%s", strerror(ENOMEM));
+		return;
+	}
+	/* Oldest first. */
+	for (i = nr; i-- > 0; ) {
+		reply_job(rp, all[i], false);
+		job_put(all[i]);
+	}
+	free(all);
+}
+
+/* A request on one job: find it, check the command, apply it. */
+static void req_job(struct sxm_daemon *d, const char *verb,
+		    const struct sxm_kv *kv, unsigned int n, struct reply *rp)
+{
+	static const struct {
+		const char *verb;
+		int cmd;
+	} cmds[] = {
+		{ "show", -1 },
+		{ "sync", SXM_CMD_SYNC },
+		{ "pause", SXM_CMD_PAUSE },
+		{ "resume", SXM_CMD_RESUME },
+		{ "cadence", SXM_CMD_CADENCE },
+		{ "cutover", SXM_CMD_CUTOVER },
+		{ "cancel", SXM_CMD_CANCEL },
+		{ "retry", SXM_CMD_RETRY },
+		{ "forget", SXM_CMD_FORGET },
+		{ "mirror", SXM_CMD_MIRROR },
+	};
+	const char *name = sxm_kv_get(kv, n, "job");
+	const char *value = sxm_kv_get(kv, n, "value");
+	struct sxm_job_rec *rec;
+	struct sxm_job *j;
+	char err[768], b[32];
+	uint64_t ms = 0;
+	size_t i;
+	int cmd = -2, r;
+
+	for (i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (!strcmp(cmds[i].verb, verb))
+			cmd = cmds[i].cmd;
+	if (cmd == -2) {
+		reply_err(rp, EINVAL, "unknown request '%s'", verb);
+		return;
+	}
+	if (!name) {
+		reply_err(rp, EINVAL, "%s: which job?", verb);
+		return;
+	}
+	j = job_find(d, name);
+	if (!j) {
+		reply_err(rp, ENOENT, "no such job: %s", name);
+		return;
+	}
+	if (cmd == -1) {
+		reply_job(rp, j, true);
+		job_put(j);
+		return;
+	}
+	if (cmd == SXM_CMD_CADENCE &&
+	    (!value || sxm_cadence_parse(value, &ms))) {
+		reply_err(rp, EINVAL, "cadence %s: manual or a duration of at least 1s (15m, 1h, 1d)",
+			  value ? value : "");
+		job_put(j);
+		return;
+	}
+
+	pthread_mutex_lock(&j->lock);
+	rec = &j->rec;
+	r = sxm_job_check(rec, cmd, err, sizeof(err));
+	if (!r && j->forgotten) {
+		r = -ENOENT;
+		snprintf(err, sizeof(err), "no such job: %s", name);
+	}
+	if (r) {
+		pthread_mutex_unlock(&j->lock);
+		reply_err(rp, r, "%s", err);
+		job_put(j);
+		return;
+	}
+	switch (cmd) {
+	case SXM_CMD_SYNC:
+		rec->want_sync = rec->sync_count +
+				 (rec->phase == SXM_PHASE_SYNCING ? 2 : 1);
+		j->req_sync = true;
+		sxm_job_event(j, "sync requested");
+		break;
+	case SXM_CMD_PAUSE:
+		rec->paused = true;
+		j->stop = 1;
+		sxm_job_event(j, "paused");
+		sxm_job_save(j);
+		break;
+	case SXM_CMD_RESUME:
+		rec->paused = false;
+		if (rec->cadence_ms && rec->phase == SXM_PHASE_READY)
+			rec->next_sync_ms = sxm_now_ms() + rec->cadence_ms;
+		sxm_job_event(j, "resumed");
+		sxm_job_save(j);
+		break;
+	case SXM_CMD_CADENCE:
+		rec->cadence_ms = ms;
+		rec->next_sync_ms = ms && !rec->paused ? sxm_now_ms() + ms : 0;
+		sxm_job_event(j, "cadence %s", sxm_cadence_str(ms, b, sizeof(b)));
+		sxm_job_save(j);
+		break;
+	case SXM_CMD_CUTOVER:
+		j->req_cutover = true;
+		value = sxm_kv_get(kv, n, "verify");
+		j->verify_all = value && !strcmp(value, "all");
+		sxm_job_event(j, "cutover requested%s",
+			      rec->phase == SXM_PHASE_SYNCING ?
+			      ": it starts when the running sync ends" : "");
+		break;
+	case SXM_CMD_CANCEL:
+		rec->cancelling = true;
+		j->stop = 1;
+		sxm_job_event(j, "cancel requested in %s",
+			      sxm_phase_name(rec->phase));
+		sxm_job_save(j);
+		break;
+	case SXM_CMD_RETRY:
+		/* The job thread waits in Failed; it picks this up. */
+		rec->phase = rec->fail_phase == SXM_PHASE_CUTTING_OVER ?
+			     SXM_PHASE_READY : rec->fail_phase;
+		rec->reason[0] = '\0';
+		sxm_job_event(j, "retry: back to %s", sxm_phase_name(rec->phase));
+		sxm_job_save(j);
+		break;
+	case SXM_CMD_FORGET:
+		j->forgotten = true;
+		break;
+	case SXM_CMD_MIRROR:
+		if (j->req_sync || j->req_cutover) {
+			pthread_mutex_unlock(&j->lock);
+			reply_err(rp, EBUSY, "job %s has a %s requested: switch once it is done",
+				  name, j->req_sync ? "sync" : "cutover");
+			job_put(j);
+			return;
+		}
+		/* The job thread hands it to mirror_job.c: Composing. */
+		snprintf(rec->kind, sizeof(rec->kind), "sxm");
+		rec->phase = SXM_PHASE_COMPOSING;
+		rec->next_sync_ms = 0;
+		sxm_job_event(j, "switching to mirror style: the pump up, the mirror on, what is dirty resynced");
+		sxm_job_save(j);
+		break;
+	}
+	job_kick(j);
+	pthread_mutex_unlock(&j->lock);
+
+	if (cmd == SXM_CMD_FORGET) {
+		/* Final: its thread has ended or is ending. */
+		bool join;
+
+		pthread_mutex_lock(&d->lock);
+		join = j->thread_started;
+		j->thread_started = false;
+		pthread_mutex_unlock(&d->lock);
+		if (join)
+			pthread_join(j->thread, NULL);
+		r = sxm_jobstore_remove(d->store_fd, name);
+		if (r) {
+			reply_err(rp, r, "removing the record of %s: %s", name,
+				  strerror(-r));
+			job_put(j);
+			return;
+		}
+		pthread_mutex_lock(&d->lock);
+		job_unlink_locked(j);
+		job_put_locked(j);
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	reply_job(rp, j, false);
+	if (cmd == SXM_CMD_SYNC) {
+		pthread_mutex_lock(&j->lock);
+		j->rec.want_sync = 0;
+		pthread_mutex_unlock(&j->lock);
+	}
+	job_put(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                        */
+/* ------------------------------------------------------------------ */
+
+struct conn {
+	struct sxm_daemon *d;
+	int fd;
+	bool allowed;		/* SO_PEERCRED said yes */
+};
+
+/* Read one line; -EMSGSIZE if too long, -ETIMEDOUT after the timeout. */
+static int read_line(int fd, char *buf, size_t len)
+{
+	size_t used = 0;
+	ssize_t n;
+
+	while (used + 1 < len) {
+		n = read(fd, buf + used, len - used - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		if (n == 0)
+			break;
+		used += n;
+		buf[used] = '\0';
+		if (strchr(buf, '\n'))
+			break;
+	}
+	buf[used] = '\0';
+	if (!strchr(buf, '\n') && used + 1 >= len)
+		return -EMSGSIZE;
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static void answer(struct conn *c, char *line)
+{
+	struct sxm_kv kv[SXM_CTL_MAX_WORDS];
+	struct reply rp = { 0 };
+	unsigned int n;
+	char head[1100];
+	char *body;
+	int r;
+
+	r = sxm_kv_split(line, kv, ARRAY_SIZE(kv), &n);
+	if (r || !n || kv[0].val)
+		reply_err(&rp, EINVAL, "malformed request");
+	else if (!strcmp(kv[0].key, "submit"))
+		req_submit(c->d, kv, n, &rp);
+	else if (!strcmp(kv[0].key, "list"))
+		req_list(c->d, &rp);
+	else
+		req_job(c->d, kv[0].key, kv, n, &rp);
+
+	if (!rp.err && rp.body.oom)
+		reply_err(&rp, ENOMEM, "%s", strerror(ENOMEM));
+	if (rp.err) {
+		snprintf(head, sizeof(head), "err %d %s\n", rp.err, rp.msg);
+		sxm_ctl_send(c->fd, head, strlen(head));
+	} else {
+		body = sxm_buf_take(&rp.body);
+		sxm_ctl_send(c->fd, "ok\n", 3);
+		if (body)
+			sxm_ctl_send(c->fd, body, strlen(body));
+		free(body);
+	}
+	sxm_buf_free(&rp.body);
+}
+
+/* Whether the peer may talk to us: root, us, or a member of @gid. */
+static bool peer_allowed(int fd, gid_t gid, bool have_group)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	char path[64], line[1024], *p, *end;
+	bool ok = false;
+	FILE *f;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		return false;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	if (!have_group)
+		return false;
+	if (cr.gid == gid)
+		return true;
+	/* Supplementary groups, as the kernel has them for the peer. */
+	snprintf(path, sizeof(path), "/proc/%d/status", cr.pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!ok && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (p = line + 7; *p; p = end) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (g == gid)
+				ok = true;
+		}
+	}
+	fclose(f);
+	return ok;
+}
+
+struct service {
+	struct sxm_daemon d;
+	gid_t gid;
+	bool have_group;
+};
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	char *line;
+	int r;
+
+	line = malloc(SXM_CTL_MAX_REQUEST);
+	if (!line)
+		goto out;
+	/*
+	 * Read the request even from a refused peer: closing with it unread
+	 * would reset the connection before the peer reads why.
+	 */
+	r = read_line(c->fd, line, SXM_CTL_MAX_REQUEST);
+	if (!c->allowed) {
+		snprintf(line, SXM_CTL_MAX_REQUEST,
+			 "err %d permission denied: root or the daemon's --group only\n",
+			 EPERM);
+		sxm_ctl_send(c->fd, line, strlen(line));
+	} else if (r) {
+		snprintf(line, SXM_CTL_MAX_REQUEST, "err %d reading the request: %s\n",
+			 -r, strerror(-r));
+		sxm_ctl_send(c->fd, line, strlen(line));
+	} else {
+		answer(c, line);
+	}
+	free(line);
+out:
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The service                                                        */
+/* ------------------------------------------------------------------ */
+
+static int load_one(struct sxm_job_rec *rec, void *opaque)
+{
+	struct sxm_daemon *d = opaque;
+	struct sxm_job *j;
+	struct stat sb;
+	int r;
+
+	j = job_new(d);
+	if (!j)
+		return -ENOMEM;
+	j->rec = *rec;
+	if (!stat(rec->source, &sb) && S_ISBLK(sb.st_mode))
+		j->src_rdev = sb.st_rdev;
+	if (!sxm_phase_final(rec->phase)) {
+		pthread_mutex_lock(&j->lock);
+		sxm_job_event(j, "daemon started: the job resumes in %s%s",
+			      sxm_phase_name(rec->phase),
+			      rec->paused ? " (paused)" : "");
+		sxm_job_save(j);
+		pthread_mutex_unlock(&j->lock);
+	}
+	pthread_mutex_lock(&d->lock);
+	j->next = d->jobs;
+	d->jobs = j;
+	r = job_start(j);
+	pthread_mutex_unlock(&d->lock);
+	if (r)
+		sxm_err("job %s: cannot start its thread: %s", rec->name,
+			strerror(-r));
+	return 0;
+}
+
+/* mkdir -p the socket's directory (0755). */
+static int socket_dir(const char *path)
+{
+	char dir[PATH_MAX], *p;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	p = strrchr(dir, '/');
+	if (!p || p == dir)
+		return 0;
+	*p = '\0';
+	return sxm_mkdir_p(dir, 0755);
+}
+
+static int listen_on(const char *path, gid_t gid, bool have_group)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, probe, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		sxm_err("daemon: socket path %s is too long", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	r = socket_dir(path);
+	if (r) {
+		sxm_err("daemon: socket directory of %s: %s", path,
+			strerror(-r));
+		return r;
+	}
+	/* A socket file left by a daemon that died: take it over. */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && !connect(probe, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(probe);
+		sxm_err("daemon: another daemon answers on %s", path);
+		return -EADDRINUSE;
+	}
+	if (probe >= 0)
+		close(probe);
+	unlink(path);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    chmod(path, 0660) ||
+	    (have_group && chown(path, (uid_t)-1, gid)) ||
+	    listen(fd, 64)) {
+		r = -errno;
+		sxm_err("daemon: socket %s: %s", path, strerror(-r));
+		close(fd);
+		unlink(path);
+		return r;
+	}
+	return fd;
+}
+
+static int lookup_group(const char *name, gid_t *gid)
+{
+	struct group *g;
+	uint64_t v;
+
+	if (!parse_u64(name, &v) && v < (gid_t)-1) {
+		*gid = v;
+		return 0;
+	}
+	g = getgrnam(name);
+	if (!g)
+		return -ENOENT;
+	*gid = g->gr_gid;
+	return 0;
+}
+
+int sxm_daemon_run(const struct sxm_daemon_opts *o)
+{
+	struct service s = { 0 };
+	struct sxm_daemon *d = &s.d;
+	struct pollfd pfd[2];
+	struct sxm_job *j;
+	sigset_t mask;
+	char err[512];
+	int lfd, sfd = -1, r, njobs = 0;
+
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->dm_lock, NULL);
+	d->state_dir = o->state_dir;
+	if (o->group) {
+		if (lookup_group(o->group, &s.gid)) {
+			sxm_err("daemon: --group %s: no such group", o->group);
+			return EXIT_FAIL;
+		}
+		s.have_group = true;
+	}
+
+	/* Before any thread: every thread blocks these, the signalfd takes them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		sxm_err("daemon: signalfd: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+
+	d->store_fd = sxm_jobstore_open(o->state_dir, err, sizeof(err));
+	if (d->store_fd < 0) {
+		sxm_err("daemon: %s", err);
+		close(sfd);
+		return EXIT_FAIL;
+	}
+	lfd = listen_on(o->socket, s.gid, s.have_group);
+	if (lfd < 0) {
+		close(d->store_fd);
+		close(sfd);
+		return EXIT_FAIL;
+	}
+	r = sxm_jobstore_load(d->store_fd, load_one, d);
+	if (r)
+		sxm_err("daemon: loading the jobs in %s: %s", o->state_dir,
+			strerror(-r));
+	for (j = d->jobs; j; j = j->next)
+		njobs++;
+	sxm_info("daemon: listening on %s (%s), jobs in %s: %d",
+		 o->socket, s.have_group ? "root and its group" : "root only",
+		 o->state_dir, njobs);
+
+	pfd[0].fd = lfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = sfd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		struct signalfd_siginfo si;
+		struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
+		pthread_attr_t attr;
+		struct conn *c;
+		pthread_t t;
+		int cfd;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				sxm_info("daemon: signal %u: stopping", si.ssi_signo);
+			break;
+		}
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			continue;
+		setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		c = malloc(sizeof(*c));
+		if (!c) {
+			close(cfd);
+			continue;
+		}
+		c->d = d;
+		c->fd = cfd;
+		c->allowed = peer_allowed(cfd, s.gid, s.have_group);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, conn_main, c)) {
+			close(cfd);
+			free(c);
+		}
+		pthread_attr_destroy(&attr);
+	}
+
+	/* Stop: every job at its next chunk, records saved. */
+	close(lfd);
+	unlink(o->socket);
+	pthread_mutex_lock(&d->lock);
+	d->stopping = 1;
+	for (j = d->jobs; j; j = j->next) {
+		pthread_mutex_lock(&j->lock);
+		j->stop = 1;
+		job_kick(j);
+		pthread_mutex_unlock(&j->lock);
+	}
+	pthread_mutex_unlock(&d->lock);
+	/* No thread starts now (stopping); the list may still change. */
+	for (;;) {
+		pthread_t t;
+		bool found = false;
+
+		pthread_mutex_lock(&d->lock);
+		for (j = d->jobs; j && !found; j = j->next)
+			if (j->thread_started) {
+				t = j->thread;
+				j->thread_started = false;
+				found = true;
+			}
+		pthread_mutex_unlock(&d->lock);
+		if (!found)
+			break;
+		pthread_join(t, NULL);
+	}
+	sxm_info("daemon: stopped");
+	close(d->store_fd);
+	close(sfd);
+	return EXIT_OK;
+}

@@ -1,0 +1,600 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Insert and restore (insert.h): put the sxm target under a device-mapper
+ * device that is in use (an LVM logical volume, any dm device), and take it
+ * out again, without its openers noticing.  "sxm-ctl insert/restore"
+ * (cmd_insert.c) and the daemon's jobs (warm.c) both use these.
+ *
+ * insert DMNAME:
+ *   1. write a record of the original table (the state directory);
+ *   2. create the hidden device DMNAME-sxm-orig with that same table;
+ *   3. load "0 <len> sxm <hidden major:minor> <region>" into DMNAME;
+ *   4. suspend DMNAME (flushing), resume it: the sxm table goes live, in
+ *      one step for whoever has DMNAME open.
+ * restore DMNAME: load the hidden device's table back into DMNAME, suspend,
+ * resume, remove the hidden device and the record; "dmsetup table DMNAME"
+ * is then what it was before the insert.
+ *
+ * Either command that fails part-way puts DMNAME back on the table it ran
+ * before; if even that fails, the record stays and "sxm-ctl restore" takes
+ * it from wherever it stopped (a later restore reads what is live, not what
+ * it expected).  The state directory is locked while either runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "base/sxm.h"
+#include "cli/cli.h"
+#include "dm/dm.h"
+#include "dm/insert.h"
+#include "dm/status.h"
+
+/* ----------------------------------------------------------------------
+ * The state directory and the insert record
+ * ----------------------------------------------------------------------
+ */
+
+const char *sxm_insert_state_dir(void)
+{
+	const char *d = getenv("SXM_STATE_DIR");
+
+	return d && *d ? d : SXM_STATE_DIR_DEFAULT;
+}
+
+/*
+ * Open the state directory and lock it until the descriptor is closed:
+ * one insert or restore at a time.
+ */
+static int lock_state_dir(const char *cmd)
+{
+	const char *dir = sxm_insert_state_dir();
+	int fd, r;
+
+	r = sxm_mkdir_p(dir, 0700);
+	if (r) {
+		sxm_err("%s: state directory %s: %s", cmd, dir, strerror(-r));
+		return r;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX)) {
+		r = -errno;
+		sxm_err("%s: state directory %s: %s", cmd, dir, strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static void rec_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s.insert", sxm_insert_state_dir(), name);
+}
+
+/* Read @name's record: 0, -ENOENT if there is none, or another -errno. */
+static int rec_read(const char *name, struct sxm_insert_rec *rec)
+{
+	char path[PATH_MAX], *text = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd, r = 0;
+
+	rec_path(path, sizeof(path), name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (cap - len < 4096) {
+			char *t = realloc(text, cap + 65536);
+
+			if (!t) {
+				r = -ENOMEM;
+				break;
+			}
+			text = t;
+			cap += 65536;
+		}
+		n = read(fd, text + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = -errno;
+		if (n <= 0)
+			break;
+		len += n;
+	}
+	close(fd);
+	if (!r) {
+		text[len] = '\0';
+		r = strlen(text) == len ? sxm_insert_rec_parse(text, rec) :
+			-EINVAL;
+		if (!r && strcmp(rec->name, name)) {
+			sxm_table_free(&rec->table);
+			r = -EINVAL;
+		}
+	}
+	free(text);
+	return r;
+}
+
+/* Write the record durably: a temporary file, fsync, rename, fsync. */
+static int rec_write(int dirfd, const struct sxm_insert_rec *rec)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8], *text;
+	size_t len, off = 0;
+	ssize_t n;
+	int fd, r = 0;
+
+	text = sxm_insert_rec_format(rec);
+	if (!text)
+		return -ENOMEM;
+	rec_path(path, sizeof(path), rec->name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	len = strlen(text);
+	while (off < len && !r) {
+		n = write(fd, text + off, len - off);
+		if (n < 0 && errno != EINTR)
+			r = -errno;
+		else if (n > 0)
+			off += n;
+	}
+	if (!r && fsync(fd))
+		r = -errno;
+	if (close(fd) && !r)
+		r = -errno;
+	if (!r && rename(tmp, path))
+		r = -errno;
+	if (!r && fsync(dirfd))
+		r = -errno;
+	if (r)
+		unlink(tmp);
+out:
+	free(text);
+	return r;
+}
+
+static int rec_remove(int dirfd, const char *name)
+{
+	char path[PATH_MAX];
+
+	rec_path(path, sizeof(path), name);
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	fsync(dirfd);
+	return 0;
+}
+
+/* ----------------------------------------------------------------------
+ * Table swaps
+ * ----------------------------------------------------------------------
+ */
+
+/* Load @tbl into @name and make it live: suspend (flushing), resume. */
+static int swap_table(const char *name, const struct sxm_table *tbl,
+		      unsigned int flags, const char **step)
+{
+	int r;
+
+	*step = "load";
+	r = sxm_dm_load(name, tbl, flags);
+	if (r)
+		return r;
+	*step = "suspend";
+	r = sxm_dm_suspend(name, 0);
+	if (r)
+		return r;
+	*step = "resume";
+	return sxm_dm_resume(name);
+}
+
+/*
+ * Bring @name back to running @want after a swap failed at any step: drop
+ * a table loaded and not resumed, put @want back if another one went live,
+ * and resume.
+ */
+static int put_back(const char *name, const struct sxm_table *want,
+		    unsigned int flags)
+{
+	struct sxm_table live = { 0 };
+	struct sxm_dm_info info;
+	const char *step;
+	int r;
+
+	r = sxm_dm_clear(name);
+	if (!r)
+		r = sxm_dm_table(name, &live);
+	if (r)
+		return r;
+	if (!sxm_table_equal(&live, want)) {
+		r = swap_table(name, want, flags, &step);
+		if (r)
+			sxm_dm_clear(name);
+		goto out;
+	}
+	r = sxm_dm_info(name, &info);
+	if (!r && info.suspended)
+		r = info.inactive_table ? -EBUSY : sxm_dm_resume(name);
+out:
+	sxm_table_free(&live);
+	return r;
+}
+
+static unsigned int ro_flag(bool read_only)
+{
+	return read_only ? SXM_DM_READ_ONLY : 0;
+}
+
+/* Whether @tbl is a single sxm target over the device @dev. */
+static bool is_sxm_over(const struct sxm_table *tbl,
+			const struct sxm_dm_info *dev)
+{
+	struct sxm_params p;
+
+	return dev->exists && tbl->nr == 1 &&
+	       !strcmp(tbl->t[0].type, SXM_TARGET_TYPE) &&
+	       !sxm_params_parse(tbl->t[0].params, &p) &&
+	       p.major == dev->major && p.minor == dev->minor;
+}
+
+/* ----------------------------------------------------------------------
+ * insert
+ * ----------------------------------------------------------------------
+ */
+
+/* Check that @name can take an insert; fill in @info and @rec. */
+static int insert_check(const char *cmd, const char *arg,
+			struct sxm_dm_info *info, struct sxm_insert_rec *rec)
+{
+	struct sxm_dm_info hinfo;
+	unsigned int i;
+	int r;
+
+	r = sxm_dm_info(arg, info);
+	if (!r && !info->exists)
+		r = -ENXIO;
+	if (r) {
+		sxm_err("%s %s: %s", cmd, arg, cli_dm_strerror(r));
+		return r;
+	}
+	if (!info->live_table) {
+		sxm_err("%s %s: has no live table", cmd, arg);
+		return -EINVAL;
+	}
+	if (info->suspended || info->inactive_table) {
+		sxm_err("%s %s: is %s: another operation on it is under way",
+			cmd, arg, info->suspended ? "suspended" :
+			"carrying a loaded inactive table");
+		return -EBUSY;
+	}
+	snprintf(rec->name, sizeof(rec->name), "%s", info->name);
+	if (snprintf(rec->hidden, sizeof(rec->hidden), "%s" HIDDEN_SUFFIX,
+		     info->name) >= (int)sizeof(rec->hidden)) {
+		sxm_err("%s %s: name too long to add \"%s\" for the hidden device",
+			cmd, arg, HIDDEN_SUFFIX);
+		return -ENAMETOOLONG;
+	}
+	rec->read_only = info->read_only;
+	r = sxm_dm_table(info->name, &rec->table);
+	if (r) {
+		sxm_err("%s %s: table: %s", cmd, arg, cli_dm_strerror(r));
+		return r;
+	}
+	for (i = 0; i < rec->table.nr; i++)
+		if (!strcmp(rec->table.t[i].type, SXM_TARGET_TYPE)) {
+			sxm_err("%s %s: has an sxm target already", cmd, arg);
+			return -EEXIST;
+		}
+	r = sxm_dm_info(rec->hidden, &hinfo);
+	if (!r && hinfo.exists) {
+		sxm_err("%s %s: %s exists: an earlier insert stopped part-way? sxm-ctl restore %s cleans it up",
+			cmd, arg, rec->hidden, rec->name);
+		return -EEXIST;
+	}
+	return r;
+}
+
+int sxm_insert(const char *cmd, const char *arg, uint64_t region,
+	       bool track, struct sxm_inserted *done)
+{
+	struct sxm_insert_rec rec = { 0 }, old;
+	struct sxm_table sxm = { 0 };
+	struct sxm_dm_info info, hinfo;
+	char uuid[64], params[64], path[PATH_MAX];
+	const char *step = "create";
+	int dirfd, r, ret = -EIO;
+
+	dirfd = lock_state_dir(cmd);
+	if (dirfd < 0)
+		return dirfd;
+	ret = insert_check(cmd, arg, &info, &rec);
+	if (ret)
+		goto out;
+	ret = -EEXIST;
+	rec_path(path, sizeof(path), rec.name);
+	r = rec_read(rec.name, &old);
+	if (r != -ENOENT) {
+		if (!r)
+			sxm_table_free(&old.table);
+		sxm_err("%s %s: a record of an earlier insert is in %s: sxm-ctl restore %s first",
+			cmd, arg, path, rec.name);
+		goto out;
+	}
+	r = rec_write(dirfd, &rec);
+	if (r) {
+		sxm_err("%s %s: writing %s: %s", cmd, arg, path, strerror(-r));
+		ret = r;
+		goto out;
+	}
+
+	/* From here on every failure undoes what was done. */
+	snprintf(uuid, sizeof(uuid), HIDDEN_UUID_PREFIX "%u:%u", info.major,
+		 info.minor);
+	r = sxm_dm_create(rec.hidden, uuid, &rec.table,
+			  ro_flag(rec.read_only) | SXM_DM_HIDDEN);
+	if (r) {
+		sxm_err("%s %s: creating %s with its table: %s", cmd, arg,
+			rec.hidden, cli_dm_strerror(r));
+		rec_remove(dirfd, rec.name);
+		ret = r;
+		goto out;
+	}
+	r = sxm_dm_info(rec.hidden, &hinfo);
+	if (!r && !hinfo.exists)
+		r = -ENXIO;
+	if (!r)
+		r = sxm_params_build(params, sizeof(params), hinfo.major,
+				     hinfo.minor, region, track);
+	if (!r)
+		r = sxm_table_add(&sxm, 0, sxm_table_sectors(&rec.table),
+				  SXM_TARGET_TYPE, params);
+	if (!r)
+		r = swap_table(rec.name, &sxm, ro_flag(rec.read_only), &step);
+	if (r) {
+		ret = r;
+		if (r == -EINVAL && !strcmp(step, "load") &&
+		    sxm_dm_has_target_type(SXM_TARGET_TYPE) == 0)
+			sxm_err("%s %s: load: dm-sxm module not loaded (device-mapper has no sxm target)",
+				cmd, arg);
+		else if (r == -EINVAL && !strcmp(step, "load"))
+			sxm_err("%s %s: load: the kernel refused the sxm table (its reason is in the kernel log)",
+				cmd, arg);
+		else
+			sxm_err("%s %s: %s: %s", cmd, arg, step,
+				cli_dm_strerror(r));
+		r = put_back(rec.name, &rec.table, ro_flag(rec.read_only));
+		if (!r)
+			r = sxm_dm_remove(rec.hidden, true);
+		if (!r)
+			rec_remove(dirfd, rec.name);
+		if (r)
+			sxm_err("%s %s: undoing the insert failed too (%s): the record is kept in %s; sxm-ctl restore %s finishes the undo",
+				cmd, arg, cli_dm_strerror(r), path, rec.name);
+		else
+			sxm_err("%s %s: undone: the device runs its original table",
+				cmd, arg);
+		goto out;
+	}
+	snprintf(done->name, sizeof(done->name), "%s", rec.name);
+	snprintf(done->hidden, sizeof(done->hidden), "%s", rec.hidden);
+	done->hidden_major = hinfo.major;
+	done->hidden_minor = hinfo.minor;
+	ret = 0;
+out:
+	sxm_table_free(&sxm);
+	sxm_table_free(&rec.table);
+	close(dirfd);
+	return ret;
+}
+
+/* ----------------------------------------------------------------------
+ * restore
+ * ----------------------------------------------------------------------
+ */
+
+/* The pid of the helper attached to @name's sxm target, 0 if none. */
+static uint32_t helper_of(const char *name)
+{
+	struct sxm_table lines;
+	struct sxm_status st;
+	uint32_t pid = 0;
+
+	if (sxm_dm_status(name, &lines))
+		return 0;
+	if (lines.nr == 1 && !sxm_status_parse(lines.t[0].params, &st))
+		pid = st.helper_pid;
+	sxm_table_free(&lines);
+	return pid;
+}
+
+/* @name runs sxm over the hidden device: put the original table back. */
+static int restore_swap(const char *cmd, const char *arg, const char *name,
+			const struct sxm_dm_info *hinfo,
+			const struct sxm_table *sxm, bool force)
+{
+	struct sxm_table orig = { 0 };
+	struct sxm_dm_info info;
+	const char *step;
+	uint32_t pid;
+	int r;
+
+	pid = helper_of(name);
+	if (pid && !force) {
+		sxm_err("%s %s: a helper (pid %u) is attached to its sxm target: stop it first, or --force",
+			cmd, arg, pid);
+		return -EBUSY;
+	}
+	r = sxm_dm_table(hinfo->name, &orig);
+	if (!r && !orig.nr)
+		r = -ENODATA;
+	if (!r)
+		r = sxm_dm_info(name, &info);
+	if (r) {
+		sxm_err("%s %s: reading %s: %s", cmd, arg, hinfo->name,
+			cli_dm_strerror(r));
+		goto out;
+	}
+	r = swap_table(name, &orig, ro_flag(hinfo->read_only), &step);
+	if (r) {
+		sxm_err("%s %s: %s: %s", cmd, arg, step, cli_dm_strerror(r));
+		if (put_back(name, sxm, ro_flag(info.read_only)))
+			sxm_err("%s %s: and putting the sxm table back failed: check dmsetup info %s",
+				cmd, arg, name);
+		else
+			sxm_err("%s %s: unchanged: it still runs sxm over %s",
+				cmd, arg, hinfo->name);
+	}
+out:
+	sxm_table_free(&orig);
+	return r;
+}
+
+/*
+ * @name does not run sxm over the hidden device: an insert or a restore
+ * stopped part-way.  If it runs the original table, finish the cleanup:
+ * drop an sxm table of ours left loaded, and resume it if left suspended.
+ */
+static int restore_leftovers(const char *cmd, const char *arg,
+			     const char *name, const struct sxm_dm_info *hinfo,
+			     const struct sxm_table *live,
+			     const struct sxm_insert_rec *rec, bool have_rec)
+{
+	struct sxm_table want = { 0 }, inactive = { 0 };
+	const struct sxm_table *orig = &rec->table;
+	struct sxm_dm_info info;
+	int r;
+
+	/* The hidden device's table if it is there, else the record's. */
+	if (hinfo->exists) {
+		r = sxm_dm_table(hinfo->name, &want);
+		if (r)
+			goto out;
+		orig = &want;
+	}
+	if (!orig->nr || !sxm_table_equal(live, orig)) {
+		sxm_err("%s %s: its table is neither sxm over %s nor the original: not touching it",
+			cmd, arg, rec->hidden);
+		r = -EINVAL;
+		goto out;
+	}
+	r = sxm_dm_inactive_table(name, &inactive);
+	if (!r && is_sxm_over(&inactive, hinfo))
+		r = sxm_dm_clear(name);
+	if (!r)
+		r = sxm_dm_info(name, &info);
+	if (!r && info.suspended && have_rec && !info.inactive_table)
+		r = sxm_dm_resume(name);
+	if (r)
+		sxm_err("%s %s: cleaning up after the interrupted insert: %s",
+			cmd, arg, cli_dm_strerror(r));
+out:
+	sxm_table_free(&want);
+	sxm_table_free(&inactive);
+	return r;
+}
+
+int sxm_restore(const char *cmd, const char *arg, bool force, char *name,
+		size_t namelen)
+{
+	struct sxm_insert_rec rec = { 0 };
+	struct sxm_table live = { 0 };
+	struct sxm_dm_info info, hinfo;
+	bool have_rec;
+	int dirfd, r, ret = -EINVAL;
+	unsigned int i;
+
+	dirfd = lock_state_dir(cmd);
+	if (dirfd < 0)
+		return dirfd;
+	r = sxm_dm_info(arg, &info);
+	if (!r && !info.exists)
+		r = -ENXIO;
+	if (!r)
+		r = sxm_dm_table(info.name, &live);
+	if (r) {
+		sxm_err("%s %s: %s", cmd, arg, cli_dm_strerror(r));
+		goto out;
+	}
+	r = rec_read(info.name, &rec);
+	have_rec = !r;
+	if (r && r != -ENOENT) {
+		sxm_err("%s %s: the insert record: %s", cmd, arg,
+			r == -EINVAL ? "unreadable" : strerror(-r));
+		goto out;
+	}
+	if (!have_rec)
+		snprintf(rec.hidden, sizeof(rec.hidden), "%.*s" HIDDEN_SUFFIX,
+			 (int)(sizeof(rec.hidden) - sizeof(HIDDEN_SUFFIX)),
+			 info.name);
+	r = sxm_dm_info(rec.hidden, &hinfo);
+	if (r) {
+		sxm_err("%s %s: %s: %s", cmd, arg, rec.hidden,
+			cli_dm_strerror(r));
+		goto out;
+	}
+	if (hinfo.exists && strncmp(hinfo.uuid, HIDDEN_UUID_PREFIX,
+				    strlen(HIDDEN_UUID_PREFIX))) {
+		sxm_err("%s %s: %s was not made by sxm-ctl insert (uuid '%s')",
+			cmd, arg, rec.hidden, hinfo.uuid);
+		goto out;
+	}
+	if (!have_rec && !hinfo.exists) {
+		sxm_err("%s %s: sxm was not inserted under it (no %s, no record in %s)",
+			cmd, arg, rec.hidden, sxm_insert_state_dir());
+		goto out;
+	}
+
+	if (is_sxm_over(&live, &hinfo)) {
+		r = restore_swap(cmd, arg, info.name, &hinfo, &live, force);
+		if (r)
+			goto out;
+	} else {
+		for (i = 0; i < live.nr; i++)
+			if (!strcmp(live.t[i].type, SXM_TARGET_TYPE)) {
+				sxm_err("%s %s: its sxm target is not over %s: not touching it",
+					cmd, arg, rec.hidden);
+				goto out;
+			}
+		r = restore_leftovers(cmd, arg, info.name, &hinfo, &live, &rec,
+				      have_rec);
+		if (r)
+			goto out;
+	}
+
+	if (hinfo.exists) {
+		r = sxm_dm_remove(hinfo.name, true);
+		if (r) {
+			sxm_err("%s %s: the original table is back, but removing %s failed: %s; sxm-ctl restore %s again finishes",
+				cmd, arg, hinfo.name, cli_dm_strerror(r),
+				info.name);
+			goto out;
+		}
+	}
+	r = rec_remove(dirfd, info.name);
+	if (r) {
+		sxm_err("%s %s: removing the insert record: %s", cmd, arg,
+			strerror(-r));
+		goto out;
+	}
+	snprintf(name, namelen, "%s", info.name);
+	ret = 0;
+out:
+	if (ret && r < 0)
+		ret = r;
+	sxm_table_free(&live);
+	sxm_table_free(&rec.table);
+	close(dirfd);
+	return ret;
+}
+

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Live insertion (insert.c): put the sxm target under a device-mapper device
+ * that is in use, and take it out again.
+ *
+ * sxm_insert() moves DMNAME's table to the hidden device DMNAME-sxm-orig
+ * and reloads DMNAME with "0 <len> sxm <hidden> <region>", in one
+ * suspend/resume; sxm_restore() is the exact reverse.  Both keep a record
+ * in the state directory ($SXM_STATE_DIR, default /run/sxm) so that a
+ * restore finishes whatever an interrupted insert or restore left, and
+ * both lock that directory while they run.  A failure part-way puts the
+ * device back on the table it ran before.
+ *
+ * Error policy as in sxm.h: 0 or -errno, with what failed said through
+ * sxm_err(), prefixed "@cmd @dmname: ".
+ */
+#ifndef SXM_INSERT_H
+#define SXM_INSERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dm/status.h"
+
+#define SXM_STATE_DIR_DEFAULT	"/run/sxm"
+#define HIDDEN_SUFFIX		"-sxm-orig"
+/* The uuid of a hidden device: this, then the original's major:minor. */
+#define HIDDEN_UUID_PREFIX	"SXM-ORIG-"
+
+/* What an insert did. */
+struct sxm_inserted {
+	char name[SXM_DM_NAME_MAX + 1];		/* the device, now over sxm */
+	char hidden[SXM_DM_NAME_MAX + 1];	/* holds the original table */
+	uint32_t hidden_major;
+	uint32_t hidden_minor;
+};
+
+/* The directory of insert records: $SXM_STATE_DIR or /run/sxm. */
+const char *sxm_insert_state_dir(void);
+
+int sxm_insert(const char *cmd, const char *dmname, uint64_t region_sectors,
+	       bool track, struct sxm_inserted *done);
+
+/*
+ * Put DMNAME's original table back.  Refused (-EBUSY) while a helper is
+ * attached to its sxm target, unless @force.  @name gets the device's
+ * device-mapper name.
+ */
+int sxm_restore(const char *cmd, const char *dmname, bool force, char *name,
+		size_t namelen);
+
+#endif /* SXM_INSERT_H */

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The job layer under both styles of job (jobcore.c): what a warm job
+ * (warm.c) and a mirror-style job (mirror_job.c) do the same way.
+ *
+ *   the device    read the source a submit names, put sxm under it, and
+ *                 take it out again on a cancel;
+ *   attach        the helper's attach and the source opened for reading
+ *                 (struct sxm_run), the sink;
+ *   tracking      a clean baseline, the kernel's track_id saved, and the
+ *                 check that tracking had no gap since;
+ *   copying       the copy engine on the job's source and sink, with the
+ *                 job's engine, its stop flag and its progress;
+ *   the cutover   suspend and resume, a failed cutover undone;
+ *   the record    events, saves, the published op, a failure.
+ *
+ * What each style does with these (its phases, its copies, its cutover)
+ * stays in its own file.  Locks as in daemon.h; each function says
+ * whether j->lock is held.  Errors as in sxm.h: 0 or -errno, the reason
+ * in @err.
+ */
+#ifndef SXM_JOBCORE_H
+#define SXM_JOBCORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/copy.h"
+#include "daemon/daemon.h"
+#include "kdev/kdev.h"
+
+/* CLOCK_MONOTONIC, in seconds. */
+double sxm_mono_s(void);
+
+/* The job's lock (its record, requests) and the daemon's libdevmapper's. */
+static inline void sxm_job_lock(struct sxm_job *j)
+{
+	pthread_mutex_lock(&j->lock);
+}
+
+static inline void sxm_job_unlock(struct sxm_job *j)
+{
+	pthread_mutex_unlock(&j->lock);
+}
+
+static inline void sxm_job_dm_lock(struct sxm_job *j)
+{
+	pthread_mutex_lock(&j->d->dm_lock);
+}
+
+static inline void sxm_job_dm_unlock(struct sxm_job *j)
+{
+	pthread_mutex_unlock(&j->d->dm_lock);
+}
+
+/* ---- The record (j->lock held) ---- */
+
+/* Publish what the job is doing now ("" when idle). */
+void sxm_job_set_op(struct sxm_job *j, const char *op, uint64_t done,
+		    uint64_t total);
+/* Fail the job in its current phase with @why; a cutover asked is off. */
+void sxm_job_fail(struct sxm_job *j, const char *why);
+/* Wait up to @ms for a request (j->cond). */
+void sxm_job_wait_ms(struct sxm_job *j, uint64_t ms);
+
+/* ---- Regions ---- */
+
+/* Bytes of region @r of a device of @size bytes, regions of @rs bytes. */
+uint64_t sxm_region_len(uint64_t r, uint64_t rs, uint64_t size);
+/* Bytes of the regions set in @map (@nr regions). */
+uint64_t sxm_regions_bytes(const uint64_t *map, uint64_t nr, uint64_t rs,
+			   uint64_t size);
+
+/* ---- The device (j->lock not held) ---- */
+
+/*
+ * Read the source a submit names: a block device; an sxm device of its
+ * own (SXM_SRC_EXISTING), another dm device (SXM_SRC_INSERTED) or a plain
+ * device (SXM_SRC_CREATED, the sxm device named after the job).  Fills in
+ * j->rec's src_mode, device, size, region_size and j->src_rdev; refuses
+ * what cannot take a job, with the reason in @err.
+ */
+int sxm_job_classify(struct sxm_job *j, char *err, size_t errlen);
+/*
+ * Put the sxm target under the source, unless it is there already (a
+ * retry, or a daemon restarted while preparing).
+ */
+int sxm_job_prepare_device(struct sxm_job *j, char *err, size_t errlen);
+/*
+ * Undo what the job did to the device (a cancel): resume it if we
+ * suspended it, detach, and restore the original table (inserted), remove
+ * or make linear the device we made (created), or put the tracking back
+ * as it was (existing).
+ */
+int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen);
+
+/* ---- Attach (j->lock not held) ---- */
+
+/* Open j->rec.sink for j->run, as a submit checks it (size, writable). */
+int sxm_job_open_sink(struct sxm_job *j, bool probe_zero, char *err,
+		      size_t errlen);
+/*
+ * Attach to the job's sxm target as its helper and open the device under
+ * it for reading; the sink too when @sink.  Nothing to do if attached.
+ */
+int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen);
+/* Detach, and close the source and the sink. */
+void sxm_job_run_close(struct sxm_job *j);
+/*
+ * Dirty bytes of the job's device now (dirty or harvested and not yet
+ * acknowledged), read through an observer attach; -errno if unknown.
+ */
+int64_t sxm_job_dirty_bytes(const struct sxm_job_rec *rec);
+
+/* ---- Tracking (j->lock not held) ---- */
+
+/*
+ * Tracking on (if it was not) and a clean baseline: whatever the map and
+ * the held map had is forgotten, since a copy of everything follows.
+ * Saves the track_id, resets full_done and says so in an event, with
+ * @then (what follows: "; full sync of ...", or "") at its end.
+ */
+int sxm_job_start_tracking(struct sxm_job *j, const char *then, char *err,
+			   size_t errlen);
+/*
+ * Whether tracking had a gap since the baseline: the kernel's track_id is
+ * not the saved one (the device was recreated, or tracking stopped), or
+ * the device no longer tracks (@mirroring: the mirror mode counts as
+ * tracking).  1, said in an event that ends with @then; 0: no gap.
+ */
+int sxm_job_tracking_gap(struct sxm_job *j, bool mirroring, const char *then,
+			 char *err, size_t errlen);
+/*
+ * After a gap: a new baseline (@then as for sxm_job_start_tracking()),
+ * and the job in @phase to copy everything again, the sink no longer
+ * known to be zeroes.  Saved.
+ */
+int sxm_job_track_again(struct sxm_job *j, enum sxm_phase phase,
+			const char *then, char *err, size_t errlen);
+/*
+ * Harvest the dirty map into *@map (the caller frees it).  With @stale,
+ * a track_id that is not the job's is -ESTALE with @stale as the reason:
+ * writes may have gone unseen.
+ */
+int sxm_job_harvest(struct sxm_job *j, const char *stale, uint64_t **map,
+		    struct sxm_harvest *h, char *err, size_t errlen);
+
+/* ---- Copying (j->lock not held) ---- */
+
+/* Where a copy's progress goes: op_done is @base plus the copy's bytes. */
+struct sxm_job_progress {
+	struct sxm_job *j;
+	uint64_t base;
+};
+
+enum {
+	SXM_JOB_COPY_LIMIT = 1,		/* at the job's rate limit */
+	SXM_JOB_COPY_SINK_ZERO = 2,	/* the sink reads as zeroes */
+	SXM_JOB_COPY_VERIFY = 4,	/* read back and compare instead */
+};
+
+/*
+ * Whether the running copy must stop: the daemon stops, a cancel, or a
+ * pause of a warm job's full sync or sync (a mirror-style bulk copy
+ * waits paused between its batches instead).  j->lock held.
+ */
+bool sxm_job_copy_must_stop(struct sxm_job *j);
+/*
+ * Copy the regions of @map (NULL: all) from the job's source to its sink
+ * with the job's engine and stop flag (SXM_JOB_COPY_* @flags); @nr_bufs
+ * as struct sxm_copy_opts has it.  res->dirty says what is not done.
+ */
+int sxm_job_copy(struct sxm_job *j, const uint64_t *map, unsigned int flags,
+		 unsigned int nr_bufs, struct sxm_job_progress *pg,
+		 struct sxm_copy_result *res);
+
+/* ---- The cutover ---- */
+
+/*
+ * The start of a cutover: published as the job's op, and the device
+ * suspended (guest I/O held) unless we did already.  *@verify_all: the
+ * operator asked to read all of it back.  j->lock not held.
+ */
+int sxm_job_cutover_start(struct sxm_job *j, bool *verify_all, char *err,
+			  size_t errlen);
+/*
+ * A cutover done: its figures recorded, @how (the style's account of it)
+ * and the source left frozen said in events, the op cleared.  j->lock
+ * held.
+ */
+void sxm_job_cutover_done(struct sxm_job *j, uint64_t copied,
+			  uint64_t verified, uint64_t downtime_ms,
+			  const char *how);
+/*
+ * The job Completed and saved, then detached with @detach (j->lock not
+ * held for it): the device stays suspended, on purpose.  j->lock held.
+ */
+void sxm_job_completed(struct sxm_job *j,
+		       void (*detach)(struct sxm_job *j));
+/* Resume the device if we suspended it; j->lock not held. */
+int sxm_job_resume_device(struct sxm_job *j, char *err, size_t errlen);
+/*
+ * A cutover failed with @why and the device is resumed: counted, and
+ * the job is in @back again.  Saved; j->lock held.
+ */
+void sxm_job_cutover_failed(struct sxm_job *j, const char *why,
+			    enum sxm_phase back);
+
+#endif /* SXM_JOBCORE_H */

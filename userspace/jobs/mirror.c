@@ -1,0 +1,1697 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mirror-style jobs (kind "sxm"): Storage XenMotion's steps (snapshot,
+ * synchronous mirror, bulk copy, compose) on the kernel's mirror ring
+ * (mirror.h).  One
+ * thread per job runs the phases; sxm_job_thread() hands a job to warm.c
+ * or to this file by its kind, and to warm.c for a cancel (which undoes
+ * the device with jobcore.c, the same way for both).  What both styles
+ * do alike (the device, the attach, tracking, copying) is jobcore.c's.
+ *
+ *   Preparing     the sxm target under the source as for a warm job
+ *                 (insert, or a new device), attach as the helper, tracking
+ *                 on with a clean baseline, the kernel's track_id saved.
+ *   Mirroring + Copying
+ *                 a second sink connection for the pump, the pump in a
+ *                 thread of its own, mirroring on: from here (T0) every
+ *                 write reaches the sink, or, if the mirror goes down,
+ *                 marks its regions dirty.  Then every region is copied in
+ *                 batches under region locks (one SXM_IOC_LOCK for the
+ *                 batch, the copy engine on the job's connection, one
+ *                 release): a lock waits for the mirrored writes in flight
+ *                 there and holds new ones until the copy is on the sink,
+ *                 so a copy never overwrites newer data.  Zero regions go
+ *                 as write-zeroes, or not at all to a sink that read as
+ *                 zeroes.  The cursor is saved after every batch.
+ *   Composing     harvest what was dirtied before T0 or while the mirror
+ *                 was down, resync it under locks, acknowledge it (the
+ *                 kernel holds harvested regions until then), and read
+ *                 back and compare under locks: the whole device when it
+ *                 is small, the resynced regions else.
+ *   Mirrored      the sink stays equal to the source.  A mirror that goes
+ *                 down (the status says why) is brought back: see below.
+ *   Cutting Over  a mirror that is down is brought back first, live (a
+ *                 compose), so that little is left for the freeze (and
+ *                 with a sink that takes no writes the cutover fails
+ *                 without freezing the guest); then
+ *                 suspend (guest I/O held), nothing may be in flight, the
+ *                 harvest must be empty (or what it holds is copied), the
+ *                 pump stops, both connections flushed, verified, the
+ *                 mirror off; the downtime is from the suspend to here.
+ *                 The device stays suspended: the source cannot diverge.
+ *                 On a failure the device is resumed, the job Mirrored.
+ *
+ * Bringing the mirror back (mirror_up()): the kernel forgot what was in
+ * flight and marked it dirty.  The pump drops the sqes it had not taken
+ * and lets its abandoned requests finish (an old write landing after the
+ * resync would undo it); a lost sink connection is replaced; a catch-up
+ * copy of what is dirty runs without locks, as a warm sync does (it also
+ * proves the sink takes writes again); then the pump runs and mirroring
+ * is set; compose() resyncs what was dirtied meanwhile under locks.  In
+ * Mirrored this is retried, backing off, for as long as it fails; the
+ * guest's writes go on, tracked, meanwhile.
+ *
+ * A restarted daemon finds the mirror degraded ("helper_detached": the
+ * kernel marked what was in flight dirty) and does the same.  If the
+ * track_id changed, writes may have gone unseen: the bulk copy starts
+ * over.
+ *
+ * Locks as in daemon.h; the pump thread takes j->lock only to say it
+ * ended.  m->pump and m->sink change under j->lock (the snapshot for
+ * "show" reads the pump's counters).
+ *
+ * Sections: helpers, the kernel's mirror status, the pump, copying under
+ * locks, bringing the mirror up, the phases, the job thread, observing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "base/sxm.h"
+#include "cli/cli.h"
+#include "dm/dm.h"
+#include "jobs/core.h"
+#include "io/pump.h"
+#include "dm/status.h"
+
+#define KIND_MIRROR		"sxm"
+#define BATCH_BUFS		16	/* copy buffers for one batch */
+#define FULL_VERIFY_MAX		(256ULL << 20)	/* verify all of a device this small */
+#define COMPOSE_ROUNDS		5
+/*
+ * Mirrored: how often the job looks at the mirror and refreshes its
+ * metrics.  A change of the mirror's state wakes it at once (the kernel's
+ * event, passed on by the pump: pump_event()); the tick only bounds how
+ * stale the metrics and a missed event can be.
+ */
+#define TICK_MS			1000
+#define BACKOFF_MAX_MS		5000
+#define DROP_WAIT_S		10.0	/* for abandoned requests to finish */
+#define SINK_TIMEOUT_MS		5000	/* connect; a flush in the cutover */
+
+struct sxm_mirror_run {
+	struct sxm_pump *pump;		/* the ring on pump_kfd; j->lock */
+	int pump_kfd;
+	struct sxm_sink *sink;		/* the pump's connection; j->lock */
+	pthread_t thread;
+	bool running;			/* started and not joined */
+	bool stop;			/* asks the pump thread to stop */
+	bool exited;			/* it returned (j->lock) */
+	int result;			/* what it returned (j->lock) */
+	double down_since;		/* the mirror went down (mono s), or 0 */
+	char down_reason[32];
+	uint64_t kdeg_seen;		/* the kernel's degradations counted */
+	bool kdeg_known;		/* kdeg_seen was read */
+	bool down_said;			/* "cannot bring it back" was said */
+	unsigned int backoff_ms;
+	struct sxm_batch_stat batch;	/* what the batches showed */
+	uint64_t batches;		/* of the bulk copy this run, */
+	double wait_max;		/* the guest's longest wait in one */
+};
+
+/* The kernel's status line, from the mirror's point of view. */
+struct mstat {
+	char mode[16];
+	uint64_t dirty;
+	uint64_t held;
+	char mirror[12];		/* off, on, degraded */
+	uint64_t in_flight;
+	uint64_t held_back;
+	uint64_t writes;
+	uint64_t bytes;
+	uint64_t degradations;
+	char reason[32];		/* "-" if none */
+};
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                            */
+/* ------------------------------------------------------------------ */
+
+bool sxm_job_is_mirror(const struct sxm_job_rec *rec)
+{
+	return !strcmp(rec->kind, KIND_MIRROR);
+}
+
+/*
+ * Whether the job must leave what it is doing; j->lock held.  Not a
+ * pause: the bulk copy waits paused between its batches (do_copy()).
+ */
+static bool must_stop(struct sxm_job *j)
+{
+	return j->d->stopping || j->rec.cancelling;
+}
+
+static bool stop_now(struct sxm_job *j)
+{
+	bool r;
+
+	sxm_job_lock(j);
+	r = must_stop(j);
+	sxm_job_unlock(j);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* The kernel's mirror status                                         */
+/* ------------------------------------------------------------------ */
+
+/* The INFO line's words (kernel/dm-sxm-target.c, above sxm_status()). */
+static int mstat_parse(const char *params, struct mstat *m)
+{
+	char helper[24];
+	int n;
+
+	memset(m, 0, sizeof(*m));
+	n = sscanf(params, "%15s %*s %*s %" SCNu64 " %*s %23s %" SCNu64
+		   " %11s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		   " %" SCNu64 " %31s", m->mode, &m->dirty, helper, &m->held,
+		   m->mirror, &m->in_flight, &m->held_back, &m->writes,
+		   &m->bytes, &m->degradations, m->reason);
+	return n == 11 ? 0 : -EPROTO;
+}
+
+static int mstat_read(const char *device, struct mstat *m)
+{
+	struct sxm_table st = { 0 };
+	int r;
+
+	r = sxm_dm_status(device, &st);
+	if (!r && (st.nr != 1 || mstat_parse(st.t[0].params, m)))
+		r = -EPROTO;
+	sxm_table_free(&st);
+	return r;
+}
+
+static int kstat(struct sxm_job *j, struct mstat *m)
+{
+	int r;
+
+	sxm_job_dm_lock(j);
+	r = mstat_read(j->rec.device, m);
+	sxm_job_dm_unlock(j);
+	return r;
+}
+
+static bool mirror_on(const struct mstat *m)
+{
+	return !strcmp(m->mirror, "on");
+}
+
+/* ------------------------------------------------------------------ */
+/* The pump                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The pump sits in the guest's write path: a page reclaim that writes to
+ * the sxm device waits for it.  So its own allocations must not recurse
+ * into that I/O (PR_SET_IO_FLUSHER: GFP_NOIO for this thread, as for the
+ * daemons of loop and nbd devices), and the daemon's memory is locked so
+ * that no page it needs is reclaimed from under it.  Failures are said,
+ * not fatal: the mirror still works, with that risk.
+ */
+static void pump_harden(void)
+{
+	static bool locked;
+
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0))
+		sxm_err("mirror pump: PR_SET_IO_FLUSHER: %s", strerror(errno));
+	if (!__atomic_exchange_n(&locked, true, __ATOMIC_RELAXED) &&
+	    mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
+		sxm_err("mirror pump: mlockall: %s", strerror(errno));
+}
+
+/* From the pump's thread: the mirror's state changed; look now. */
+static void pump_event(void *arg)
+{
+	struct sxm_job *j = arg;
+
+	sxm_job_lock(j);
+	pthread_cond_broadcast(&j->cond);
+	sxm_job_unlock(j);
+}
+
+static void *pump_main(void *arg)
+{
+	struct sxm_job *j = arg;
+	struct sxm_mirror_run *m = j->mirror;
+	int r;
+
+	pump_harden();
+	r = sxm_pump_run(m->pump, m->sink, &m->stop);
+
+	sxm_job_lock(j);
+	m->result = r;
+	m->exited = true;
+	pthread_cond_broadcast(&j->cond);
+	sxm_job_unlock(j);
+	return NULL;
+}
+
+/* Stop the pump thread (its requests may still be out). */
+static void pump_join(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+
+	if (!m->running)
+		return;
+	__atomic_store_n(&m->stop, true, __ATOMIC_RELAXED);
+	sxm_pump_kick(m->pump);
+	pthread_join(m->thread, NULL);
+	m->running = false;
+}
+
+static void pump_close_sink(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_sink *s;
+
+	sxm_job_lock(j);
+	s = m->sink;
+	m->sink = NULL;
+	sxm_job_unlock(j);
+	sxm_sink_close(s);
+}
+
+/* Everything of the pump, the ring's mapping too (then a detach works). */
+static void pump_release(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_pump *p;
+
+	if (!m)
+		return;
+	pump_join(j);
+	pump_close_sink(j);
+	sxm_job_lock(j);
+	p = m->pump;
+	m->pump = NULL;
+	sxm_job_unlock(j);
+	sxm_pump_close(p);
+}
+
+/* Let go of the device: the pump, then the attach. */
+static void release_all(struct sxm_job *j)
+{
+	pump_release(j);
+	sxm_job_run_close(j);
+}
+
+/* The largest power of two of at most @max, at most 128 KiB. */
+static uint32_t slot_size(uint32_t max)
+{
+	uint32_t s = 128 << 10;
+
+	while (s > 4096 && s > max)
+		s >>= 1;
+	return s;
+}
+
+static int pump_open_sink(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_sink_opts so = {
+		.min_size = j->rec.size,
+		.timeout_ms = SINK_TIMEOUT_MS,
+	};
+	struct sxm_sink *s;
+	int r;
+
+	if (m->sink)
+		return 0;
+	r = sxm_sink_open(j->rec.sink, &so, &s, err, errlen);
+	if (r)
+		return r;
+	sxm_job_lock(j);
+	m->sink = s;
+	sxm_job_unlock(j);
+	return 0;
+}
+
+/* The ring on the job's attach, the sink, the thread. */
+static int pump_start(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_features feat;
+	struct sxm_pump *p;
+	int r;
+
+	r = pump_open_sink(j, err, errlen);
+	if (r)
+		return r;
+	if (m->pump && m->pump_kfd != j->run.kfd) {
+		/* A new attach: the old ring went with the old one. */
+		sxm_job_lock(j);
+		p = m->pump;
+		m->pump = NULL;
+		sxm_job_unlock(j);
+		sxm_pump_close(p);
+	}
+	if (!m->pump) {
+		r = sxm_kdev_features(j->run.kfd, &feat);
+		if (!r && !(feat.features & SXM_F_MIRROR))
+			r = -EOPNOTSUPP;
+		if (!r)
+			r = sxm_pump_open(j->run.kfd, 0,
+					  slot_size(m->sink->block_max), 0, &p);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: the mirror ring: %s",
+				 j->rec.device, r == -EOPNOTSUPP ?
+				 "this dm-sxm has no mirror ring" :
+				 strerror(-r));
+			return r;
+		}
+		sxm_pump_on_event(p, pump_event, j);
+		sxm_job_lock(j);
+		m->pump = p;
+		m->pump_kfd = j->run.kfd;
+		sxm_job_unlock(j);
+	}
+	if (m->running)
+		return 0;
+	m->stop = false;
+	m->exited = false;
+	m->result = 0;
+	r = pthread_create(&m->thread, NULL, pump_main, j);
+	if (r) {
+		snprintf(err, errlen, "the pump thread: %s", strerror(r));
+		return -r;
+	}
+	m->running = true;
+	return 0;
+}
+
+/*
+ * The pump thread ended by itself: say why and clear up.  A ring that
+ * the kernel refused needs a new attach; a lost sink a new connection.
+ */
+static void pump_reap(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	bool exited;
+	int r;
+
+	sxm_job_lock(j);
+	exited = m->running && m->exited;
+	r = m->result;
+	sxm_job_unlock(j);
+	if (!exited)
+		return;
+	pump_join(j);
+	sxm_job_lock(j);
+	sxm_job_event(j, "mirror pump stopped: %s", strerror(-r));
+	sxm_job_unlock(j);
+	if (r == -EIO || r == -ENXIO || r == -EPROTO || r == -EINVAL) {
+		release_all(j);
+		return;
+	}
+	pump_close_sink(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Copying under locks                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Copy (or with @verify, read back and compare) the regions of @map with
+ * the job's own connection.  res->dirty says what is not done.
+ */
+static int copy_regions(struct sxm_job *j, const uint64_t *map,
+			bool sink_zero, bool verify,
+			struct sxm_job_progress *pg,
+			struct sxm_copy_result *res)
+{
+	char err[512];
+	int r;
+
+	if (!j->run.sink) {
+		r = sxm_job_open_sink(j, false, err, sizeof(err));
+		if (r) {
+			memset(res, 0, sizeof(*res));
+			res->error = r;
+			snprintf(res->errmsg, sizeof(res->errmsg), "%s", err);
+			return r;
+		}
+	}
+	r = sxm_job_copy(j, map,
+			 (sink_zero ? SXM_JOB_COPY_SINK_ZERO : 0) |
+			 (verify ? SXM_JOB_COPY_VERIFY : 0),
+			 BATCH_BUFS, pg, res);
+	/* A failed copy may have lost the connection: the next one reopens. */
+	if (r && r != -EILSEQ && r != -EINTR) {
+		sxm_sink_close(j->run.sink);
+		j->run.sink = NULL;
+	}
+	return r;
+}
+
+/* The next batch of a locked pass (sxm_mirror_batch_bytes()). */
+static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	double limit;
+
+	sxm_job_lock(j);
+	limit = (double)j->rec.rate_limit;
+	sxm_job_unlock(j);
+	return sxm_mirror_batch_bytes(&m->batch, limit, rs);
+}
+
+struct batch {
+	struct sxm_lock_range r[SXM_LOCK_MAX];
+	uint32_t n;
+	uint64_t *map;			/* the batch's regions */
+	uint64_t bytes;
+};
+
+/* The next batch of @map from region *@pos on: runs become ranges. */
+static void next_batch(const uint64_t *map, uint64_t nr, uint64_t *pos,
+		       uint64_t rs, uint64_t size, uint64_t limit,
+		       struct batch *b)
+{
+	uint64_t r = *pos;
+
+	memset(b->map, 0, sxm_bitmap_words(nr) * sizeof(*b->map));
+	b->n = 0;
+	b->bytes = 0;
+	while (r < nr && b->n < SXM_LOCK_MAX && b->bytes < limit) {
+		if (!sxm_bitmap_test(map, r)) {
+			r++;
+			continue;
+		}
+		b->r[b->n].first = r;
+		b->r[b->n].count = 0;
+		while (r < nr && sxm_bitmap_test(map, r) && b->bytes < limit) {
+			sxm_bitmap_set(b->map, r);
+			b->bytes += sxm_region_len(r, rs, size);
+			b->r[b->n].count++;
+			r++;
+		}
+		b->n++;
+	}
+	*pos = r;
+}
+
+/*
+ * Copy and/or verify the regions of @map in batches, each under its
+ * region locks; acknowledge each batch copied.  *@copied and *@verified
+ * count bytes.  A verify that finds differences marks them dirty and
+ * returns -EILSEQ with @err saying where.  j->lock not held.
+ */
+static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
+		       bool verify, bool sink_zero, const char *op,
+		       uint64_t base, bool own_op, uint64_t *copied,
+		       uint64_t *verified, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
+	uint64_t size = j->rec.size, pos = 0, total, done, i;
+	struct sxm_copy_result res = { 0 };
+	struct sxm_job_progress pg = { .j = j };
+	struct batch *b;
+	uint64_t *all = NULL;
+	double asked, t0, now, held, waited;
+	int r = 0, e;
+
+	b = calloc(1, sizeof(*b));
+	if (b)
+		b->map = calloc(sxm_bitmap_words(nr) + 1, sizeof(uint64_t));
+	if (!map) {
+		all = calloc(sxm_bitmap_words(nr) + 1, sizeof(uint64_t));
+		for (i = 0; all && i < nr; i++)
+			sxm_bitmap_set(all, i);
+		map = all;
+	}
+	if (!b || !b->map || !map) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "%s: %s", op, strerror(ENOMEM));
+		goto out;
+	}
+	/* Progress: its own op, or a part of a longer one from @base on. */
+	total = sxm_regions_bytes(map, nr, rs, size);
+	done = base;
+	if (own_op) {
+		sxm_job_lock(j);
+		sxm_job_set_op(j, op, 0, total);
+		sxm_job_unlock(j);
+	}
+
+	while (!r) {
+		next_batch(map, nr, &pos, rs, size, batch_limit(j, rs), b);
+		if (!b->n)
+			break;
+		if (stop_now(j)) {
+			r = -EINTR;
+			snprintf(err, errlen, "interrupted");
+			break;
+		}
+		/*
+		 * The guest's writes to these regions wait from here: the
+		 * kernel holds new ones while it drains those in flight.
+		 */
+		asked = sxm_mono_s();
+		r = sxm_kdev_lock(run->kfd, b->r, b->n, false);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: lock %u ranges: %s",
+				 j->rec.device, b->n, strerror(-r));
+			break;
+		}
+		/* Copying from here: the rate is of this part. */
+		t0 = sxm_mono_s();
+		pg.base = done;
+		if (copy) {
+			r = copy_regions(j, b->map, sink_zero, false, &pg, &res);
+			if (!r)
+				*copied += res.stats.bytes_done;
+			else
+				snprintf(err, errlen, "%s", res.errmsg);
+			sxm_copy_result_free(&res);
+		}
+		if (!r && verify) {
+			r = copy_regions(j, b->map, false, true, &pg, &res);
+			*verified += res.stats.bytes_done - res.stats.bytes_differ;
+			if (r)
+				snprintf(err, errlen, "%s", res.errmsg);
+			if (r == -EILSEQ && res.dirty) {
+				/* Not lost: they are dirty again. */
+				e = sxm_kdev_mark_map(run->kfd, res.dirty, nr,
+						      NULL);
+				if (e)
+					r = e;
+			}
+			sxm_copy_result_free(&res);
+		}
+		e = sxm_kdev_lock(run->kfd, b->r, b->n, true);
+		now = sxm_mono_s();
+		held = now - t0;
+		waited = now - asked;
+		if (e && !r) {
+			r = e;
+			snprintf(err, errlen, "/dev/mapper/%s: release %u ranges: %s",
+				 j->rec.device, b->n, strerror(-e));
+		}
+		/* On the sink (flushed) or read back: the kernel may forget. */
+		if (!r && copy) {
+			r = sxm_kdev_ack(run->kfd, b->map, nr, NULL);
+			if (r)
+				snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
+					 j->rec.device, strerror(-r));
+		}
+		if (!r)
+			sxm_mirror_batch_done(&j->mirror->batch, b->bytes,
+					      held, waited, rs);
+		j->mirror->batches++;
+		if (waited > j->mirror->wait_max)
+			j->mirror->wait_max = waited;
+		done += b->bytes;
+		sxm_job_lock(j);
+		j->rec.op_done = done;
+		sxm_job_unlock(j);
+	}
+out:
+	free(all);
+	if (b)
+		free(b->map);
+	free(b);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bringing the mirror up                                             */
+/* ------------------------------------------------------------------ */
+
+/* Wait for the kernel to have nothing of ours in flight. */
+static int wait_kernel_idle(struct sxm_job *j, double secs)
+{
+	double until = sxm_mono_s() + secs;
+	struct mstat ms;
+	int r;
+
+	for (;;) {
+		r = kstat(j, &ms);
+		if (r || !ms.in_flight)
+			return r;
+		if (sxm_mono_s() > until)
+			return -ETIMEDOUT;
+		sxm_job_lock(j);
+		sxm_job_wait_ms(j, 100);
+		sxm_job_unlock(j);
+	}
+}
+
+/*
+ * Harvest and copy what is dirty, without locks, as a warm sync: what is
+ * written meanwhile is in the next harvest.
+ */
+static int catch_up(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	struct sxm_copy_result res = { 0 };
+	struct sxm_job_progress pg = { .j = j };
+	uint64_t *map = NULL, bytes;
+	struct sxm_harvest h;
+	int r;
+
+	r = sxm_job_harvest(j, NULL, &map, &h, err, errlen);
+	if (r)
+		return r;
+	if (!h.dirty_regions) {
+		free(map);
+		return 0;
+	}
+	bytes = sxm_regions_bytes(map, h.nr_regions,
+				  run->region_sectors << SECTOR_SHIFT,
+				  j->rec.size);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "catch-up", 0, bytes);
+	sxm_job_unlock(j);
+	r = copy_regions(j, map, false, false, &pg, &res);
+	if (r) {
+		snprintf(err, errlen, "%s", res.errmsg);
+		/* What did get there may be forgotten; the rest stays held. */
+		if (res.dirty) {
+			uint64_t i;
+
+			for (i = 0; i < sxm_bitmap_words(h.nr_regions); i++)
+				map[i] &= ~res.dirty[i];
+			sxm_kdev_ack(run->kfd, map, h.nr_regions, NULL);
+		}
+	} else {
+		r = sxm_kdev_ack(run->kfd, map, h.nr_regions, NULL);
+		if (r)
+			snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
+				 j->rec.device, strerror(-r));
+	}
+	sxm_job_lock(j);
+	j->rec.bytes_incr += res.stats.bytes_done;
+	sxm_job_set_op(j, "", 0, 0);
+	sxm_job_unlock(j);
+	sxm_copy_result_free(&res);
+	free(map);
+	return r;
+}
+
+/*
+ * Make sure the mirror is on and the pump serves it.  0, or -errno with
+ * the reason in @err (the sink unreachable...); then try again later.
+ */
+static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct mstat ms;
+	double until;
+	int r;
+
+	pump_reap(j);
+	if (j->run.kfd < 0) {
+		r = sxm_job_run_open(j, true, err, errlen);
+		if (r)
+			return r;
+	}
+	r = kstat(j, &ms);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: status: %s",
+			 j->rec.device, cli_dm_strerror(r));
+		return r;
+	}
+	if (mirror_on(&ms) && m->running)
+		return 0;
+
+	if (mirror_on(&ms)) {
+		/* Mirroring with no one serving it: stop it, it is tracked. */
+		r = sxm_kdev_mirror(j->run.kfd, false);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: mirror off: %s",
+				 j->rec.device, strerror(-r));
+			return r;
+		}
+	}
+	if (m->pump && m->running && strcmp(ms.mirror, "degraded")) {
+		/* Off, not degraded: nothing was abandoned, the pump ends it. */
+		r = wait_kernel_idle(j, 0.001 * sxm_pump_geometry(m->pump)->timeout_ms + 2);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: writes stay in flight: %s",
+				 j->rec.device, strerror(-r));
+			return r;
+		}
+	} else if (m->pump && m->running) {
+		/* Let what the kernel abandoned finish before any resync. */
+		sxm_pump_drop(m->pump);
+		until = sxm_mono_s() + DROP_WAIT_S;
+		while (!sxm_pump_dropped(m->pump) && sxm_mono_s() < until &&
+		       !stop_now(j)) {
+			sxm_job_lock(j);
+			sxm_job_wait_ms(j, 50);
+			sxm_job_unlock(j);
+		}
+		if (!sxm_pump_dropped(m->pump)) {
+			/* A sink that does not answer: give its requests up. */
+			pump_join(j);
+			pump_close_sink(j);
+		}
+	}
+	if (m->pump && !m->running) {
+		/* What it had out will never complete: forget it. */
+		pump_close_sink(j);
+		r = wait_kernel_idle(j, 0.001 * sxm_pump_geometry(m->pump)->timeout_ms + 2);
+		if (r) {
+			snprintf(err, errlen, "/dev/mapper/%s: writes stay in flight: %s",
+				 j->rec.device, strerror(-r));
+			return r;
+		}
+		sxm_pump_forget(m->pump);
+	}
+	if (stop_now(j)) {
+		snprintf(err, errlen, "interrupted");
+		return -EINTR;
+	}
+	r = pump_open_sink(j, err, errlen);
+	if (!r)
+		r = catch_up(j, err, errlen);
+	if (!r)
+		r = pump_start(j, err, errlen);
+	if (r)
+		return r;
+	r = sxm_kdev_mirror(j->run.kfd, true);
+	if (r)
+		snprintf(err, errlen, "/dev/mapper/%s: mirror on: %s",
+			 j->rec.device, strerror(-r));
+	return r;
+}
+
+/*
+ * How many times the mirror went down that the job has not counted yet:
+ * each degradation the kernel counted since the job last looked (the
+ * mirror may have come back on and gone down again while the job was
+ * still resyncing), or one for a mirror the job finds down (a pump that
+ * stopped) when it had not seen it so.  @ms: the kernel's status, or NULL.
+ */
+static uint64_t new_downs(struct sxm_mirror_run *m, const struct mstat *ms)
+{
+	uint64_t n = 0;
+
+	if (ms) {
+		/* A new device (a reload or a daemon restart) starts at 0. */
+		if (m->kdeg_known && ms->degradations > m->kdeg_seen)
+			n = ms->degradations - m->kdeg_seen;
+		m->kdeg_seen = ms->degradations;
+		m->kdeg_known = true;
+	}
+	if (!n && !m->down_since)
+		n = 1;
+	return n;
+}
+
+/*
+ * Note that the mirror is down, counting each time it went down, with its
+ * reason; j->lock held.
+ */
+static void note_down(struct sxm_job *j, const struct mstat *ms)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_job_rec *rec = &j->rec;
+	char *p, *save = NULL, counts[sizeof(rec->degraded_reasons)] = "";
+	const char *why;
+	bool found = false;
+	size_t used = 0;
+	uint64_t n;
+
+	n = new_downs(m, ms);
+	if (!n)
+		return;
+	/* The batches start again from what the sink does after this. */
+	memset(&m->batch, 0, sizeof(m->batch));
+	why = ms && strcmp(ms->reason, "-") ? ms->reason : "pump_stopped";
+	if (!m->down_since)
+		m->down_since = sxm_mono_s();
+	m->down_said = false;
+	snprintf(m->down_reason, sizeof(m->down_reason), "%s", why);
+	rec->degradations += n;
+	snprintf(rec->degraded_reason, sizeof(rec->degraded_reason), "%s", why);
+	/* "reason:count ..." */
+	for (p = strtok_r(rec->degraded_reasons, " ", &save); p;
+	     p = strtok_r(NULL, " ", &save)) {
+		char *c = strrchr(p, ':');
+		unsigned long k = c ? strtoul(c + 1, NULL, 10) : 0;
+
+		if (c && (size_t)(c - p) == strlen(why) &&
+		    !strncmp(p, why, c - p)) {
+			k += n;
+			found = true;
+		}
+		if (c)
+			*c = '\0';
+		used += snprintf(counts + used, sizeof(counts) - used, "%s%s:%lu",
+				 used ? " " : "", p, k);
+		if (used >= sizeof(counts))
+			break;
+	}
+	if (!found && used < sizeof(counts))
+		snprintf(counts + used, sizeof(counts) - used, "%s%s:%" PRIu64,
+			 used ? " " : "", why, n);
+	snprintf(rec->degraded_reasons, sizeof(rec->degraded_reasons), "%s",
+		 counts);
+	sxm_job_event(j, "mirror degraded: %s; guest writes go on, tracked",
+		      why);
+	sxm_job_save(j);
+}
+
+/* The mirror is up again after being down; j->lock held. */
+static void note_up(struct sxm_job *j, const char *how)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	double secs;
+
+	if (!m->down_since)
+		return;
+	secs = sxm_mono_s() - m->down_since;
+	j->rec.degraded_ms += (uint64_t)(secs * 1000);
+	sxm_job_event(j, "mirror back on after %.1f s down (%s): %s",
+		      secs, m->down_reason, how);
+	m->down_since = 0;
+	m->backoff_ms = 0;
+	sxm_job_save(j);
+}
+
+/*
+ * Mirror up, then harvest, resync under locks, acknowledge, and verify
+ * (all of it with @verify_all, else what was resynced), until the mirror
+ * stayed up throughout.  *@resynced counts the bytes.
+ */
+static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
+		   uint64_t *verified, char *err, size_t errlen)
+{
+	struct sxm_harvest h;
+	struct mstat ms;
+	uint64_t *map = NULL, copied = 0, checked = 0;
+	int round, st, r = 0;
+
+	*resynced = *verified = 0;
+	for (round = 0; round < COMPOSE_ROUNDS; round++) {
+		r = mirror_up(j, err, errlen);
+		if (r)
+			return r;
+		r = sxm_job_harvest(j,
+				    "tracking was interrupted (track id changed)",
+				    &map, &h, err, errlen);
+		if (r)
+			return r;
+		copied = checked = 0;
+		r = locked_pass(j, map, true, !verify_all, false, "resync", 0,
+				true, &copied, &checked, err, errlen);
+		free(map);
+		map = NULL;
+		sxm_job_lock(j);
+		j->rec.bytes_incr += copied;
+		if (copied)
+			j->rec.sync_count++;
+		j->rec.last_sync_ms = sxm_now_ms();
+		sxm_job_unlock(j);
+		*resynced += copied;
+		if (!r && verify_all)
+			r = locked_pass(j, NULL, false, true, false, "verify",
+					0, true, &copied, &checked, err, errlen);
+		*verified += checked;
+		if (r && r != -EILSEQ)
+			return r;
+		st = kstat(j, &ms);
+		if (!st && mirror_on(&ms) && !r)
+			return 0;
+		/*
+		 * Down meanwhile, or data differed, or both: once more.  A
+		 * mirror that went down is counted even when the verify also
+		 * differed, or the next round's mirror_up() hides it.
+		 */
+		sxm_job_lock(j);
+		if (r == -EILSEQ)
+			sxm_job_event(j, "verify: %s; the regions are resynced", err);
+		if (st || !mirror_on(&ms))
+			note_down(j, st ? NULL : &ms);
+		sxm_job_unlock(j);
+	}
+	if (!r)
+		snprintf(err, errlen, "the mirror went down %d times while composing",
+			 COMPOSE_ROUNDS);
+	return r ? r : -EAGAIN;
+}
+
+/* ------------------------------------------------------------------ */
+/* The phases                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Attached, and tracking without a gap since the job began; else the
+ * bulk copy starts over (*@restarted).
+ */
+static int attach(struct sxm_job *j, bool *restarted, char *err,
+		  size_t errlen)
+{
+	int r;
+
+	*restarted = false;
+	/* The sink is opened when needed: it may be down in Mirrored. */
+	r = sxm_job_run_open(j, false, err, errlen);
+	if (r)
+		return r;
+	r = sxm_job_tracking_gap(j, true, "the bulk copy starts over", err,
+				 errlen);
+	if (r <= 0)
+		return r;
+	/* The bulk copy brings the pump up again (mirror_up()). */
+	pump_release(j);
+	r = sxm_job_track_again(j, SXM_PHASE_COPYING, "", err, errlen);
+	if (r)
+		return r;
+	*restarted = true;
+	return 0;
+}
+
+static int do_prepare(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_features feat;
+	int r;
+
+	r = sxm_job_prepare_device(j, err, errlen);
+	if (!r)
+		r = sxm_job_run_open(j, true, err, errlen);
+	if (r)
+		return r;
+	r = sxm_kdev_features(j->run.kfd, &feat);
+	if (!r && !(feat.features & SXM_F_MIRROR)) {
+		snprintf(err, errlen, "this dm-sxm has no mirror ring (SXM_F_MIRROR): a mirror-style job cannot run");
+		return -EOPNOTSUPP;
+	}
+	/* Tracking on with a clean baseline: the bulk copy follows. */
+	return sxm_job_start_tracking(j, "", err, errlen);
+}
+
+/*
+ * --rate for the bulk copy: @bytes copied since @since, so wait until that
+ * is the limit's worth of time (or until stopped, paused or cancelled).
+ * Between batches, with no region locked, so that the guest's writes never
+ * wait for it.  j->lock held.
+ */
+static void pace(struct sxm_job *j, uint64_t bytes, double since)
+{
+	double until, left;
+
+	if (!j->rec.rate_limit)
+		return;
+	until = since + (double)bytes / (double)j->rec.rate_limit;
+	while (!must_stop(j) && !j->rec.paused &&
+	       (left = until - sxm_mono_s()) > 0)
+		sxm_job_wait_ms(j, (unsigned int)ceil(left * 1000));
+}
+
+/* Mirror on, then every region from the cursor on, under locks. */
+static int do_copy(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
+	uint64_t size, done, end, copied = 0, checked, r0, r1, i;
+	uint64_t *map;
+	struct mstat ms;
+	bool zero;
+	double start = sxm_mono_s(), t0;
+	int r;
+
+	r = mirror_up(j, err, errlen);
+	if (r)
+		return r;
+	map = calloc(sxm_bitmap_words(nr) + 1, sizeof(*map));
+	if (!map)
+		return -ENOMEM;
+	sxm_job_lock(j);
+	size = j->rec.size;
+	done = j->rec.full_done;
+	zero = j->rec.sink_zero;
+	sxm_job_event(j, "mirroring: every write from now on reaches %s; bulk copy %s %" PRIu64 " of %" PRIu64 " bytes",
+		      j->rec.sink, done ? "resumes at" : "starts at", done,
+		      size);
+	sxm_job_set_op(j, "bulk copy", done, size);
+	j->mirror->batches = 0;
+	j->mirror->wait_max = 0;
+	sxm_job_unlock(j);
+
+	while (done < size) {
+		sxm_job_lock(j);
+		if (must_stop(j)) {
+			sxm_job_unlock(j);
+			r = -EINTR;
+			break;
+		}
+		if (j->rec.paused) {
+			sxm_job_set_op(j, "", 0, 0);
+			sxm_job_wait_ms(j, TICK_MS);
+			sxm_job_unlock(j);
+			continue;
+		}
+		sxm_job_unlock(j);
+		/* The mirror must serve the guest while the copy runs. */
+		pump_reap(j);
+		r = kstat(j, &ms);
+		if (r || !mirror_on(&ms) || !j->mirror->running) {
+			sxm_job_lock(j);
+			note_down(j, r ? NULL : &ms);
+			sxm_job_unlock(j);
+			r = mirror_up(j, err, errlen);
+			if (r)
+				break;
+			sxm_job_lock(j);
+			note_up(j, "what was dirtied meanwhile is resynced when the copy is done");
+			sxm_job_unlock(j);
+		}
+		/* Four batches between saves of the cursor, on region bounds. */
+		end = (done + batch_limit(j, rs) * 4 + rs - 1) / rs * rs;
+		if (end > size)
+			end = size;
+		r0 = done / rs;
+		r1 = (end + rs - 1) / rs;
+		memset(map, 0, sxm_bitmap_words(nr) * sizeof(*map));
+		for (i = r0; i < r1; i++)
+			sxm_bitmap_set(map, i);
+		checked = 0;
+		copied = 0;
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "bulk copy", done, size);
+		sxm_job_unlock(j);
+		t0 = sxm_mono_s();
+		r = locked_pass(j, map, true, false, zero, "bulk copy", done,
+				false, &copied, &checked, err, errlen);
+		sxm_job_lock(j);
+		j->rec.bytes_full += copied;
+		if (!r)
+			j->rec.full_done = end;
+		done = j->rec.full_done;
+		sxm_job_set_op(j, "bulk copy", done, size);
+		sxm_job_save(j);
+		if (!r)
+			pace(j, copied, t0);
+		/* Paused: the batch is done again once resumed. */
+		if (r == -EINTR && !must_stop(j))
+			r = 0;
+		sxm_job_unlock(j);
+		if (r)
+			break;
+	}
+	free(map);
+	if (r)
+		return r;
+	sxm_job_lock(j);
+	j->rec.last_sync_secs = sxm_mono_s() - start;
+	if (j->rec.last_sync_secs > 0)
+		j->rec.last_rate = (double)size / j->rec.last_sync_secs;
+	j->rec.last_sync_ms = sxm_now_ms();
+	sxm_job_event(j, "bulk copy done: %" PRIu64 " bytes copied in all, %.1f s this run, in %" PRIu64 " batches; the guest waited %.3f s at most",
+		      j->rec.bytes_full, j->rec.last_sync_secs,
+		      j->mirror->batches, j->mirror->wait_max);
+	sxm_job_set_op(j, "", 0, 0);
+	sxm_job_unlock(j);
+	return 0;
+}
+
+static int do_compose(struct sxm_job *j, char *err, size_t errlen)
+{
+	uint64_t resynced, verified;
+	bool all;
+	int r;
+
+	sxm_job_lock(j);
+	all = j->rec.size <= FULL_VERIFY_MAX;
+	sxm_job_unlock(j);
+	r = compose(j, all, &resynced, &verified, err, errlen);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	if (!r) {
+		note_up(j, "resynced");
+		sxm_job_event(j, "composed: %" PRIu64 " bytes resynced, %" PRIu64 " bytes read back and verified%s; the sink equals the source and the mirror keeps it so",
+			      resynced, verified, all ? " (all of it)" : "");
+	}
+	sxm_job_unlock(j);
+	return r;
+}
+
+struct flush_req {
+	struct sxm_sink_req req;	/* first: the completion casts back */
+	bool done;
+	int err;
+};
+
+static void flush_done(struct sxm_sink_req *req, int err)
+{
+	struct flush_req *f = (struct flush_req *)req;
+
+	f->done = true;
+	f->err = err;
+}
+
+/*
+ * A flush within SINK_TIMEOUT_MS.  A sink that does not answer is closed,
+ * and so is one that lost the connection: the next user opens a new one.
+ */
+static int flush_bounded(struct sxm_sink **sp)
+{
+	struct sxm_sink *s = *sp;
+	double until = sxm_mono_s() + SINK_TIMEOUT_MS / 1000.0;
+	struct flush_req *f;
+	bool queued;
+	int r;
+
+	if (!s)
+		return 0;
+	/* On the heap: a request given up must not point into the stack. */
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->req.done = flush_done;
+	r = s->ops->flush(s, &f->req);
+	queued = !r;
+	while (!r && !f->done && sxm_mono_s() < until) {
+		r = sxm_sink_wait(s, 100);
+		/* Another connection lost: this flush completes anyway. */
+		if (r == -ENOTCONN)
+			r = 0;
+	}
+	if (!r)
+		r = f->done ? f->err : -ETIMEDOUT;
+	if ((queued && !f->done) || sxm_sink_conn_err(r)) {
+		sxm_sink_close(s);
+		*sp = NULL;
+	}
+	free(f);
+	return r;
+}
+
+/*
+ * Bring a mirror that is down back (compose()), noting it down (@ms: the
+ * kernel's status, NULL if it could not be read) and, once it is back, up
+ * again, with @when after the bytes resynced.  0, or compose()'s -errno
+ * with @err.  j->lock held; dropped meanwhile.
+ */
+static int mirror_back(struct sxm_job *j, const struct mstat *ms,
+		       const char *when, char *err, size_t errlen)
+{
+	uint64_t resynced, verified;
+	char how[160];
+	int r;
+
+	note_down(j, ms);
+	sxm_job_unlock(j);
+	r = compose(j, false, &resynced, &verified, err, errlen);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	if (!r) {
+		snprintf(how, sizeof(how), "%" PRIu64 " bytes resynced and %" PRIu64 " verified%s",
+			 resynced, verified, when);
+		note_up(j, how);
+	}
+	return r;
+}
+
+/*
+ * A cutover asked for while the mirror is down: what went dirty meanwhile
+ * would all be copied with the guest frozen.  Bring the mirror back first,
+ * live (the resync under locks that Mirrored retries), so that the freeze
+ * finds nothing dirty.  If the sink took writes but the mirror kept going
+ * down (or a verify kept finding differences), the frozen copy takes what
+ * is dirty: with the guest held, nothing goes dirty under it.  If the sink
+ * does not take writes (errors, unreachable), the cutover fails here: the
+ * guest is not frozen for a copy that could not succeed.  Not for a source
+ * found frozen already (a daemon killed mid-cutover): that is the freeze.
+ * 0 to go on to the freeze, or -errno with @err.  j->lock not held.
+ */
+static int mirror_before_cutover(struct sxm_job *j, char *err,
+				 size_t errlen)
+{
+	const struct mstat *known;
+	char why[512];
+	struct mstat ms;
+	int r;
+
+	if (j->run.suspended)
+		return 0;
+	pump_reap(j);
+	r = kstat(j, &ms);
+	if (!r && mirror_on(&ms) && j->mirror->running)
+		return 0;
+	known = r ? NULL : &ms;
+	sxm_job_lock(j);
+	note_down(j, known);
+	sxm_job_event(j, "cutover: the mirror is down; resyncing under the mirror first, with the guest running");
+	r = mirror_back(j, known, " before the cutover", why, sizeof(why));
+	if (r == -EAGAIN || r == -EILSEQ) {
+		sxm_job_event(j, "cutover: the mirror could not come back (%s); what is dirty is copied with the source frozen",
+			      why);
+		r = 0;
+	} else if (r && r != -EINTR) {
+		snprintf(err, errlen, "the mirror could not come back (%s); the guest was not frozen",
+			 why);
+	} else if (r) {
+		snprintf(err, errlen, "%s", why);
+	}
+	sxm_job_unlock(j);
+	return r;
+}
+
+/*
+ * The cutover.  On success the device stays suspended, the job is
+ * Completed; on failure the caller resumes it.  j->lock not held.
+ */
+static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, total = 0;
+	uint64_t verified = 0, nr;
+	struct sxm_copy_result res = { 0 };
+	struct sxm_job_progress pg = { .j = j };
+	struct sxm_harvest h;
+	struct mstat ms;
+	uint64_t *map = NULL;
+	bool all;
+	uint64_t downtime_ms;
+	char how[sizeof(j->rec.events[0].text)];
+	double t0 = sxm_mono_s(), t_susp, t_copy, t_flush, t1;
+	int r;
+
+	r = sxm_job_cutover_start(j, &all, err, errlen);
+	if (r)
+		return r;
+	t_susp = sxm_mono_s();
+	/* Suspended: every write completed, on both legs or tracked. */
+	r = kstat(j, &ms);
+	if (!r && (ms.in_flight || ms.held_back)) {
+		snprintf(err, errlen, "/dev/mapper/%s: %" PRIu64 " writes in flight and %" PRIu64 " held back after the suspend",
+			 j->rec.device, ms.in_flight, ms.held_back);
+		return -EBUSY;
+	}
+	r = sxm_job_harvest(j, "tracking was interrupted (track id changed): the bulk copy must run again",
+			    &map, &h, err, errlen);
+	if (r)
+		return r;
+	nr = h.nr_regions;
+	sxm_job_lock(j);
+	if (h.dirty_regions)
+		total = sxm_regions_bytes(map, nr, rs, j->rec.size);
+	sxm_job_set_op(j, "cutover", 0, total);
+	sxm_job_unlock(j);
+	if (h.dirty_regions) {
+		/* The mirror was down: the source is frozen, copy the rest. */
+		r = copy_regions(j, map, false, false, &pg, &res);
+		if (r) {
+			snprintf(err, errlen, "%s", res.errmsg);
+			goto out;
+		}
+		sxm_copy_result_free(&res);
+	}
+	/* Nothing in flight: the pump has nothing left to do. */
+	t_copy = sxm_mono_s();
+	pump_join(j);
+	r = flush_bounded(&m->sink);
+	if (!r && j->run.sink)
+		r = flush_bounded(&j->run.sink);
+	if (r) {
+		snprintf(err, errlen, "sink: flush: %s", strerror(-r));
+		goto out;
+	}
+	t_flush = sxm_mono_s();
+	if (all || h.dirty_regions) {
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "verify", 0, all ? j->rec.size : total);
+		sxm_job_unlock(j);
+		r = copy_regions(j, all ? NULL : map, false, true, &pg, &res);
+		if (r) {
+			snprintf(err, errlen, "verify: %s", res.errmsg);
+			goto out;
+		}
+		verified = res.stats.bytes_done;
+		sxm_copy_result_free(&res);
+	}
+	r = sxm_kdev_ack(run->kfd, map, nr, NULL);
+	if (!r)
+		r = sxm_kdev_mirror(run->kfd, false);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: %s", j->rec.device,
+			 strerror(-r));
+		goto out;
+	}
+	t1 = sxm_mono_s();
+	downtime_ms = (uint64_t)((t1 - t0) * 1000 + 0.5);
+	snprintf(how, sizeof(how), "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms (suspend %.0f, harvest and copy %.0f, pump stop and flushes %.0f, verify and the rest %.0f)",
+		 total, verified, downtime_ms,
+		 (t_susp - t0) * 1000, (t_copy - t_susp) * 1000,
+		 (t_flush - t_copy) * 1000, (t1 - t_flush) * 1000);
+	sxm_job_lock(j);
+	sxm_job_cutover_done(j, total, verified, downtime_ms, how);
+	sxm_job_unlock(j);
+out:
+	sxm_copy_result_free(&res);
+	free(map);
+	return r;
+}
+
+/*
+ * Leave the device to itself: the mirror off (its writes tracked, none
+ * left waiting for a pump), a cutover in progress undone, detached.
+ */
+static void let_go(struct sxm_job *j, bool detach)
+{
+	char err[256];
+
+	if (j->run.kfd >= 0 && j->mirror->pump) {
+		sxm_kdev_mirror(j->run.kfd, false);
+		if (!j->mirror->running && j->mirror->sink)
+			pump_start(j, err, sizeof(err));
+		wait_kernel_idle(j, 10);
+	}
+	pump_release(j);
+	if (j->run.suspended && sxm_job_resume_device(j, err, sizeof(err)))
+		sxm_err("job %s: %s", j->rec.name, err);
+	if (detach)
+		sxm_job_run_close(j);
+}
+
+/* Publish the pump's latency; j->lock held. */
+static void publish(struct sxm_job *j)
+{
+	struct sxm_pump_stats *st;
+
+	if (!j->mirror->pump)
+		return;
+	st = malloc(sizeof(*st));
+	if (!st)
+		return;
+	sxm_pump_get_stats(j->mirror->pump, st);
+	j->rec.lat_p50_us = sxm_pump_latency_us(st, 0.5);
+	j->rec.lat_p99_us = sxm_pump_latency_us(st, 0.99);
+	free(st);
+}
+
+/*
+ * Mirrored: keep it so.  Returns when the job leaves the phase (or must
+ * stop); j->lock held on entry and exit.
+ */
+static void mirrored(struct sxm_job *j)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	struct mstat ms;
+	char err[768];
+	bool down;
+	int r;
+
+	while (j->rec.phase == SXM_PHASE_MIRRORED && !must_stop(j)) {
+		if (j->req_cutover) {
+			j->req_cutover = false;
+			j->rec.phase = SXM_PHASE_CUTTING_OVER;
+			sxm_job_save(j);
+			return;
+		}
+		publish(j);
+		sxm_job_unlock(j);
+		pump_reap(j);
+		r = kstat(j, &ms);
+		down = r || !mirror_on(&ms) || !m->running;
+		sxm_job_lock(j);
+		if (down) {
+			r = mirror_back(j, r ? NULL : &ms, "", err,
+					sizeof(err));
+			if (r && r != -EINTR) {
+				if (r == -ESTALE) {
+					sxm_job_fail(j, err);
+					return;
+				}
+				if (!m->down_said)
+					sxm_job_event(j, "the mirror cannot come back yet: %s; trying again",
+						      err);
+				m->down_said = true;
+				m->backoff_ms = m->backoff_ms ?
+						m->backoff_ms * 2 : 500;
+				if (m->backoff_ms > BACKOFF_MAX_MS)
+					m->backoff_ms = BACKOFF_MAX_MS;
+			}
+		}
+		if (j->rec.phase != SXM_PHASE_MIRRORED || must_stop(j) ||
+		    j->req_cutover)
+			continue;
+		sxm_job_wait_ms(j, m->down_since ? m->backoff_ms : TICK_MS);
+	}
+}
+
+/*
+ * One step of the state machine, with j->lock held on entry and exit.
+ * Returns false when this file is done with the job (final, cancelling,
+ * stopping).
+ */
+static bool step(struct sxm_job *j)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	char err[768] = "", rerr[256] = "";
+	bool restarted = false;
+	int r;
+
+	if (must_stop(j))
+		return false;
+
+	switch (rec->phase) {
+	case SXM_PHASE_INITIALIZING:
+	case SXM_PHASE_PREPARING:
+		rec->phase = SXM_PHASE_PREPARING;
+		sxm_job_unlock(j);
+		r = do_prepare(j, err, sizeof(err));
+		sxm_job_lock(j);
+		if (must_stop(j))
+			return false;
+		if (r) {
+			sxm_job_fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_COPYING;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_FULL_SYNC:
+	case SXM_PHASE_COPYING:
+		rec->phase = SXM_PHASE_COPYING;
+		sxm_job_unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		if (!r)
+			r = do_copy(j, err, sizeof(err));
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "", 0, 0);
+		if (must_stop(j))
+			return false;
+		if (r) {
+			sxm_job_fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_COMPOSING;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_READY:
+	case SXM_PHASE_SYNCING:
+	case SXM_PHASE_COMPOSING:
+		/* A warm job switched to mirror style composes too. */
+		rec->phase = SXM_PHASE_COMPOSING;
+		sxm_job_unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		if (!r && !restarted)
+			r = do_compose(j, err, sizeof(err));
+		sxm_job_lock(j);
+		if (must_stop(j))
+			return false;
+		if (restarted)
+			break;
+		if (r == -ESTALE) {
+			rec->phase = SXM_PHASE_COPYING;
+			rec->full_done = 0;
+			rec->sink_zero = false;
+			sxm_job_event(j, "%s", err);
+			sxm_job_save(j);
+			break;
+		}
+		if (r) {
+			sxm_job_fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_MIRRORED;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_MIRRORED:
+		sxm_job_unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		sxm_job_lock(j);
+		if (must_stop(j))
+			return false;
+		if (r) {
+			sxm_job_fail(j, err);
+			break;
+		}
+		if (restarted)
+			break;
+		mirrored(j);
+		break;
+
+	case SXM_PHASE_CUTTING_OVER:
+		sxm_job_unlock(j);
+		r = attach(j, &restarted, err, sizeof(err));
+		if (!r && restarted)
+			r = -ESTALE;
+		if (!r && !stop_now(j))
+			r = mirror_before_cutover(j, err, sizeof(err));
+		if (!r && stop_now(j)) {
+			snprintf(err, sizeof(err), "interrupted");
+			r = -EINTR;
+		}
+		if (!r)
+			r = do_cutover(j, err, sizeof(err));
+		sxm_job_lock(j);
+		if (!r) {
+			sxm_job_completed(j, release_all);
+			return false;
+		}
+		if (restarted) {
+			/* The bulk copy starts over (attach said why). */
+			sxm_job_set_op(j, "", 0, 0);
+			break;
+		}
+		sxm_job_unlock(j);
+		/* The guest gets its disk back, and the pump its work. */
+		if (j->mirror->pump && !j->mirror->running && j->mirror->sink)
+			pump_start(j, rerr, sizeof(rerr));
+		r = sxm_job_resume_device(j, rerr, sizeof(rerr));
+		sxm_job_lock(j);
+		if (r) {
+			sxm_job_fail(j, rerr);
+			break;
+		}
+		if (must_stop(j))
+			return false;
+		sxm_job_cutover_failed(j, err, SXM_PHASE_MIRRORED);
+		break;
+
+	case SXM_PHASE_FAILED:
+		/* Let go of everything until a retry or a cancel. */
+		if (j->run.kfd >= 0 || j->run.sink || j->mirror->pump) {
+			sxm_job_unlock(j);
+			let_go(j, true);
+			sxm_job_lock(j);
+			break;
+		}
+		sxm_job_wait_ms(j, 60000);
+		break;
+
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The job thread                                                     */
+/* ------------------------------------------------------------------ */
+
+static void mirror_main(struct sxm_job *j)
+{
+	bool cutting;
+
+	sxm_job_lock(j);
+	while (step(j))
+		;
+	sxm_job_set_op(j, "", 0, 0);
+	cutting = j->rec.phase == SXM_PHASE_CUTTING_OVER;
+	sxm_job_unlock(j);
+
+	if (sxm_phase_final(j->rec.phase))
+		return;
+	/*
+	 * Stopping, or cancelling (warm.c undoes the device): the mirror
+	 * off, a cutover in progress undone.  A stopping daemon detaches.
+	 */
+	let_go(j, j->d->stopping);
+	if (cutting && !j->run.suspended) {
+		sxm_job_lock(j);
+		if (j->rec.phase == SXM_PHASE_CUTTING_OVER) {
+			j->rec.phase = SXM_PHASE_MIRRORED;
+			sxm_job_event(j, "cutover interrupted; /dev/mapper/%s resumed",
+				      j->rec.device);
+			sxm_job_save(j);
+		}
+		sxm_job_unlock(j);
+	}
+}
+
+void *sxm_job_thread(void *arg)
+{
+	struct sxm_job *j = arg;
+	bool mirror, done;
+
+	for (;;) {
+		sxm_job_lock(j);
+		mirror = (sxm_job_is_mirror(&j->rec) ||
+			  j->rec.phase == SXM_PHASE_PREPARING ||
+			  j->rec.phase == SXM_PHASE_COPYING ||
+			  j->rec.phase == SXM_PHASE_COMPOSING ||
+			  j->rec.phase == SXM_PHASE_MIRRORED) &&
+			 !j->rec.cancelling;
+		done = sxm_phase_final(j->rec.phase) || j->d->stopping;
+		if (mirror && !done && !j->mirror) {
+			j->mirror = calloc(1, sizeof(*j->mirror));
+			if (!j->mirror) {
+				sxm_job_fail(j, "out of memory");
+				mirror = false;
+			}
+		}
+		sxm_job_unlock(j);
+		if (done)
+			break;
+		if (mirror)
+			mirror_main(j);
+		else
+			sxm_job_main(j);
+	}
+	if (j->mirror)
+		let_go(j, true);
+	sxm_job_lock(j);
+	free(j->mirror);
+	j->mirror = NULL;
+	sxm_job_unlock(j);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Observing                                                          */
+/* ------------------------------------------------------------------ */
+
+void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
+{
+	struct mstat ms;
+
+	sxm_job_lock(j);
+	if (j->mirror)
+		publish(j);
+	out->lat_p50_us = j->rec.lat_p50_us;
+	out->lat_p99_us = j->rec.lat_p99_us;
+	sxm_job_unlock(j);
+	if (sxm_phase_final(out->phase) || !out->device[0])
+		return;
+	sxm_job_dm_lock(j);
+	if (!mstat_read(out->device, &ms)) {
+		snprintf(out->mirror, sizeof(out->mirror), "%s", ms.mirror);
+		snprintf(out->mirror_reason, sizeof(out->mirror_reason), "%s",
+			 strcmp(ms.reason, "-") ? ms.reason : "");
+		out->mirror_in_flight = ms.in_flight;
+		out->mirror_held_back = ms.held_back;
+		out->mirrored_writes = ms.writes;
+		out->mirrored_bytes = ms.bytes;
+	}
+	sxm_job_dm_unlock(j);
+}

@@ -1,0 +1,710 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What a warm-migration job does (daemon.h, job.h): one thread per job runs
+ * its phases.
+ *
+ *   Initializing  put sxm under the source if it is not there (insert.c
+ *                 under a dm device, a new device over a plain one; the
+ *                 device, the attach and tracking are jobcore.c's), attach
+ *                 to /dev/dm-sxm as the helper, "mode track", harvest and
+ *                 acknowledge whatever the map held (a clean baseline), and
+ *                 save the kernel's track_id.
+ *   Full Sync     copy every region, in chunks of about two seconds each;
+ *                 after each chunk (flushed) the cursor full_done is saved,
+ *                 so a daemon killed with kill -9 resumes at the cursor.
+ *                 Writes meanwhile are tracked: the first sync takes them.
+ *   Syncing       harvest (the kernel holds what it hands out until it is
+ *                 acknowledged), copy those regions in chunks, and after
+ *                 each chunk is on the sink (flushed) acknowledge exactly
+ *                 its regions.  A daemon killed mid-sync harvests again and
+ *                 gets the rest back.
+ *   Cutting Over  suspend the device (guest I/O held), harvest, copy the
+ *                 delta without the rate limit, flush, read it back and
+ *                 compare, acknowledge, and leave the device suspended: the
+ *                 source is frozen and cannot diverge from the sink.  On any
+ *                 failure the device is resumed and the job is Ready again.
+ *   Cancel        (jobcore.c, the same for both styles of job) stop,
+ *                 resume the device if we suspended it, detach, and take
+ *                 sxm out again: restore the original table (inserted),
+ *                 remove the device we made or, while it is open, turn it
+ *                 into a plain linear mapping (created), or put the tracking
+ *                 back as it was (existing).  The source is only ever read.
+ *
+ * If the kernel's track_id is not the one saved (the device was recreated,
+ * or tracking stopped), writes may have gone unseen: the job starts a full
+ * sync again and says so in its events.
+ *
+ * Sections: tracking, copying, the phases, the job thread.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/sxm.h"
+#include "dm/dm.h"
+#include "jobs/core.h"
+
+#define CHUNK_SECS		2.0		/* of copying between saves */
+#define CHUNK_MIN		(4ULL << 20)
+#define CHUNK_MAX		(4ULL << 30)
+#define CHUNK_FIRST		(64ULL << 20)	/* before any rate is known */
+
+/* ------------------------------------------------------------------ */
+/* Tracking                                                           */
+/* ------------------------------------------------------------------ */
+
+/* What a new baseline's event says follows it: the full sync. */
+static void full_sync_plan(struct sxm_job *j, char *buf, size_t len)
+{
+	sxm_job_lock(j);
+	snprintf(buf, len, "; full sync of %" PRIu64 " bytes to %s",
+		 j->rec.size, j->rec.sink);
+	sxm_job_unlock(j);
+}
+
+/* Tracking on with a clean baseline, a full sync to follow. */
+static int start_tracking(struct sxm_job *j, char *err, size_t errlen)
+{
+	char then[sizeof(j->rec.sink) + 64];
+
+	full_sync_plan(j, then, sizeof(then));
+	return sxm_job_start_tracking(j, then, err, errlen);
+}
+
+/*
+ * Tracking had a gap (sxm_job_tracking_gap()): writes may have gone
+ * unseen, so start over with a full sync.  j->lock not held.
+ */
+static int check_tracking(struct sxm_job *j, char *err, size_t errlen,
+			  bool *restarted)
+{
+	char then[sizeof(j->rec.sink) + 64];
+	int r;
+
+	*restarted = false;
+	r = sxm_job_tracking_gap(j, false, "a full sync is needed", err,
+				 errlen);
+	if (r <= 0)
+		return r;
+	full_sync_plan(j, then, sizeof(then));
+	r = sxm_job_track_again(j, SXM_PHASE_FULL_SYNC, then, err, errlen);
+	if (r)
+		return r;
+	*restarted = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Copying                                                            */
+/* ------------------------------------------------------------------ */
+
+/* The next chunk's size: about CHUNK_SECS of copying at the last rate. */
+static uint64_t next_chunk(uint64_t chunk, uint64_t bytes, double secs,
+			   uint64_t rate_limit, uint64_t rs)
+{
+	double want;
+
+	if (secs > 0.05 && bytes)
+		want = bytes / secs * CHUNK_SECS;
+	else if (rate_limit)
+		want = (double)rate_limit * CHUNK_SECS;
+	else
+		want = chunk;
+	if (want < CHUNK_MIN)
+		want = CHUNK_MIN;
+	if (want > CHUNK_MAX)
+		want = CHUNK_MAX;
+	return ((uint64_t)want + rs - 1) / rs * rs;
+}
+
+static void set_range(uint64_t *map, uint64_t from, uint64_t to)
+{
+	uint64_t r;
+
+	for (r = from; r < to; r++)
+		sxm_bitmap_set(map, r);
+}
+
+/* The first region set in @map at or after @from, or @nr. */
+static uint64_t first_set(const uint64_t *map, uint64_t from, uint64_t nr)
+{
+	for (; from < nr; from++)
+		if (sxm_bitmap_test(map, from))
+			return from;
+	return nr;
+}
+
+/* ------------------------------------------------------------------ */
+/* The phases                                                         */
+/* ------------------------------------------------------------------ */
+
+static int do_full(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
+	uint64_t words = sxm_bitmap_words(nr), done, size, chunk, end, lw;
+	struct sxm_copy_result res;
+	struct sxm_job_progress pg = { .j = j };
+	uint64_t *map, copied = 0;
+	bool zero;
+	double t0, start;
+	int r = 0;
+
+	map = calloc(words + 1, sizeof(*map));
+	if (!map)
+		return -ENOMEM;
+	sxm_job_lock(j);
+	done = j->rec.full_done;
+	size = j->rec.size;
+	zero = j->rec.sink_zero;
+	chunk = next_chunk(CHUNK_FIRST, 0, 0, j->rec.rate_limit, rs);
+	sxm_job_set_op(j, "full sync", done, size);
+	if (done)
+		sxm_job_event(j, "full sync resumes at %" PRIu64 " of %" PRIu64 " bytes",
+			      done, size);
+	else
+		sxm_job_event(j, "full sync started");
+	sxm_job_unlock(j);
+	start = sxm_mono_s();
+
+	while (done < size) {
+		sxm_job_lock(j);
+		if (sxm_job_copy_must_stop(j))
+			r = -EINTR;
+		sxm_job_unlock(j);
+		if (r)
+			break;
+		end = done + chunk < size ? done + chunk : size;
+		memset(map, 0, words * sizeof(*map));
+		set_range(map, done / rs, (end + rs - 1) / rs);
+		pg.base = done;
+		t0 = sxm_mono_s();
+		r = sxm_job_copy(j, map, SXM_JOB_COPY_LIMIT |
+				 (zero ? SXM_JOB_COPY_SINK_ZERO : 0),
+				 0, &pg, &res);
+		sxm_job_lock(j);
+		j->rec.bytes_full += res.stats.bytes_done;
+		copied += res.stats.bytes_done;
+		if (r) {
+			/* Below the first region still dirty all is on the sink. */
+			lw = res.dirty ? first_set(res.dirty, done / rs, nr) : done / rs;
+			if (lw * rs > done)
+				j->rec.full_done = lw * rs < size ? lw * rs : size;
+			snprintf(err, errlen, "%s", res.errmsg);
+		} else {
+			j->rec.full_done = end;
+		}
+		done = j->rec.full_done;
+		j->rec.op_done = done;
+		sxm_job_save(j);
+		sxm_job_unlock(j);
+		if (r)
+			break;
+		chunk = next_chunk(chunk, res.stats.bytes_done,
+				   sxm_mono_s() - t0, 0, rs);
+		sxm_copy_result_free(&res);
+	}
+	sxm_copy_result_free(&res);
+	free(map);
+	if (r)
+		return r;
+	sxm_job_lock(j);
+	j->rec.last_sync_secs = sxm_mono_s() - start;
+	if (copied && j->rec.last_sync_secs > 0)
+		j->rec.last_rate = copied / j->rec.last_sync_secs;
+	j->rec.last_sync_ms = sxm_now_ms();
+	j->rec.last_sync_bytes = size;
+	sxm_job_event(j, "full sync done: %" PRIu64 " bytes copied in all, %.1f s this run",
+		      j->rec.bytes_full, j->rec.last_sync_secs);
+	sxm_job_set_op(j, "", 0, 0);
+	sxm_job_unlock(j);
+	return 0;
+}
+
+/*
+ * One incremental sync: harvest, copy in chunks, acknowledge each chunk
+ * once it is flushed on the sink.  j->lock not held.
+ */
+static int do_sync(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr, words, r0;
+	uint64_t total, done = 0, chunk, in_chunk, i, size;
+	struct sxm_copy_result res = { 0 };
+	struct sxm_job_progress pg = { .j = j };
+	uint64_t *map = NULL, *cmap = NULL;
+	struct sxm_harvest h;
+	double start, t0;
+	int r;
+
+	r = sxm_job_harvest(j, "tracking was interrupted", &map, &h, err,
+			    errlen);
+	if (r)
+		return r;
+	sxm_job_lock(j);
+	size = j->rec.size;
+	nr = h.nr_regions;
+	words = sxm_bitmap_words(nr);
+	total = sxm_regions_bytes(map, nr, rs, size);
+	sxm_job_set_op(j, "sync", 0, total);
+	chunk = next_chunk(CHUNK_FIRST, 0, 0, j->rec.rate_limit, rs);
+	sxm_job_unlock(j);
+	start = sxm_mono_s();
+
+	cmap = calloc(words + 1, sizeof(*cmap));
+	if (!cmap) {
+		free(map);
+		return -ENOMEM;
+	}
+	for (r0 = 0; r0 < nr && !r; ) {
+		memset(cmap, 0, words * sizeof(*cmap));
+		for (in_chunk = 0; r0 < nr && in_chunk < chunk; r0++) {
+			if (!sxm_bitmap_test(map, r0))
+				continue;
+			sxm_bitmap_set(cmap, r0);
+			in_chunk += sxm_region_len(r0, rs, size);
+		}
+		if (!in_chunk)
+			break;
+		pg.base = done;
+		t0 = sxm_mono_s();
+		r = sxm_job_copy(j, cmap, SXM_JOB_COPY_LIMIT, 0, &pg, &res);
+		if (r && res.dirty)
+			for (i = 0; i < words; i++)
+				cmap[i] &= ~res.dirty[i];
+		else if (r)
+			memset(cmap, 0, words * sizeof(*cmap));
+		/* On the sink and flushed: the kernel may forget them. */
+		if (sxm_bitmap_weight(cmap, nr)) {
+			int e = sxm_kdev_ack(run->kfd, cmap, nr, NULL);
+
+			if (e && !r) {
+				r = e;
+				snprintf(res.errmsg, sizeof(res.errmsg),
+					 "/dev/mapper/%s: acknowledge: %s",
+					 j->rec.device, strerror(-e));
+			}
+		}
+		sxm_job_lock(j);
+		j->rec.bytes_incr += res.stats.bytes_done;
+		done += res.stats.bytes_done;
+		j->rec.op_done = done;
+		sxm_job_save(j);
+		sxm_job_unlock(j);
+		if (r) {
+			snprintf(err, errlen, "%s", res.errmsg);
+		} else {
+			chunk = next_chunk(chunk, res.stats.bytes_done,
+					   sxm_mono_s() - t0, 0, rs);
+		}
+		sxm_copy_result_free(&res);
+	}
+	free(cmap);
+	free(map);
+	if (r)
+		return r;
+
+	sxm_job_lock(j);
+	j->rec.sync_count++;
+	j->rec.last_sync_ms = sxm_now_ms();
+	j->rec.last_sync_bytes = total;
+	j->rec.last_sync_secs = sxm_mono_s() - start;
+	if (total && j->rec.last_sync_secs > 0)
+		j->rec.last_rate = total / j->rec.last_sync_secs;
+	sxm_job_event(j, "sync %" PRIu64 ": %" PRIu64 " bytes in %.2f s",
+		      j->rec.sync_count, total, j->rec.last_sync_secs);
+	sxm_job_set_op(j, "", 0, 0);
+	sxm_job_unlock(j);
+	return 0;
+}
+
+/*
+ * Before the cutover suspends the device, syncs run live until what is
+ * dirty is small, as a live migration of memory iterates before it stops
+ * the guest: guest I/O is then held only for the copy of what changed
+ * during the last of them.  When to stop is sxm_job_catchup_done()'s: a
+ * sync that no longer halves what is dirty means the guest writes about
+ * as fast as the sink takes it, and more would not shorten the freeze.
+ * j->lock not held.
+ */
+static int catch_up(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_dm_info info;
+	int64_t dirty, before = -1;
+	uint64_t n;
+	double rate;
+	int r;
+
+	sxm_job_lock(j);
+	j->rec.catchup_syncs = 0;
+	sxm_job_unlock(j);
+	/* Frozen already: a daemon killed mid-cutover and started again. */
+	if (!j->run.suspended) {
+		sxm_job_dm_lock(j);
+		r = sxm_dm_info(j->rec.device, &info);
+		sxm_job_dm_unlock(j);
+		if (!r && info.suspended)
+			j->run.suspended = true;
+	}
+	if (j->run.suspended)
+		return 0;
+	for (;;) {
+		dirty = sxm_job_dirty_bytes(&j->rec);
+		if (dirty < 0)
+			return 0;	/* the suspended copy will find out */
+		sxm_job_lock(j);
+		rate = j->rec.last_rate;
+		n = j->rec.catchup_syncs;
+		sxm_job_unlock(j);
+		if (sxm_job_catchup_done(dirty, before, rate, n))
+			break;
+		r = do_sync(j, err, errlen);
+		if (r)
+			return r;
+		sxm_job_lock(j);
+		j->rec.catchup_syncs++;
+		sxm_job_unlock(j);
+		before = dirty;
+	}
+	sxm_job_lock(j);
+	sxm_job_event(j, "cutover: %" PRIu64 " sync%s caught up live first; %" PRId64 " bytes dirty left for the frozen copy",
+		      j->rec.catchup_syncs,
+		      j->rec.catchup_syncs == 1 ? "" : "s", dirty);
+	sxm_job_unlock(j);
+	return 0;
+}
+
+/*
+ * The cutover.  On success the device stays suspended and the job is
+ * Completed; on failure the caller resumes the device.  j->lock not held.
+ */
+static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_run *run = &j->run;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr, total;
+	struct sxm_copy_result res = { 0 };
+	struct sxm_job_progress pg = { .j = j };
+	uint64_t *map = NULL, verified = 0;
+	struct sxm_harvest h;
+	bool all;
+	uint64_t downtime_ms;
+	char how[sizeof(j->rec.events[0].text)];
+	double t0 = sxm_mono_s();
+	int r;
+
+	r = sxm_job_cutover_start(j, &all, err, errlen);
+	if (r)
+		return r;
+	sxm_job_lock(j);
+	sxm_job_event(j, "cutover: /dev/mapper/%s suspended, guest I/O held",
+		      j->rec.device);
+	sxm_job_unlock(j);
+
+	r = sxm_job_harvest(j, "tracking was interrupted (track id changed): a full sync is needed first",
+			    &map, &h, err, errlen);
+	if (r)
+		return r;
+	sxm_job_lock(j);
+	nr = h.nr_regions;
+	total = sxm_regions_bytes(map, nr, rs, j->rec.size);
+	sxm_job_set_op(j, "cutover", 0, total);
+	sxm_job_unlock(j);
+
+	r = sxm_job_copy(j, map, 0, 0, &pg, &res);
+	if (r) {
+		snprintf(err, errlen, "%s", res.errmsg);
+		goto out;
+	}
+	sxm_copy_result_free(&res);
+	if (all || h.dirty_regions) {
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "verify", 0, all ? j->rec.size : total);
+		sxm_job_unlock(j);
+		pg.base = 0;
+		r = sxm_job_copy(j, all ? NULL : map, SXM_JOB_COPY_VERIFY, 0,
+				 &pg, &res);
+		if (r) {
+			snprintf(err, errlen, "verify: %s", res.errmsg);
+			goto out;
+		}
+		verified = res.stats.bytes_done;
+	}
+	r = sxm_kdev_ack(run->kfd, map, nr, NULL);
+	if (r) {
+		snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
+			 j->rec.device, strerror(-r));
+		goto out;
+	}
+	downtime_ms = (uint64_t)((sxm_mono_s() - t0) * 1000 + 0.5);
+	snprintf(how, sizeof(how), "cutover done: %" PRIu64 " bytes copied and %" PRIu64 " verified with guest I/O held for %" PRIu64 " ms",
+		 total, verified, downtime_ms);
+	sxm_job_lock(j);
+	sxm_job_cutover_done(j, total, verified, downtime_ms, how);
+	sxm_job_unlock(j);
+out:
+	sxm_copy_result_free(&res);
+	free(map);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* The job thread                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Fail the job in its current phase; a sync asked is off too (a warm job
+ * has them, a mirror-style one not).  j->lock held.
+ */
+static void fail(struct sxm_job *j, const char *why)
+{
+	j->req_sync = false;
+	sxm_job_fail(j, why);
+}
+
+/* Wait for a request, or until @until_ms (0: no limit); j->lock held. */
+static void wait_for(struct sxm_job *j, int64_t until_ms)
+{
+	int64_t left;
+
+	if (!until_ms) {
+		pthread_cond_wait(&j->cond, &j->lock);
+		return;
+	}
+	left = until_ms - sxm_now_ms();
+	if (left > 0)
+		sxm_job_wait_ms(j, left);
+}
+
+/*
+ * One step of the state machine, with j->lock held on entry and exit.
+ * Returns false when the thread is done.
+ */
+static bool step(struct sxm_job *j)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	char err[768] = "", rerr[256] = "";
+	bool restarted, cancel;
+	int r;
+
+	if (rec->cancelling) {
+		sxm_job_unlock(j);
+		r = sxm_job_undo_device(j, err, sizeof(err));
+		sxm_job_lock(j);
+		rec->cancelling = false;
+		if (r) {
+			fail(j, err);
+			sxm_job_event(j, "cancel failed; sxm-ctl cancel %s tries again",
+				      rec->name);
+			return true;
+		}
+		sxm_job_event(j, "cancelled in %s", sxm_phase_name(rec->phase));
+		rec->phase = SXM_PHASE_CANCELLED;
+		sxm_job_set_op(j, "", 0, 0);
+		sxm_job_save(j);
+		return false;
+	}
+	if (j->d->stopping)
+		return false;
+
+	switch (rec->phase) {
+	case SXM_PHASE_INITIALIZING:
+		sxm_job_unlock(j);
+		r = sxm_job_prepare_device(j, err, sizeof(err));
+		if (!r)
+			r = sxm_job_run_open(j, true, err, sizeof(err));
+		if (!r)
+			r = start_tracking(j, err, sizeof(err));
+		sxm_job_lock(j);
+		if (rec->cancelling)
+			return true;
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_FULL_SYNC;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_FULL_SYNC:
+		if (rec->paused) {
+			sxm_job_set_op(j, "", 0, 0);
+			wait_for(j, 0);
+			break;
+		}
+		sxm_job_unlock(j);
+		r = sxm_job_run_open(j, true, err, sizeof(err));
+		if (!r)
+			r = check_tracking(j, err, sizeof(err), &restarted);
+		if (!r)
+			r = do_full(j, err, sizeof(err));
+		sxm_job_lock(j);
+		if (r == -EINTR || rec->cancelling || j->d->stopping)
+			break;
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_READY;
+		j->rec.next_sync_ms = rec->cadence_ms ?
+				      sxm_now_ms() + rec->cadence_ms : 0;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_READY:
+		sxm_job_unlock(j);
+		r = sxm_job_run_open(j, false, err, sizeof(err));
+		if (!r)
+			r = check_tracking(j, err, sizeof(err), &restarted);
+		sxm_job_lock(j);
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		if (restarted)
+			break;
+		/* Switched to mirror style while unlocked: mirror_job.c's now. */
+		if (rec->phase != SXM_PHASE_READY)
+			break;
+		if (j->req_cutover) {
+			j->req_cutover = false;
+			rec->phase = SXM_PHASE_CUTTING_OVER;
+			sxm_job_save(j);
+			break;
+		}
+		if (rec->paused)
+			rec->next_sync_ms = 0;
+		else if (rec->cadence_ms && !rec->next_sync_ms)
+			rec->next_sync_ms = sxm_now_ms() + rec->cadence_ms;
+		if (j->req_sync || (!rec->paused && rec->next_sync_ms &&
+				    sxm_now_ms() >= rec->next_sync_ms)) {
+			j->req_sync = false;
+			rec->phase = SXM_PHASE_SYNCING;
+			sxm_job_save(j);
+			break;
+		}
+		/* Idle: let the sink go, it may be days to the next sync. */
+		if (j->run.sink) {
+			sxm_job_unlock(j);
+			sxm_sink_close(j->run.sink);
+			j->run.sink = NULL;
+			sxm_job_lock(j);
+			break;
+		}
+		wait_for(j, rec->next_sync_ms);
+		break;
+
+	case SXM_PHASE_SYNCING:
+		sxm_job_unlock(j);
+		r = sxm_job_run_open(j, true, err, sizeof(err));
+		if (!r)
+			r = check_tracking(j, err, sizeof(err), &restarted);
+		if (!r && !restarted)
+			r = do_sync(j, err, sizeof(err));
+		sxm_job_lock(j);
+		if (!r && restarted)
+			break;
+		if (r == -ESTALE) {
+			sxm_job_unlock(j);
+			r = check_tracking(j, err, sizeof(err), &restarted);
+			sxm_job_lock(j);
+			if (r)
+				fail(j, err);
+			break;
+		}
+		if (rec->cancelling || j->d->stopping)
+			break;
+		if (r == -EINTR) {
+			/* Paused: what was copied is acknowledged. */
+			sxm_job_set_op(j, "", 0, 0);
+			rec->phase = SXM_PHASE_READY;
+			sxm_job_event(j, "sync stopped: paused");
+			sxm_job_save(j);
+			break;
+		}
+		if (r) {
+			fail(j, err);
+			break;
+		}
+		rec->phase = SXM_PHASE_READY;
+		rec->next_sync_ms = rec->cadence_ms && !rec->paused ?
+				    sxm_now_ms() + rec->cadence_ms : 0;
+		sxm_job_save(j);
+		break;
+
+	case SXM_PHASE_CUTTING_OVER:
+		sxm_job_unlock(j);
+		r = sxm_job_run_open(j, true, err, sizeof(err));
+		if (!r)
+			r = catch_up(j, err, sizeof(err));
+		if (!r)
+			r = do_cutover(j, err, sizeof(err));
+		sxm_job_lock(j);
+		if (!r) {
+			sxm_job_completed(j, sxm_job_run_close);
+			return false;
+		}
+		if (j->d->stopping && r == -EINTR)
+			snprintf(err, sizeof(err), "the daemon is stopping");
+		cancel = rec->cancelling;
+		sxm_job_unlock(j);
+		r = sxm_job_resume_device(j, rerr, sizeof(rerr));
+		sxm_job_lock(j);
+		if (r) {
+			fail(j, rerr);
+			return true;
+		}
+		/* A cancel gave up the cutover: it is cancelled in this phase. */
+		if (cancel)
+			return true;
+		sxm_job_cutover_failed(j, err, SXM_PHASE_READY);
+		break;
+
+	case SXM_PHASE_FAILED:
+		/* Let go of everything until a retry (daemon.c) or a cancel. */
+		if (j->run.kfd >= 0 || j->run.sink) {
+			sxm_job_unlock(j);
+			sxm_job_run_close(j);
+			sxm_job_lock(j);
+			break;
+		}
+		wait_for(j, 0);
+		break;
+
+	default:
+		return false;
+	}
+	return true;
+}
+
+void *sxm_job_main(void *arg)
+{
+	struct sxm_job *j = arg;
+
+	sxm_job_lock(j);
+	while (step(j))
+		;
+	sxm_job_set_op(j, "", 0, 0);
+	sxm_job_unlock(j);
+
+	/* Stopping in the middle of a cutover: give the guest its disk. */
+	if (j->run.suspended) {
+		char err[256];
+
+		if (sxm_job_resume_device(j, err, sizeof(err)))
+			sxm_err("job %s: %s", j->rec.name, err);
+		sxm_job_lock(j);
+		if (j->rec.phase == SXM_PHASE_CUTTING_OVER) {
+			j->rec.phase = SXM_PHASE_READY;
+			sxm_job_event(j, "cutover interrupted: the daemon is stopping; /dev/mapper/%s resumed",
+				      j->rec.device);
+			sxm_job_save(j);
+		}
+		sxm_job_unlock(j);
+	}
+	sxm_job_run_close(j);
+	return NULL;
+}
+
