@@ -18,6 +18,7 @@
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "io/copy.h"
 
 #include "kselftest_harness.h"
@@ -177,13 +178,13 @@ TEST_F(copy, bitmap_touches_only_its_regions)
 	ASSERT_EQ(0, write_file(self->dst, junk, self->size));
 
 	/* Regions 0, 63, 64 (word 1 bit 0) and 99, the last. */
-	sxm_bitmap_set(map, 0);
-	sxm_bitmap_set(map, 63);
-	sxm_bitmap_set(map, 64);
-	sxm_bitmap_set(map, 99);
+	sxm_map_set(map, 0);
+	sxm_map_set(map, 63);
+	sxm_map_set(map, 64);
+	sxm_map_set(map, 99);
 	EXPECT_EQ(1ULL | 1ULL << 63, map[0]);
 	EXPECT_EQ(1ULL | 1ULL << 35, map[1]);
-	EXPECT_EQ(4, sxm_bitmap_weight(map, 100));
+	EXPECT_EQ(4, sxm_map_weight(map, 100));
 	o.bitmap = map;
 
 	open_both(_metadata, self, &src, &sink);
@@ -199,7 +200,7 @@ TEST_F(copy, bitmap_touches_only_its_regions)
 	got = read_file(self->dst, self->size);
 	ASSERT_NE(NULL, got);
 	for (r = 0; r < 100; r++) {
-		const unsigned char *want = sxm_bitmap_test(map, r) ?
+		const unsigned char *want = sxm_map_test(map, r) ?
 					    self->data : junk;
 
 		EXPECT_EQ(0, memcmp(got + r * RS, want + r * RS, RS))
@@ -257,8 +258,8 @@ TEST_F(copy, verify_finds_and_copy_repairs)
 			       "data differs from the source at 0x70064"))
 		TH_LOG("%s", res.errmsg);
 	EXPECT_EQ(2, res.nr_dirty);
-	EXPECT_TRUE(sxm_bitmap_test(res.dirty, 7));
-	EXPECT_TRUE(sxm_bitmap_test(res.dirty, 20));
+	EXPECT_TRUE(sxm_map_test(res.dirty, 7));
+	EXPECT_TRUE(sxm_map_test(res.dirty, 20));
 	EXPECT_EQ(2 * RS, res.stats.bytes_differ);
 
 	/* The daemon's repair: copy what verification found. */
@@ -389,7 +390,7 @@ TEST_F(copy, buffers_sized_by_what_is_moved)
 	sxm_copy_result_free(&res);
 	/* Five regions apart: a buffer each, as many reads in flight. */
 	map[0] = 0x155ULL << 40;
-	EXPECT_EQ(5, sxm_bitmap_weight(map, 64));
+	EXPECT_EQ(5, sxm_map_weight(map, 64));
 	ASSERT_EQ(0, sxm_copy(src, sink, &o, &res)) TH_LOG("%s", res.errmsg);
 	EXPECT_EQ(5 * SXM_COPY_DEFAULT_BUF_SIZE, res.stats.buffer_bytes);
 	sxm_copy_result_free(&res);

@@ -15,6 +15,7 @@
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "dm/status.h"
 
 #include "kselftest_harness.h"
@@ -121,6 +122,29 @@ TEST(num_parse_size)
 
 	RUN_NUM_CASES(parse_size, tc);
 	EXPECT_EQ(-EINVAL, parse_size(NULL, &out));
+	EXPECT_EQ(7U, out);
+}
+
+/* One rate parser for copy --rate, submit --rate and the daemon. */
+TEST(num_parse_rate)
+{
+	static const struct num_case tc[] = {
+		{ "0", 0, 0 },
+		{ "100M", 0, 100 * MiB },
+		{ "100M/s", 0, 100 * MiB },
+		{ "1G/s", 0, GiB },
+		{ "4096/s", 0, 4096 },
+		{ "/s", -EINVAL, 0 },
+		{ "100M/", -EINVAL, 0 },
+		{ "100M/s/s", -EINVAL, 0 },
+		{ "100M /s", -EINVAL, 0 },
+		{ "fast", -EINVAL, 0 },
+		{ "16777216T/s", -ERANGE, 0 },
+	};
+	uint64_t out = 7;
+
+	RUN_NUM_CASES(parse_rate, tc);
+	EXPECT_EQ(-EINVAL, parse_rate(NULL, &out));
 	EXPECT_EQ(7U, out);
 }
 
@@ -385,6 +409,38 @@ TEST(status_parse)
 	ASSERT_EQ(0, sxm_status_parse("track 2097152 3 0 18446744073709551615 - 2 degraded", &st));
 	EXPECT_EQ(UINT64_MAX, st.harvests);
 	EXPECT_EQ(2U, st.held_regions);
+}
+
+/* The mirror's seven fields: all there, or the mirror reads "off". */
+TEST(status_parse_mirror)
+{
+	struct sxm_status st;
+
+	ASSERT_EQ(0, sxm_status_parse("mirror 128 8192 3 9 4242 1 on 4 2 1000 65536 1 -", &st));
+	EXPECT_TRUE(st.has_mirror);
+	EXPECT_STREQ("on", st.mirror);
+	EXPECT_EQ(4U, st.in_flight);
+	EXPECT_EQ(2U, st.held_back);
+	EXPECT_EQ(1000U, st.mirrored_writes);
+	EXPECT_EQ(65536U, st.mirrored_bytes);
+	EXPECT_EQ(1U, st.degradations);
+	EXPECT_STREQ("-", st.reason);
+
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 degraded 0 0 7 8 2 sink_flush_error extra", &st));
+	EXPECT_TRUE(st.has_mirror);
+	EXPECT_STREQ("degraded", st.mirror);
+	EXPECT_STREQ("sink_flush_error", st.reason);
+
+	/* A group begun and not finished, or garbled: no mirror fields. */
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 degraded 0 0", &st));
+	EXPECT_FALSE(st.has_mirror);
+	EXPECT_STREQ("off", st.mirror);
+	EXPECT_EQ(0U, st.degradations);
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 on 1 x 3 4 5 -", &st));
+	EXPECT_FALSE(st.has_mirror);
+	EXPECT_EQ(0U, st.in_flight);
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 averyveryverylongstate 1 2 3 4 5 -", &st));
+	EXPECT_FALSE(st.has_mirror);
 }
 
 TEST(status_parse_bad)

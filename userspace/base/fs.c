@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Directories: see sxm.h. */
+/* Directories and files: see sxm.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "base/sxm.h"
@@ -24,4 +28,107 @@ int sxm_mkdir_p(const char *dir, mode_t mode)
 	if (mkdir(path, mode) && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+int sxm_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int sxm_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len) {
+		n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+int sxm_read_text(int dirfd, const char *name, size_t max, char **out)
+{
+	struct stat st;
+	char *text;
+	ssize_t n;
+	int fd, r = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		r = -EINVAL;
+		goto out;
+	}
+	text = malloc(st.st_size + 1);
+	if (!text) {
+		r = -ENOMEM;
+		goto out;
+	}
+	n = pread(fd, text, st.st_size, 0);
+	if (n != st.st_size) {
+		r = n < 0 ? -errno : -EIO;
+		free(text);
+		goto out;
+	}
+	text[n] = '\0';
+	if (strlen(text) != (size_t)n) {
+		free(text);
+		r = -EINVAL;
+		goto out;
+	}
+	*out = text;
+out:
+	close(fd);
+	return r;
+}
+
+int sxm_replace_file(int dirfd, const char *name, const char *tmp,
+		     const char *text)
+{
+	int fd, r;
+
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	r = sxm_write_all(fd, text, strlen(text));
+	if (!r && fsync(fd))
+		r = -errno;
+	if (close(fd) && !r)
+		r = -errno;
+	if (!r && renameat(dirfd, tmp, dirfd, name))
+		r = -errno;
+	if (!r && fsync(dirfd))
+		r = -errno;
+	if (r)
+		unlinkat(dirfd, tmp, 0);
+	return r;
 }

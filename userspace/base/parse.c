@@ -89,6 +89,20 @@ int parse_size(const char *s, uint64_t *out)
 	return -EINVAL;
 }
 
+int parse_rate(const char *s, uint64_t *out)
+{
+	char buf[64];
+	size_t n = s ? strlen(s) : 0;
+
+	/* "100M/s" reads as "100M". */
+	if (n >= 2 && n < sizeof(buf) && !strcmp(s + n - 2, "/s")) {
+		memcpy(buf, s, n - 2);
+		buf[n - 2] = '\0';
+		s = buf;
+	}
+	return parse_size(s, out);
+}
+
 int parse_duration_ms(const char *s, uint64_t *out)
 {
 	static const struct {

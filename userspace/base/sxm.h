@@ -45,15 +45,33 @@ void sxm_err_release(void);
 /* Number parsing (parse.c).  All return 0 or -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
 int parse_size(const char *s, uint64_t *out);		/* 4096, 64k, 1M, 2GiB */
+int parse_rate(const char *s, uint64_t *out);		/* 100M, 1G/s; 0 */
 int parse_duration_ms(const char *s, uint64_t *out);	/* 500ms, 15m, 1h, 1d */
 const char *fmt_size(uint64_t bytes, char *buf, size_t len);	/* "1.5 GiB" */
 
 /*
- * Directories (fs.c).  mkdir -p: the missing parents of @dir made with
+ * Directories and files (fs.c).  mkdir -p: the missing parents of @dir made with
  * mode 0755, @dir itself with @mode (the state directories are private,
  * 0700); one that exists already is left as it is.
  */
 int sxm_mkdir_p(const char *dir, mode_t mode);
+
+/* All of @len bytes written (at @off), retried on EINTR and short writes. */
+int sxm_write_all(int fd, const void *buf, size_t len);
+int sxm_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/*
+ * The whole of regular file @name (relative to @dirfd, or absolute) as a
+ * NUL-terminated string (*@out, malloc'd): -EINVAL if it is not a regular
+ * file, is larger than @max bytes or holds a NUL.
+ */
+int sxm_read_text(int dirfd, const char *name, size_t max, char **out);
+/*
+ * Replace @name in @dirfd with @text durably: written to @tmp, fsync'd,
+ * renamed over @name, the directory fsync'd.  On failure @tmp is removed
+ * and @name is as it was.
+ */
+int sxm_replace_file(int dirfd, const char *name, const char *tmp,
+		     const char *text);
 
 /*
  * A subcommand: main.c dispatches argv[1] to it with argv shifted so that

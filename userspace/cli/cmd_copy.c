@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "cli/cmds.h"
 #include "io/copy.h"
 
@@ -78,8 +79,7 @@ static void progress_line(void *opaque, const struct sxm_copy_stats *st)
 static int read_bitmap(const char *path, uint64_t nr_regions,
 		       uint64_t **out)
 {
-	uint64_t words = sxm_bitmap_words(nr_regions), i;
-	size_t bytes = words * sizeof(uint64_t);
+	size_t bytes = sxm_map_bytes(nr_regions);
 	uint64_t *map;
 	struct stat st;
 	ssize_t n;
@@ -107,7 +107,7 @@ static int read_bitmap(const char *path, uint64_t nr_regions,
 		close(fd);
 		return -EINVAL;
 	}
-	map = calloc(words + 1, sizeof(uint64_t));
+	map = sxm_map_alloc(nr_regions);
 	if (!map) {
 		close(fd);
 		return -ENOMEM;
@@ -119,9 +119,7 @@ static int read_bitmap(const char *path, uint64_t nr_regions,
 		free(map);
 		return -EIO;
 	}
-	for (i = 0; i < words; i++)
-		map[i] = le64toh(map[i]);
-	if (nr_regions % 64 && (map[words - 1] >> (nr_regions % 64))) {
+	if (sxm_map_tail_set(map, nr_regions)) {
 		fprintf(stderr,
 			"sxm-ctl copy: bitmap %s: bits set past region %" PRIu64
 			"\n", path, nr_regions - 1);
@@ -135,7 +133,6 @@ static int read_bitmap(const char *path, uint64_t nr_regions,
 static int write_bitmap(const char *path, const uint64_t *map,
 			uint64_t nr_regions)
 {
-	uint64_t words = sxm_bitmap_words(nr_regions), i;
 	size_t len = strlen(path) + 8;
 	char *tmp = malloc(len);
 	FILE *f;
@@ -149,12 +146,10 @@ static int write_bitmap(const char *path, const uint64_t *map,
 		r = -errno;
 		goto out;
 	}
-	for (i = 0; i < words && !r; i++) {
-		uint64_t le = htole64(map[i]);
-
-		if (fwrite(&le, sizeof(le), 1, f) != 1)
-			r = -EIO;
-	}
+	/* In memory as in the file: little-endian words. */
+	if (sxm_map_bytes(nr_regions) &&
+	    fwrite(map, sxm_map_bytes(nr_regions), 1, f) != 1)
+		r = -EIO;
 	if (fclose(f) && !r)
 		r = -errno;
 	if (!r && rename(tmp, path))
@@ -195,16 +190,9 @@ static int parse_count(const char *opt, const char *arg, unsigned int max,
 
 static int parse_bytes(const char *opt, const char *arg, uint64_t *out)
 {
-	char buf[64];
-	size_t n = strlen(arg);
+	bool rate = !strcmp(opt, "--rate");
 
-	/* "100M/s" reads as "100M". */
-	if (n >= 2 && n < sizeof(buf) && !strcmp(arg + n - 2, "/s")) {
-		memcpy(buf, arg, n - 2);
-		buf[n - 2] = '\0';
-		arg = buf;
-	}
-	if (parse_size(arg, out) || !*out) {
+	if ((rate ? parse_rate(arg, out) : parse_size(arg, out)) || !*out) {
 		fprintf(stderr, "sxm-ctl copy: %s: '%s' is not a size\n", opt,
 			arg);
 		return -EINVAL;

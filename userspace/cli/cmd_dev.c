@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "cli/cmds.h"
 #include "cli/cli.h"
 #include "dm/dm.h"

@@ -724,17 +724,9 @@ int cmd_submit(int argc, char **argv)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
 	if (!source || !sink)
 		return cli_usage(cmd, "--source and --sink are required");
-	if (vals[3]) {
-		char tmp[64];
-		size_t n = strlen(vals[3]);
-
-		snprintf(tmp, sizeof(tmp), "%s", vals[3]);
-		if (n >= 2 && n < sizeof(tmp) && !strcmp(tmp + n - 2, "/s"))
-			tmp[n - 2] = '\0';
-		if (parse_size(tmp, &v))
-			return cli_usage(cmd, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
-					 vals[3]);
-	}
+	if (vals[3] && parse_rate(vals[3], &v))
+		return cli_usage(cmd, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
+				 vals[3]);
 
 	sxm_buf_printf(&b, "submit");
 	sxm_buf_kv(&b, "source", source);

@@ -207,20 +207,6 @@ static void reply_job(struct reply *rp, struct sxm_job *j, bool events)
 	free(rec);
 }
 
-/* Parse "100M", "100M/s", "0" (none). */
-static int parse_rate(const char *s, uint64_t *out)
-{
-	char buf[64];
-	size_t n = strlen(s);
-
-	if (n >= 2 && n < sizeof(buf) && !strcmp(s + n - 2, "/s")) {
-		memcpy(buf, s, n - 2);
-		buf[n - 2] = '\0';
-		s = buf;
-	}
-	return parse_size(s, out);
-}
-
 /*
  * Whether @j may be made: its name is free and its device is in no other
  * unfinished job.  Adds it to the list as reserved; d->lock held.

@@ -73,6 +73,9 @@ static int lock_state_dir(const char *cmd)
 	return fd;
 }
 
+/* An insert record's largest size: a table of thousands of targets. */
+#define REC_MAX		(16 << 20)
+
 static void rec_path(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, "%s/%s.insert", sxm_insert_state_dir(), name);
@@ -82,43 +85,16 @@ static void rec_path(char *buf, size_t len, const char *name)
 static int rec_read(const char *name, struct sxm_insert_rec *rec)
 {
 	char path[PATH_MAX], *text = NULL;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-	int fd, r = 0;
+	int r;
 
 	rec_path(path, sizeof(path), name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		if (cap - len < 4096) {
-			char *t = realloc(text, cap + 65536);
-
-			if (!t) {
-				r = -ENOMEM;
-				break;
-			}
-			text = t;
-			cap += 65536;
-		}
-		n = read(fd, text + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = -errno;
-		if (n <= 0)
-			break;
-		len += n;
-	}
-	close(fd);
-	if (!r) {
-		text[len] = '\0';
-		r = strlen(text) == len ? sxm_insert_rec_parse(text, rec) :
-			-EINVAL;
-		if (!r && strcmp(rec->name, name)) {
-			sxm_table_free(&rec->table);
-			r = -EINVAL;
-		}
+	r = sxm_read_text(AT_FDCWD, path, REC_MAX, &text);
+	if (r)
+		return r;
+	r = sxm_insert_rec_parse(text, rec);
+	if (!r && strcmp(rec->name, name)) {
+		sxm_table_free(&rec->table);
+		r = -EINVAL;
 	}
 	free(text);
 	return r;
@@ -128,39 +104,14 @@ static int rec_read(const char *name, struct sxm_insert_rec *rec)
 static int rec_write(int dirfd, const struct sxm_insert_rec *rec)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8], *text;
-	size_t len, off = 0;
-	ssize_t n;
-	int fd, r = 0;
+	int r;
 
 	text = sxm_insert_rec_format(rec);
 	if (!text)
 		return -ENOMEM;
 	rec_path(path, sizeof(path), rec->name);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	len = strlen(text);
-	while (off < len && !r) {
-		n = write(fd, text + off, len - off);
-		if (n < 0 && errno != EINTR)
-			r = -errno;
-		else if (n > 0)
-			off += n;
-	}
-	if (!r && fsync(fd))
-		r = -errno;
-	if (close(fd) && !r)
-		r = -errno;
-	if (!r && rename(tmp, path))
-		r = -errno;
-	if (!r && fsync(dirfd))
-		r = -errno;
-	if (r)
-		unlink(tmp);
-out:
+	r = sxm_replace_file(dirfd, path, tmp, text);
 	free(text);
 	return r;
 }

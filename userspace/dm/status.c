@@ -289,6 +289,44 @@ int sxm_params_parse(const char *params, struct sxm_params *p)
 	return 0;
 }
 
+/*
+ * The mirror's seven words at @s, all or none: a group a kernel only
+ * began (or garbled) leaves them "off" and 0, and the line still parses.
+ */
+static int mirror_words(const char *s, struct sxm_status *v)
+{
+	struct sxm_status w = *v;
+	uint64_t *nums[] = {
+		&w.in_flight, &w.held_back, &w.mirrored_writes,
+		&w.mirrored_bytes, &w.degradations,
+	};
+	size_t n, i;
+
+	n = word_len(s);
+	if (!n || n >= sizeof(w.mirror))
+		return -EINVAL;
+	memcpy(w.mirror, s, n);
+	w.mirror[n] = '\0';
+	s += n;
+	for (i = 0; i < ARRAY_SIZE(nums); i++) {
+		if (*s != ' ')
+			return -EINVAL;
+		s = skip_spaces(s);
+		if (read_dec_word(&s, nums[i]))
+			return -EINVAL;
+	}
+	if (*s != ' ')
+		return -EINVAL;
+	s = skip_spaces(s);
+	n = word_len(s);
+	if (!n || n >= sizeof(w.reason))
+		return -EINVAL;
+	memcpy(w.reason, s, n);
+	w.reason[n] = '\0';
+	*v = w;
+	return 0;
+}
+
 int sxm_status_parse(const char *params, struct sxm_status *st)
 {
 	const char *s = skip_spaces(params);
@@ -345,6 +383,9 @@ int sxm_status_parse(const char *params, struct sxm_status *st)
 		if (r)
 			return r;
 	}
+	strcpy(v.mirror, "off");
+	if (*s == ' ' && *skip_spaces(s))
+		v.has_mirror = !mirror_words(skip_spaces(s), &v);
 
 	/*
 	 * Words after these are fields a newer kernel appended; the seven
@@ -382,85 +423,6 @@ int sxm_check_dm_name(const char *name)
 	if (strlen(name) > SXM_DM_NAME_MAX)
 		return -ENAMETOOLONG;
 	return 0;
-}
-
-/* ----------------------------------------------------------------------
- * Dirty maps
- * ----------------------------------------------------------------------
- */
-
-/* The first region at or after @from whose bit is @set, or @nr. */
-static uint64_t map_find(const uint64_t *map, uint64_t nr, uint64_t from,
-			 bool set)
-{
-	uint64_t i = from / 64, words = (nr + 63) / 64, w, r;
-
-	if (from >= nr)
-		return nr;
-	w = le64toh(map[i]);
-	if (!set)
-		w = ~w;
-	w &= ~0ULL << (from % 64);
-	while (!w) {
-		if (++i >= words)
-			return nr;
-		w = le64toh(map[i]);
-		if (!set)
-			w = ~w;
-	}
-	r = i * 64 + __builtin_ctzll(w);
-	return r < nr ? r : nr;
-}
-
-int sxm_map_extents(const uint64_t *map, uint64_t nr_regions,
-		    uint64_t region_sectors, uint64_t dev_sectors,
-		    struct sxm_extent **out, size_t *nr_out)
-{
-	struct sxm_extent *ext = NULL, *tmp;
-	size_t nr = 0, cap = 0;
-	uint64_t first, end = 0;
-
-	if (!region_sectors)
-		return -EINVAL;
-	for (first = map_find(map, nr_regions, 0, true); first < nr_regions;
-	     first = map_find(map, nr_regions, end, true)) {
-		uint64_t s, e;
-
-		end = map_find(map, nr_regions, first, false);
-		s = first * region_sectors;
-		if (s >= dev_sectors)
-			break;
-		e = end * region_sectors;
-		if (e > dev_sectors || e / region_sectors != end)
-			e = dev_sectors;
-		if (nr == cap) {
-			cap = cap ? 2 * cap : 16;
-			tmp = realloc(ext, cap * sizeof(*ext));
-			if (!tmp) {
-				free(ext);
-				return -ENOMEM;
-			}
-			ext = tmp;
-		}
-		ext[nr].offset = s << SECTOR_SHIFT;
-		ext[nr].len = (e - s) << SECTOR_SHIFT;
-		nr++;
-	}
-	*out = ext;
-	*nr_out = nr;
-	return 0;
-}
-
-uint64_t sxm_map_weight(const uint64_t *map, uint64_t nr_regions)
-{
-	uint64_t i, n = 0, words = nr_regions / 64;
-
-	for (i = 0; i < words; i++)
-		n += __builtin_popcountll(le64toh(map[i]));
-	if (nr_regions % 64)
-		n += __builtin_popcountll(le64toh(map[words]) &
-					  ((1ULL << (nr_regions % 64)) - 1));
-	return n;
 }
 
 /* ----------------------------------------------------------------------

@@ -76,11 +76,15 @@ struct sxm_params {
 int sxm_params_parse(const char *params, struct sxm_params *p);
 
 /*
- * The INFO status (kernel/dm-sxm-target.c, above sxm_status()):
+ * The INFO status (kernel/dm-sxm-target.c, above sxm_status(); the admin
+ * guide's status table):
  *   <mode> <region_sectors> <nr_regions> <dirty_regions> <harvests> <pid|->
- *   [<held_regions>]
+ *   [<held_regions> [<mirror> <in_flight> <held_back> <mirrored_writes>
+ *    <mirrored_bytes> <degradations> <reason>]]
  * held_regions is absent from a kernel that does not hold harvested
- * regions (read as 0); fields appended after it are ignored.
+ * regions (read as 0); the seven mirror fields come as a group (has_mirror;
+ * mirror reads "off" without them); fields appended after them are
+ * ignored.  This is the one parser of the status line.
  */
 struct sxm_status {
 	char mode[16];		/* "passthrough", "track", ... */
@@ -90,6 +94,14 @@ struct sxm_status {
 	uint64_t harvests;
 	uint32_t helper_pid;	/* 0: no helper ("-") */
 	uint64_t held_regions;	/* harvested, not yet acknowledged */
+	bool has_mirror;	/* the mirror fields below were there */
+	char mirror[12];	/* "off", "on", "degraded" */
+	uint64_t in_flight;	/* writes posted on the ring */
+	uint64_t held_back;	/* writes waiting (overlap, lock, ring full) */
+	uint64_t mirrored_writes;
+	uint64_t mirrored_bytes;
+	uint64_t degradations;	/* times the mirror went down */
+	char reason[32];	/* why it last went down, or "-" */
 };
 
 int sxm_status_parse(const char *params, struct sxm_status *st);
@@ -102,36 +114,6 @@ int sxm_region_sectors(uint64_t bytes, uint64_t *sectors);
 
 /* A name device-mapper accepts for a new device (-EINVAL, -ENAMETOOLONG). */
 int sxm_check_dm_name(const char *name);
-
-/* ----------------------------------------------------------------------
- * Dirty maps
- * ----------------------------------------------------------------------
- */
-
-/* A byte range of the device. */
-struct sxm_extent {
-	uint64_t offset;
-	uint64_t len;
-};
-
-/*
- * The dirty regions of @map (little-endian words, region r is bit r % 64 of
- * word r / 64) as byte extents, adjacent regions merged, the last region
- * cut at the device's end (@dev_sectors).  *@out is malloc'd (NULL when no
- * region is dirty); bits past @nr_regions are ignored.
- */
-int sxm_map_extents(const uint64_t *map, uint64_t nr_regions,
-		    uint64_t region_sectors, uint64_t dev_sectors,
-		    struct sxm_extent **out, size_t *nr_out);
-
-/* Bits set in the first @nr_regions bits of @map. */
-uint64_t sxm_map_weight(const uint64_t *map, uint64_t nr_regions);
-
-/* Bytes of map for @nr_regions regions: 8 * ceil(nr_regions / 64). */
-static inline uint64_t sxm_map_bytes(uint64_t nr_regions)
-{
-	return ((nr_regions + 63) / 64) * 8;
-}
 
 /* ----------------------------------------------------------------------
  * The insert record

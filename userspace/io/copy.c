@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "io/copy.h"
 
 /* ------------------------------------------------------------------ */
@@ -169,25 +170,9 @@ static void record_error(struct copy *c, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ------------------------------------------------------------------ */
-/* Bitmap                                                             */
-/* ------------------------------------------------------------------ */
-
-uint64_t sxm_bitmap_weight(const uint64_t *map, uint64_t nr_regions)
-{
-	uint64_t i, n = 0, words = nr_regions / 64;
-
-	for (i = 0; i < words; i++)
-		n += __builtin_popcountll(map[i]);
-	if (nr_regions % 64)
-		n += __builtin_popcountll(map[words] &
-					  ((1ULL << (nr_regions % 64)) - 1));
-	return n;
-}
-
 static bool wanted(const struct copy *c, uint64_t r)
 {
-	return !c->want || sxm_bitmap_test(c->want, r);
+	return !c->want || sxm_map_test(c->want, r);
 }
 
 /* The first wanted region at or after @r, or nr_regions. */
@@ -225,7 +210,7 @@ static void mark_dirty(struct copy *c, uint64_t off, uint64_t len)
 		return;
 	last = (off + len - 1) >> c->region_shift;
 	for (r = off >> c->region_shift; r <= last; r++)
-		sxm_bitmap_set(c->res->dirty, r);
+		sxm_map_set(c->res->dirty, r);
 }
 
 /* Every wanted region from the one holding @off on is still dirty. */
@@ -235,7 +220,7 @@ static void mark_dirty_from(struct copy *c, uint64_t off)
 
 	for (r = off >> c->region_shift; r < c->nr_regions; r++)
 		if (wanted(c, r))
-			sxm_bitmap_set(c->res->dirty, r);
+			sxm_map_set(c->res->dirty, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -970,8 +955,7 @@ static int copy_main(struct sxm_source *src, struct sxm_sink *sink,
 	err = copy_setup(&c, res->errmsg, sizeof(res->errmsg));
 	if (!err) {
 		res->nr_regions = c.nr_regions;
-		res->dirty = calloc(sxm_bitmap_words(c.nr_regions) + 1,
-				    sizeof(uint64_t));
+		res->dirty = sxm_map_alloc(c.nr_regions);
 		if (!res->dirty) {
 			err = -ENOMEM;
 			snprintf(res->errmsg, sizeof(res->errmsg),
@@ -1020,7 +1004,7 @@ static int copy_main(struct sxm_source *src, struct sxm_sink *sink,
 	}
 	tick(&c, true);
 	copy_teardown(&c);
-	res->nr_dirty = sxm_bitmap_weight(res->dirty, res->nr_regions);
+	res->nr_dirty = sxm_map_weight(res->dirty, res->nr_regions);
 	if (!res->error && res->nr_dirty) {
 		/* Cannot happen, but never claim success with work left. */
 		res->error = -EIO;

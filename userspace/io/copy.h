@@ -95,30 +95,6 @@ struct sxm_copy_result {
 	char errmsg[512];	/* what failed and where, when error */
 };
 
-/* Regions of @region_size in @size bytes, and the u64 words for them. */
-static inline uint64_t sxm_regions(uint64_t size, uint64_t region_size)
-{
-	return (size + region_size - 1) / region_size;
-}
-
-static inline uint64_t sxm_bitmap_words(uint64_t nr_regions)
-{
-	return (nr_regions + 63) / 64;
-}
-
-static inline bool sxm_bitmap_test(const uint64_t *map, uint64_t r)
-{
-	return map[r / 64] & (1ULL << (r % 64));
-}
-
-static inline void sxm_bitmap_set(uint64_t *map, uint64_t r)
-{
-	map[r / 64] |= 1ULL << (r % 64);
-}
-
-/* Bits set in the first @nr_regions bits of @map. */
-uint64_t sxm_bitmap_weight(const uint64_t *map, uint64_t nr_regions);
-
 /*
  * Check @o against @src and @sink before copying: sizes, alignment, the
  * bitmap's extent is the caller's business.  0 or -EINVAL with @err set.

@@ -26,7 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -128,11 +127,8 @@ static int enter(struct sxm_pump *p)
 	if (!p->nr_cqes)
 		return 0;
 	p->nr_cqes = 0;
-	if (ioctl(p->kfd, SXM_IOC_RING_ENTER) < 0) {
-		p->enter_err = -errno;
-		return -errno;
-	}
-	return 0;
+	p->enter_err = sxm_kdev_ring_enter(p->kfd);
+	return p->enter_err;
 }
 
 /* Room for one more cqe: the kernel reads at most a ring of them. */
@@ -592,6 +588,7 @@ int sxm_pump_open(int kfd, uint32_t entries, uint32_t slot_bytes,
 		  uint32_t timeout_ms, struct sxm_pump **out)
 {
 	struct sxm_pump *p = calloc(1, sizeof(*p));
+	void *area;
 	uint32_t i;
 	int r;
 
@@ -605,21 +602,11 @@ int sxm_pump_open(int kfd, uint32_t entries, uint32_t slot_bytes,
 		r = -errno;
 		goto fail;
 	}
-	p->geo.size = sizeof(p->geo);
-	p->geo.entries = entries;
-	p->geo.slot_bytes = slot_bytes;
-	p->geo.timeout_ms = timeout_ms;
-	if (ioctl(kfd, SXM_IOC_RING_SETUP, &p->geo) < 0) {
-		r = -errno;
+	r = sxm_kdev_ring_setup(kfd, entries, slot_bytes, timeout_ms, &p->geo,
+				&area);
+	if (r)
 		goto fail;
-	}
-	p->area = mmap(NULL, p->geo.mmap_bytes, PROT_READ | PROT_WRITE,
-		       MAP_SHARED, kfd, 0);
-	if (p->area == MAP_FAILED) {
-		r = -errno;
-		p->area = NULL;
-		goto fail;
-	}
+	p->area = area;
 	p->hdr = (void *)(p->area + p->geo.hdr_off);
 	p->sq = (void *)(p->area + p->geo.sq_off);
 	p->cq = (void *)(p->area + p->geo.cq_off);

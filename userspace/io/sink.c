@@ -4,6 +4,8 @@
  * caller needs on top of the ops table (sink.h).
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +159,21 @@ int sxm_sink_flush_sync(struct sxm_sink *s)
 			return r;
 	}
 	return sr.err;
+}
+
+int sxm_sink_check_size(const struct sxm_sink *s,
+			const struct sxm_sink_opts *o, const char *what,
+			char *err, size_t errlen)
+{
+	char have[32], need[32];
+
+	if (s->size >= o->min_size)
+		return 0;
+	snprintf(err, errlen,
+		 "sink %s: %s is %s (%" PRIu64 " bytes), smaller than the source's %s (%" PRIu64 " bytes)",
+		 s->name, what, fmt_size(s->size, have, sizeof(have)), s->size,
+		 fmt_size(o->min_size, need, sizeof(need)), o->min_size);
+	return -ENOSPC;
 }
 
 const char *sxm_sink_caps_str(unsigned int caps, char *buf, size_t len)

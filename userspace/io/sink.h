@@ -208,6 +208,14 @@ static inline bool sxm_sink_conn_err(int err)
 }
 
 /* Capabilities as words, "flush fua zero ...", into @buf. */
+/*
+ * For a sink's open (and each reconnect): -ENOSPC, said in @err, if @s is
+ * smaller than @o->min_size; @what is the sink's kind ("export", "file").
+ */
+int sxm_sink_check_size(const struct sxm_sink *s,
+			const struct sxm_sink_opts *o, const char *what,
+			char *err, size_t errlen);
+
 const char *sxm_sink_caps_str(unsigned int caps, char *buf, size_t len);
 
 /*

@@ -51,7 +51,6 @@ static int file_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 	const char *path = file_path(s->uri);
 	struct file_sink *fs;
 	bool created = false;
-	char have[32], need[32];
 	struct stat st;
 	int r;
 
@@ -110,17 +109,9 @@ static int file_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 			 s->name);
 		goto out_close;
 	}
-	if (s->size < o->min_size) {
-		r = -ENOSPC;
-		snprintf(err, errlen,
-			 "sink %s: file is %s (%" PRIu64
-			 " bytes), smaller than the source's %s (%" PRIu64
-			 " bytes)",
-			 s->name, fmt_size(s->size, have, sizeof(have)),
-			 s->size, fmt_size(o->min_size, need, sizeof(need)),
-			 o->min_size);
+	r = sxm_sink_check_size(s, o, "file", err, errlen);
+	if (r)
 		goto out_close;
-	}
 
 	s->caps = SXM_SINK_CAN_FLUSH | SXM_SINK_CAN_FUA | SXM_SINK_CAN_ZERO |
 		  SXM_SINK_CAN_TRIM | SXM_SINK_CAN_READ;
@@ -170,24 +161,6 @@ static int file_complete(struct sxm_sink *s, struct sxm_sink_req *req,
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf = (const char *)buf + n;
-		len -= n;
-		off += n;
-	}
-	return 0;
-}
-
 static int file_pwrite(struct sxm_sink *s, const void *buf, size_t len,
 		       uint64_t off, unsigned int flags,
 		       struct sxm_sink_req *req)
@@ -195,7 +168,7 @@ static int file_pwrite(struct sxm_sink *s, const void *buf, size_t len,
 	struct file_sink *fs = s->priv;
 	int r;
 
-	r = write_all(fs->fd, buf, len, off);
+	r = sxm_pwrite_all(fs->fd, buf, len, off);
 	if (!r && (flags & SXM_SINK_F_FUA) && fdatasync(fs->fd))
 		r = -errno;
 	return file_complete(s, req, r);
@@ -214,7 +187,7 @@ static int write_zeroes(struct sxm_sink *s, uint64_t len, uint64_t off)
 	while (len) {
 		size_t n = len < FILE_ZERO_CHUNK ? len : FILE_ZERO_CHUNK;
 
-		r = write_all(fs->fd, fs->zeroes, n, off);
+		r = sxm_pwrite_all(fs->fd, fs->zeroes, n, off);
 		if (r)
 			return r;
 		len -= n;

@@ -300,7 +300,6 @@ static unsigned int ns_caps(struct nbd_handle *h)
 static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
 		     const struct sxm_sink_opts *o, char *err, size_t errlen)
 {
-	char have[32], need[32];
 	int64_t size;
 	int ro;
 
@@ -318,16 +317,8 @@ static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
 			 s->name);
 		return -EROFS;
 	}
-	if (s->size < o->min_size) {
-		snprintf(err, errlen,
-			 "sink %s: export is %s (%" PRIu64
-			 " bytes), smaller than the source's %s (%" PRIu64
-			 " bytes)",
-			 s->name, fmt_size(s->size, have, sizeof(have)),
-			 s->size, fmt_size(o->min_size, need, sizeof(need)),
-			 o->min_size);
+	if (sxm_sink_check_size(s, o, "export", err, errlen))
 		return -ENOSPC;
-	}
 
 	s->caps = SXM_SINK_CAN_READ | ns_caps(h);
 	if (ro == 1 || o->read_only)

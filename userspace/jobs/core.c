@@ -29,6 +29,7 @@
 #include <sys/sysmacros.h>
 
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "cli/cli.h"
 #include "dm/dm.h"
 #include "dm/insert.h"
@@ -62,10 +63,10 @@ uint64_t sxm_region_len(uint64_t r, uint64_t rs, uint64_t size)
 uint64_t sxm_regions_bytes(const uint64_t *map, uint64_t nr, uint64_t rs,
 			   uint64_t size)
 {
-	uint64_t n = sxm_bitmap_weight(map, nr) * rs;
+	uint64_t n = sxm_map_weight(map, nr) * rs;
 
 	/* Only the last region can be short. */
-	if (nr && sxm_bitmap_test(map, nr - 1))
+	if (nr && sxm_map_test(map, nr - 1))
 		n -= rs - sxm_region_len(nr - 1, rs, size);
 	return n;
 }

@@ -49,26 +49,10 @@ int sxm_jobstore_open(const char *dir, char *err, size_t errlen)
 	return fd;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 int sxm_jobstore_save(int dirfd, const struct sxm_job_rec *j)
 {
 	char path[SXM_JOB_NAME_MAX + 16], tmp[SXM_JOB_NAME_MAX + 24], *text;
-	int fd, r;
+	int r;
 
 	if (sxm_job_name_check(j->name))
 		return -EINVAL;
@@ -77,24 +61,7 @@ int sxm_jobstore_save(int dirfd, const struct sxm_job_rec *j)
 		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s" REC_SUFFIX, j->name);
 	snprintf(tmp, sizeof(tmp), ".%s" REC_SUFFIX ".tmp", j->name);
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = write_all(fd, text, strlen(text));
-	if (!r && fsync(fd))
-		r = -errno;
-	if (close(fd) && !r)
-		r = -errno;
-	if (!r && renameat(dirfd, tmp, dirfd, path))
-		r = -errno;
-	if (!r && fsync(dirfd))
-		r = -errno;
-	if (r)
-		unlinkat(dirfd, tmp, 0);
-out:
+	r = sxm_replace_file(dirfd, path, tmp, text);
 	free(text);
 	return r;
 }
@@ -111,48 +78,6 @@ int sxm_jobstore_remove(int dirfd, const char *name)
 	if (fsync(dirfd))
 		return -errno;
 	return 0;
-}
-
-/* The text of @name in @dirfd, NUL-terminated; the caller frees it. */
-static int read_text(int dirfd, const char *name, char **out)
-{
-	struct stat st;
-	char *text;
-	ssize_t n;
-	int fd, r = 0;
-
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st)) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > REC_MAX) {
-		r = -EINVAL;
-		goto out;
-	}
-	text = malloc(st.st_size + 1);
-	if (!text) {
-		r = -ENOMEM;
-		goto out;
-	}
-	n = pread(fd, text, st.st_size, 0);
-	if (n != st.st_size) {
-		r = n < 0 ? -errno : -EIO;
-		free(text);
-		goto out;
-	}
-	text[n] = '\0';
-	if (strlen(text) != (size_t)n) {
-		free(text);
-		r = -EINVAL;
-		goto out;
-	}
-	*out = text;
-out:
-	close(fd);
-	return r;
 }
 
 int sxm_jobstore_load(int dirfd, int (*cb)(struct sxm_job_rec *j,
@@ -184,7 +109,7 @@ int sxm_jobstore_load(int dirfd, int (*cb)(struct sxm_job_rec *j,
 		if (de->d_name[0] == '.' || n <= strlen(REC_SUFFIX) ||
 		    strcmp(de->d_name + n - strlen(REC_SUFFIX), REC_SUFFIX))
 			continue;
-		e = read_text(dirfd, de->d_name, &text);
+		e = sxm_read_text(dirfd, de->d_name, REC_MAX, &text);
 		if (!e) {
 			e = sxm_job_rec_parse(text, j);
 			free(text);

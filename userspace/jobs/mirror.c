@@ -76,6 +76,7 @@
 #include <time.h>
 
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "cli/cli.h"
 #include "dm/dm.h"
 #include "jobs/core.h"
@@ -117,20 +118,6 @@ struct sxm_mirror_run {
 	double wait_max;		/* the guest's longest wait in one */
 };
 
-/* The kernel's status line, from the mirror's point of view. */
-struct mstat {
-	char mode[16];
-	uint64_t dirty;
-	uint64_t held;
-	char mirror[12];		/* off, on, degraded */
-	uint64_t in_flight;
-	uint64_t held_back;
-	uint64_t writes;
-	uint64_t bytes;
-	uint64_t degradations;
-	char reason[32];		/* "-" if none */
-};
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
@@ -163,44 +150,31 @@ static bool stop_now(struct sxm_job *j)
 /* The kernel's mirror status                                         */
 /* ------------------------------------------------------------------ */
 
-/* The INFO line's words (kernel/dm-sxm-target.c, above sxm_status()). */
-static int mstat_parse(const char *params, struct mstat *m)
-{
-	char helper[24];
-	int n;
-
-	memset(m, 0, sizeof(*m));
-	n = sscanf(params, "%15s %*s %*s %" SCNu64 " %*s %23s %" SCNu64
-		   " %11s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-		   " %" SCNu64 " %31s", m->mode, &m->dirty, helper, &m->held,
-		   m->mirror, &m->in_flight, &m->held_back, &m->writes,
-		   &m->bytes, &m->degradations, m->reason);
-	return n == 11 ? 0 : -EPROTO;
-}
-
-static int mstat_read(const char *device, struct mstat *m)
+/* The status line, which must have the mirror's fields. */
+static int status_read(const char *device, struct sxm_status *m)
 {
 	struct sxm_table st = { 0 };
 	int r;
 
 	r = sxm_dm_status(device, &st);
-	if (!r && (st.nr != 1 || mstat_parse(st.t[0].params, m)))
+	if (!r && (st.nr != 1 || sxm_status_parse(st.t[0].params, m) ||
+		    !m->has_mirror))
 		r = -EPROTO;
 	sxm_table_free(&st);
 	return r;
 }
 
-static int kstat(struct sxm_job *j, struct mstat *m)
+static int kstat(struct sxm_job *j, struct sxm_status *m)
 {
 	int r;
 
 	sxm_job_dm_lock(j);
-	r = mstat_read(j->rec.device, m);
+	r = status_read(j->rec.device, m);
 	sxm_job_dm_unlock(j);
 	return r;
 }
 
-static bool mirror_on(const struct mstat *m)
+static bool mirror_on(const struct sxm_status *m)
 {
 	return !strcmp(m->mirror, "on");
 }
@@ -478,18 +452,18 @@ static void next_batch(const uint64_t *map, uint64_t nr, uint64_t *pos,
 {
 	uint64_t r = *pos;
 
-	memset(b->map, 0, sxm_bitmap_words(nr) * sizeof(*b->map));
+	sxm_map_zero(b->map, nr);
 	b->n = 0;
 	b->bytes = 0;
 	while (r < nr && b->n < SXM_LOCK_MAX && b->bytes < limit) {
-		if (!sxm_bitmap_test(map, r)) {
+		if (!sxm_map_test(map, r)) {
 			r++;
 			continue;
 		}
 		b->r[b->n].first = r;
 		b->r[b->n].count = 0;
-		while (r < nr && sxm_bitmap_test(map, r) && b->bytes < limit) {
-			sxm_bitmap_set(b->map, r);
+		while (r < nr && sxm_map_test(map, r) && b->bytes < limit) {
+			sxm_map_set(b->map, r);
 			b->bytes += sxm_region_len(r, rs, size);
 			b->r[b->n].count++;
 			r++;
@@ -512,7 +486,7 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 {
 	struct sxm_run *run = &j->run;
 	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
-	uint64_t size = j->rec.size, pos = 0, total, done, i;
+	uint64_t size = j->rec.size, pos = 0, total, done;
 	struct sxm_copy_result res = { 0 };
 	struct sxm_job_progress pg = { .j = j };
 	struct batch *b;
@@ -522,11 +496,11 @@ static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 
 	b = calloc(1, sizeof(*b));
 	if (b)
-		b->map = calloc(sxm_bitmap_words(nr) + 1, sizeof(uint64_t));
+		b->map = sxm_map_alloc(nr);
 	if (!map) {
-		all = calloc(sxm_bitmap_words(nr) + 1, sizeof(uint64_t));
-		for (i = 0; all && i < nr; i++)
-			sxm_bitmap_set(all, i);
+		all = sxm_map_alloc(nr);
+		if (all)
+			sxm_map_set_range(all, 0, nr);
 		map = all;
 	}
 	if (!b || !b->map || !map) {
@@ -631,7 +605,7 @@ out:
 static int wait_kernel_idle(struct sxm_job *j, double secs)
 {
 	double until = sxm_mono_s() + secs;
-	struct mstat ms;
+	struct sxm_status ms;
 	int r;
 
 	for (;;) {
@@ -677,10 +651,7 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", res.errmsg);
 		/* What did get there may be forgotten; the rest stays held. */
 		if (res.dirty) {
-			uint64_t i;
-
-			for (i = 0; i < sxm_bitmap_words(h.nr_regions); i++)
-				map[i] &= ~res.dirty[i];
+			sxm_map_andnot(map, res.dirty, h.nr_regions);
 			sxm_kdev_ack(run->kfd, map, h.nr_regions, NULL);
 		}
 	} else {
@@ -705,7 +676,7 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_mirror_run *m = j->mirror;
-	struct mstat ms;
+	struct sxm_status ms;
 	double until;
 	int r;
 
@@ -793,7 +764,7 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
  * still resyncing), or one for a mirror the job finds down (a pump that
  * stopped) when it had not seen it so.  @ms: the kernel's status, or NULL.
  */
-static uint64_t new_downs(struct sxm_mirror_run *m, const struct mstat *ms)
+static uint64_t new_downs(struct sxm_mirror_run *m, const struct sxm_status *ms)
 {
 	uint64_t n = 0;
 
@@ -813,7 +784,7 @@ static uint64_t new_downs(struct sxm_mirror_run *m, const struct mstat *ms)
  * Note that the mirror is down, counting each time it went down, with its
  * reason; j->lock held.
  */
-static void note_down(struct sxm_job *j, const struct mstat *ms)
+static void note_down(struct sxm_job *j, const struct sxm_status *ms)
 {
 	struct sxm_mirror_run *m = j->mirror;
 	struct sxm_job_rec *rec = &j->rec;
@@ -889,7 +860,7 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		   uint64_t *verified, char *err, size_t errlen)
 {
 	struct sxm_harvest h;
-	struct mstat ms;
+	struct sxm_status ms;
 	uint64_t *map = NULL, copied = 0, checked = 0;
 	int round, st, r = 0;
 
@@ -1015,9 +986,9 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_run *run = &j->run;
 	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
-	uint64_t size, done, end, copied = 0, checked, r0, r1, i;
+	uint64_t size, done, end, copied = 0, checked, r0, r1;
 	uint64_t *map;
-	struct mstat ms;
+	struct sxm_status ms;
 	bool zero;
 	double start = sxm_mono_s(), t0;
 	int r;
@@ -1025,7 +996,7 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 	r = mirror_up(j, err, errlen);
 	if (r)
 		return r;
-	map = calloc(sxm_bitmap_words(nr) + 1, sizeof(*map));
+	map = sxm_map_alloc(nr);
 	if (!map)
 		return -ENOMEM;
 	sxm_job_lock(j);
@@ -1074,9 +1045,8 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 			end = size;
 		r0 = done / rs;
 		r1 = (end + rs - 1) / rs;
-		memset(map, 0, sxm_bitmap_words(nr) * sizeof(*map));
-		for (i = r0; i < r1; i++)
-			sxm_bitmap_set(map, i);
+		sxm_map_zero(map, nr);
+		sxm_map_set_range(map, r0, r1);
 		checked = 0;
 		copied = 0;
 		sxm_job_lock(j);
@@ -1195,7 +1165,7 @@ static int flush_bounded(struct sxm_sink **sp)
  * again, with @when after the bytes resynced.  0, or compose()'s -errno
  * with @err.  j->lock held; dropped meanwhile.
  */
-static int mirror_back(struct sxm_job *j, const struct mstat *ms,
+static int mirror_back(struct sxm_job *j, const struct sxm_status *ms,
 		       const char *when, char *err, size_t errlen)
 {
 	uint64_t resynced, verified;
@@ -1230,9 +1200,9 @@ static int mirror_back(struct sxm_job *j, const struct mstat *ms,
 static int mirror_before_cutover(struct sxm_job *j, char *err,
 				 size_t errlen)
 {
-	const struct mstat *known;
+	const struct sxm_status *known;
 	char why[512];
-	struct mstat ms;
+	struct sxm_status ms;
 	int r;
 
 	if (j->run.suspended)
@@ -1273,7 +1243,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	struct sxm_copy_result res = { 0 };
 	struct sxm_job_progress pg = { .j = j };
 	struct sxm_harvest h;
-	struct mstat ms;
+	struct sxm_status ms;
 	uint64_t *map = NULL;
 	bool all;
 	uint64_t downtime_ms;
@@ -1401,7 +1371,7 @@ static void publish(struct sxm_job *j)
 static void mirrored(struct sxm_job *j)
 {
 	struct sxm_mirror_run *m = j->mirror;
-	struct mstat ms;
+	struct sxm_status ms;
 	char err[768];
 	bool down;
 	int r;
@@ -1673,7 +1643,7 @@ void *sxm_job_thread(void *arg)
 
 void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 {
-	struct mstat ms;
+	struct sxm_status ms;
 
 	sxm_job_lock(j);
 	if (j->mirror)
@@ -1684,14 +1654,14 @@ void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 	if (sxm_phase_final(out->phase) || !out->device[0])
 		return;
 	sxm_job_dm_lock(j);
-	if (!mstat_read(out->device, &ms)) {
+	if (!status_read(out->device, &ms)) {
 		snprintf(out->mirror, sizeof(out->mirror), "%s", ms.mirror);
 		snprintf(out->mirror_reason, sizeof(out->mirror_reason), "%s",
 			 strcmp(ms.reason, "-") ? ms.reason : "");
 		out->mirror_in_flight = ms.in_flight;
 		out->mirror_held_back = ms.held_back;
-		out->mirrored_writes = ms.writes;
-		out->mirrored_bytes = ms.bytes;
+		out->mirrored_writes = ms.mirrored_writes;
+		out->mirrored_bytes = ms.mirrored_bytes;
 	}
 	sxm_job_dm_unlock(j);
 }

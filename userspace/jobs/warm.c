@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "base/sxm.h"
+#include "base/bitmap.h"
 #include "dm/dm.h"
 #include "jobs/core.h"
 
@@ -120,23 +121,6 @@ static uint64_t next_chunk(uint64_t chunk, uint64_t bytes, double secs,
 	return ((uint64_t)want + rs - 1) / rs * rs;
 }
 
-static void set_range(uint64_t *map, uint64_t from, uint64_t to)
-{
-	uint64_t r;
-
-	for (r = from; r < to; r++)
-		sxm_bitmap_set(map, r);
-}
-
-/* The first region set in @map at or after @from, or @nr. */
-static uint64_t first_set(const uint64_t *map, uint64_t from, uint64_t nr)
-{
-	for (; from < nr; from++)
-		if (sxm_bitmap_test(map, from))
-			return from;
-	return nr;
-}
-
 /* ------------------------------------------------------------------ */
 /* The phases                                                         */
 /* ------------------------------------------------------------------ */
@@ -145,7 +129,7 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_run *run = &j->run;
 	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
-	uint64_t words = sxm_bitmap_words(nr), done, size, chunk, end, lw;
+	uint64_t done, size, chunk, end, lw;
 	struct sxm_copy_result res;
 	struct sxm_job_progress pg = { .j = j };
 	uint64_t *map, copied = 0;
@@ -153,7 +137,7 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 	double t0, start;
 	int r = 0;
 
-	map = calloc(words + 1, sizeof(*map));
+	map = sxm_map_alloc(nr);
 	if (!map)
 		return -ENOMEM;
 	sxm_job_lock(j);
@@ -178,8 +162,8 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 		if (r)
 			break;
 		end = done + chunk < size ? done + chunk : size;
-		memset(map, 0, words * sizeof(*map));
-		set_range(map, done / rs, (end + rs - 1) / rs);
+		sxm_map_zero(map, nr);
+		sxm_map_set_range(map, done / rs, (end + rs - 1) / rs);
 		pg.base = done;
 		t0 = sxm_mono_s();
 		r = sxm_job_copy(j, map, SXM_JOB_COPY_LIMIT |
@@ -190,7 +174,7 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 		copied += res.stats.bytes_done;
 		if (r) {
 			/* Below the first region still dirty all is on the sink. */
-			lw = res.dirty ? first_set(res.dirty, done / rs, nr) : done / rs;
+			lw = res.dirty ? sxm_map_find(res.dirty, nr, done / rs, true) : done / rs;
 			if (lw * rs > done)
 				j->rec.full_done = lw * rs < size ? lw * rs : size;
 			snprintf(err, errlen, "%s", res.errmsg);
@@ -231,8 +215,8 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 static int do_sync(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_run *run = &j->run;
-	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr, words, r0;
-	uint64_t total, done = 0, chunk, in_chunk, i, size;
+	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr, r0;
+	uint64_t total, done = 0, chunk, in_chunk, size;
 	struct sxm_copy_result res = { 0 };
 	struct sxm_job_progress pg = { .j = j };
 	uint64_t *map = NULL, *cmap = NULL;
@@ -247,24 +231,23 @@ static int do_sync(struct sxm_job *j, char *err, size_t errlen)
 	sxm_job_lock(j);
 	size = j->rec.size;
 	nr = h.nr_regions;
-	words = sxm_bitmap_words(nr);
 	total = sxm_regions_bytes(map, nr, rs, size);
 	sxm_job_set_op(j, "sync", 0, total);
 	chunk = next_chunk(CHUNK_FIRST, 0, 0, j->rec.rate_limit, rs);
 	sxm_job_unlock(j);
 	start = sxm_mono_s();
 
-	cmap = calloc(words + 1, sizeof(*cmap));
+	cmap = sxm_map_alloc(nr);
 	if (!cmap) {
 		free(map);
 		return -ENOMEM;
 	}
 	for (r0 = 0; r0 < nr && !r; ) {
-		memset(cmap, 0, words * sizeof(*cmap));
+		sxm_map_zero(cmap, nr);
 		for (in_chunk = 0; r0 < nr && in_chunk < chunk; r0++) {
-			if (!sxm_bitmap_test(map, r0))
+			if (!sxm_map_test(map, r0))
 				continue;
-			sxm_bitmap_set(cmap, r0);
+			sxm_map_set(cmap, r0);
 			in_chunk += sxm_region_len(r0, rs, size);
 		}
 		if (!in_chunk)
@@ -273,12 +256,11 @@ static int do_sync(struct sxm_job *j, char *err, size_t errlen)
 		t0 = sxm_mono_s();
 		r = sxm_job_copy(j, cmap, SXM_JOB_COPY_LIMIT, 0, &pg, &res);
 		if (r && res.dirty)
-			for (i = 0; i < words; i++)
-				cmap[i] &= ~res.dirty[i];
+			sxm_map_andnot(cmap, res.dirty, nr);
 		else if (r)
-			memset(cmap, 0, words * sizeof(*cmap));
+			sxm_map_zero(cmap, nr);
 		/* On the sink and flushed: the kernel may forget them. */
-		if (sxm_bitmap_weight(cmap, nr)) {
+		if (sxm_map_weight(cmap, nr)) {
 			int e = sxm_kdev_ack(run->kfd, cmap, nr, NULL);
 
 			if (e && !r) {

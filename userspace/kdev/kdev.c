@@ -6,11 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include "base/sxm.h"
-#include "dm/status.h"
+#include "base/bitmap.h"
 #include "kdev/kdev.h"
 
 _Static_assert(sizeof(struct sxm_features) == SXM_FEATURES_SIZE,
@@ -212,4 +213,30 @@ int sxm_kdev_lock(int fd, const struct sxm_lock_range *ranges,
 	};
 
 	return xioctl(fd, SXM_IOC_LOCK, &l);
+}
+
+int sxm_kdev_ring_setup(int fd, uint32_t entries, uint32_t slot_bytes,
+			uint32_t timeout_ms, struct sxm_ring_setup *geo,
+			void **area)
+{
+	void *a;
+
+	memset(geo, 0, sizeof(*geo));
+	geo->size = sizeof(*geo);
+	geo->entries = entries;
+	geo->slot_bytes = slot_bytes;
+	geo->timeout_ms = timeout_ms;
+	if (ioctl(fd, SXM_IOC_RING_SETUP, geo) < 0)
+		return -errno;
+	a = mmap(NULL, geo->mmap_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 fd, 0);
+	if (a == MAP_FAILED)
+		return -errno;
+	*area = a;
+	return 0;
+}
+
+int sxm_kdev_ring_enter(int fd)
+{
+	return ioctl(fd, SXM_IOC_RING_ENTER) < 0 ? -errno : 0;
 }

@@ -68,4 +68,16 @@ int sxm_kdev_mirror(int fd, bool on);
 int sxm_kdev_lock(int fd, const struct sxm_lock_range *ranges,
 		  uint32_t nr, bool release);
 
+/*
+ * The mirror ring (io/pump.h drives it): set it up on @fd, attached as
+ * the helper, with @entries, @slot_bytes and @timeout_ms (0: the kernel's
+ * defaults), and map it.  @geo gets the geometry the kernel chose, *@area
+ * the mapping (geo->mmap_bytes long; munmap() it).
+ */
+int sxm_kdev_ring_setup(int fd, uint32_t entries, uint32_t slot_bytes,
+			uint32_t timeout_ms, struct sxm_ring_setup *geo,
+			void **area);
+/* Hand the completions posted so far to the kernel (SXM_IOC_RING_ENTER). */
+int sxm_kdev_ring_enter(int fd);
+
 #endif /* SXM_KDEV_H */
