@@ -26,10 +26,10 @@ fi
 # 2. Every command of userspace/cli/cmds.def has its entry (.BI "name ..." or
 # .B name) under COMMANDS.
 missing=""
-for c in $(sed -n 's/^SXM_CMD("\([a-z-]*\)".*/\1/p' userspace/cli/cmds.def); do
+for c in $(sed -n 's/^SXM_SUBCMD("\([a-z-]*\)".*/\1/p' userspace/cli/cmds.def); do
 	grep -Eq "^\.BI? \"?$c( |\"|$)" "$man8" || missing+=" $c"
 done
-if [ -z "$missing" ] && [ -n "$(sed -n 's/^SXM_CMD("\([a-z-]*\)".*/\1/p' userspace/cli/cmds.def)" ]; then
+if [ -z "$missing" ] && [ -n "$(sed -n 's/^SXM_SUBCMD("\([a-z-]*\)".*/\1/p' userspace/cli/cmds.def)" ]; then
 	echo "ok 2 sxm-ctl(8) describes every command"
 else
 	echo "# without an entry:${missing:- (no commands found in userspace/cli/cmds.def)}"

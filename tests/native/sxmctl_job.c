@@ -19,7 +19,7 @@
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
 #include "base/sxm.h"
-#include "jobs/ctl.h"
+#include "daemon/ctl.h"
 #include "jobs/job.h"
 #include "jobs/jobstore.h"
 

@@ -15,6 +15,7 @@
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
 #include "base/sxm.h"
+#include "base/buf.h"
 #include "base/bitmap.h"
 #include "dm/status.h"
 

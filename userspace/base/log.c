@@ -8,10 +8,6 @@
 
 int sxm_verbose;
 
-/* This thread's capture buffer for sxm_err(), if any (sxm.h). */
-static __thread char *capture_buf;
-static __thread size_t capture_len;
-
 static void vlog(const char *prefix, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "sxm-ctl: %s", prefix);
@@ -19,38 +15,30 @@ static void vlog(const char *prefix, const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
-void sxm_err_capture(char *buf, size_t len)
+void sxm_msg_add(char *buf, size_t len, const char *fmt, ...)
 {
-	capture_buf = buf;
-	capture_len = len;
-	if (len)
-		buf[0] = '\0';
-}
+	size_t used;
+	va_list ap;
 
-void sxm_err_release(void)
-{
-	capture_buf = NULL;
-	capture_len = 0;
+	if (!len)
+		return;
+	used = strnlen(buf, len);
+	if (used) {
+		if (used + 2 >= len)
+			return;		/* full: the first lines say most */
+		buf[used++] = '\n';
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
 }
 
 void sxm_err(const char *fmt, ...)
 {
 	va_list ap;
-	size_t used;
 
 	va_start(ap, fmt);
-	if (capture_buf && capture_len) {
-		used = strlen(capture_buf);
-		if (used && used + 2 < capture_len) {
-			memcpy(capture_buf + used, "; ", 3);
-			used += 2;
-		}
-		if (used + 1 < capture_len)
-			vsnprintf(capture_buf + used, capture_len - used, fmt,
-				  ap);
-	} else {
-		vlog("", fmt, ap);
-	}
+	vlog("", fmt, ap);
 	va_end(ap);
 }
 

@@ -34,13 +34,12 @@ void sxm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sxm_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sxm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*
- * The daemon runs library code (the dm layer, insert and restore) on behalf
- * of a job and wants its one extra detail as the job's reason, not on
- * stderr: between sxm_err_capture() and sxm_err_release(), sxm_err() in
- * the calling thread appends to @buf ("; " between messages) instead.
+ * A library call with more than one thing to say about a failure (insert,
+ * restore) appends each to the caller's @buf as a line of its own: the
+ * command layer prints each line, the job layer joins them into a reason.
  */
-void sxm_err_capture(char *buf, size_t len);
-void sxm_err_release(void);
+void sxm_msg_add(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Number parsing (parse.c).  All return 0 or -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
@@ -72,20 +71,5 @@ int sxm_read_text(int dirfd, const char *name, size_t max, char **out);
  */
 int sxm_replace_file(int dirfd, const char *name, const char *tmp,
 		     const char *text);
-
-/*
- * A subcommand: main.c dispatches argv[1] to it with argv shifted so that
- * argv[0] is the subcommand's name.  It returns an EXIT_* status and has
- * printed whatever went wrong.
- */
-struct sxm_cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *args;	/* one-line synopsis of the arguments */
-	const char *help;	/* one line: what it does */
-};
-
-/* The command table, in main.c; each cmd_*.c adds its entries there. */
-extern const struct sxm_cmd sxm_cmds[];
 
 #endif /* SXM_H */

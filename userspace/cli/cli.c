@@ -6,12 +6,13 @@
 #include <string.h>
 
 #include "base/sxm.h"
+#include "cli/cmds.h"
 #include "cli/cli.h"
 #include "kdev/kdev.h"
 
-static const struct sxm_cmd *find_cmd(const char *cmd)
+static const struct sxm_subcmd *find_cmd(const char *cmd)
 {
-	const struct sxm_cmd *c;
+	const struct sxm_subcmd *c;
 
 	for (c = sxm_cmds; c->name; c++)
 		if (!strcmp(c->name, cmd))
@@ -21,7 +22,7 @@ static const struct sxm_cmd *find_cmd(const char *cmd)
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
-	const struct sxm_cmd *c = find_cmd(cmd);
+	const struct sxm_subcmd *c = find_cmd(cmd);
 	va_list ap;
 
 	fprintf(stderr, "sxm-ctl: %s: ", cmd);
@@ -36,7 +37,7 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 
 int cli_help(const char *cmd)
 {
-	const struct sxm_cmd *c = find_cmd(cmd);
+	const struct sxm_subcmd *c = find_cmd(cmd);
 
 	if (c)
 		printf("usage: sxm-ctl %s %s\n  %s\n", cmd, c->args, c->help);
@@ -137,30 +138,14 @@ int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
 	return EXIT_OK;
 }
 
-const char *cli_dm_strerror(int err)
+void cli_print_msgs(const char *cmd, const char *msgs)
 {
-	switch (err) {
-	case -ENODEV:
-		return "device-mapper is not available (is dm-mod loaded?)";
-	case -ENXIO:
-		return "no such device-mapper device";
-	case -ENAMETOOLONG:
-		return "name too long for device-mapper";
-	default:
-		return strerror(-err);
-	}
-}
+	const char *nl;
 
-const char *cli_kdev_strerror(int err)
-{
-	switch (err) {
-	case -ENOENT:
-		return "dm-sxm module not loaded (no " SXM_KDEV_PATH ")";
-	case -EACCES:
-	case -EPERM:
-		return "/dev/dm-sxm needs CAP_SYS_ADMIN";
-	default:
-		return strerror(-err);
+	while (*msgs) {
+		nl = strchrnul(msgs, '\n');
+		fprintf(stderr, "sxm-ctl: %s %.*s\n", cmd, (int)(nl - msgs), msgs);
+		msgs = *nl ? nl + 1 : nl;
 	}
 }
 
@@ -191,7 +176,7 @@ int cli_get_sxm_dev(const char *cmd, const char *name,
 	if (!r)
 		r = sxm_dm_table(d->info.name, &d->table);
 	if (r) {
-		sxm_err("%s %s: %s", cmd, name, cli_dm_strerror(r));
+		sxm_err("%s %s: %s", cmd, name, sxm_dm_strerror(r));
 		return EXIT_FAIL;
 	}
 	for (i = 0; i < d->table.nr; i++) {

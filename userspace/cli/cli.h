@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers of the command layer (cmd_*.c): option errors, messages for the
- * dm layer's and /dev/dm-sxm's errors, and finding a device's sxm target.
+ * Helpers of the command layer (cmd_*.c): option errors, printing what a
+ * library call said, and finding a device's sxm target.
  * These print; the library layers below them do not.
  */
 #ifndef SXM_CLI_H
@@ -49,11 +49,6 @@ int cli_simple_args(int argc, char **argv, int nargs, bool *json,
 int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
 		    bool *track, bool *done);
 
-/* The text for an errno from the dm layer (-ENODEV: no device-mapper). */
-const char *cli_dm_strerror(int err);
-/* The text for an errno from opening /dev/dm-sxm. */
-const char *cli_kdev_strerror(int err);
-
 /* --region-size SIZE to sectors; a usage error (printed) if bad. */
 int cli_region_size(const char *cmd, const char *arg, uint64_t *sectors);
 
@@ -61,7 +56,7 @@ int cli_region_size(const char *cmd, const char *arg, uint64_t *sectors);
 struct cli_sxm_dev {
 	struct sxm_dm_info info;
 	struct sxm_table table;		/* the live table */
-	const struct sxm_target *t;	/* its sxm target */
+	const struct sxm_table_target *t;	/* its sxm target */
 	struct sxm_params params;	/* that target's arguments */
 };
 
@@ -72,6 +67,9 @@ struct cli_sxm_dev {
 int cli_get_sxm_dev(const char *cmd, const char *name,
 		    struct cli_sxm_dev *d);
 void cli_put_sxm_dev(struct cli_sxm_dev *d);
+
+/* Print each line of @msgs (sxm_msg_add()) as "sxm-ctl: CMD <line>". */
+void cli_print_msgs(const char *cmd, const char *msgs);
 
 /* Flush stdout; on a write error print it and return EXIT_FAIL. */
 int cli_flush_stdout(const char *cmd);

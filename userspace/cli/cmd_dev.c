@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 
 #include "base/sxm.h"
+#include "base/buf.h"
 #include "base/bitmap.h"
 #include "cli/cmds.h"
 #include "cli/cli.h"
@@ -33,7 +34,7 @@ static void explain_refused(const char *cmd, const char *name,
 		sxm_err("%s %s: %s: the kernel refused the table (its reason is in the kernel log)",
 			cmd, name, what);
 	else
-		sxm_err("%s %s: %s: %s", cmd, name, what, cli_dm_strerror(err));
+		sxm_err("%s %s: %s: %s", cmd, name, what, sxm_dm_strerror(err));
 }
 
 /* ----------------------------------------------------------------------
@@ -100,7 +101,7 @@ int cmd_create(int argc, char **argv)
 	if (r) {
 		sxm_err("%s %s: %s", cmd, name, r == -EEXIST ?
 			"a device-mapper device of that name exists" :
-			cli_dm_strerror(r));
+			sxm_dm_strerror(r));
 		return EXIT_FAIL;
 	}
 
@@ -180,7 +181,7 @@ int cmd_remove(int argc, char **argv)
 			sxm_err("%s %s: device is in use", cmd, name);
 		r = EXIT_FAIL;
 	} else if (r) {
-		sxm_err("%s %s: %s", cmd, name, cli_dm_strerror(r));
+		sxm_err("%s %s: %s", cmd, name, sxm_dm_strerror(r));
 		r = EXIT_FAIL;
 	}
 out:
@@ -202,7 +203,7 @@ static int get_status(const char *cmd, const char *name,
 
 	r = sxm_dm_status(d->info.name, &lines);
 	if (r) {
-		sxm_err("%s %s: status: %s", cmd, name, cli_dm_strerror(r));
+		sxm_err("%s %s: status: %s", cmd, name, sxm_dm_strerror(r));
 		return EXIT_FAIL;
 	}
 	r = -ENOENT;
@@ -381,7 +382,7 @@ int cmd_harvest(int argc, char **argv)
 	r = EXIT_FAIL;
 	fd = sxm_kdev_open();
 	if (fd < 0) {
-		sxm_err("%s %s: %s", cmd, name, cli_kdev_strerror(fd));
+		sxm_err("%s %s: %s", cmd, name, sxm_kdev_strerror(fd));
 		goto out;
 	}
 	e = sxm_kdev_features(fd, &feat);
@@ -471,7 +472,7 @@ int cmd_track(int argc, char **argv)
 			cmd, name, msg);
 	else if (r)
 		sxm_err("%s %s: message '%s': %s", cmd, name, msg,
-			cli_dm_strerror(r));
+			sxm_dm_strerror(r));
 	else
 		printf("%s: %s\n", d.info.name, mode);
 	cli_put_sxm_dev(&d);

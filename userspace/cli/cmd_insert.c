@@ -18,14 +18,16 @@ int cmd_insert(int argc, char **argv)
 	const char *cmd = argv[0];
 	uint64_t region;
 	bool track, done;
-	char b1[32];
+	char b1[32], err[1024];
 	int r;
 
 	r = cli_target_args(argc, argv, 1, &region, &track, &done);
 	if (done)
 		return r;
-	if (sxm_insert(cmd, argv[optind], region, track, &ins))
+	if (sxm_insert(argv[optind], region, track, &ins, err, sizeof(err))) {
+		cli_print_msgs(cmd, err);
 		return EXIT_FAIL;
+	}
 	printf("%s: sxm inserted, original table on %s (%u:%u), %s regions, %s\n",
 	       ins.name, ins.hidden, ins.hidden_major, ins.hidden_minor,
 	       fmt_size(region << SECTOR_SHIFT, b1, sizeof(b1)),
@@ -40,7 +42,7 @@ int cmd_restore(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char name[SXM_DM_NAME_MAX + 1];
+	char name[SXM_DM_NAME_MAX + 1], err[1024];
 	const char *cmd = argv[0];
 	bool force = false;
 	int c;
@@ -59,8 +61,11 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (cli_nargs(cmd, argc, 1))
 		return EXIT_USAGE;
-	if (sxm_restore(cmd, argv[optind], force, name, sizeof(name)))
+	if (sxm_restore(argv[optind], force, name, sizeof(name), err,
+			sizeof(err))) {
+		cli_print_msgs(cmd, err);
 		return EXIT_FAIL;
+	}
 	printf("%s: original table restored\n", name);
 	return cli_flush_stdout(cmd);
 }

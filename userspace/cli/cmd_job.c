@@ -19,9 +19,10 @@
 #include <unistd.h>
 
 #include "base/sxm.h"
+#include "base/buf.h"
 #include "cli/cmds.h"
 #include "cli/cli.h"
-#include "jobs/ctl.h"
+#include "daemon/ctl.h"
 #include "daemon/daemon.h"
 #include "io/engine.h"
 #include "jobs/job.h"
@@ -677,7 +678,8 @@ int cmd_submit(int argc, char **argv)
 			sink = optarg;
 			break;
 		case 'K':
-			if (strcmp(optarg, "warm") && strcmp(optarg, "sxm"))
+			if (strcmp(optarg, SXM_KIND_WARM) &&
+			    strcmp(optarg, SXM_KIND_MIRROR))
 				return cli_usage(cmd, "--kind %s: warm, or sxm (mirror style)",
 						 optarg);
 			vals[0] = optarg;

@@ -10,14 +10,14 @@
 #include "base/sxm.h"
 #include "cli/cmds.h"
 
-const struct sxm_cmd sxm_cmds[] = {
+const struct sxm_subcmd sxm_cmds[] = {
 #include "cli/cmds.def"
 	{ NULL, NULL, NULL, NULL },
 };
 
 static void usage(FILE *f)
 {
-	const struct sxm_cmd *c;
+	const struct sxm_subcmd *c;
 
 	fprintf(f, "usage: sxm-ctl [-v] COMMAND [ARGS...]\n\ncommands:\n");
 	for (c = sxm_cmds; c->name; c++)
@@ -28,7 +28,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	const struct sxm_cmd *c;
+	const struct sxm_subcmd *c;
 
 	while (argc > 1 && !strcmp(argv[1], "-v")) {
 		sxm_verbose++;

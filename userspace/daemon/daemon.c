@@ -42,7 +42,7 @@
 #include <sys/un.h>
 
 #include "base/sxm.h"
-#include "jobs/ctl.h"
+#include "daemon/ctl.h"
 #include "daemon/daemon.h"
 #include "io/engine.h"
 #include "jobs/core.h"
@@ -54,7 +54,7 @@
 /* Jobs                                                               */
 /* ------------------------------------------------------------------ */
 
-static struct sxm_job *job_new(struct sxm_daemon *d)
+static struct sxm_job *job_new(struct sxm_jobs *d)
 {
 	pthread_condattr_t ca;
 	struct sxm_job *j;
@@ -86,7 +86,7 @@ static void job_put_locked(struct sxm_job *j)
 
 static void job_put(struct sxm_job *j)
 {
-	struct sxm_daemon *d = j->d;
+	struct sxm_jobs *d = j->d;
 
 	pthread_mutex_lock(&d->lock);
 	job_put_locked(j);
@@ -107,7 +107,7 @@ static void job_unlink_locked(struct sxm_job *j)
 }
 
 /* The job called @name, with a reference, or NULL. */
-static struct sxm_job *job_find(struct sxm_daemon *d, const char *name)
+static struct sxm_job *job_find(struct sxm_jobs *d, const char *name)
 {
 	struct sxm_job *j;
 
@@ -211,7 +211,7 @@ static void reply_job(struct reply *rp, struct sxm_job *j, bool events)
  * Whether @j may be made: its name is free and its device is in no other
  * unfinished job.  Adds it to the list as reserved; d->lock held.
  */
-static int reserve(struct sxm_daemon *d, struct sxm_job *j, struct reply *rp)
+static int reserve(struct sxm_jobs *d, struct sxm_job *j, struct reply *rp)
 {
 	struct sxm_job *o;
 
@@ -245,7 +245,7 @@ static int reserve(struct sxm_daemon *d, struct sxm_job *j, struct reply *rp)
  * Whether the block device @path is the source or the sxm device of an
  * unfinished job (then the reply says which).
  */
-static bool in_a_job(struct sxm_daemon *d, const char *path, struct reply *rp)
+static bool in_a_job(struct sxm_jobs *d, const char *path, struct reply *rp)
 {
 	struct sxm_job *o;
 	struct stat sb;
@@ -270,7 +270,7 @@ static bool in_a_job(struct sxm_daemon *d, const char *path, struct reply *rp)
 	return busy;
 }
 
-static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
+static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
 		       unsigned int n, struct reply *rp)
 {
 	const char *source = sxm_kv_get(kv, n, "source");
@@ -291,7 +291,7 @@ static void req_submit(struct sxm_daemon *d, const struct sxm_kv *kv,
 		reply_err(rp, EINVAL, "submit needs a source and a sink");
 		return;
 	}
-	if (kind && strcmp(kind, "warm") && strcmp(kind, "sxm")) {
+	if (kind && strcmp(kind, SXM_KIND_WARM) && strcmp(kind, SXM_KIND_MIRROR)) {
 		reply_err(rp, EINVAL, "--kind %s: warm, or sxm (mirror style)", kind);
 		return;
 	}
@@ -413,7 +413,7 @@ out_free:
 	job_put(j);
 }
 
-static void req_list(struct sxm_daemon *d, struct reply *rp)
+static void req_list(struct sxm_jobs *d, struct reply *rp)
 {
 	struct sxm_job **all, *j;
 	size_t i, nr = 0;
@@ -442,7 +442,7 @@ static void req_list(struct sxm_daemon *d, struct reply *rp)
 }
 
 /* A request on one job: find it, check the command, apply it. */
-static void req_job(struct sxm_daemon *d, const char *verb,
+static void req_job(struct sxm_jobs *d, const char *verb,
 		    const struct sxm_kv *kv, unsigned int n, struct reply *rp)
 {
 	static const struct {
@@ -572,7 +572,7 @@ static void req_job(struct sxm_daemon *d, const char *verb,
 			return;
 		}
 		/* The job thread hands it to mirror_job.c: Composing. */
-		snprintf(rec->kind, sizeof(rec->kind), "sxm");
+		snprintf(rec->kind, sizeof(rec->kind), SXM_KIND_MIRROR);
 		rec->phase = SXM_PHASE_COMPOSING;
 		rec->next_sync_ms = 0;
 		sxm_job_event(j, "switching to mirror style: the pump up, the mirror on, what is dirty resynced");
@@ -619,7 +619,7 @@ static void req_job(struct sxm_daemon *d, const char *verb,
 /* ------------------------------------------------------------------ */
 
 struct conn {
-	struct sxm_daemon *d;
+	struct sxm_jobs *d;
 	int fd;
 	bool allowed;		/* SO_PEERCRED said yes */
 };
@@ -723,7 +723,7 @@ static bool peer_allowed(int fd, gid_t gid, bool have_group)
 }
 
 struct service {
-	struct sxm_daemon d;
+	struct sxm_jobs d;
 	gid_t gid;
 	bool have_group;
 };
@@ -767,7 +767,7 @@ out:
 
 static int load_one(struct sxm_job_rec *rec, void *opaque)
 {
-	struct sxm_daemon *d = opaque;
+	struct sxm_jobs *d = opaque;
 	struct sxm_job *j;
 	struct stat sb;
 	int r;
@@ -873,7 +873,7 @@ static int lookup_group(const char *name, gid_t *gid)
 int sxm_daemon_run(const struct sxm_daemon_opts *o)
 {
 	struct service s = { 0 };
-	struct sxm_daemon *d = &s.d;
+	struct sxm_jobs *d = &s.d;
 	struct pollfd pfd[2];
 	struct sxm_job *j;
 	sigset_t mask;

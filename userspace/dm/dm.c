@@ -424,3 +424,17 @@ int sxm_dm_message(const char *name, uint64_t sector, const char *msg,
 	dm_task_destroy(dmt);
 	return r;
 }
+
+const char *sxm_dm_strerror(int err)
+{
+	switch (err) {
+	case -ENODEV:
+		return "device-mapper is not available (is dm-mod loaded?)";
+	case -ENXIO:
+		return "no such device-mapper device";
+	case -ENAMETOOLONG:
+		return "name too long for device-mapper";
+	default:
+		return strerror(-err);
+	}
+}

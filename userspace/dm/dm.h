@@ -77,4 +77,10 @@ int sxm_dm_status(const char *name, struct sxm_table *tbl);
 /* 1 if device-mapper has the target type @type loaded, 0 if not. */
 int sxm_dm_has_target_type(const char *type);
 
+/*
+ * The text for an errno from this layer: -ENODEV (no device-mapper),
+ * -ENXIO (no such device) and -ENAMETOOLONG say what they mean here.
+ */
+const char *sxm_dm_strerror(int err);
+
 #endif /* SXM_DM_H */

@@ -31,7 +31,6 @@
 #include <sys/stat.h>
 
 #include "base/sxm.h"
-#include "cli/cli.h"
 #include "dm/dm.h"
 #include "dm/insert.h"
 #include "dm/status.h"
@@ -52,20 +51,20 @@ const char *sxm_insert_state_dir(void)
  * Open the state directory and lock it until the descriptor is closed:
  * one insert or restore at a time.
  */
-static int lock_state_dir(const char *cmd)
+static int lock_state_dir(char *err, size_t errlen)
 {
 	const char *dir = sxm_insert_state_dir();
 	int fd, r;
 
 	r = sxm_mkdir_p(dir, 0700);
 	if (r) {
-		sxm_err("%s: state directory %s: %s", cmd, dir, strerror(-r));
+		sxm_msg_add(err, errlen, "state directory %s: %s", dir, strerror(-r));
 		return r;
 	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || flock(fd, LOCK_EX)) {
 		r = -errno;
-		sxm_err("%s: state directory %s: %s", cmd, dir, strerror(-r));
+		sxm_msg_add(err, errlen, "state directory %s: %s", dir, strerror(-r));
 		if (fd >= 0)
 			close(fd);
 		return r;
@@ -205,8 +204,8 @@ static bool is_sxm_over(const struct sxm_table *tbl,
  */
 
 /* Check that @name can take an insert; fill in @info and @rec. */
-static int insert_check(const char *cmd, const char *arg,
-			struct sxm_dm_info *info, struct sxm_insert_rec *rec)
+static int insert_check(const char *arg, struct sxm_dm_info *info,
+			struct sxm_insert_rec *rec, char *err, size_t errlen)
 {
 	struct sxm_dm_info hinfo;
 	unsigned int i;
@@ -216,48 +215,48 @@ static int insert_check(const char *cmd, const char *arg,
 	if (!r && !info->exists)
 		r = -ENXIO;
 	if (r) {
-		sxm_err("%s %s: %s", cmd, arg, cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: %s", arg, sxm_dm_strerror(r));
 		return r;
 	}
 	if (!info->live_table) {
-		sxm_err("%s %s: has no live table", cmd, arg);
+		sxm_msg_add(err, errlen, "%s: has no live table", arg);
 		return -EINVAL;
 	}
 	if (info->suspended || info->inactive_table) {
-		sxm_err("%s %s: is %s: another operation on it is under way",
-			cmd, arg, info->suspended ? "suspended" :
+		sxm_msg_add(err, errlen, "%s: is %s: another operation on it is under way",
+			arg, info->suspended ? "suspended" :
 			"carrying a loaded inactive table");
 		return -EBUSY;
 	}
 	snprintf(rec->name, sizeof(rec->name), "%s", info->name);
 	if (snprintf(rec->hidden, sizeof(rec->hidden), "%s" HIDDEN_SUFFIX,
 		     info->name) >= (int)sizeof(rec->hidden)) {
-		sxm_err("%s %s: name too long to add \"%s\" for the hidden device",
-			cmd, arg, HIDDEN_SUFFIX);
+		sxm_msg_add(err, errlen, "%s: name too long to add \"%s\" for the hidden device",
+			arg, HIDDEN_SUFFIX);
 		return -ENAMETOOLONG;
 	}
 	rec->read_only = info->read_only;
 	r = sxm_dm_table(info->name, &rec->table);
 	if (r) {
-		sxm_err("%s %s: table: %s", cmd, arg, cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: table: %s", arg, sxm_dm_strerror(r));
 		return r;
 	}
 	for (i = 0; i < rec->table.nr; i++)
 		if (!strcmp(rec->table.t[i].type, SXM_TARGET_TYPE)) {
-			sxm_err("%s %s: has an sxm target already", cmd, arg);
+			sxm_msg_add(err, errlen, "%s: has an sxm target already", arg);
 			return -EEXIST;
 		}
 	r = sxm_dm_info(rec->hidden, &hinfo);
 	if (!r && hinfo.exists) {
-		sxm_err("%s %s: %s exists: an earlier insert stopped part-way? sxm-ctl restore %s cleans it up",
-			cmd, arg, rec->hidden, rec->name);
+		sxm_msg_add(err, errlen, "%s: %s exists: an earlier insert stopped part-way? sxm-ctl restore %s cleans it up",
+			arg, rec->hidden, rec->name);
 		return -EEXIST;
 	}
 	return r;
 }
 
-int sxm_insert(const char *cmd, const char *arg, uint64_t region,
-	       bool track, struct sxm_inserted *done)
+int sxm_insert(const char *arg, uint64_t region, bool track,
+	       struct sxm_inserted *done, char *err, size_t errlen)
 {
 	struct sxm_insert_rec rec = { 0 }, old;
 	struct sxm_table sxm = { 0 };
@@ -266,10 +265,12 @@ int sxm_insert(const char *cmd, const char *arg, uint64_t region,
 	const char *step = "create";
 	int dirfd, r, ret = -EIO;
 
-	dirfd = lock_state_dir(cmd);
+	if (errlen)
+		err[0] = '\0';
+	dirfd = lock_state_dir(err, errlen);
 	if (dirfd < 0)
 		return dirfd;
-	ret = insert_check(cmd, arg, &info, &rec);
+	ret = insert_check(arg, &info, &rec, err, errlen);
 	if (ret)
 		goto out;
 	ret = -EEXIST;
@@ -278,13 +279,13 @@ int sxm_insert(const char *cmd, const char *arg, uint64_t region,
 	if (r != -ENOENT) {
 		if (!r)
 			sxm_table_free(&old.table);
-		sxm_err("%s %s: a record of an earlier insert is in %s: sxm-ctl restore %s first",
-			cmd, arg, path, rec.name);
+		sxm_msg_add(err, errlen, "%s: a record of an earlier insert is in %s: sxm-ctl restore %s first",
+			arg, path, rec.name);
 		goto out;
 	}
 	r = rec_write(dirfd, &rec);
 	if (r) {
-		sxm_err("%s %s: writing %s: %s", cmd, arg, path, strerror(-r));
+		sxm_msg_add(err, errlen, "%s: writing %s: %s", arg, path, strerror(-r));
 		ret = r;
 		goto out;
 	}
@@ -295,8 +296,8 @@ int sxm_insert(const char *cmd, const char *arg, uint64_t region,
 	r = sxm_dm_create(rec.hidden, uuid, &rec.table,
 			  ro_flag(rec.read_only) | SXM_DM_HIDDEN);
 	if (r) {
-		sxm_err("%s %s: creating %s with its table: %s", cmd, arg,
-			rec.hidden, cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: creating %s with its table: %s", arg,
+			rec.hidden, sxm_dm_strerror(r));
 		rec_remove(dirfd, rec.name);
 		ret = r;
 		goto out;
@@ -316,25 +317,25 @@ int sxm_insert(const char *cmd, const char *arg, uint64_t region,
 		ret = r;
 		if (r == -EINVAL && !strcmp(step, "load") &&
 		    sxm_dm_has_target_type(SXM_TARGET_TYPE) == 0)
-			sxm_err("%s %s: load: dm-sxm module not loaded (device-mapper has no sxm target)",
-				cmd, arg);
+			sxm_msg_add(err, errlen, "%s: load: dm-sxm module not loaded (device-mapper has no sxm target)",
+				arg);
 		else if (r == -EINVAL && !strcmp(step, "load"))
-			sxm_err("%s %s: load: the kernel refused the sxm table (its reason is in the kernel log)",
-				cmd, arg);
+			sxm_msg_add(err, errlen, "%s: load: the kernel refused the sxm table (its reason is in the kernel log)",
+				arg);
 		else
-			sxm_err("%s %s: %s: %s", cmd, arg, step,
-				cli_dm_strerror(r));
+			sxm_msg_add(err, errlen, "%s: %s: %s", arg, step,
+				sxm_dm_strerror(r));
 		r = put_back(rec.name, &rec.table, ro_flag(rec.read_only));
 		if (!r)
 			r = sxm_dm_remove(rec.hidden, true);
 		if (!r)
 			rec_remove(dirfd, rec.name);
 		if (r)
-			sxm_err("%s %s: undoing the insert failed too (%s): the record is kept in %s; sxm-ctl restore %s finishes the undo",
-				cmd, arg, cli_dm_strerror(r), path, rec.name);
+			sxm_msg_add(err, errlen, "%s: undoing the insert failed too (%s): the record is kept in %s; sxm-ctl restore %s finishes the undo",
+				arg, sxm_dm_strerror(r), path, rec.name);
 		else
-			sxm_err("%s %s: undone: the device runs its original table",
-				cmd, arg);
+			sxm_msg_add(err, errlen, "%s: undone: the device runs its original table",
+				arg);
 		goto out;
 	}
 	snprintf(done->name, sizeof(done->name), "%s", rec.name);
@@ -370,9 +371,10 @@ static uint32_t helper_of(const char *name)
 }
 
 /* @name runs sxm over the hidden device: put the original table back. */
-static int restore_swap(const char *cmd, const char *arg, const char *name,
+static int restore_swap(const char *arg, const char *name,
 			const struct sxm_dm_info *hinfo,
-			const struct sxm_table *sxm, bool force)
+			const struct sxm_table *sxm, bool force, char *err,
+			size_t errlen)
 {
 	struct sxm_table orig = { 0 };
 	struct sxm_dm_info info;
@@ -382,8 +384,8 @@ static int restore_swap(const char *cmd, const char *arg, const char *name,
 
 	pid = helper_of(name);
 	if (pid && !force) {
-		sxm_err("%s %s: a helper (pid %u) is attached to its sxm target: stop it first, or --force",
-			cmd, arg, pid);
+		sxm_msg_add(err, errlen, "%s: a helper (pid %u) is attached to its sxm target: stop it first, or --force",
+			arg, pid);
 		return -EBUSY;
 	}
 	r = sxm_dm_table(hinfo->name, &orig);
@@ -392,19 +394,19 @@ static int restore_swap(const char *cmd, const char *arg, const char *name,
 	if (!r)
 		r = sxm_dm_info(name, &info);
 	if (r) {
-		sxm_err("%s %s: reading %s: %s", cmd, arg, hinfo->name,
-			cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: reading %s: %s", arg, hinfo->name,
+			sxm_dm_strerror(r));
 		goto out;
 	}
 	r = swap_table(name, &orig, ro_flag(hinfo->read_only), &step);
 	if (r) {
-		sxm_err("%s %s: %s: %s", cmd, arg, step, cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: %s: %s", arg, step, sxm_dm_strerror(r));
 		if (put_back(name, sxm, ro_flag(info.read_only)))
-			sxm_err("%s %s: and putting the sxm table back failed: check dmsetup info %s",
-				cmd, arg, name);
+			sxm_msg_add(err, errlen, "%s: and putting the sxm table back failed: check dmsetup info %s",
+				arg, name);
 		else
-			sxm_err("%s %s: unchanged: it still runs sxm over %s",
-				cmd, arg, hinfo->name);
+			sxm_msg_add(err, errlen, "%s: unchanged: it still runs sxm over %s",
+				arg, hinfo->name);
 	}
 out:
 	sxm_table_free(&orig);
@@ -416,10 +418,11 @@ out:
  * stopped part-way.  If it runs the original table, finish the cleanup:
  * drop an sxm table of ours left loaded, and resume it if left suspended.
  */
-static int restore_leftovers(const char *cmd, const char *arg,
-			     const char *name, const struct sxm_dm_info *hinfo,
+static int restore_leftovers(const char *arg, const char *name,
+			     const struct sxm_dm_info *hinfo,
 			     const struct sxm_table *live,
-			     const struct sxm_insert_rec *rec, bool have_rec)
+			     const struct sxm_insert_rec *rec, bool have_rec,
+			     char *err, size_t errlen)
 {
 	struct sxm_table want = { 0 }, inactive = { 0 };
 	const struct sxm_table *orig = &rec->table;
@@ -434,8 +437,8 @@ static int restore_leftovers(const char *cmd, const char *arg,
 		orig = &want;
 	}
 	if (!orig->nr || !sxm_table_equal(live, orig)) {
-		sxm_err("%s %s: its table is neither sxm over %s nor the original: not touching it",
-			cmd, arg, rec->hidden);
+		sxm_msg_add(err, errlen, "%s: its table is neither sxm over %s nor the original: not touching it",
+			arg, rec->hidden);
 		r = -EINVAL;
 		goto out;
 	}
@@ -447,16 +450,16 @@ static int restore_leftovers(const char *cmd, const char *arg,
 	if (!r && info.suspended && have_rec && !info.inactive_table)
 		r = sxm_dm_resume(name);
 	if (r)
-		sxm_err("%s %s: cleaning up after the interrupted insert: %s",
-			cmd, arg, cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: cleaning up after the interrupted insert: %s",
+			arg, sxm_dm_strerror(r));
 out:
 	sxm_table_free(&want);
 	sxm_table_free(&inactive);
 	return r;
 }
 
-int sxm_restore(const char *cmd, const char *arg, bool force, char *name,
-		size_t namelen)
+int sxm_restore(const char *arg, bool force, char *name, size_t namelen,
+		char *err, size_t errlen)
 {
 	struct sxm_insert_rec rec = { 0 };
 	struct sxm_table live = { 0 };
@@ -465,7 +468,9 @@ int sxm_restore(const char *cmd, const char *arg, bool force, char *name,
 	int dirfd, r, ret = -EINVAL;
 	unsigned int i;
 
-	dirfd = lock_state_dir(cmd);
+	if (errlen)
+		err[0] = '\0';
+	dirfd = lock_state_dir(err, errlen);
 	if (dirfd < 0)
 		return dirfd;
 	r = sxm_dm_info(arg, &info);
@@ -474,13 +479,13 @@ int sxm_restore(const char *cmd, const char *arg, bool force, char *name,
 	if (!r)
 		r = sxm_dm_table(info.name, &live);
 	if (r) {
-		sxm_err("%s %s: %s", cmd, arg, cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: %s", arg, sxm_dm_strerror(r));
 		goto out;
 	}
 	r = rec_read(info.name, &rec);
 	have_rec = !r;
 	if (r && r != -ENOENT) {
-		sxm_err("%s %s: the insert record: %s", cmd, arg,
+		sxm_msg_add(err, errlen, "%s: the insert record: %s", arg,
 			r == -EINVAL ? "unreadable" : strerror(-r));
 		goto out;
 	}
@@ -490,35 +495,36 @@ int sxm_restore(const char *cmd, const char *arg, bool force, char *name,
 			 info.name);
 	r = sxm_dm_info(rec.hidden, &hinfo);
 	if (r) {
-		sxm_err("%s %s: %s: %s", cmd, arg, rec.hidden,
-			cli_dm_strerror(r));
+		sxm_msg_add(err, errlen, "%s: %s: %s", arg, rec.hidden,
+			sxm_dm_strerror(r));
 		goto out;
 	}
 	if (hinfo.exists && strncmp(hinfo.uuid, HIDDEN_UUID_PREFIX,
 				    strlen(HIDDEN_UUID_PREFIX))) {
-		sxm_err("%s %s: %s was not made by sxm-ctl insert (uuid '%s')",
-			cmd, arg, rec.hidden, hinfo.uuid);
+		sxm_msg_add(err, errlen, "%s: %s was not made by sxm-ctl insert (uuid '%s')",
+			arg, rec.hidden, hinfo.uuid);
 		goto out;
 	}
 	if (!have_rec && !hinfo.exists) {
-		sxm_err("%s %s: sxm was not inserted under it (no %s, no record in %s)",
-			cmd, arg, rec.hidden, sxm_insert_state_dir());
+		sxm_msg_add(err, errlen, "%s: sxm was not inserted under it (no %s, no record in %s)",
+			arg, rec.hidden, sxm_insert_state_dir());
 		goto out;
 	}
 
 	if (is_sxm_over(&live, &hinfo)) {
-		r = restore_swap(cmd, arg, info.name, &hinfo, &live, force);
+		r = restore_swap(arg, info.name, &hinfo, &live, force, err,
+				 errlen);
 		if (r)
 			goto out;
 	} else {
 		for (i = 0; i < live.nr; i++)
 			if (!strcmp(live.t[i].type, SXM_TARGET_TYPE)) {
-				sxm_err("%s %s: its sxm target is not over %s: not touching it",
-					cmd, arg, rec.hidden);
+				sxm_msg_add(err, errlen, "%s: its sxm target is not over %s: not touching it",
+					arg, rec.hidden);
 				goto out;
 			}
-		r = restore_leftovers(cmd, arg, info.name, &hinfo, &live, &rec,
-				      have_rec);
+		r = restore_leftovers(arg, info.name, &hinfo, &live, &rec,
+				      have_rec, err, errlen);
 		if (r)
 			goto out;
 	}
@@ -526,15 +532,15 @@ int sxm_restore(const char *cmd, const char *arg, bool force, char *name,
 	if (hinfo.exists) {
 		r = sxm_dm_remove(hinfo.name, true);
 		if (r) {
-			sxm_err("%s %s: the original table is back, but removing %s failed: %s; sxm-ctl restore %s again finishes",
-				cmd, arg, hinfo.name, cli_dm_strerror(r),
+			sxm_msg_add(err, errlen, "%s: the original table is back, but removing %s failed: %s; sxm-ctl restore %s again finishes",
+				arg, hinfo.name, sxm_dm_strerror(r),
 				info.name);
 			goto out;
 		}
 	}
 	r = rec_remove(dirfd, info.name);
 	if (r) {
-		sxm_err("%s %s: removing the insert record: %s", cmd, arg,
+		sxm_msg_add(err, errlen, "%s: removing the insert record: %s", arg,
 			strerror(-r));
 		goto out;
 	}

@@ -11,8 +11,10 @@
  * both lock that directory while they run.  A failure part-way puts the
  * device back on the table it ran before.
  *
- * Error policy as in sxm.h: 0 or -errno, with what failed said through
- * sxm_err(), prefixed "@cmd @dmname: ".
+ * Error policy: 0 or -errno, and nothing printed; what went wrong is in
+ * @err, one line per thing said (sxm_msg_add()), each beginning with
+ * "DMNAME: " but those about the state directory.  A failure undone says
+ * so in a line of its own.
  */
 #ifndef SXM_INSERT_H
 #define SXM_INSERT_H
@@ -39,15 +41,15 @@ struct sxm_inserted {
 /* The directory of insert records: $SXM_STATE_DIR or /run/sxm. */
 const char *sxm_insert_state_dir(void);
 
-int sxm_insert(const char *cmd, const char *dmname, uint64_t region_sectors,
-	       bool track, struct sxm_inserted *done);
+int sxm_insert(const char *dmname, uint64_t region_sectors, bool track,
+	       struct sxm_inserted *done, char *err, size_t errlen);
 
 /*
  * Put DMNAME's original table back.  Refused (-EBUSY) while a helper is
  * attached to its sxm target, unless @force.  @name gets the device's
  * device-mapper name.
  */
-int sxm_restore(const char *cmd, const char *dmname, bool force, char *name,
-		size_t namelen);
+int sxm_restore(const char *dmname, bool force, char *name, size_t namelen,
+		char *err, size_t errlen);
 
 #endif /* SXM_INSERT_H */

@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Text and bitmap formats of the dm layer: tables, the sxm target's table
- * arguments and status line, dirty maps as extents, the insert record, JSON
- * strings.  Pure functions only; see status.h.
+ * Text formats of the dm layer: tables, the sxm target's table arguments
+ * and status line, the insert record.  Pure functions only; see status.h.
  */
 #include <ctype.h>
-#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +87,7 @@ void sxm_table_free(struct sxm_table *tbl)
 int sxm_table_add(struct sxm_table *tbl, uint64_t start, uint64_t len,
 		  const char *type, const char *params)
 {
-	struct sxm_target *t;
+	struct sxm_table_target *t;
 
 	if (!type || !*type || strlen(type) > SXM_DM_TYPE_MAX ||
 	    strchr(type, ' ') || strchr(type, '\n'))
@@ -144,7 +142,7 @@ int sxm_table_add_line(struct sxm_table *tbl, const char *line)
 
 uint64_t sxm_table_sectors(const struct sxm_table *tbl)
 {
-	const struct sxm_target *last;
+	const struct sxm_table_target *last;
 
 	if (!tbl->nr)
 		return 0;
@@ -174,7 +172,7 @@ static void table_write(FILE *f, const char *prefix,
 	unsigned int i;
 
 	for (i = 0; i < tbl->nr; i++) {
-		const struct sxm_target *t = &tbl->t[i];
+		const struct sxm_table_target *t = &tbl->t[i];
 
 		fprintf(f, "%s%llu %llu %s%s%s\n", prefix,
 			(unsigned long long)t->start,
@@ -513,38 +511,4 @@ int sxm_insert_rec_parse(const char *text, struct sxm_insert_rec *rec)
 	if (r)
 		sxm_table_free(&rec->table);
 	return r;
-}
-
-/* ----------------------------------------------------------------------
- * JSON
- * ----------------------------------------------------------------------
- */
-
-void sxm_json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = *s;
-
-		switch (c) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				fprintf(f, "\\u%04x", c);
-			else
-				fputc(c, f);
-		}
-	}
-	fputc('"', f);
 }

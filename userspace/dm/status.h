@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The text and bitmap formats of the dm layer, with no libdevmapper and no
- * I/O, so that the native tests can link them alone:
+ * The text formats of the dm layer, with no libdevmapper and no I/O, so
+ * that the native tests can link them alone:
  *
  *   - device-mapper tables as lists of targets, and as the text
  *     "dmsetup table" prints (one "<start> <len> <type> <params>" a line);
  *   - the sxm target's table arguments and its status line;
  *   - region sizes and device-mapper names, checked before anything is done;
- *   - dirty maps (SXM_IOC_HARVEST's little-endian bitmaps) as byte extents;
- *   - the record "sxm-ctl insert" keeps to undo itself;
- *   - JSON strings.
+ *   - the record "sxm-ctl insert" keeps to undo itself.
  *
  * Every function returns 0 or a negative errno (-EINVAL for text that does
  * not parse, -ERANGE for a number out of bounds, -ENOMEM) and prints nothing.
@@ -33,7 +31,7 @@
  */
 
 /* One target of a table, or one line of a status; sizes in sectors. */
-struct sxm_target {
+struct sxm_table_target {
 	uint64_t start;
 	uint64_t len;
 	char *type;
@@ -42,7 +40,7 @@ struct sxm_target {
 
 struct sxm_table {
 	unsigned int nr;
-	struct sxm_target *t;
+	struct sxm_table_target *t;
 };
 
 void sxm_table_free(struct sxm_table *tbl);
@@ -141,13 +139,5 @@ struct sxm_insert_rec {
 /* The caller frees the text. */
 char *sxm_insert_rec_format(const struct sxm_insert_rec *rec);
 int sxm_insert_rec_parse(const char *text, struct sxm_insert_rec *rec);
-
-/* ----------------------------------------------------------------------
- * JSON
- * ----------------------------------------------------------------------
- */
-
-/* @s as a quoted JSON string. */
-void sxm_json_str(FILE *f, const char *s);
 
 #endif /* SXM_STATUS_H */

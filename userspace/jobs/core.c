@@ -30,7 +30,6 @@
 
 #include "base/sxm.h"
 #include "base/bitmap.h"
-#include "cli/cli.h"
 #include "dm/dm.h"
 #include "dm/insert.h"
 #include "jobs/core.h"
@@ -371,6 +370,23 @@ static bool is_ours(struct sxm_job *j, const struct sxm_params *p)
 	}
 }
 
+/* The lines insert or restore said, as one reason: "OP line; OP line". */
+static void msgs_reason(char *err, size_t errlen, const char *op,
+			const char *msgs)
+{
+	size_t used = 0;
+	const char *nl;
+
+	if (errlen)
+		err[0] = '\0';
+	while (*msgs && used + 1 < errlen) {
+		nl = strchrnul(msgs, '\n');
+		used += snprintf(err + used, errlen - used, "%s%s %.*s",
+				 used ? "; " : "", op, (int)(nl - msgs), msgs);
+		msgs = *nl ? nl + 1 : nl;
+	}
+}
+
 /*
  * Put the sxm target under the source, unless it is there already (a
  * retry, or a daemon restarted in Initializing or Preparing).  j->lock
@@ -402,16 +418,14 @@ int sxm_job_prepare_device(struct sxm_job *j, char *err, size_t errlen)
 	}
 	if (rec->src_mode == SXM_SRC_EXISTING) {
 		snprintf(err, errlen, "%s: no longer an sxm device: %s",
-			 rec->device, cli_dm_strerror(r));
+			 rec->device, sxm_dm_strerror(r));
 		goto out;
 	}
 	if (rec->src_mode == SXM_SRC_INSERTED) {
-		sxm_err_capture(cap, sizeof(cap));
-		r = sxm_insert("insert", rec->device,
-			       rec->region_size >> SECTOR_SHIFT, false, &ins);
-		sxm_err_release();
+		r = sxm_insert(rec->device, rec->region_size >> SECTOR_SHIFT,
+			       false, &ins, cap, sizeof(cap));
 		if (r)
-			snprintf(err, errlen, "%s", cap);
+			msgs_reason(err, errlen, "insert", cap);
 		else
 			sxm_job_event(j, "sxm inserted under %s, its original table moved to %s",
 				      rec->device, ins.hidden);
@@ -436,7 +450,7 @@ int sxm_job_prepare_device(struct sxm_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "creating /dev/mapper/%s over %s: %s",
 			 rec->device, rec->source, r == -EINVAL ?
 			 "the kernel refused the table (is dm-sxm loaded? the reason is in the kernel log)" :
-			 cli_dm_strerror(r));
+			 sxm_dm_strerror(r));
 	else
 		sxm_job_event(j, "/dev/mapper/%s created over %s: the VM must use /dev/mapper/%s",
 			      rec->device, rec->source, rec->device);
@@ -531,7 +545,7 @@ int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
 		if (r) {
 			snprintf(err, errlen, "/dev/mapper/%s: %s", rec->device,
 				 r == -EMEDIUMTYPE ? "no longer an sxm device" :
-				 cli_dm_strerror(r));
+				 sxm_dm_strerror(r));
 			return r;
 		}
 		if (sectors << SECTOR_SHIFT != rec->size) {
@@ -569,7 +583,7 @@ int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
 
 		r = sxm_kdev_open();
 		if (r < 0) {
-			snprintf(err, errlen, "%s", cli_kdev_strerror(r));
+			snprintf(err, errlen, "%s", sxm_kdev_strerror(r));
 			return r;
 		}
 		run->kfd = r;
@@ -626,7 +640,7 @@ int sxm_job_start_tracking(struct sxm_job *j, const char *then, char *err,
 	sxm_job_dm_unlock(j);
 	if (r) {
 		snprintf(err, errlen, "/dev/mapper/%s: mode track: %s",
-			 j->rec.device, cli_dm_strerror(r));
+			 j->rec.device, sxm_dm_strerror(r));
 		return r;
 	}
 	r = sxm_kdev_harvest(j->run.kfd, 0, &map, &h);
@@ -791,7 +805,7 @@ int sxm_job_cutover_start(struct sxm_job *j, bool *verify_all, char *err,
 	sxm_job_dm_unlock(j);
 	if (r) {
 		snprintf(err, errlen, "/dev/mapper/%s: suspend: %s",
-			 j->rec.device, cli_dm_strerror(r));
+			 j->rec.device, sxm_dm_strerror(r));
 		return r;
 	}
 	j->run.suspended = true;
@@ -809,7 +823,7 @@ int sxm_job_resume_device(struct sxm_job *j, char *err, size_t errlen)
 	sxm_job_dm_unlock(j);
 	if (r)
 		snprintf(err, errlen, "/dev/mapper/%s: resume: %s",
-			 j->rec.device, cli_dm_strerror(r));
+			 j->rec.device, sxm_dm_strerror(r));
 	else
 		j->run.suspended = false;
 	return r;
@@ -904,7 +918,7 @@ static int undo_created(struct sxm_job *j, char *err, size_t errlen)
 	return 0;
 fail:
 	snprintf(err, errlen, "taking sxm off /dev/mapper/%s: %s",
-		 j->rec.device, cli_dm_strerror(r));
+		 j->rec.device, sxm_dm_strerror(r));
 	return r;
 }
 
@@ -930,12 +944,10 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 		r = sxm_dm_info(hidden, &hinfo);
 		if (r || !hinfo.exists)
 			break;	/* never inserted */
-		sxm_err_capture(cap, sizeof(cap));
-		r = sxm_restore("restore", j->rec.device, false, name,
-				sizeof(name));
-		sxm_err_release();
+		r = sxm_restore(j->rec.device, false, name, sizeof(name), cap,
+				sizeof(cap));
 		if (r)
-			snprintf(err, errlen, "%s", cap);
+			msgs_reason(err, errlen, "restore", cap);
 		else
 			sxm_job_event(j, "the original table of %s is back",
 				      j->rec.device);
@@ -950,7 +962,7 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 		r = sxm_dm_message(j->rec.device, 0, "mode passthrough", NULL);
 		if (r)
 			snprintf(err, errlen, "/dev/mapper/%s: mode passthrough: %s",
-				 j->rec.device, cli_dm_strerror(r));
+				 j->rec.device, sxm_dm_strerror(r));
 		else
 			sxm_job_event(j, "/dev/mapper/%s back in passthrough",
 				      j->rec.device);

@@ -15,7 +15,7 @@
  *   the record    events, saves, the published op, a failure.
  *
  * What each style does with these (its phases, its copies, its cutover)
- * stays in its own file.  Locks as in daemon.h; each function says
+ * stays in its own file.  Locks as in struct sxm_jobs; each function says
  * whether j->lock is held.  Errors as in sxm.h: 0 or -errno, the reason
  * in @err.
  */
@@ -27,9 +27,86 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/copy.h"
-#include "daemon/daemon.h"
+#include <signal.h>
+#include <sys/types.h>
+
 #include "kdev/kdev.h"
+#include "io/copy.h"
+#include "io/sink.h"
+#include "jobs/job.h"
+
+struct sxm_job;
+
+/*
+ * The jobs of one daemon and what they share.  Locks, in this order:
+ * sxm_jobs.lock (the list of jobs, their references) -> sxm_job.lock
+ * (everything in the job but ->run) -> sxm_jobs.dm_lock (libdevmapper,
+ * which is not thread-safe).  A job thread never holds its job's lock
+ * while it copies, waits for the kernel or talks to the sink; it takes it
+ * to publish progress and to save.
+ */
+struct sxm_jobs {
+	pthread_mutex_t lock;
+	struct sxm_job *jobs;		/* ->lock */
+	int store_fd;			/* the state directory, locked */
+	const char *state_dir;
+	pthread_mutex_t dm_lock;
+	volatile sig_atomic_t stopping;	/* shutting down */
+};
+
+/* What a job thread holds while it works; only that thread touches it. */
+struct sxm_run {
+	int kfd;			/* /dev/dm-sxm, attached as helper */
+	struct sxm_sink *sink;
+	struct sxm_source *src;		/* the device under the sxm target */
+	uint64_t region_sectors;
+	uint64_t nr_regions;
+	bool suspended;			/* we suspended the device (cutover) */
+};
+
+struct sxm_job {
+	struct sxm_job *next;		/* d->lock */
+	struct sxm_jobs *d;		/* the jobs it is one of */
+	unsigned int refs;		/* d->lock */
+	bool submitting;		/* reserved by a submit, not yet made */
+	dev_t src_rdev;			/* the source as given */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* requests for the job thread */
+	struct sxm_job_rec rec;
+	bool req_sync;
+	bool req_cutover;
+	bool verify_all;		/* the cutover verifies everything */
+	bool thread_started;
+	bool forgotten;			/* a forget is taking it away */
+	pthread_t thread;
+	volatile sig_atomic_t stop;	/* stop the running copy */
+
+	struct sxm_run run;
+	struct sxm_mirror_run *mirror;	/* mirror style: the pump (thread) */
+};
+
+/* warm.c: the job thread of a warm job. */
+void *sxm_job_main(void *job);
+
+/* mirror.c */
+
+struct sxm_mirror_run;
+
+/*
+ * The job thread: runs a job in its style (sxm_job_main() for a warm one)
+ * and hands a cancel to warm.c, which undoes the device for both.
+ */
+void *sxm_job_thread(void *job);
+/* The live mirror figures of @j (the kernel's, the pump's) into @out. */
+void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out);
+
+/* core.c: log and record an event; j->lock held. */
+void sxm_job_event(struct sxm_job *j, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Save j->rec; j->lock held.  A failure is logged and recorded. */
+int sxm_job_save(struct sxm_job *j);
+
 
 /* CLOCK_MONOTONIC, in seconds. */
 double sxm_mono_s(void);

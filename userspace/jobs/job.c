@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "base/sxm.h"
-#include "jobs/ctl.h"
+#include "base/buf.h"
 #include "jobs/job.h"
 
 /* ------------------------------------------------------------------ */
@@ -77,6 +77,11 @@ static int src_mode_parse(const char *s, enum sxm_src_mode *m)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+bool sxm_job_is_mirror(const struct sxm_job_rec *rec)
+{
+	return !strcmp(rec->kind, SXM_KIND_MIRROR);
 }
 
 bool sxm_phase_final(enum sxm_phase p)
@@ -185,7 +190,7 @@ const char *sxm_duration_str(double secs, char *buf, size_t len)
 void sxm_job_rec_init(struct sxm_job_rec *j)
 {
 	memset(j, 0, sizeof(*j));
-	snprintf(j->kind, sizeof(j->kind), "warm");
+	snprintf(j->kind, sizeof(j->kind), SXM_KIND_WARM);
 	snprintf(j->engine, sizeof(j->engine), "auto");
 	j->region_size = SXM_DEFAULT_REGION_SIZE;
 	j->phase = SXM_PHASE_INITIALIZING;
@@ -300,7 +305,7 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 			      ph, p == SXM_PHASE_COMPLETED ?
 			      ": its source stays frozen" : "");
 
-	if (!strcmp(j->kind, "sxm")) {
+	if (sxm_job_is_mirror(j)) {
 		int r = check_mirror(j, cmd, err, errlen);
 
 		if (r <= 0)

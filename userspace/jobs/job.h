@@ -93,6 +93,13 @@ enum sxm_job_cmd {
 #define SXM_JOB_EVENTS		32	/* events kept, the oldest dropped */
 #define SXM_JOB_RECORD_VERSION	1
 
+/*
+ * The two styles, as --kind names them: "warm" (warm migration) and
+ * "sxm" (Storage XenMotion's: the mirror style).
+ */
+#define SXM_KIND_WARM		"warm"
+#define SXM_KIND_MIRROR		"sxm"
+
 struct sxm_job_event {
 	int64_t t_ms;			/* Unix time, milliseconds */
 	char text[240];
@@ -101,7 +108,7 @@ struct sxm_job_event {
 struct sxm_job_rec {
 	/* What was asked for. */
 	char name[SXM_JOB_NAME_MAX + 1];
-	char kind[8];			/* "warm", or "sxm": mirror style */
+	char kind[8];			/* SXM_KIND_WARM or SXM_KIND_MIRROR */
 	char source[256];		/* --source as given */
 	char sink[1024];		/* URI */
 	char engine[8];			/* "auto", "uring", "aio" */
@@ -179,6 +186,8 @@ int sxm_phase_parse(const char *s, enum sxm_phase *p);
 const char *sxm_src_mode_name(enum sxm_src_mode m);
 /* Completed and Cancelled: nothing more happens to the job. */
 bool sxm_phase_final(enum sxm_phase p);
+/* Whether @rec is a mirror-style job (SXM_KIND_MIRROR). */
+bool sxm_job_is_mirror(const struct sxm_job_rec *rec);
 
 /* A job name: 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'. */
 int sxm_job_name_check(const char *name);

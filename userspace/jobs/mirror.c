@@ -77,13 +77,11 @@
 
 #include "base/sxm.h"
 #include "base/bitmap.h"
-#include "cli/cli.h"
 #include "dm/dm.h"
 #include "jobs/core.h"
 #include "io/pump.h"
 #include "dm/status.h"
 
-#define KIND_MIRROR		"sxm"
 #define BATCH_BUFS		16	/* copy buffers for one batch */
 #define FULL_VERIFY_MAX		(256ULL << 20)	/* verify all of a device this small */
 #define COMPOSE_ROUNDS		5
@@ -121,11 +119,6 @@ struct sxm_mirror_run {
 /* ------------------------------------------------------------------ */
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
-
-bool sxm_job_is_mirror(const struct sxm_job_rec *rec)
-{
-	return !strcmp(rec->kind, KIND_MIRROR);
-}
 
 /*
  * Whether the job must leave what it is doing; j->lock held.  Not a
@@ -689,7 +682,7 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 	r = kstat(j, &ms);
 	if (r) {
 		snprintf(err, errlen, "/dev/mapper/%s: status: %s",
-			 j->rec.device, cli_dm_strerror(r));
+			 j->rec.device, sxm_dm_strerror(r));
 		return r;
 	}
 	if (mirror_on(&ms) && m->running)

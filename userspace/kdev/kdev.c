@@ -240,3 +240,16 @@ int sxm_kdev_ring_enter(int fd)
 {
 	return ioctl(fd, SXM_IOC_RING_ENTER) < 0 ? -errno : 0;
 }
+
+const char *sxm_kdev_strerror(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return "dm-sxm module not loaded (no " SXM_KDEV_PATH ")";
+	case -EACCES:
+	case -EPERM:
+		return "/dev/dm-sxm needs CAP_SYS_ADMIN";
+	default:
+		return strerror(-err);
+	}
+}

@@ -80,4 +80,7 @@ int sxm_kdev_ring_setup(int fd, uint32_t entries, uint32_t slot_bytes,
 /* Hand the completions posted so far to the kernel (SXM_IOC_RING_ENTER). */
 int sxm_kdev_ring_enter(int fd);
 
+/* The text for an errno from opening /dev/dm-sxm (-ENOENT, -EACCES). */
+const char *sxm_kdev_strerror(int err);
+
 #endif /* SXM_KDEV_H */

@@ -18,8 +18,8 @@
  * cutover, cancel, retry, forget.  The body of list and show is one
  * "job ..." line per job (job.h), and show adds "event ..." lines.
  *
- * This file has the word and escape helpers both sides use, and the
- * client's call.  Error policy as in sxm.h.
+ * This file has the paths, sending, and the client's call; the words and
+ * escapes both sides use are base/buf.h's.  Error policy as in sxm.h.
  */
 #ifndef SXM_CTL_H
 #define SXM_CTL_H
@@ -27,51 +27,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/buf.h"
+
 #define SXM_SOCKET_DEFAULT	"/run/sxm/sxm.sock"
 #define SXM_JOB_DIR_DEFAULT	"/var/lib/sxm"
 #define SXM_CTL_MAX_REQUEST	8192	/* bytes of one request line */
 #define SXM_CTL_MAX_WORDS	32
-
-/* A growing string; on out of memory it stops growing and says so. */
-struct sxm_buf {
-	char *s;
-	size_t len;
-	size_t cap;
-	bool oom;
-};
-
-void sxm_buf_printf(struct sxm_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/*
- * Append @val escaped: for a word (@word), bytes below 0x21, '%', '=' and
- * 0x7f; for the rest of a line (a record file's value), only control
- * characters and '%'.
- */
-void sxm_buf_escape(struct sxm_buf *b, const char *val, bool word);
-/* Append " key=<val escaped>". */
-void sxm_buf_kv(struct sxm_buf *b, const char *key, const char *val);
-/* The string (the caller frees it), or NULL after an out of memory. */
-char *sxm_buf_take(struct sxm_buf *b);
-void sxm_buf_free(struct sxm_buf *b);
-
-/* Undo the escaping in place; -EINVAL on a bad %XX or a NUL. */
-int sxm_unescape(char *s);
-
-/* One word of a line: "key=value" (unescaped), or a bare word (val NULL). */
-struct sxm_kv {
-	char *key;
-	char *val;
-};
-
-/*
- * Split @line (modified) at spaces into at most @max words.  -E2BIG if
- * there are more, -EINVAL if a value does not unescape.
- */
-int sxm_kv_split(char *line, struct sxm_kv *kv, unsigned int max,
-		 unsigned int *n);
-/* The value of @key among @kv, or NULL. */
-const char *sxm_kv_get(const struct sxm_kv *kv, unsigned int n,
-		       const char *key);
 
 /*
  * Send all of @p on a connected control socket, either side: a peer that
