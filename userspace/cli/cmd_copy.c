@@ -355,6 +355,27 @@ static void report_dirty(const struct copy_args *a,
 			a->dirty_out, a->dirty_out);
 }
 
+/* --verify, --verify-only: read both back and compare; 0 if they match. */
+static int copy_verify(struct copy_args *a, struct sxm_source *src,
+		       struct sxm_sink *sink, struct sxm_copy_result *res)
+{
+	int r;
+
+	if (a->progress)
+		a->o.progress_opaque = "verify";
+	r = sxm_copy_verify(src, sink, &a->o, res);
+	if (a->progress)
+		fputc('\n', stderr);
+	if (r) {
+		fprintf(stderr, "sxm-ctl copy: verify: %s\n", res->errmsg);
+		report_dirty(a, res);
+		return r;
+	}
+	printf("verified %" PRIu64 " bytes in %.2f s: the sink matches the source\n",
+	       res->stats.bytes_done, res->stats.elapsed);
+	return 0;
+}
+
 int cmd_copy(int argc, char **argv)
 {
 	struct copy_args a = { .progress = -1 };
@@ -432,21 +453,8 @@ int cmd_copy(int argc, char **argv)
 	sxm_copy_result_free(&res);
 
 verify:
-	if (a.verify) {
-		if (a.progress)
-			a.o.progress_opaque = "verify";
-		r = sxm_copy_verify(src, sink, &a.o, &res);
-		if (a.progress)
-			fputc('\n', stderr);
-		if (r) {
-			fprintf(stderr, "sxm-ctl copy: verify: %s\n",
-				res.errmsg);
-			report_dirty(&a, &res);
-			goto out;
-		}
-		printf("verified %" PRIu64 " bytes in %.2f s: the sink matches the source\n",
-		       res.stats.bytes_done, res.stats.elapsed);
-	}
+	if (a.verify && copy_verify(&a, src, sink, &res))
+		goto out;
 	ret = EXIT_OK;
 out:
 	sxm_copy_result_free(&res);

@@ -640,6 +640,126 @@ int cmd_daemon(int argc, char **argv)
 	return sxm_daemon_run(&o);
 }
 
+/* What "sxm-ctl submit" was given. */
+struct submit_opts {
+	const char *source;
+	const char *sink;
+	const char *vals[6];	/* submit_keys[], NULL: not given */
+	bool wait;
+	bool json;
+};
+
+static const char *const submit_keys[] = { "kind", "name", "cadence", "rate",
+					   "engine", "region_size" };
+
+/* One option of submit into @o: EXIT_OK, or a usage error printed. */
+static int submit_opt(const char *cmd, int c, struct submit_opts *o)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 's':
+		o->source = optarg;
+		break;
+	case 'k':
+		o->sink = optarg;
+		break;
+	case 'K':
+		if (strcmp(optarg, SXM_KIND_WARM) &&
+		    strcmp(optarg, SXM_KIND_MIRROR))
+			return cli_usage(cmd, "--kind %s: warm, or sxm (mirror style)",
+					 optarg);
+		o->vals[0] = optarg;
+		break;
+	case 'n':
+		if (sxm_job_name_check(optarg))
+			return cli_usage(cmd, "--name '%s': 1 to %d of A-Z a-z 0-9 . _ + -, not starting with . or -",
+					 optarg, SXM_JOB_NAME_MAX);
+		o->vals[1] = optarg;
+		break;
+	case 'c':
+		if (sxm_cadence_parse(optarg, &v))
+			return cli_usage(cmd, "--cadence %s: manual or a duration of at least 1s (15m, 1h, 1d)",
+					 optarg);
+		o->vals[2] = optarg;
+		break;
+	case 'r':
+		if (parse_rate(optarg, &v))
+			return cli_usage(cmd, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
+					 optarg);
+		o->vals[3] = optarg;
+		break;
+	case 'e':
+		if (!sxm_engine_name_valid(optarg))
+			return cli_usage(cmd, "--engine %s: uring, aio or auto",
+					 optarg);
+		o->vals[4] = optarg;
+		break;
+	case 'R':
+		if (cli_region_size(cmd, optarg, &v))
+			return EXIT_USAGE;
+		o->vals[5] = optarg;
+		break;
+	case 'w':
+		o->wait = true;
+		break;
+	case 'j':
+		o->json = true;
+		break;
+	}
+	return EXIT_OK;
+}
+
+/* The submit request's line, or NULL (out of memory). */
+static char *submit_request(const struct submit_opts *o)
+{
+	struct sxm_buf b = { 0 };
+	size_t i;
+
+	sxm_buf_printf(&b, "submit");
+	sxm_buf_kv(&b, "source", o->source);
+	sxm_buf_kv(&b, "sink", o->sink);
+	for (i = 0; i < ARRAY_SIZE(submit_keys); i++)
+		if (o->vals[i])
+			sxm_buf_kv(&b, submit_keys[i], o->vals[i]);
+	return sxm_buf_take(&b);
+}
+
+/* Say what was submitted and, with --wait, wait for it; the status. */
+static int submit_report(const char *cmd, const struct submit_opts *o,
+			 struct sxm_job_rec *j)
+{
+	bool mirror = sxm_job_is_mirror(j);
+	char b1[32], b2[256];
+	int r = 0;
+
+	if (!o->json) {
+		printf("job %s submitted: %s migration of %s (%s) to %s\n",
+		       j->name, mirror ? "mirror-style" : "warm",
+		       j->source, fmt_size(j->size, b1, sizeof(b1)), j->sink);
+		printf("  %s\n", mode_desc(j, b2, sizeof(b2)));
+		fflush(stdout);
+	}
+	if (o->wait) {
+		r = wait_job(cmd, j, mirror ? WAIT_MIRRORED : WAIT_READY);
+		if (!r && !o->json && mirror)
+			printf("job %s: %s, %s copied and composed: every write is mirrored\n",
+			       j->name, sxm_phase_name(j->phase),
+			       fmt_size(j->size, b1, sizeof(b1)));
+		else if (!r && !o->json)
+			printf("job %s: %s, full sync of %s done\n", j->name,
+			       sxm_phase_name(j->phase),
+			       fmt_size(j->size, b1, sizeof(b1)));
+	}
+	if (o->json) {
+		print_json(j);
+		printf("\n");
+	}
+	if (!r)
+		r = cli_flush_stdout(cmd);
+	return r;
+}
+
 int cmd_submit(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -656,87 +776,28 @@ int cmd_submit(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = argv[0], *source = NULL, *sink = NULL;
-	static const char *const keys[] = { "kind", "name", "cadence", "rate",
-					    "engine", "region_size" };
-	const char *vals[ARRAY_SIZE(keys)] = { 0 };
-	struct sxm_buf b = { 0 };
+	const char *cmd = argv[0];
+	struct submit_opts o = { 0 };
 	struct sxm_job_rec *j;
-	bool wait = false, json = false;
-	char *req, b1[32], b2[256];
-	uint64_t v;
-	size_t i;
+	char *req;
 	int c, r;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			source = optarg;
-			break;
-		case 'k':
-			sink = optarg;
-			break;
-		case 'K':
-			if (strcmp(optarg, SXM_KIND_WARM) &&
-			    strcmp(optarg, SXM_KIND_MIRROR))
-				return cli_usage(cmd, "--kind %s: warm, or sxm (mirror style)",
-						 optarg);
-			vals[0] = optarg;
-			break;
-		case 'n':
-			if (sxm_job_name_check(optarg))
-				return cli_usage(cmd, "--name '%s': 1 to %d of A-Z a-z 0-9 . _ + -, not starting with . or -",
-						 optarg, SXM_JOB_NAME_MAX);
-			vals[1] = optarg;
-			break;
-		case 'c':
-			if (sxm_cadence_parse(optarg, &v))
-				return cli_usage(cmd, "--cadence %s: manual or a duration of at least 1s (15m, 1h, 1d)",
-						 optarg);
-			vals[2] = optarg;
-			break;
-		case 'r':
-			vals[3] = optarg;
-			break;
-		case 'e':
-			if (!sxm_engine_name_valid(optarg))
-				return cli_usage(cmd, "--engine %s: uring, aio or auto",
-						 optarg);
-			vals[4] = optarg;
-			break;
-		case 'R':
-			if (cli_region_size(cmd, optarg, &v))
-				return EXIT_USAGE;
-			vals[5] = optarg;
-			break;
-		case 'w':
-			wait = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
+		if (c == 'h')
 			return cli_help(cmd);
-		default:
+		if (c == '?' || c == ':')
 			return cli_bad_option(cmd, argv, c);
-		}
+		r = submit_opt(cmd, c, &o);
+		if (r)
+			return r;
 	}
 	if (argc > optind)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
-	if (!source || !sink)
+	if (!o.source || !o.sink)
 		return cli_usage(cmd, "--source and --sink are required");
-	if (vals[3] && parse_rate(vals[3], &v))
-		return cli_usage(cmd, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
-				 vals[3]);
 
-	sxm_buf_printf(&b, "submit");
-	sxm_buf_kv(&b, "source", source);
-	sxm_buf_kv(&b, "sink", sink);
-	for (i = 0; i < ARRAY_SIZE(keys); i++)
-		if (vals[i])
-			sxm_buf_kv(&b, keys[i], vals[i]);
-	req = sxm_buf_take(&b);
+	req = submit_request(&o);
 	j = malloc(sizeof(*j));
 	if (!req || !j) {
 		free(req);
@@ -744,36 +805,10 @@ int cmd_submit(int argc, char **argv)
 		sxm_err("%s: %s", cmd, strerror(ENOMEM));
 		return EXIT_FAIL;
 	}
-	r = call_job(cmd, source, req, j);
+	r = call_job(cmd, o.source, req, j);
 	free(req);
-	if (r)
-		goto out;
-	if (!json) {
-		printf("job %s submitted: %s migration of %s (%s) to %s\n",
-		       j->name, sxm_job_is_mirror(j) ? "mirror-style" : "warm",
-		       j->source, fmt_size(j->size, b1, sizeof(b1)), j->sink);
-		printf("  %s\n", mode_desc(j, b2, sizeof(b2)));
-		fflush(stdout);
-	}
-	if (wait) {
-		r = wait_job(cmd, j, sxm_job_is_mirror(j) ? WAIT_MIRRORED :
-							    WAIT_READY);
-		if (!r && !json && sxm_job_is_mirror(j))
-			printf("job %s: %s, %s copied and composed: every write is mirrored\n",
-			       j->name, sxm_phase_name(j->phase),
-			       fmt_size(j->size, b1, sizeof(b1)));
-		else if (!r && !json)
-			printf("job %s: %s, full sync of %s done\n", j->name,
-			       sxm_phase_name(j->phase),
-			       fmt_size(j->size, b1, sizeof(b1)));
-	}
-	if (json) {
-		print_json(j);
-		printf("\n");
-	}
 	if (!r)
-		r = cli_flush_stdout(cmd);
-out:
+		r = submit_report(cmd, &o, j);
 	free(j);
 	return r;
 }
@@ -883,6 +918,66 @@ int cmd_show(int argc, char **argv)
  * The commands that name a job and change it: one request, then
  * optionally waiting for what it leads to.
  */
+/* What a job command did, in words, after it was answered. */
+static void job_cmd_report(const struct sxm_job_rec *j, const char *verb,
+			   bool wait, enum wait_for what)
+{
+	char b1[32], b2[32];
+
+	printf("job %s: %s", j->name, verb);
+	if (!strcmp(verb, "pause") || !strcmp(verb, "resume")) {
+		printf("d (%s)\n", sxm_phase_name(j->phase));
+	} else if (!strcmp(verb, "cadence")) {
+		printf(" %s\n", sxm_cadence_str(j->cadence_ms, b1, sizeof(b1)));
+	} else if (!strcmp(verb, "retry") && !wait) {
+		printf(": back to %s\n", sxm_phase_name(j->phase));
+	} else if (!wait) {
+		printf(" requested (%s)\n", sxm_phase_name(j->phase));
+	} else if (what == WAIT_CUTOVER) {
+		printf(" done: %s copied with the source frozen, %s read back and verified, guest I/O held %" PRIu64 " ms\n",
+		       fmt_size(j->cutover_bytes, b1, sizeof(b1)),
+		       fmt_size(j->verified_bytes, b2, sizeof(b2)),
+		       j->downtime_ms);
+		printf("  /dev/mapper/%s is left suspended (frozen) so that it cannot diverge from the sink:\n"
+		       "  stop the VM that uses it, then remove the device\n",
+		       j->device);
+	} else {
+		printf(" done: %s\n", sxm_phase_name(j->phase));
+	}
+}
+
+/* The job's name and @nvalues values (a cadence) after the options. */
+static int job_cmd_args(const char *cmd, int argc, char **argv, int nvalues)
+{
+	uint64_t v;
+
+	if (argc - optind < 1 + nvalues)
+		return cli_usage(cmd, argc - optind < 1 ? "which job?" :
+				 "missing arguments");
+	if (argc - optind > 1 + nvalues)
+		return cli_usage(cmd, "too many arguments");
+	if (nvalues && sxm_cadence_parse(argv[optind + 1], &v))
+		return cli_usage(cmd, "%s: manual or a duration of at least 1s (15m, 1h, 1d)",
+				 argv[optind + 1]);
+	return EXIT_OK;
+}
+
+/* "sxm-ctl forget": its request @req (freed here) sent. */
+static int job_forget(const char *cmd, const char *name, char *req)
+{
+	char *body;
+	int r;
+
+	r = call(cmd, name, req, &body);
+	free(req);
+	if (!r) {
+		free(body);
+		printf("job %s forgotten\n", name);
+		r = cli_flush_stdout(cmd);
+	}
+	return r;
+}
+
 static int job_cmd(int argc, char **argv, const char *verb, int nvalues,
 		   bool can_wait, enum wait_for what)
 {
@@ -897,8 +992,7 @@ static int job_cmd(int argc, char **argv, const char *verb, int nvalues,
 	bool wait = false, all = false, json = false;
 	struct sxm_buf b = { 0 };
 	struct sxm_job_rec *j;
-	char *req, *body, b1[32], b2[32];
-	uint64_t v;
+	char *req;
 	int c, r;
 
 	opterr = 0;
@@ -923,15 +1017,10 @@ static int job_cmd(int argc, char **argv, const char *verb, int nvalues,
 			return cli_bad_option(cmd, argv, c);
 		}
 	}
-	if (argc - optind < 1 + nvalues)
-		return cli_usage(cmd, argc - optind < 1 ? "which job?" :
-				 "missing arguments");
-	if (argc - optind > 1 + nvalues)
-		return cli_usage(cmd, "too many arguments");
+	r = job_cmd_args(cmd, argc, argv, nvalues);
+	if (r)
+		return r;
 	name = argv[optind];
-	if (nvalues && sxm_cadence_parse(argv[optind + 1], &v))
-		return cli_usage(cmd, "%s: manual or a duration of at least 1s (15m, 1h, 1d)",
-				 argv[optind + 1]);
 
 	sxm_buf_printf(&b, "%s", verb);
 	sxm_buf_kv(&b, "job", name);
@@ -942,16 +1031,8 @@ static int job_cmd(int argc, char **argv, const char *verb, int nvalues,
 	req = sxm_buf_take(&b);
 	if (!req)
 		return EXIT_FAIL;
-	if (!strcmp(verb, "forget")) {
-		r = call(cmd, name, req, &body);
-		free(req);
-		if (!r) {
-			free(body);
-			printf("job %s forgotten\n", name);
-			r = cli_flush_stdout(cmd);
-		}
-		return r;
-	}
+	if (!strcmp(verb, "forget"))
+		return job_forget(cmd, name, req);
 	j = malloc(sizeof(*j));
 	if (!j) {
 		free(req);
@@ -967,27 +1048,7 @@ static int job_cmd(int argc, char **argv, const char *verb, int nvalues,
 		print_json(j);
 		printf("\n");
 	} else if (!r) {
-		printf("job %s: %s", j->name, verb);
-		if (!strcmp(verb, "pause") || !strcmp(verb, "resume")) {
-			printf("d (%s)\n", sxm_phase_name(j->phase));
-		} else if (!strcmp(verb, "cadence")) {
-			printf(" %s\n", sxm_cadence_str(j->cadence_ms, b1,
-							 sizeof(b1)));
-		} else if (!strcmp(verb, "retry") && !wait) {
-			printf(": back to %s\n", sxm_phase_name(j->phase));
-		} else if (!wait) {
-			printf(" requested (%s)\n", sxm_phase_name(j->phase));
-		} else if (what == WAIT_CUTOVER) {
-			printf(" done: %s copied with the source frozen, %s read back and verified, guest I/O held %" PRIu64 " ms\n",
-			       fmt_size(j->cutover_bytes, b1, sizeof(b1)),
-			       fmt_size(j->verified_bytes, b2, sizeof(b2)),
-			       j->downtime_ms);
-			printf("  /dev/mapper/%s is left suspended (frozen) so that it cannot diverge from the sink:\n"
-			       "  stop the VM that uses it, then remove the device\n",
-			       j->device);
-		} else {
-			printf(" done: %s\n", sxm_phase_name(j->phase));
-		}
+		job_cmd_report(j, verb, wait, what);
 	}
 	if (!r)
 		r = cli_flush_stdout(cmd);

@@ -46,6 +46,7 @@
 #include "daemon/daemon.h"
 #include "io/engine.h"
 #include "jobs/core.h"
+#include "jobs/phases.h"
 #include "jobs/jobstore.h"
 
 #define REQUEST_TIMEOUT_S	10
@@ -54,34 +55,12 @@
 /* Jobs                                                               */
 /* ------------------------------------------------------------------ */
 
-static struct sxm_job *job_new(struct sxm_jobs *d)
-{
-	pthread_condattr_t ca;
-	struct sxm_job *j;
-
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return NULL;
-	j->d = d;
-	j->refs = 1;
-	j->run.kfd = -1;
-	sxm_job_rec_init(&j->rec);
-	pthread_mutex_init(&j->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	return j;
-}
-
 /* Drop a reference; d->lock held. */
 static void job_put_locked(struct sxm_job *j)
 {
 	if (--j->refs)
 		return;
-	pthread_mutex_destroy(&j->lock);
-	pthread_cond_destroy(&j->cond);
-	free(j);
+	sxm_job_free(j);
 }
 
 static void job_put(struct sxm_job *j)
@@ -140,26 +119,6 @@ static void job_kick(struct sxm_job *j)
 	pthread_cond_broadcast(&j->cond);
 }
 
-/*
- * A copy of @j's record with its live metrics filled in.  The dirty map
- * is read through an observer attach, outside every lock.
- */
-static void job_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
-{
-	pthread_mutex_lock(&j->lock);
-	*out = j->rec;
-	pthread_mutex_unlock(&j->lock);
-	out->dirty_bytes = -1;
-	if (!sxm_phase_final(out->phase)) {
-		int64_t b = sxm_job_dirty_bytes(out);
-
-		out->dirty_bytes = b < 0 ? -1 : b;
-	}
-	if (sxm_job_is_mirror(out))
-		sxm_mirror_snapshot(j, out);
-	sxm_job_metrics(out, sxm_now_ms());
-}
-
 /* ------------------------------------------------------------------ */
 /* Requests                                                           */
 /* ------------------------------------------------------------------ */
@@ -197,7 +156,7 @@ static void reply_job(struct reply *rp, struct sxm_job *j, bool events)
 		rp->body.oom = true;
 		return;
 	}
-	job_snapshot(j, rec);
+	sxm_job_snapshot(j, rec);
 	line = sxm_job_wire_format(rec, events);
 	if (line)
 		sxm_buf_printf(&rp->body, "%s\n", line);
@@ -270,8 +229,12 @@ static bool in_a_job(struct sxm_jobs *d, const char *path, struct reply *rp)
 	return busy;
 }
 
-static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
-		       unsigned int n, struct reply *rp)
+/*
+ * The record of a submit from its words (all checked, nothing else done):
+ * 0, or -1 with the error replied.
+ */
+static int submit_args(const struct sxm_kv *kv, unsigned int n,
+		       struct sxm_job_rec *rec, struct reply *rp)
 {
 	const char *source = sxm_kv_get(kv, n, "source");
 	const char *sink = sxm_kv_get(kv, n, "sink");
@@ -281,30 +244,20 @@ static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
 	const char *rate = sxm_kv_get(kv, n, "rate");
 	const char *engine = sxm_kv_get(kv, n, "engine");
 	const char *region = sxm_kv_get(kv, n, "region_size");
-	struct sxm_job_rec *rec;
-	char err[768], b[32];
-	struct sxm_job *j;
 	uint64_t v;
-	int r;
 
 	if (!source || !sink) {
 		reply_err(rp, EINVAL, "submit needs a source and a sink");
-		return;
+		return -1;
 	}
 	if (kind && strcmp(kind, SXM_KIND_WARM) && strcmp(kind, SXM_KIND_MIRROR)) {
 		reply_err(rp, EINVAL, "--kind %s: warm, or sxm (mirror style)", kind);
-		return;
+		return -1;
 	}
-	j = job_new(d);
-	if (!j) {
-		reply_err(rp, ENOMEM, "%s", strerror(ENOMEM));
-		return;
-	}
-	rec = &j->rec;
 	if (strlen(source) >= sizeof(rec->source) ||
 	    strlen(sink) >= sizeof(rec->sink)) {
 		reply_err(rp, ENAMETOOLONG, "source or sink too long");
-		goto out_free;
+		return -1;
 	}
 	snprintf(rec->source, sizeof(rec->source), "%s", source);
 	snprintf(rec->sink, sizeof(rec->sink), "%s", sink);
@@ -314,37 +267,56 @@ static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
 		if (sxm_job_name_check(name)) {
 			reply_err(rp, EINVAL, "--name '%s': 1 to %d of A-Z a-z 0-9 . _ + -, not starting with . or -",
 				  name, SXM_JOB_NAME_MAX);
-			goto out_free;
+			return -1;
 		}
 		snprintf(rec->name, sizeof(rec->name), "%s", name);
 	}
 	if (cadence && sxm_cadence_parse(cadence, &rec->cadence_ms)) {
 		reply_err(rp, EINVAL, "--cadence %s: manual or a duration of at least 1s (15m, 1h, 1d)",
 			  cadence);
-		goto out_free;
+		return -1;
 	}
 	if (rate && parse_rate(rate, &rec->rate_limit)) {
 		reply_err(rp, EINVAL, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
 			  rate);
-		goto out_free;
+		return -1;
 	}
 	if (engine) {
 		if (!sxm_engine_name_valid(engine)) {
 			reply_err(rp, EINVAL, "--engine %s: uring, aio or auto",
 				  engine);
-			goto out_free;
+			return -1;
 		}
 		snprintf(rec->engine, sizeof(rec->engine), "%s", engine);
 	}
 	if (region) {
-		r = parse_size(region, &v);
-		if (r || v < 4096 || v > (1ULL << 30) || (v & (v - 1))) {
+		if (parse_size(region, &v) || v < 4096 || v > (1ULL << 30) ||
+		    (v & (v - 1))) {
 			reply_err(rp, EINVAL, "--region-size %s: a power of two from 4k to 1G",
 				  region);
-			goto out_free;
+			return -1;
 		}
 		rec->region_size = v;
 	}
+	return 0;
+}
+
+static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
+		       unsigned int n, struct reply *rp)
+{
+	struct sxm_job_rec *rec;
+	struct sxm_job *j;
+	char err[768];
+	int r;
+
+	j = sxm_job_alloc(d);
+	if (!j) {
+		reply_err(rp, ENOMEM, "%s", strerror(ENOMEM));
+		return;
+	}
+	rec = &j->rec;
+	if (submit_args(kv, n, rec, rp))
+		goto out_free;
 
 	/* Ours already: say so before the device's state says it less well. */
 	if (in_a_job(d, rec->source, rp))
@@ -368,20 +340,7 @@ static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
 		goto out_unlink;
 	}
 	pthread_mutex_lock(&j->lock);
-	rec->sink_zero = j->run.sink->caps & SXM_SINK_ZERO_INIT;
-	rec->created_ms = sxm_now_ms();
-	rec->phase = sxm_job_is_mirror(rec) ? SXM_PHASE_PREPARING :
-					      SXM_PHASE_INITIALIZING;
-	sxm_job_event(j, "submitted: %s migration of %s (%s, %s) to %s%s%s",
-		      sxm_job_is_mirror(rec) ? "mirror-style" : "warm",
-		      rec->source, fmt_size(rec->size, b, sizeof(b)),
-		      rec->src_mode == SXM_SRC_EXISTING ? "its sxm device" :
-		      rec->src_mode == SXM_SRC_INSERTED ? "sxm inserted under it" :
-		      "a new sxm device over it", rec->sink,
-		      sxm_job_is_mirror(rec) ? "" : ", cadence ",
-		      sxm_job_is_mirror(rec) ? "" :
-		      sxm_cadence_str(rec->cadence_ms, err, sizeof(err)));
-	r = sxm_job_save(j);
+	r = sxm_job_begin(j);
 	pthread_mutex_unlock(&j->lock);
 	if (r) {
 		reply_err(rp, r, "saving the job record in %s: %s",
@@ -441,6 +400,32 @@ static void req_list(struct sxm_jobs *d, struct reply *rp)
 	free(all);
 }
 
+/* A forget applied: the job's thread joined, its record and it gone. */
+static void forget(struct sxm_jobs *d, struct sxm_job *j, struct reply *rp)
+{
+	bool join;
+	int r;
+
+	/* Final: its thread has ended or is ending. */
+	pthread_mutex_lock(&d->lock);
+	join = j->thread_started;
+	j->thread_started = false;
+	pthread_mutex_unlock(&d->lock);
+	if (join)
+		pthread_join(j->thread, NULL);
+	r = sxm_jobstore_remove(d->store_fd, j->rec.name);
+	if (r) {
+		reply_err(rp, r, "removing the record of %s: %s", j->rec.name,
+			  strerror(-r));
+		job_put(j);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	job_unlink_locked(j);
+	job_put_locked(j);
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* A request on one job: find it, check the command, apply it. */
 static void req_job(struct sxm_jobs *d, const char *verb,
 		    const struct sxm_kv *kv, unsigned int n, struct reply *rp)
@@ -462,9 +447,9 @@ static void req_job(struct sxm_jobs *d, const char *verb,
 	};
 	const char *name = sxm_kv_get(kv, n, "job");
 	const char *value = sxm_kv_get(kv, n, "value");
-	struct sxm_job_rec *rec;
+	struct sxm_job_args args = { 0 };
 	struct sxm_job *j;
-	char err[768], b[32];
+	char err[768];
 	uint64_t ms = 0;
 	size_t i;
 	int cmd = -2, r;
@@ -498,111 +483,18 @@ static void req_job(struct sxm_jobs *d, const char *verb,
 		return;
 	}
 
-	pthread_mutex_lock(&j->lock);
-	rec = &j->rec;
-	r = sxm_job_check(rec, cmd, err, sizeof(err));
-	if (!r && j->forgotten) {
-		r = -ENOENT;
-		snprintf(err, sizeof(err), "no such job: %s", name);
-	}
+	args.cadence_ms = ms;
+	value = sxm_kv_get(kv, n, "verify");
+	args.verify_all = value && !strcmp(value, "all");
+	r = sxm_job_request(j, cmd, &args, err, sizeof(err));
 	if (r) {
-		pthread_mutex_unlock(&j->lock);
 		reply_err(rp, r, "%s", err);
 		job_put(j);
 		return;
 	}
-	switch (cmd) {
-	case SXM_CMD_SYNC:
-		rec->want_sync = rec->sync_count +
-				 (rec->phase == SXM_PHASE_SYNCING ? 2 : 1);
-		j->req_sync = true;
-		sxm_job_event(j, "sync requested");
-		break;
-	case SXM_CMD_PAUSE:
-		rec->paused = true;
-		j->stop = 1;
-		sxm_job_event(j, "paused");
-		sxm_job_save(j);
-		break;
-	case SXM_CMD_RESUME:
-		rec->paused = false;
-		if (rec->cadence_ms && rec->phase == SXM_PHASE_READY)
-			rec->next_sync_ms = sxm_now_ms() + rec->cadence_ms;
-		sxm_job_event(j, "resumed");
-		sxm_job_save(j);
-		break;
-	case SXM_CMD_CADENCE:
-		rec->cadence_ms = ms;
-		rec->next_sync_ms = ms && !rec->paused ? sxm_now_ms() + ms : 0;
-		sxm_job_event(j, "cadence %s", sxm_cadence_str(ms, b, sizeof(b)));
-		sxm_job_save(j);
-		break;
-	case SXM_CMD_CUTOVER:
-		j->req_cutover = true;
-		value = sxm_kv_get(kv, n, "verify");
-		j->verify_all = value && !strcmp(value, "all");
-		sxm_job_event(j, "cutover requested%s",
-			      rec->phase == SXM_PHASE_SYNCING ?
-			      ": it starts when the running sync ends" : "");
-		break;
-	case SXM_CMD_CANCEL:
-		rec->cancelling = true;
-		j->stop = 1;
-		sxm_job_event(j, "cancel requested in %s",
-			      sxm_phase_name(rec->phase));
-		sxm_job_save(j);
-		break;
-	case SXM_CMD_RETRY:
-		/* The job thread waits in Failed; it picks this up. */
-		rec->phase = rec->fail_phase == SXM_PHASE_CUTTING_OVER ?
-			     SXM_PHASE_READY : rec->fail_phase;
-		rec->reason[0] = '\0';
-		sxm_job_event(j, "retry: back to %s", sxm_phase_name(rec->phase));
-		sxm_job_save(j);
-		break;
-	case SXM_CMD_FORGET:
-		j->forgotten = true;
-		break;
-	case SXM_CMD_MIRROR:
-		if (j->req_sync || j->req_cutover) {
-			pthread_mutex_unlock(&j->lock);
-			reply_err(rp, EBUSY, "job %s has a %s requested: switch once it is done",
-				  name, j->req_sync ? "sync" : "cutover");
-			job_put(j);
-			return;
-		}
-		/* The job thread hands it to mirror_job.c: Composing. */
-		snprintf(rec->kind, sizeof(rec->kind), SXM_KIND_MIRROR);
-		rec->phase = SXM_PHASE_COMPOSING;
-		rec->next_sync_ms = 0;
-		sxm_job_event(j, "switching to mirror style: the pump up, the mirror on, what is dirty resynced");
-		sxm_job_save(j);
-		break;
-	}
-	job_kick(j);
-	pthread_mutex_unlock(&j->lock);
 
 	if (cmd == SXM_CMD_FORGET) {
-		/* Final: its thread has ended or is ending. */
-		bool join;
-
-		pthread_mutex_lock(&d->lock);
-		join = j->thread_started;
-		j->thread_started = false;
-		pthread_mutex_unlock(&d->lock);
-		if (join)
-			pthread_join(j->thread, NULL);
-		r = sxm_jobstore_remove(d->store_fd, name);
-		if (r) {
-			reply_err(rp, r, "removing the record of %s: %s", name,
-				  strerror(-r));
-			job_put(j);
-			return;
-		}
-		pthread_mutex_lock(&d->lock);
-		job_unlink_locked(j);
-		job_put_locked(j);
-		pthread_mutex_unlock(&d->lock);
+		forget(d, j, rp);
 		return;
 	}
 	reply_job(rp, j, false);
@@ -772,7 +664,7 @@ static int load_one(struct sxm_job_rec *rec, void *opaque)
 	struct stat sb;
 	int r;
 
-	j = job_new(d);
+	j = sxm_job_alloc(d);
 	if (!j)
 		return -ENOMEM;
 	j->rec = *rec;
@@ -870,15 +762,134 @@ static int lookup_group(const char *name, gid_t *gid)
 	return 0;
 }
 
+/* Accept one connection and answer it in a thread of its own. */
+static void accept_one(struct service *s, int lfd)
+{
+	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
+	pthread_attr_t attr;
+	struct conn *c;
+	pthread_t t;
+	int cfd;
+
+	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	c = malloc(sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return;
+	}
+	c->d = &s->d;
+	c->fd = cfd;
+	c->allowed = peer_allowed(cfd, s->gid, s->have_group);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, conn_main, c)) {
+		close(cfd);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* Serve the socket until a signal on @sfd says stop. */
+static void serve(struct service *s, int lfd, int sfd)
+{
+	struct signalfd_siginfo si;
+	struct pollfd pfd[2] = {
+		{ .fd = lfd, .events = POLLIN },
+		{ .fd = sfd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				sxm_info("daemon: signal %u: stopping", si.ssi_signo);
+			break;
+		}
+		if (pfd[0].revents & POLLIN)
+			accept_one(s, lfd);
+	}
+}
+
+/* Stop every job at its next chunk, records saved, and join its thread. */
+static void stop_jobs(struct sxm_jobs *d)
+{
+	struct sxm_job *j;
+	pthread_t t;
+	bool found;
+
+	pthread_mutex_lock(&d->lock);
+	d->stopping = 1;
+	for (j = d->jobs; j; j = j->next) {
+		pthread_mutex_lock(&j->lock);
+		j->stop = 1;
+		job_kick(j);
+		pthread_mutex_unlock(&j->lock);
+	}
+	pthread_mutex_unlock(&d->lock);
+	/* No thread starts now (stopping); the list may still change. */
+	do {
+		found = false;
+		pthread_mutex_lock(&d->lock);
+		for (j = d->jobs; j && !found; j = j->next)
+			if (j->thread_started) {
+				t = j->thread;
+				j->thread_started = false;
+				found = true;
+			}
+		pthread_mutex_unlock(&d->lock);
+		if (found)
+			pthread_join(t, NULL);
+	} while (found);
+}
+
+/*
+ * SIGTERM and SIGINT blocked in every thread (so set before any starts),
+ * taken by a signalfd instead; SIGPIPE ignored.  The signalfd, or -1.
+ */
+static int signals(void)
+{
+	sigset_t mask;
+	int sfd;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		sxm_err("daemon: signalfd: %s", strerror(errno));
+	return sfd;
+}
+
+/* The jobs of the state directory, loaded and started. */
+static void load_jobs(struct service *s, const struct sxm_daemon_opts *o)
+{
+	struct sxm_jobs *d = &s->d;
+	struct sxm_job *j;
+	int r, njobs = 0;
+
+	r = sxm_jobstore_load(d->store_fd, load_one, d);
+	if (r)
+		sxm_err("daemon: loading the jobs in %s: %s", o->state_dir,
+			strerror(-r));
+	for (j = d->jobs; j; j = j->next)
+		njobs++;
+	sxm_info("daemon: listening on %s (%s), jobs in %s: %d",
+		 o->socket, s->have_group ? "root and its group" : "root only",
+		 o->state_dir, njobs);
+}
+
 int sxm_daemon_run(const struct sxm_daemon_opts *o)
 {
 	struct service s = { 0 };
 	struct sxm_jobs *d = &s.d;
-	struct pollfd pfd[2];
-	struct sxm_job *j;
-	sigset_t mask;
 	char err[512];
-	int lfd, sfd = -1, r, njobs = 0;
+	int lfd, sfd;
 
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->dm_lock, NULL);
@@ -890,19 +901,9 @@ int sxm_daemon_run(const struct sxm_daemon_opts *o)
 		}
 		s.have_group = true;
 	}
-
-	/* Before any thread: every thread blocks these, the signalfd takes them. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0) {
-		sxm_err("daemon: signalfd: %s", strerror(errno));
+	sfd = signals();
+	if (sfd < 0)
 		return EXIT_FAIL;
-	}
-
 	d->store_fd = sxm_jobstore_open(o->state_dir, err, sizeof(err));
 	if (d->store_fd < 0) {
 		sxm_err("daemon: %s", err);
@@ -915,87 +916,12 @@ int sxm_daemon_run(const struct sxm_daemon_opts *o)
 		close(sfd);
 		return EXIT_FAIL;
 	}
-	r = sxm_jobstore_load(d->store_fd, load_one, d);
-	if (r)
-		sxm_err("daemon: loading the jobs in %s: %s", o->state_dir,
-			strerror(-r));
-	for (j = d->jobs; j; j = j->next)
-		njobs++;
-	sxm_info("daemon: listening on %s (%s), jobs in %s: %d",
-		 o->socket, s.have_group ? "root and its group" : "root only",
-		 o->state_dir, njobs);
+	load_jobs(&s, o);
+	serve(&s, lfd, sfd);
 
-	pfd[0].fd = lfd;
-	pfd[0].events = POLLIN;
-	pfd[1].fd = sfd;
-	pfd[1].events = POLLIN;
-	for (;;) {
-		struct signalfd_siginfo si;
-		struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
-		pthread_attr_t attr;
-		struct conn *c;
-		pthread_t t;
-		int cfd;
-
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents & POLLIN) {
-			if (read(sfd, &si, sizeof(si)) == sizeof(si))
-				sxm_info("daemon: signal %u: stopping", si.ssi_signo);
-			break;
-		}
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (cfd < 0)
-			continue;
-		setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		c = malloc(sizeof(*c));
-		if (!c) {
-			close(cfd);
-			continue;
-		}
-		c->d = d;
-		c->fd = cfd;
-		c->allowed = peer_allowed(cfd, s.gid, s.have_group);
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, conn_main, c)) {
-			close(cfd);
-			free(c);
-		}
-		pthread_attr_destroy(&attr);
-	}
-
-	/* Stop: every job at its next chunk, records saved. */
 	close(lfd);
 	unlink(o->socket);
-	pthread_mutex_lock(&d->lock);
-	d->stopping = 1;
-	for (j = d->jobs; j; j = j->next) {
-		pthread_mutex_lock(&j->lock);
-		j->stop = 1;
-		job_kick(j);
-		pthread_mutex_unlock(&j->lock);
-	}
-	pthread_mutex_unlock(&d->lock);
-	/* No thread starts now (stopping); the list may still change. */
-	for (;;) {
-		pthread_t t;
-		bool found = false;
-
-		pthread_mutex_lock(&d->lock);
-		for (j = d->jobs; j && !found; j = j->next)
-			if (j->thread_started) {
-				t = j->thread;
-				j->thread_started = false;
-				found = true;
-			}
-		pthread_mutex_unlock(&d->lock);
-		if (!found)
-			break;
-		pthread_join(t, NULL);
-	}
+	stop_jobs(d);
 	sxm_info("daemon: stopped");
 	close(d->store_fd);
 	close(sfd);

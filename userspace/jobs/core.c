@@ -33,6 +33,7 @@
 #include "dm/dm.h"
 #include "dm/insert.h"
 #include "jobs/core.h"
+#include "jobs/phases.h"
 #include "jobs/jobstore.h"
 #include "dm/status.h"
 
@@ -125,6 +126,33 @@ int sxm_job_save(struct sxm_job *j)
 	return r;
 }
 
+struct sxm_job *sxm_job_alloc(struct sxm_jobs *d)
+{
+	pthread_condattr_t ca;
+	struct sxm_job *j;
+
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->d = d;
+	j->refs = 1;
+	j->run.kfd = -1;
+	sxm_job_rec_init(&j->rec);
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return j;
+}
+
+void sxm_job_free(struct sxm_job *j)
+{
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+}
+
 void sxm_job_set_op(struct sxm_job *j, const char *op, uint64_t done,
 		    uint64_t total)
 {
@@ -138,14 +166,13 @@ void sxm_job_set_op(struct sxm_job *j, const char *op, uint64_t done,
 void sxm_job_fail(struct sxm_job *j, const char *why)
 {
 	j->rec.fail_phase = j->rec.phase;
-	j->rec.phase = SXM_PHASE_FAILED;
 	snprintf(j->rec.reason, sizeof(j->rec.reason), "%s",
 		 why[0] ? why : "unknown error");
 	j->req_cutover = false;
 	sxm_job_set_op(j, "", 0, 0);
 	sxm_job_event(j, "failed in %s: %s", sxm_phase_name(j->rec.fail_phase),
 		      j->rec.reason);
-	sxm_job_save(j);
+	sxm_job_enter(j, SXM_PHASE_FAILED);
 }
 
 void sxm_job_wait_ms(struct sxm_job *j, uint64_t ms)
@@ -217,39 +244,104 @@ static int default_name(struct sxm_job_rec *rec, const char *dm_name)
 	return sxm_job_name_check(rec->name);
 }
 
-int sxm_job_classify(struct sxm_job *j, char *err, size_t errlen)
+/* The block device @path: its stat and its size in bytes. */
+static int source_size(const char *path, struct stat *sb, uint64_t *bytes,
+		       char *err, size_t errlen)
 {
-	struct sxm_job_rec *rec = &j->rec;
-	struct sxm_table t = { 0 }, st = { 0 };
-	struct sxm_dm_info info, other;
-	struct sxm_status status;
-	struct sxm_params p;
-	struct stat sb;
-	uint64_t bytes = 0;
-	unsigned int i, nsxm = 0;
 	int fd, r;
 
-	if (stat(rec->source, &sb)) {
+	if (stat(path, sb)) {
 		r = -errno;
-		snprintf(err, errlen, "source %s: %s", rec->source,
-			 strerror(-r));
+		snprintf(err, errlen, "source %s: %s", path, strerror(-r));
 		return r;
 	}
-	if (!S_ISBLK(sb.st_mode)) {
-		snprintf(err, errlen, "source %s: not a block device",
-			 rec->source);
+	if (!S_ISBLK(sb->st_mode)) {
+		snprintf(err, errlen, "source %s: not a block device", path);
 		return -ENOTBLK;
 	}
-	fd = open(rec->source, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || ioctl(fd, BLKGETSIZE64, &bytes)) {
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, BLKGETSIZE64, bytes)) {
 		r = -errno;
-		snprintf(err, errlen, "source %s: %s", rec->source,
-			 strerror(-r));
+		snprintf(err, errlen, "source %s: %s", path, strerror(-r));
 		if (fd >= 0)
 			close(fd);
 		return r;
 	}
 	close(fd);
+	return 0;
+}
+
+/*
+ * A plain device of @bytes: an sxm device named after the job over it, a
+ * name no device-mapper device has yet.  dm_lock held.
+ */
+static int classify_plain(struct sxm_job_rec *rec, uint64_t bytes, char *err,
+			  size_t errlen)
+{
+	struct sxm_dm_info other;
+	int r;
+
+	rec->src_mode = SXM_SRC_CREATED;
+	snprintf(rec->device, sizeof(rec->device), "%s", rec->name);
+	rec->size = bytes & ~511ULL;
+	r = sxm_dm_info(rec->device, &other);
+	if (!r && other.exists) {
+		snprintf(err, errlen,
+			 "a device-mapper device named %s exists already: choose another --name",
+			 rec->device);
+		return -EEXIST;
+	}
+	return r;
+}
+
+/*
+ * A source that is an sxm device already (its table @t, one sxm target):
+ * its region size and tracking, and no helper on it.  dm_lock held.
+ */
+static int classify_existing(struct sxm_job_rec *rec, const char *dmname,
+			     const struct sxm_table *t, char *err,
+			     size_t errlen)
+{
+	struct sxm_table st = { 0 };
+	struct sxm_status status;
+	struct sxm_params p;
+	int r;
+
+	r = sxm_params_parse(t->t[0].params, &p);
+	if (!r)
+		r = sxm_dm_status(dmname, &st);
+	if (!r && (st.nr != 1 || sxm_status_parse(st.t[0].params, &status)))
+		r = -EPROTO;
+	sxm_table_free(&st);
+	if (r) {
+		snprintf(err, errlen, "source %s: reading its sxm target: %s",
+			 rec->source, strerror(-r));
+		return r;
+	}
+	rec->region_size = p.region_sectors << SECTOR_SHIFT;
+	rec->orig_track = p.track;
+	if (status.helper_pid) {
+		snprintf(err, errlen,
+			 "source %s (%s): a helper (pid %u) is attached to its sxm target already",
+			 rec->source, dmname, status.helper_pid);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int sxm_job_classify(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	struct sxm_table t = { 0 };
+	struct sxm_dm_info info;
+	struct stat sb;
+	uint64_t bytes = 0;
+	unsigned int i, nsxm = 0;
+	int r;
+
+	r = source_size(rec->source, &sb, &bytes, err, errlen);
+	if (r)
+		return r;
 	j->src_rdev = sb.st_rdev;
 
 	sxm_job_dm_lock(j);
@@ -266,17 +358,7 @@ int sxm_job_classify(struct sxm_job *j, char *err, size_t errlen)
 		goto out;
 	}
 	if (!info.exists) {
-		/* A plain device: an sxm device named after the job over it. */
-		rec->src_mode = SXM_SRC_CREATED;
-		snprintf(rec->device, sizeof(rec->device), "%s", rec->name);
-		rec->size = bytes & ~511ULL;
-		r = sxm_dm_info(rec->device, &other);
-		if (!r && other.exists) {
-			snprintf(err, errlen,
-				 "a device-mapper device named %s exists already: choose another --name",
-				 rec->device);
-			r = -EEXIST;
-		}
+		r = classify_plain(rec, bytes, err, errlen);
 		goto out;
 	}
 	snprintf(rec->device, sizeof(rec->device), "%s", info.name);
@@ -316,24 +398,7 @@ int sxm_job_classify(struct sxm_job *j, char *err, size_t errlen)
 		goto out;
 	}
 	rec->src_mode = SXM_SRC_EXISTING;
-	r = sxm_params_parse(t.t[0].params, &p);
-	if (!r)
-		r = sxm_dm_status(info.name, &st);
-	if (!r && (st.nr != 1 || sxm_status_parse(st.t[0].params, &status)))
-		r = -EPROTO;
-	if (r) {
-		snprintf(err, errlen, "source %s: reading its sxm target: %s",
-			 rec->source, strerror(-r));
-		goto out;
-	}
-	rec->region_size = p.region_sectors << SECTOR_SHIFT;
-	rec->orig_track = p.track;
-	if (status.helper_pid) {
-		snprintf(err, errlen,
-			 "source %s (%s): a helper (pid %u) is attached to its sxm target already",
-			 rec->source, info.name, status.helper_pid);
-		r = -EBUSY;
-	}
+	r = classify_existing(rec, info.name, &t, err, errlen);
 out:
 	sxm_job_dm_unlock(j);
 	if (!r && !rec->size) {
@@ -341,7 +406,6 @@ out:
 		r = -EINVAL;
 	}
 	sxm_table_free(&t);
-	sxm_table_free(&st);
 	return r;
 }
 
@@ -602,7 +666,7 @@ int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
 			snprintf(err, errlen, "/dev/mapper/%s: attach: %s",
 				 rec->device, r == -EOPNOTSUPP ?
 				 "this dm-sxm lacks tracking with held regions" :
-				 strerror(-r));
+				 sxm_kdev_strerror(r));
 		}
 		if (r) {
 			sxm_job_run_close(j);
@@ -702,9 +766,8 @@ int sxm_job_track_again(struct sxm_job *j, enum sxm_phase phase,
 	if (r)
 		return r;
 	sxm_job_lock(j);
-	j->rec.phase = phase;
 	j->rec.sink_zero = false;
-	sxm_job_save(j);
+	sxm_job_enter(j, phase);
 	sxm_job_unlock(j);
 	return 0;
 }
@@ -846,9 +909,8 @@ void sxm_job_cutover_done(struct sxm_job *j, uint64_t copied,
 void sxm_job_completed(struct sxm_job *j,
 		       void (*detach)(struct sxm_job *j))
 {
-	j->rec.phase = SXM_PHASE_COMPLETED;
 	j->rec.reason[0] = '\0';
-	sxm_job_save(j);
+	sxm_job_enter(j, SXM_PHASE_COMPLETED);
 	sxm_job_unlock(j);
 	/* Not resumed: a source that stays frozen cannot diverge. */
 	j->run.suspended = false;
@@ -864,10 +926,9 @@ void sxm_job_cutover_failed(struct sxm_job *j, const char *why,
 	sxm_job_set_op(j, "", 0, 0);
 	rec->cutover_failures++;
 	snprintf(rec->reason, sizeof(rec->reason), "cutover failed: %s", why);
-	rec->phase = back;
 	sxm_job_event(j, "cutover failed: %s; /dev/mapper/%s runs on, the job is %s again",
 		      why, rec->device, sxm_phase_name(back));
-	sxm_job_save(j);
+	sxm_job_enter(j, back);
 }
 
 /* ------------------------------------------------------------------ */

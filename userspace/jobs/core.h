@@ -36,6 +36,7 @@
 #include "jobs/job.h"
 
 struct sxm_job;
+struct sxm_mirror_run;			/* mirror.c's */
 
 /*
  * The jobs of one daemon and what they share.  Locks, in this order:
@@ -86,27 +87,17 @@ struct sxm_job {
 	struct sxm_mirror_run *mirror;	/* mirror style: the pump (thread) */
 };
 
-/* warm.c: the job thread of a warm job. */
-void *sxm_job_main(void *job);
-
-/* mirror.c */
-
-struct sxm_mirror_run;
-
-/*
- * The job thread: runs a job in its style (sxm_job_main() for a warm one)
- * and hands a cancel to warm.c, which undoes the device for both.
- */
-void *sxm_job_thread(void *job);
-/* The live mirror figures of @j (the kernel's, the pump's) into @out. */
-void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out);
-
 /* core.c: log and record an event; j->lock held. */
 void sxm_job_event(struct sxm_job *j, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Save j->rec; j->lock held.  A failure is logged and recorded. */
 int sxm_job_save(struct sxm_job *j);
 
+
+/* A new job of @d, one reference, its record's defaults; or NULL. */
+struct sxm_job *sxm_job_alloc(struct sxm_jobs *d);
+/* Free a job no one references (its thread ended or never started). */
+void sxm_job_free(struct sxm_job *j);
 
 /* CLOCK_MONOTONIC, in seconds. */
 double sxm_mono_s(void);

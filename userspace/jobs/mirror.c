@@ -79,6 +79,7 @@
 #include "base/bitmap.h"
 #include "dm/dm.h"
 #include "jobs/core.h"
+#include "jobs/phases.h"
 #include "io/pump.h"
 #include "dm/status.h"
 
@@ -1372,8 +1373,7 @@ static void mirrored(struct sxm_job *j)
 	while (j->rec.phase == SXM_PHASE_MIRRORED && !must_stop(j)) {
 		if (j->req_cutover) {
 			j->req_cutover = false;
-			j->rec.phase = SXM_PHASE_CUTTING_OVER;
-			sxm_job_save(j);
+			sxm_job_enter(j, SXM_PHASE_CUTTING_OVER);
 			return;
 		}
 		publish(j);
@@ -1408,233 +1408,240 @@ static void mirrored(struct sxm_job *j)
 }
 
 /*
- * One step of the state machine, with j->lock held on entry and exit.
- * Returns false when this file is done with the job (final, cancelling,
- * stopping).
+ * The phases: each is called with j->lock held and returns with it held
+ * (phases.h).  A job that must stop (stopping, cancelling) goes back to
+ * the loop at once.
  */
-static bool step(struct sxm_job *j)
+
+static enum sxm_step preparing(struct sxm_job *j)
+{
+	char err[768] = "";
+	int r;
+
+	if (j->rec.phase != SXM_PHASE_PREPARING)
+		sxm_job_enter(j, SXM_PHASE_PREPARING);
+	sxm_job_unlock(j);
+	r = do_prepare(j, err, sizeof(err));
+	sxm_job_lock(j);
+	if (must_stop(j))
+		return SXM_STEP_AGAIN;
+	if (r) {
+		sxm_job_fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	return SXM_STEP_NEXT;
+}
+
+static enum sxm_step copying(struct sxm_job *j)
+{
+	char err[768] = "";
+	bool restarted = false;
+	int r;
+
+	if (j->rec.phase != SXM_PHASE_COPYING)
+		sxm_job_enter(j, SXM_PHASE_COPYING);
+	sxm_job_unlock(j);
+	r = attach(j, &restarted, err, sizeof(err));
+	if (!r)
+		r = do_copy(j, err, sizeof(err));
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	if (must_stop(j))
+		return SXM_STEP_AGAIN;
+	if (r) {
+		sxm_job_fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	return SXM_STEP_NEXT;
+}
+
+/* Also the way in for a warm job switched to mirror style (Ready). */
+static enum sxm_step composing(struct sxm_job *j)
 {
 	struct sxm_job_rec *rec = &j->rec;
+	char err[768] = "";
+	bool restarted = false;
+	int r;
+
+	if (rec->phase != SXM_PHASE_COMPOSING)
+		sxm_job_enter(j, SXM_PHASE_COMPOSING);
+	sxm_job_unlock(j);
+	r = attach(j, &restarted, err, sizeof(err));
+	if (!r && !restarted)
+		r = do_compose(j, err, sizeof(err));
+	sxm_job_lock(j);
+	if (must_stop(j) || restarted)
+		return SXM_STEP_AGAIN;
+	if (r == -ESTALE) {
+		rec->full_done = 0;
+		rec->sink_zero = false;
+		sxm_job_event(j, "%s", err);
+		sxm_job_enter(j, SXM_PHASE_COPYING);
+		return SXM_STEP_AGAIN;
+	}
+	if (r) {
+		sxm_job_fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	return SXM_STEP_NEXT;
+}
+
+static enum sxm_step mirrored_phase(struct sxm_job *j)
+{
+	char err[768] = "";
+	bool restarted = false;
+	int r;
+
+	sxm_job_unlock(j);
+	r = attach(j, &restarted, err, sizeof(err));
+	sxm_job_lock(j);
+	if (must_stop(j))
+		return SXM_STEP_AGAIN;
+	if (r) {
+		sxm_job_fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	if (!restarted)
+		mirrored(j);
+	return SXM_STEP_AGAIN;
+}
+
+/* Done: Completed (final).  Failed: the device resumed, Mirrored again. */
+static enum sxm_step cutting_over(struct sxm_job *j)
+{
 	char err[768] = "", rerr[256] = "";
 	bool restarted = false;
 	int r;
 
-	if (must_stop(j))
-		return false;
-
-	switch (rec->phase) {
-	case SXM_PHASE_INITIALIZING:
-	case SXM_PHASE_PREPARING:
-		rec->phase = SXM_PHASE_PREPARING;
-		sxm_job_unlock(j);
-		r = do_prepare(j, err, sizeof(err));
-		sxm_job_lock(j);
-		if (must_stop(j))
-			return false;
-		if (r) {
-			sxm_job_fail(j, err);
-			break;
-		}
-		rec->phase = SXM_PHASE_COPYING;
-		sxm_job_save(j);
-		break;
-
-	case SXM_PHASE_FULL_SYNC:
-	case SXM_PHASE_COPYING:
-		rec->phase = SXM_PHASE_COPYING;
-		sxm_job_unlock(j);
-		r = attach(j, &restarted, err, sizeof(err));
-		if (!r)
-			r = do_copy(j, err, sizeof(err));
-		sxm_job_lock(j);
-		sxm_job_set_op(j, "", 0, 0);
-		if (must_stop(j))
-			return false;
-		if (r) {
-			sxm_job_fail(j, err);
-			break;
-		}
-		rec->phase = SXM_PHASE_COMPOSING;
-		sxm_job_save(j);
-		break;
-
-	case SXM_PHASE_READY:
-	case SXM_PHASE_SYNCING:
-	case SXM_PHASE_COMPOSING:
-		/* A warm job switched to mirror style composes too. */
-		rec->phase = SXM_PHASE_COMPOSING;
-		sxm_job_unlock(j);
-		r = attach(j, &restarted, err, sizeof(err));
-		if (!r && !restarted)
-			r = do_compose(j, err, sizeof(err));
-		sxm_job_lock(j);
-		if (must_stop(j))
-			return false;
-		if (restarted)
-			break;
-		if (r == -ESTALE) {
-			rec->phase = SXM_PHASE_COPYING;
-			rec->full_done = 0;
-			rec->sink_zero = false;
-			sxm_job_event(j, "%s", err);
-			sxm_job_save(j);
-			break;
-		}
-		if (r) {
-			sxm_job_fail(j, err);
-			break;
-		}
-		rec->phase = SXM_PHASE_MIRRORED;
-		sxm_job_save(j);
-		break;
-
-	case SXM_PHASE_MIRRORED:
-		sxm_job_unlock(j);
-		r = attach(j, &restarted, err, sizeof(err));
-		sxm_job_lock(j);
-		if (must_stop(j))
-			return false;
-		if (r) {
-			sxm_job_fail(j, err);
-			break;
-		}
-		if (restarted)
-			break;
-		mirrored(j);
-		break;
-
-	case SXM_PHASE_CUTTING_OVER:
-		sxm_job_unlock(j);
-		r = attach(j, &restarted, err, sizeof(err));
-		if (!r && restarted)
-			r = -ESTALE;
-		if (!r && !stop_now(j))
-			r = mirror_before_cutover(j, err, sizeof(err));
-		if (!r && stop_now(j)) {
-			snprintf(err, sizeof(err), "interrupted");
-			r = -EINTR;
-		}
-		if (!r)
-			r = do_cutover(j, err, sizeof(err));
-		sxm_job_lock(j);
-		if (!r) {
-			sxm_job_completed(j, release_all);
-			return false;
-		}
-		if (restarted) {
-			/* The bulk copy starts over (attach said why). */
-			sxm_job_set_op(j, "", 0, 0);
-			break;
-		}
-		sxm_job_unlock(j);
-		/* The guest gets its disk back, and the pump its work. */
-		if (j->mirror->pump && !j->mirror->running && j->mirror->sink)
-			pump_start(j, rerr, sizeof(rerr));
-		r = sxm_job_resume_device(j, rerr, sizeof(rerr));
-		sxm_job_lock(j);
-		if (r) {
-			sxm_job_fail(j, rerr);
-			break;
-		}
-		if (must_stop(j))
-			return false;
-		sxm_job_cutover_failed(j, err, SXM_PHASE_MIRRORED);
-		break;
-
-	case SXM_PHASE_FAILED:
-		/* Let go of everything until a retry or a cancel. */
-		if (j->run.kfd >= 0 || j->run.sink || j->mirror->pump) {
-			sxm_job_unlock(j);
-			let_go(j, true);
-			sxm_job_lock(j);
-			break;
-		}
-		sxm_job_wait_ms(j, 60000);
-		break;
-
-	default:
-		return false;
+	sxm_job_unlock(j);
+	r = attach(j, &restarted, err, sizeof(err));
+	if (!r && restarted)
+		r = -ESTALE;
+	if (!r && !stop_now(j))
+		r = mirror_before_cutover(j, err, sizeof(err));
+	if (!r && stop_now(j)) {
+		snprintf(err, sizeof(err), "interrupted");
+		r = -EINTR;
 	}
-	return true;
+	if (!r)
+		r = do_cutover(j, err, sizeof(err));
+	sxm_job_lock(j);
+	if (!r) {
+		sxm_job_completed(j, release_all);
+		return SXM_STEP_AGAIN;
+	}
+	if (restarted) {
+		/* The bulk copy starts over (attach said why). */
+		sxm_job_set_op(j, "", 0, 0);
+		return SXM_STEP_AGAIN;
+	}
+	sxm_job_unlock(j);
+	/* The guest gets its disk back, and the pump its work. */
+	if (j->mirror->pump && !j->mirror->running && j->mirror->sink)
+		pump_start(j, rerr, sizeof(rerr));
+	r = sxm_job_resume_device(j, rerr, sizeof(rerr));
+	sxm_job_lock(j);
+	if (r)
+		sxm_job_fail(j, rerr);
+	else if (!must_stop(j))
+		sxm_job_cutover_failed(j, err, SXM_PHASE_MIRRORED);
+	return SXM_STEP_AGAIN;
+}
+
+/* Let go of everything until a retry or a cancel. */
+static enum sxm_step failed(struct sxm_job *j)
+{
+	if (j->run.kfd >= 0 || j->run.sink || j->mirror->pump) {
+		sxm_job_unlock(j);
+		let_go(j, true);
+		sxm_job_lock(j);
+		return SXM_STEP_AGAIN;
+	}
+	sxm_job_wait_ms(j, 60000);
+	return SXM_STEP_AGAIN;
 }
 
 /* ------------------------------------------------------------------ */
-/* The job thread                                                     */
+/* The style                                                          */
 /* ------------------------------------------------------------------ */
 
-static void mirror_main(struct sxm_job *j)
+/*
+ * A mirror-style job found in a warm phase takes the mirror phase that
+ * matches it: a retry of a failed cutover comes back Ready, and composes.
+ */
+static const struct sxm_phase_def mirror_phases[] = {
+	{ SXM_PHASE_INITIALIZING,	preparing,	SXM_PHASE_COPYING },
+	{ SXM_PHASE_PREPARING,		preparing,	SXM_PHASE_COPYING },
+	{ SXM_PHASE_FULL_SYNC,		copying,	SXM_PHASE_COMPOSING },
+	{ SXM_PHASE_COPYING,		copying,	SXM_PHASE_COMPOSING },
+	{ SXM_PHASE_READY,		composing,	SXM_PHASE_MIRRORED },
+	{ SXM_PHASE_SYNCING,		composing,	SXM_PHASE_MIRRORED },
+	{ SXM_PHASE_COMPOSING,		composing,	SXM_PHASE_MIRRORED },
+	{ SXM_PHASE_MIRRORED,		mirrored_phase,	SXM_PHASE_CUTTING_OVER },
+	{ SXM_PHASE_CUTTING_OVER,	cutting_over,	SXM_PHASE_COMPLETED },
+	{ SXM_PHASE_FAILED,		failed,		SXM_PHASE_FAILED },
+};
+
+/* Mirror style runs its own kind, and its own phases of any job. */
+static bool mirror_runs(const struct sxm_job *j)
 {
+	switch (j->rec.phase) {
+	case SXM_PHASE_PREPARING:
+	case SXM_PHASE_COPYING:
+	case SXM_PHASE_COMPOSING:
+	case SXM_PHASE_MIRRORED:
+		return true;
+	default:
+		return sxm_job_is_mirror(&j->rec);
+	}
+}
+
+static int mirror_take(struct sxm_job *j)
+{
+	if (!j->mirror)
+		j->mirror = calloc(1, sizeof(*j->mirror));
+	return j->mirror ? 0 : -ENOMEM;
+}
+
+/*
+ * Let go: the mirror off, a cutover in progress undone (Mirrored again);
+ * with @detach the attach too, and the pump's state freed.
+ */
+static void mirror_leave(struct sxm_job *j, bool detach)
+{
+	struct sxm_mirror_run *m;
 	bool cutting;
 
 	sxm_job_lock(j);
-	while (step(j))
-		;
-	sxm_job_set_op(j, "", 0, 0);
+	m = j->mirror;
 	cutting = j->rec.phase == SXM_PHASE_CUTTING_OVER;
 	sxm_job_unlock(j);
-
-	if (sxm_phase_final(j->rec.phase))
+	if (!m) {
+		if (detach)
+			sxm_job_run_close(j);
 		return;
-	/*
-	 * Stopping, or cancelling (warm.c undoes the device): the mirror
-	 * off, a cutover in progress undone.  A stopping daemon detaches.
-	 */
-	let_go(j, j->d->stopping);
-	if (cutting && !j->run.suspended) {
-		sxm_job_lock(j);
-		if (j->rec.phase == SXM_PHASE_CUTTING_OVER) {
-			j->rec.phase = SXM_PHASE_MIRRORED;
-			sxm_job_event(j, "cutover interrupted; /dev/mapper/%s resumed",
-				      j->rec.device);
-			sxm_job_save(j);
-		}
-		sxm_job_unlock(j);
 	}
-}
-
-void *sxm_job_thread(void *arg)
-{
-	struct sxm_job *j = arg;
-	bool mirror, done;
-
-	for (;;) {
-		sxm_job_lock(j);
-		mirror = (sxm_job_is_mirror(&j->rec) ||
-			  j->rec.phase == SXM_PHASE_PREPARING ||
-			  j->rec.phase == SXM_PHASE_COPYING ||
-			  j->rec.phase == SXM_PHASE_COMPOSING ||
-			  j->rec.phase == SXM_PHASE_MIRRORED) &&
-			 !j->rec.cancelling;
-		done = sxm_phase_final(j->rec.phase) || j->d->stopping;
-		if (mirror && !done && !j->mirror) {
-			j->mirror = calloc(1, sizeof(*j->mirror));
-			if (!j->mirror) {
-				sxm_job_fail(j, "out of memory");
-				mirror = false;
-			}
-		}
-		sxm_job_unlock(j);
-		if (done)
-			break;
-		if (mirror)
-			mirror_main(j);
-		else
-			sxm_job_main(j);
-	}
-	if (j->mirror)
-		let_go(j, true);
+	let_go(j, detach);
 	sxm_job_lock(j);
-	free(j->mirror);
-	j->mirror = NULL;
+	if (cutting && !j->run.suspended &&
+	    j->rec.phase == SXM_PHASE_CUTTING_OVER) {
+		sxm_job_event(j, "cutover interrupted; /dev/mapper/%s resumed",
+			      j->rec.device);
+		sxm_job_enter(j, SXM_PHASE_MIRRORED);
+	}
+	if (detach) {
+		free(j->mirror);
+		j->mirror = NULL;
+	}
 	sxm_job_unlock(j);
-	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* Observing                                                          */
 /* ------------------------------------------------------------------ */
 
-void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
+/* The live mirror figures of @j (the kernel's, the pump's) into @out. */
+static void mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 {
 	struct sxm_status ms;
 
@@ -1658,3 +1665,13 @@ void sxm_mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 	}
 	sxm_job_dm_unlock(j);
 }
+
+const struct sxm_style sxm_mirror_style = {
+	.name = "mirror-style",
+	.phases = mirror_phases,
+	.nr_phases = ARRAY_SIZE(mirror_phases),
+	.runs = mirror_runs,
+	.take = mirror_take,
+	.leave = mirror_leave,
+	.snapshot = mirror_snapshot,
+};

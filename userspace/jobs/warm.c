@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * What a warm-migration job does (daemon.h, job.h): one thread per job runs
- * its phases.
+ * The warm style (phases.h, job.h): warm migration's phases, run by the
+ * phase engine's thread, one per job.
  *
  *   Initializing  put sxm under the source if it is not there (insert.c
  *                 under a dm device, a new device over a plain one; the
- *                 device, the attach and tracking are jobcore.c's), attach
+ *                 device, the attach and tracking are core.c's), attach
  *                 to /dev/dm-sxm as the helper, "mode track", harvest and
  *                 acknowledge whatever the map held (a clean baseline), and
  *                 save the kernel's track_id.
@@ -23,7 +23,7 @@
  *                 compare, acknowledge, and leave the device suspended: the
  *                 source is frozen and cannot diverge from the sink.  On any
  *                 failure the device is resumed and the job is Ready again.
- *   Cancel        (jobcore.c, the same for both styles of job) stop,
+ *   Cancel        (phases.c and core.c, the same for both styles) stop,
  *                 resume the device if we suspended it, detach, and take
  *                 sxm out again: restore the original table (inserted),
  *                 remove the device we made or, while it is open, turn it
@@ -34,7 +34,7 @@
  * or tracking stopped), writes may have gone unseen: the job starts a full
  * sync again and says so in its events.
  *
- * Sections: tracking, copying, the phases, the job thread.
+ * Sections: tracking, the work of the phases, the phases, the style.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +47,7 @@
 #include "base/bitmap.h"
 #include "dm/dm.h"
 #include "jobs/core.h"
+#include "jobs/phases.h"
 
 #define CHUNK_SECS		2.0		/* of copying between saves */
 #define CHUNK_MIN		(4ULL << 20)
@@ -122,7 +123,7 @@ static uint64_t next_chunk(uint64_t chunk, uint64_t bytes, double secs,
 }
 
 /* ------------------------------------------------------------------ */
-/* The phases                                                         */
+/* The work of the phases                                             */
 /* ------------------------------------------------------------------ */
 
 static int do_full(struct sxm_job *j, char *err, size_t errlen)
@@ -433,7 +434,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* The job thread                                                     */
+/* The phases                                                         */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -461,232 +462,240 @@ static void wait_for(struct sxm_job *j, int64_t until_ms)
 }
 
 /*
- * One step of the state machine, with j->lock held on entry and exit.
- * Returns false when the thread is done.
+ * The phases: each is called with j->lock held and returns with it held
+ * (phases.h).
  */
-static bool step(struct sxm_job *j)
+
+static enum sxm_step initializing(struct sxm_job *j)
 {
-	struct sxm_job_rec *rec = &j->rec;
-	char err[768] = "", rerr[256] = "";
-	bool restarted, cancel;
+	char err[768] = "";
 	int r;
 
-	if (rec->cancelling) {
-		sxm_job_unlock(j);
-		r = sxm_job_undo_device(j, err, sizeof(err));
-		sxm_job_lock(j);
-		rec->cancelling = false;
-		if (r) {
-			fail(j, err);
-			sxm_job_event(j, "cancel failed; sxm-ctl cancel %s tries again",
-				      rec->name);
-			return true;
-		}
-		sxm_job_event(j, "cancelled in %s", sxm_phase_name(rec->phase));
-		rec->phase = SXM_PHASE_CANCELLED;
-		sxm_job_set_op(j, "", 0, 0);
-		sxm_job_save(j);
-		return false;
+	sxm_job_unlock(j);
+	r = sxm_job_prepare_device(j, err, sizeof(err));
+	if (!r)
+		r = sxm_job_run_open(j, true, err, sizeof(err));
+	if (!r)
+		r = start_tracking(j, err, sizeof(err));
+	sxm_job_lock(j);
+	if (j->rec.cancelling)
+		return SXM_STEP_AGAIN;
+	if (r) {
+		fail(j, err);
+		return SXM_STEP_AGAIN;
 	}
-	if (j->d->stopping)
-		return false;
-
-	switch (rec->phase) {
-	case SXM_PHASE_INITIALIZING:
-		sxm_job_unlock(j);
-		r = sxm_job_prepare_device(j, err, sizeof(err));
-		if (!r)
-			r = sxm_job_run_open(j, true, err, sizeof(err));
-		if (!r)
-			r = start_tracking(j, err, sizeof(err));
-		sxm_job_lock(j);
-		if (rec->cancelling)
-			return true;
-		if (r) {
-			fail(j, err);
-			break;
-		}
-		rec->phase = SXM_PHASE_FULL_SYNC;
-		sxm_job_save(j);
-		break;
-
-	case SXM_PHASE_FULL_SYNC:
-		if (rec->paused) {
-			sxm_job_set_op(j, "", 0, 0);
-			wait_for(j, 0);
-			break;
-		}
-		sxm_job_unlock(j);
-		r = sxm_job_run_open(j, true, err, sizeof(err));
-		if (!r)
-			r = check_tracking(j, err, sizeof(err), &restarted);
-		if (!r)
-			r = do_full(j, err, sizeof(err));
-		sxm_job_lock(j);
-		if (r == -EINTR || rec->cancelling || j->d->stopping)
-			break;
-		if (r) {
-			fail(j, err);
-			break;
-		}
-		rec->phase = SXM_PHASE_READY;
-		j->rec.next_sync_ms = rec->cadence_ms ?
-				      sxm_now_ms() + rec->cadence_ms : 0;
-		sxm_job_save(j);
-		break;
-
-	case SXM_PHASE_READY:
-		sxm_job_unlock(j);
-		r = sxm_job_run_open(j, false, err, sizeof(err));
-		if (!r)
-			r = check_tracking(j, err, sizeof(err), &restarted);
-		sxm_job_lock(j);
-		if (r) {
-			fail(j, err);
-			break;
-		}
-		if (restarted)
-			break;
-		/* Switched to mirror style while unlocked: mirror_job.c's now. */
-		if (rec->phase != SXM_PHASE_READY)
-			break;
-		if (j->req_cutover) {
-			j->req_cutover = false;
-			rec->phase = SXM_PHASE_CUTTING_OVER;
-			sxm_job_save(j);
-			break;
-		}
-		if (rec->paused)
-			rec->next_sync_ms = 0;
-		else if (rec->cadence_ms && !rec->next_sync_ms)
-			rec->next_sync_ms = sxm_now_ms() + rec->cadence_ms;
-		if (j->req_sync || (!rec->paused && rec->next_sync_ms &&
-				    sxm_now_ms() >= rec->next_sync_ms)) {
-			j->req_sync = false;
-			rec->phase = SXM_PHASE_SYNCING;
-			sxm_job_save(j);
-			break;
-		}
-		/* Idle: let the sink go, it may be days to the next sync. */
-		if (j->run.sink) {
-			sxm_job_unlock(j);
-			sxm_sink_close(j->run.sink);
-			j->run.sink = NULL;
-			sxm_job_lock(j);
-			break;
-		}
-		wait_for(j, rec->next_sync_ms);
-		break;
-
-	case SXM_PHASE_SYNCING:
-		sxm_job_unlock(j);
-		r = sxm_job_run_open(j, true, err, sizeof(err));
-		if (!r)
-			r = check_tracking(j, err, sizeof(err), &restarted);
-		if (!r && !restarted)
-			r = do_sync(j, err, sizeof(err));
-		sxm_job_lock(j);
-		if (!r && restarted)
-			break;
-		if (r == -ESTALE) {
-			sxm_job_unlock(j);
-			r = check_tracking(j, err, sizeof(err), &restarted);
-			sxm_job_lock(j);
-			if (r)
-				fail(j, err);
-			break;
-		}
-		if (rec->cancelling || j->d->stopping)
-			break;
-		if (r == -EINTR) {
-			/* Paused: what was copied is acknowledged. */
-			sxm_job_set_op(j, "", 0, 0);
-			rec->phase = SXM_PHASE_READY;
-			sxm_job_event(j, "sync stopped: paused");
-			sxm_job_save(j);
-			break;
-		}
-		if (r) {
-			fail(j, err);
-			break;
-		}
-		rec->phase = SXM_PHASE_READY;
-		rec->next_sync_ms = rec->cadence_ms && !rec->paused ?
-				    sxm_now_ms() + rec->cadence_ms : 0;
-		sxm_job_save(j);
-		break;
-
-	case SXM_PHASE_CUTTING_OVER:
-		sxm_job_unlock(j);
-		r = sxm_job_run_open(j, true, err, sizeof(err));
-		if (!r)
-			r = catch_up(j, err, sizeof(err));
-		if (!r)
-			r = do_cutover(j, err, sizeof(err));
-		sxm_job_lock(j);
-		if (!r) {
-			sxm_job_completed(j, sxm_job_run_close);
-			return false;
-		}
-		if (j->d->stopping && r == -EINTR)
-			snprintf(err, sizeof(err), "the daemon is stopping");
-		cancel = rec->cancelling;
-		sxm_job_unlock(j);
-		r = sxm_job_resume_device(j, rerr, sizeof(rerr));
-		sxm_job_lock(j);
-		if (r) {
-			fail(j, rerr);
-			return true;
-		}
-		/* A cancel gave up the cutover: it is cancelled in this phase. */
-		if (cancel)
-			return true;
-		sxm_job_cutover_failed(j, err, SXM_PHASE_READY);
-		break;
-
-	case SXM_PHASE_FAILED:
-		/* Let go of everything until a retry (daemon.c) or a cancel. */
-		if (j->run.kfd >= 0 || j->run.sink) {
-			sxm_job_unlock(j);
-			sxm_job_run_close(j);
-			sxm_job_lock(j);
-			break;
-		}
-		wait_for(j, 0);
-		break;
-
-	default:
-		return false;
-	}
-	return true;
+	return SXM_STEP_NEXT;
 }
 
-void *sxm_job_main(void *arg)
+static enum sxm_step full_sync(struct sxm_job *j)
 {
-	struct sxm_job *j = arg;
+	struct sxm_job_rec *rec = &j->rec;
+	char err[768] = "";
+	bool restarted;
+	int r;
 
-	sxm_job_lock(j);
-	while (step(j))
-		;
-	sxm_job_set_op(j, "", 0, 0);
+	if (rec->paused) {
+		sxm_job_set_op(j, "", 0, 0);
+		wait_for(j, 0);
+		return SXM_STEP_AGAIN;
+	}
 	sxm_job_unlock(j);
+	r = sxm_job_run_open(j, true, err, sizeof(err));
+	if (!r)
+		r = check_tracking(j, err, sizeof(err), &restarted);
+	if (!r)
+		r = do_full(j, err, sizeof(err));
+	sxm_job_lock(j);
+	if (r == -EINTR || rec->cancelling || j->d->stopping)
+		return SXM_STEP_AGAIN;
+	if (r) {
+		fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	rec->next_sync_ms = rec->cadence_ms ? sxm_now_ms() + rec->cadence_ms : 0;
+	return SXM_STEP_NEXT;
+}
 
-	/* Stopping in the middle of a cutover: give the guest its disk. */
+/* Ready: a sync when asked or due (next), a cutover when asked. */
+static enum sxm_step ready(struct sxm_job *j)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	char err[768] = "";
+	bool restarted;
+	int r;
+
+	sxm_job_unlock(j);
+	r = sxm_job_run_open(j, false, err, sizeof(err));
+	if (!r)
+		r = check_tracking(j, err, sizeof(err), &restarted);
+	sxm_job_lock(j);
+	if (r) {
+		fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	/* Back to a full sync; or switched to mirror style while unlocked. */
+	if (restarted || rec->phase != SXM_PHASE_READY)
+		return SXM_STEP_AGAIN;
+	if (j->req_cutover) {
+		j->req_cutover = false;
+		sxm_job_enter(j, SXM_PHASE_CUTTING_OVER);
+		return SXM_STEP_AGAIN;
+	}
+	if (rec->paused)
+		rec->next_sync_ms = 0;
+	else if (rec->cadence_ms && !rec->next_sync_ms)
+		rec->next_sync_ms = sxm_now_ms() + rec->cadence_ms;
+	if (j->req_sync || (!rec->paused && rec->next_sync_ms &&
+			    sxm_now_ms() >= rec->next_sync_ms)) {
+		j->req_sync = false;
+		return SXM_STEP_NEXT;
+	}
+	/* Idle: let the sink go, it may be days to the next sync. */
+	if (j->run.sink) {
+		sxm_job_unlock(j);
+		sxm_sink_close(j->run.sink);
+		j->run.sink = NULL;
+		sxm_job_lock(j);
+		return SXM_STEP_AGAIN;
+	}
+	wait_for(j, rec->next_sync_ms);
+	return SXM_STEP_AGAIN;
+}
+
+static enum sxm_step syncing(struct sxm_job *j)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	char err[768] = "";
+	bool restarted;
+	int r;
+
+	sxm_job_unlock(j);
+	r = sxm_job_run_open(j, true, err, sizeof(err));
+	if (!r)
+		r = check_tracking(j, err, sizeof(err), &restarted);
+	if (!r && !restarted)
+		r = do_sync(j, err, sizeof(err));
+	sxm_job_lock(j);
+	if (!r && restarted)
+		return SXM_STEP_AGAIN;
+	if (r == -ESTALE) {
+		sxm_job_unlock(j);
+		r = check_tracking(j, err, sizeof(err), &restarted);
+		sxm_job_lock(j);
+		if (r)
+			fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	if (rec->cancelling || j->d->stopping)
+		return SXM_STEP_AGAIN;
+	if (r == -EINTR) {
+		/* Paused: what was copied is acknowledged. */
+		sxm_job_set_op(j, "", 0, 0);
+		sxm_job_event(j, "sync stopped: paused");
+		return SXM_STEP_NEXT;
+	}
+	if (r) {
+		fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	rec->next_sync_ms = rec->cadence_ms && !rec->paused ?
+			    sxm_now_ms() + rec->cadence_ms : 0;
+	return SXM_STEP_NEXT;
+}
+
+/* Done: Completed (final).  Failed: the device resumed, Ready again. */
+static enum sxm_step cutting_over(struct sxm_job *j)
+{
+	char err[768] = "", rerr[256] = "";
+	bool cancel;
+	int r;
+
+	sxm_job_unlock(j);
+	r = sxm_job_run_open(j, true, err, sizeof(err));
+	if (!r)
+		r = catch_up(j, err, sizeof(err));
+	if (!r)
+		r = do_cutover(j, err, sizeof(err));
+	sxm_job_lock(j);
+	if (!r) {
+		sxm_job_completed(j, sxm_job_run_close);
+		return SXM_STEP_AGAIN;
+	}
+	if (j->d->stopping && r == -EINTR)
+		snprintf(err, sizeof(err), "the daemon is stopping");
+	cancel = j->rec.cancelling;
+	sxm_job_unlock(j);
+	r = sxm_job_resume_device(j, rerr, sizeof(rerr));
+	sxm_job_lock(j);
+	if (r) {
+		fail(j, rerr);
+		return SXM_STEP_AGAIN;
+	}
+	/* A cancel gave up the cutover: it is cancelled in this phase. */
+	if (!cancel)
+		sxm_job_cutover_failed(j, err, SXM_PHASE_READY);
+	return SXM_STEP_AGAIN;
+}
+
+/* Let go of everything until a retry (requests.c) or a cancel. */
+static enum sxm_step failed(struct sxm_job *j)
+{
+	if (j->run.kfd >= 0 || j->run.sink) {
+		sxm_job_unlock(j);
+		sxm_job_run_close(j);
+		sxm_job_lock(j);
+		return SXM_STEP_AGAIN;
+	}
+	wait_for(j, 0);
+	return SXM_STEP_AGAIN;
+}
+
+/* ------------------------------------------------------------------ */
+/* The style                                                          */
+/* ------------------------------------------------------------------ */
+
+static const struct sxm_phase_def warm_phases[] = {
+	{ SXM_PHASE_INITIALIZING,	initializing,	SXM_PHASE_FULL_SYNC },
+	{ SXM_PHASE_FULL_SYNC,		full_sync,	SXM_PHASE_READY },
+	{ SXM_PHASE_READY,		ready,		SXM_PHASE_SYNCING },
+	{ SXM_PHASE_SYNCING,		syncing,	SXM_PHASE_READY },
+	{ SXM_PHASE_CUTTING_OVER,	cutting_over,	SXM_PHASE_COMPLETED },
+	{ SXM_PHASE_FAILED,		failed,		SXM_PHASE_FAILED },
+};
+
+/* A warm job is every job the mirror style does not run. */
+static bool warm_runs(const struct sxm_job *j)
+{
+	return !sxm_mirror_style.runs(j);
+}
+
+/*
+ * Let go: the device resumed if a cutover was under way (the daemon is
+ * stopping; the job is Ready again), and with @detach the attach.
+ */
+static void warm_leave(struct sxm_job *j, bool detach)
+{
+	char err[256];
+
 	if (j->run.suspended) {
-		char err[256];
-
 		if (sxm_job_resume_device(j, err, sizeof(err)))
 			sxm_err("job %s: %s", j->rec.name, err);
 		sxm_job_lock(j);
 		if (j->rec.phase == SXM_PHASE_CUTTING_OVER) {
-			j->rec.phase = SXM_PHASE_READY;
 			sxm_job_event(j, "cutover interrupted: the daemon is stopping; /dev/mapper/%s resumed",
 				      j->rec.device);
-			sxm_job_save(j);
+			sxm_job_enter(j, SXM_PHASE_READY);
 		}
 		sxm_job_unlock(j);
 	}
-	sxm_job_run_close(j);
-	return NULL;
+	if (detach)
+		sxm_job_run_close(j);
 }
 
+const struct sxm_style sxm_warm_style = {
+	.name = "warm",
+	.phases = warm_phases,
+	.nr_phases = ARRAY_SIZE(warm_phases),
+	.runs = warm_runs,
+	.leave = warm_leave,
+};
