@@ -31,7 +31,7 @@ long_ok=(
 	"jobs/mirror.c:do_cutover  the frozen window in the order it must happen: suspend, nothing in flight, empty harvest, pump stopped, flushes, compare, mirror off; each step undoes the ones before on failure"
 	"jobs/warm.c:do_sync  harvest, then per chunk copy, flush, acknowledge exactly what reached the sink: the order is the guarantee, with the rate pacing between"
 	"jobs/warm.c:do_full  the resumable full sync: per chunk copy, flush, save the cursor; the cursor's rule (the first region still dirty) sits next to the copy it follows"
-	"jobs/mirror.c:locked_pass  one batch under region locks at a time: take, copy or compare, release, pace; the guest's writes wait only inside, so the lock and release stay in view"
+	"jobs/mirror_locks.c:mirror_locked_pass  one batch under region locks at a time: take, copy or compare, release, pace; the guest's writes wait only inside, so the lock and release stay in view"
 	"jobs/mirror.c:do_copy  the bulk copy's chunks with the pump's state checked between them; waits its turn to be split with the rest of mirror.c"
 	"jobs/mirror.c:mirror_up  bringing the mirror up: the pump, the stale entries dropped, the mirror set, verified; waits its turn to be split with the rest of mirror.c"
 	"jobs/core.c:sxm_job_run_open  the attach: /dev/dm-sxm opened, features, attach, the source opened for reading, the engine probed; waits its turn to be split"

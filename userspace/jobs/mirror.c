@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Mirror-style jobs (kind "sxm"): Storage XenMotion's steps (snapshot,
+ * The mirror style (kind "sxm"): Storage XenMotion's steps (snapshot,
  * synchronous mirror, bulk copy, compose) on the kernel's mirror ring
- * (mirror.h).  One
- * thread per job runs the phases; sxm_job_thread() hands a job to warm.c
- * or to this file by its kind, and to warm.c for a cancel (which undoes
- * the device with jobcore.c, the same way for both).  What both styles
- * do alike (the device, the attach, tracking, copying) is jobcore.c's.
+ * (io/pump.h), as a table of phases the phase engine runs (phases.h).  A
+ * cancel is the engine's, the same for both styles; what both styles do
+ * alike (the device, the attach, tracking, copying) is core.c's; the
+ * pump's life is mirror_pump.c's and the copies under region locks
+ * mirror_locks.c's (mirror.h).
  *
  *   Preparing     the sxm target under the source as for a warm job
  *                 (insert, or a new device), attach as the helper, tracking
@@ -56,12 +56,12 @@
  * track_id changed, writes may have gone unseen: the bulk copy starts
  * over.
  *
- * Locks as in daemon.h; the pump thread takes j->lock only to say it
+ * Locks as in jobs/core.h; the pump thread takes j->lock only to say it
  * ended.  m->pump and m->sink change under j->lock (the snapshot for
  * "show" reads the pump's counters).
  *
- * Sections: helpers, the kernel's mirror status, the pump, copying under
- * locks, bringing the mirror up, the phases, the job thread, observing.
+ * Sections: bringing the mirror up, the work of the phases, the phases,
+ * the style, observing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -78,518 +78,9 @@
 #include "base/sxm.h"
 #include "base/bitmap.h"
 #include "dm/dm.h"
-#include "jobs/core.h"
-#include "jobs/phases.h"
 #include "io/pump.h"
-#include "dm/status.h"
-
-#define BATCH_BUFS		16	/* copy buffers for one batch */
-#define FULL_VERIFY_MAX		(256ULL << 20)	/* verify all of a device this small */
-#define COMPOSE_ROUNDS		5
-/*
- * Mirrored: how often the job looks at the mirror and refreshes its
- * metrics.  A change of the mirror's state wakes it at once (the kernel's
- * event, passed on by the pump: pump_event()); the tick only bounds how
- * stale the metrics and a missed event can be.
- */
-#define TICK_MS			1000
-#define BACKOFF_MAX_MS		5000
-#define DROP_WAIT_S		10.0	/* for abandoned requests to finish */
-#define SINK_TIMEOUT_MS		5000	/* connect; a flush in the cutover */
-
-struct sxm_mirror_run {
-	struct sxm_pump *pump;		/* the ring on pump_kfd; j->lock */
-	int pump_kfd;
-	struct sxm_sink *sink;		/* the pump's connection; j->lock */
-	pthread_t thread;
-	bool running;			/* started and not joined */
-	bool stop;			/* asks the pump thread to stop */
-	bool exited;			/* it returned (j->lock) */
-	int result;			/* what it returned (j->lock) */
-	double down_since;		/* the mirror went down (mono s), or 0 */
-	char down_reason[32];
-	uint64_t kdeg_seen;		/* the kernel's degradations counted */
-	bool kdeg_known;		/* kdeg_seen was read */
-	bool down_said;			/* "cannot bring it back" was said */
-	unsigned int backoff_ms;
-	struct sxm_batch_stat batch;	/* what the batches showed */
-	uint64_t batches;		/* of the bulk copy this run, */
-	double wait_max;		/* the guest's longest wait in one */
-};
-
-/* ------------------------------------------------------------------ */
-/* Helpers                                                            */
-/* ------------------------------------------------------------------ */
-
-/*
- * Whether the job must leave what it is doing; j->lock held.  Not a
- * pause: the bulk copy waits paused between its batches (do_copy()).
- */
-static bool must_stop(struct sxm_job *j)
-{
-	return j->d->stopping || j->rec.cancelling;
-}
-
-static bool stop_now(struct sxm_job *j)
-{
-	bool r;
-
-	sxm_job_lock(j);
-	r = must_stop(j);
-	sxm_job_unlock(j);
-	return r;
-}
-
-/* ------------------------------------------------------------------ */
-/* The kernel's mirror status                                         */
-/* ------------------------------------------------------------------ */
-
-/* The status line, which must have the mirror's fields. */
-static int status_read(const char *device, struct sxm_status *m)
-{
-	struct sxm_table st = { 0 };
-	int r;
-
-	r = sxm_dm_status(device, &st);
-	if (!r && (st.nr != 1 || sxm_status_parse(st.t[0].params, m) ||
-		    !m->has_mirror))
-		r = -EPROTO;
-	sxm_table_free(&st);
-	return r;
-}
-
-static int kstat(struct sxm_job *j, struct sxm_status *m)
-{
-	int r;
-
-	sxm_job_dm_lock(j);
-	r = status_read(j->rec.device, m);
-	sxm_job_dm_unlock(j);
-	return r;
-}
-
-static bool mirror_on(const struct sxm_status *m)
-{
-	return !strcmp(m->mirror, "on");
-}
-
-/* ------------------------------------------------------------------ */
-/* The pump                                                           */
-/* ------------------------------------------------------------------ */
-
-/*
- * The pump sits in the guest's write path: a page reclaim that writes to
- * the sxm device waits for it.  So its own allocations must not recurse
- * into that I/O (PR_SET_IO_FLUSHER: GFP_NOIO for this thread, as for the
- * daemons of loop and nbd devices), and the daemon's memory is locked so
- * that no page it needs is reclaimed from under it.  Failures are said,
- * not fatal: the mirror still works, with that risk.
- */
-static void pump_harden(void)
-{
-	static bool locked;
-
-	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0))
-		sxm_err("mirror pump: PR_SET_IO_FLUSHER: %s", strerror(errno));
-	if (!__atomic_exchange_n(&locked, true, __ATOMIC_RELAXED) &&
-	    mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
-		sxm_err("mirror pump: mlockall: %s", strerror(errno));
-}
-
-/* From the pump's thread: the mirror's state changed; look now. */
-static void pump_event(void *arg)
-{
-	struct sxm_job *j = arg;
-
-	sxm_job_lock(j);
-	pthread_cond_broadcast(&j->cond);
-	sxm_job_unlock(j);
-}
-
-static void *pump_main(void *arg)
-{
-	struct sxm_job *j = arg;
-	struct sxm_mirror_run *m = j->mirror;
-	int r;
-
-	pump_harden();
-	r = sxm_pump_run(m->pump, m->sink, &m->stop);
-
-	sxm_job_lock(j);
-	m->result = r;
-	m->exited = true;
-	pthread_cond_broadcast(&j->cond);
-	sxm_job_unlock(j);
-	return NULL;
-}
-
-/* Stop the pump thread (its requests may still be out). */
-static void pump_join(struct sxm_job *j)
-{
-	struct sxm_mirror_run *m = j->mirror;
-
-	if (!m->running)
-		return;
-	__atomic_store_n(&m->stop, true, __ATOMIC_RELAXED);
-	sxm_pump_kick(m->pump);
-	pthread_join(m->thread, NULL);
-	m->running = false;
-}
-
-static void pump_close_sink(struct sxm_job *j)
-{
-	struct sxm_mirror_run *m = j->mirror;
-	struct sxm_sink *s;
-
-	sxm_job_lock(j);
-	s = m->sink;
-	m->sink = NULL;
-	sxm_job_unlock(j);
-	sxm_sink_close(s);
-}
-
-/* Everything of the pump, the ring's mapping too (then a detach works). */
-static void pump_release(struct sxm_job *j)
-{
-	struct sxm_mirror_run *m = j->mirror;
-	struct sxm_pump *p;
-
-	if (!m)
-		return;
-	pump_join(j);
-	pump_close_sink(j);
-	sxm_job_lock(j);
-	p = m->pump;
-	m->pump = NULL;
-	sxm_job_unlock(j);
-	sxm_pump_close(p);
-}
-
-/* Let go of the device: the pump, then the attach. */
-static void release_all(struct sxm_job *j)
-{
-	pump_release(j);
-	sxm_job_run_close(j);
-}
-
-/* The largest power of two of at most @max, at most 128 KiB. */
-static uint32_t slot_size(uint32_t max)
-{
-	uint32_t s = 128 << 10;
-
-	while (s > 4096 && s > max)
-		s >>= 1;
-	return s;
-}
-
-static int pump_open_sink(struct sxm_job *j, char *err, size_t errlen)
-{
-	struct sxm_mirror_run *m = j->mirror;
-	struct sxm_sink_opts so = {
-		.min_size = j->rec.size,
-		.timeout_ms = SINK_TIMEOUT_MS,
-	};
-	struct sxm_sink *s;
-	int r;
-
-	if (m->sink)
-		return 0;
-	r = sxm_sink_open(j->rec.sink, &so, &s, err, errlen);
-	if (r)
-		return r;
-	sxm_job_lock(j);
-	m->sink = s;
-	sxm_job_unlock(j);
-	return 0;
-}
-
-/* The ring on the job's attach, the sink, the thread. */
-static int pump_start(struct sxm_job *j, char *err, size_t errlen)
-{
-	struct sxm_mirror_run *m = j->mirror;
-	struct sxm_features feat;
-	struct sxm_pump *p;
-	int r;
-
-	r = pump_open_sink(j, err, errlen);
-	if (r)
-		return r;
-	if (m->pump && m->pump_kfd != j->run.kfd) {
-		/* A new attach: the old ring went with the old one. */
-		sxm_job_lock(j);
-		p = m->pump;
-		m->pump = NULL;
-		sxm_job_unlock(j);
-		sxm_pump_close(p);
-	}
-	if (!m->pump) {
-		r = sxm_kdev_features(j->run.kfd, &feat);
-		if (!r && !(feat.features & SXM_F_MIRROR))
-			r = -EOPNOTSUPP;
-		if (!r)
-			r = sxm_pump_open(j->run.kfd, 0,
-					  slot_size(m->sink->block_max), 0, &p);
-		if (r) {
-			snprintf(err, errlen, "/dev/mapper/%s: the mirror ring: %s",
-				 j->rec.device, r == -EOPNOTSUPP ?
-				 "this dm-sxm has no mirror ring" :
-				 strerror(-r));
-			return r;
-		}
-		sxm_pump_on_event(p, pump_event, j);
-		sxm_job_lock(j);
-		m->pump = p;
-		m->pump_kfd = j->run.kfd;
-		sxm_job_unlock(j);
-	}
-	if (m->running)
-		return 0;
-	m->stop = false;
-	m->exited = false;
-	m->result = 0;
-	r = pthread_create(&m->thread, NULL, pump_main, j);
-	if (r) {
-		snprintf(err, errlen, "the pump thread: %s", strerror(r));
-		return -r;
-	}
-	m->running = true;
-	return 0;
-}
-
-/*
- * The pump thread ended by itself: say why and clear up.  A ring that
- * the kernel refused needs a new attach; a lost sink a new connection.
- */
-static void pump_reap(struct sxm_job *j)
-{
-	struct sxm_mirror_run *m = j->mirror;
-	bool exited;
-	int r;
-
-	sxm_job_lock(j);
-	exited = m->running && m->exited;
-	r = m->result;
-	sxm_job_unlock(j);
-	if (!exited)
-		return;
-	pump_join(j);
-	sxm_job_lock(j);
-	sxm_job_event(j, "mirror pump stopped: %s", strerror(-r));
-	sxm_job_unlock(j);
-	if (r == -EIO || r == -ENXIO || r == -EPROTO || r == -EINVAL) {
-		release_all(j);
-		return;
-	}
-	pump_close_sink(j);
-}
-
-/* ------------------------------------------------------------------ */
-/* Copying under locks                                                */
-/* ------------------------------------------------------------------ */
-
-/*
- * Copy (or with @verify, read back and compare) the regions of @map with
- * the job's own connection.  res->dirty says what is not done.
- */
-static int copy_regions(struct sxm_job *j, const uint64_t *map,
-			bool sink_zero, bool verify,
-			struct sxm_job_progress *pg,
-			struct sxm_copy_result *res)
-{
-	char err[512];
-	int r;
-
-	if (!j->run.sink) {
-		r = sxm_job_open_sink(j, false, err, sizeof(err));
-		if (r) {
-			memset(res, 0, sizeof(*res));
-			res->error = r;
-			snprintf(res->errmsg, sizeof(res->errmsg), "%s", err);
-			return r;
-		}
-	}
-	r = sxm_job_copy(j, map,
-			 (sink_zero ? SXM_JOB_COPY_SINK_ZERO : 0) |
-			 (verify ? SXM_JOB_COPY_VERIFY : 0),
-			 BATCH_BUFS, pg, res);
-	/* A failed copy may have lost the connection: the next one reopens. */
-	if (r && r != -EILSEQ && r != -EINTR) {
-		sxm_sink_close(j->run.sink);
-		j->run.sink = NULL;
-	}
-	return r;
-}
-
-/* The next batch of a locked pass (sxm_mirror_batch_bytes()). */
-static uint64_t batch_limit(struct sxm_job *j, uint64_t rs)
-{
-	struct sxm_mirror_run *m = j->mirror;
-	double limit;
-
-	sxm_job_lock(j);
-	limit = (double)j->rec.rate_limit;
-	sxm_job_unlock(j);
-	return sxm_mirror_batch_bytes(&m->batch, limit, rs);
-}
-
-struct batch {
-	struct sxm_lock_range r[SXM_LOCK_MAX];
-	uint32_t n;
-	uint64_t *map;			/* the batch's regions */
-	uint64_t bytes;
-};
-
-/* The next batch of @map from region *@pos on: runs become ranges. */
-static void next_batch(const uint64_t *map, uint64_t nr, uint64_t *pos,
-		       uint64_t rs, uint64_t size, uint64_t limit,
-		       struct batch *b)
-{
-	uint64_t r = *pos;
-
-	sxm_map_zero(b->map, nr);
-	b->n = 0;
-	b->bytes = 0;
-	while (r < nr && b->n < SXM_LOCK_MAX && b->bytes < limit) {
-		if (!sxm_map_test(map, r)) {
-			r++;
-			continue;
-		}
-		b->r[b->n].first = r;
-		b->r[b->n].count = 0;
-		while (r < nr && sxm_map_test(map, r) && b->bytes < limit) {
-			sxm_map_set(b->map, r);
-			b->bytes += sxm_region_len(r, rs, size);
-			b->r[b->n].count++;
-			r++;
-		}
-		b->n++;
-	}
-	*pos = r;
-}
-
-/*
- * Copy and/or verify the regions of @map in batches, each under its
- * region locks; acknowledge each batch copied.  *@copied and *@verified
- * count bytes.  A verify that finds differences marks them dirty and
- * returns -EILSEQ with @err saying where.  j->lock not held.
- */
-static int locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
-		       bool verify, bool sink_zero, const char *op,
-		       uint64_t base, bool own_op, uint64_t *copied,
-		       uint64_t *verified, char *err, size_t errlen)
-{
-	struct sxm_run *run = &j->run;
-	uint64_t rs = run->region_sectors << SECTOR_SHIFT, nr = run->nr_regions;
-	uint64_t size = j->rec.size, pos = 0, total, done;
-	struct sxm_copy_result res = { 0 };
-	struct sxm_job_progress pg = { .j = j };
-	struct batch *b;
-	uint64_t *all = NULL;
-	double asked, t0, now, held, waited;
-	int r = 0, e;
-
-	b = calloc(1, sizeof(*b));
-	if (b)
-		b->map = sxm_map_alloc(nr);
-	if (!map) {
-		all = sxm_map_alloc(nr);
-		if (all)
-			sxm_map_set_range(all, 0, nr);
-		map = all;
-	}
-	if (!b || !b->map || !map) {
-		r = -ENOMEM;
-		snprintf(err, errlen, "%s: %s", op, strerror(ENOMEM));
-		goto out;
-	}
-	/* Progress: its own op, or a part of a longer one from @base on. */
-	total = sxm_regions_bytes(map, nr, rs, size);
-	done = base;
-	if (own_op) {
-		sxm_job_lock(j);
-		sxm_job_set_op(j, op, 0, total);
-		sxm_job_unlock(j);
-	}
-
-	while (!r) {
-		next_batch(map, nr, &pos, rs, size, batch_limit(j, rs), b);
-		if (!b->n)
-			break;
-		if (stop_now(j)) {
-			r = -EINTR;
-			snprintf(err, errlen, "interrupted");
-			break;
-		}
-		/*
-		 * The guest's writes to these regions wait from here: the
-		 * kernel holds new ones while it drains those in flight.
-		 */
-		asked = sxm_mono_s();
-		r = sxm_kdev_lock(run->kfd, b->r, b->n, false);
-		if (r) {
-			snprintf(err, errlen, "/dev/mapper/%s: lock %u ranges: %s",
-				 j->rec.device, b->n, strerror(-r));
-			break;
-		}
-		/* Copying from here: the rate is of this part. */
-		t0 = sxm_mono_s();
-		pg.base = done;
-		if (copy) {
-			r = copy_regions(j, b->map, sink_zero, false, &pg, &res);
-			if (!r)
-				*copied += res.stats.bytes_done;
-			else
-				snprintf(err, errlen, "%s", res.errmsg);
-			sxm_copy_result_free(&res);
-		}
-		if (!r && verify) {
-			r = copy_regions(j, b->map, false, true, &pg, &res);
-			*verified += res.stats.bytes_done - res.stats.bytes_differ;
-			if (r)
-				snprintf(err, errlen, "%s", res.errmsg);
-			if (r == -EILSEQ && res.dirty) {
-				/* Not lost: they are dirty again. */
-				e = sxm_kdev_mark_map(run->kfd, res.dirty, nr,
-						      NULL);
-				if (e)
-					r = e;
-			}
-			sxm_copy_result_free(&res);
-		}
-		e = sxm_kdev_lock(run->kfd, b->r, b->n, true);
-		now = sxm_mono_s();
-		held = now - t0;
-		waited = now - asked;
-		if (e && !r) {
-			r = e;
-			snprintf(err, errlen, "/dev/mapper/%s: release %u ranges: %s",
-				 j->rec.device, b->n, strerror(-e));
-		}
-		/* On the sink (flushed) or read back: the kernel may forget. */
-		if (!r && copy) {
-			r = sxm_kdev_ack(run->kfd, b->map, nr, NULL);
-			if (r)
-				snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
-					 j->rec.device, strerror(-r));
-		}
-		if (!r)
-			sxm_mirror_batch_done(&j->mirror->batch, b->bytes,
-					      held, waited, rs);
-		j->mirror->batches++;
-		if (waited > j->mirror->wait_max)
-			j->mirror->wait_max = waited;
-		done += b->bytes;
-		sxm_job_lock(j);
-		j->rec.op_done = done;
-		sxm_job_unlock(j);
-	}
-out:
-	free(all);
-	if (b)
-		free(b->map);
-	free(b);
-	return r;
-}
+#include "jobs/mirror.h"
+#include "jobs/phases.h"
 
 /* ------------------------------------------------------------------ */
 /* Bringing the mirror up                                             */
@@ -603,7 +94,7 @@ static int wait_kernel_idle(struct sxm_job *j, double secs)
 	int r;
 
 	for (;;) {
-		r = kstat(j, &ms);
+		r = mirror_kstat(j, &ms);
 		if (r || !ms.in_flight)
 			return r;
 		if (sxm_mono_s() > until)
@@ -640,7 +131,7 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 	sxm_job_lock(j);
 	sxm_job_set_op(j, "catch-up", 0, bytes);
 	sxm_job_unlock(j);
-	r = copy_regions(j, map, false, false, &pg, &res);
+	r = mirror_copy_regions(j, map, false, false, &pg, &res);
 	if (r) {
 		snprintf(err, errlen, "%s", res.errmsg);
 		/* What did get there may be forgotten; the rest stays held. */
@@ -674,22 +165,22 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 	double until;
 	int r;
 
-	pump_reap(j);
+	mirror_pump_reap(j);
 	if (j->run.kfd < 0) {
 		r = sxm_job_run_open(j, true, err, errlen);
 		if (r)
 			return r;
 	}
-	r = kstat(j, &ms);
+	r = mirror_kstat(j, &ms);
 	if (r) {
 		snprintf(err, errlen, "/dev/mapper/%s: status: %s",
 			 j->rec.device, sxm_dm_strerror(r));
 		return r;
 	}
-	if (mirror_on(&ms) && m->running)
+	if (mirror_is_on(&ms) && m->running)
 		return 0;
 
-	if (mirror_on(&ms)) {
+	if (mirror_is_on(&ms)) {
 		/* Mirroring with no one serving it: stop it, it is tracked. */
 		r = sxm_kdev_mirror(j->run.kfd, false);
 		if (r) {
@@ -718,13 +209,13 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 		}
 		if (!sxm_pump_dropped(m->pump)) {
 			/* A sink that does not answer: give its requests up. */
-			pump_join(j);
-			pump_close_sink(j);
+			mirror_pump_join(j);
+			mirror_pump_close_sink(j);
 		}
 	}
 	if (m->pump && !m->running) {
 		/* What it had out will never complete: forget it. */
-		pump_close_sink(j);
+		mirror_pump_close_sink(j);
 		r = wait_kernel_idle(j, 0.001 * sxm_pump_geometry(m->pump)->timeout_ms + 2);
 		if (r) {
 			snprintf(err, errlen, "/dev/mapper/%s: writes stay in flight: %s",
@@ -737,11 +228,11 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "interrupted");
 		return -EINTR;
 	}
-	r = pump_open_sink(j, err, errlen);
+	r = mirror_pump_open_sink(j, err, errlen);
 	if (!r)
 		r = catch_up(j, err, errlen);
 	if (!r)
-		r = pump_start(j, err, errlen);
+		r = mirror_pump_start(j, err, errlen);
 	if (r)
 		return r;
 	r = sxm_kdev_mirror(j->run.kfd, true);
@@ -869,7 +360,7 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		if (r)
 			return r;
 		copied = checked = 0;
-		r = locked_pass(j, map, true, !verify_all, false, "resync", 0,
+		r = mirror_locked_pass(j, map, true, !verify_all, false, "resync", 0,
 				true, &copied, &checked, err, errlen);
 		free(map);
 		map = NULL;
@@ -881,13 +372,13 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		sxm_job_unlock(j);
 		*resynced += copied;
 		if (!r && verify_all)
-			r = locked_pass(j, NULL, false, true, false, "verify",
+			r = mirror_locked_pass(j, NULL, false, true, false, "verify",
 					0, true, &copied, &checked, err, errlen);
 		*verified += checked;
 		if (r && r != -EILSEQ)
 			return r;
-		st = kstat(j, &ms);
-		if (!st && mirror_on(&ms) && !r)
+		st = mirror_kstat(j, &ms);
+		if (!st && mirror_is_on(&ms) && !r)
 			return 0;
 		/*
 		 * Down meanwhile, or data differed, or both: once more.  A
@@ -897,7 +388,7 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 		sxm_job_lock(j);
 		if (r == -EILSEQ)
 			sxm_job_event(j, "verify: %s; the regions are resynced", err);
-		if (st || !mirror_on(&ms))
+		if (st || !mirror_is_on(&ms))
 			note_down(j, st ? NULL : &ms);
 		sxm_job_unlock(j);
 	}
@@ -908,7 +399,7 @@ static int compose(struct sxm_job *j, bool verify_all, uint64_t *resynced,
 }
 
 /* ------------------------------------------------------------------ */
-/* The phases                                                         */
+/* The work of the phases                                             */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -930,7 +421,7 @@ static int attach(struct sxm_job *j, bool *restarted, char *err,
 	if (r <= 0)
 		return r;
 	/* The bulk copy brings the pump up again (mirror_up()). */
-	pump_release(j);
+	mirror_pump_release(j);
 	r = sxm_job_track_again(j, SXM_PHASE_COPYING, "", err, errlen);
 	if (r)
 		return r;
@@ -1020,9 +511,9 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 		}
 		sxm_job_unlock(j);
 		/* The mirror must serve the guest while the copy runs. */
-		pump_reap(j);
-		r = kstat(j, &ms);
-		if (r || !mirror_on(&ms) || !j->mirror->running) {
+		mirror_pump_reap(j);
+		r = mirror_kstat(j, &ms);
+		if (r || !mirror_is_on(&ms) || !j->mirror->running) {
 			sxm_job_lock(j);
 			note_down(j, r ? NULL : &ms);
 			sxm_job_unlock(j);
@@ -1034,7 +525,7 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 			sxm_job_unlock(j);
 		}
 		/* Four batches between saves of the cursor, on region bounds. */
-		end = (done + batch_limit(j, rs) * 4 + rs - 1) / rs * rs;
+		end = (done + mirror_batch_limit(j, rs) * 4 + rs - 1) / rs * rs;
 		if (end > size)
 			end = size;
 		r0 = done / rs;
@@ -1047,7 +538,7 @@ static int do_copy(struct sxm_job *j, char *err, size_t errlen)
 		sxm_job_set_op(j, "bulk copy", done, size);
 		sxm_job_unlock(j);
 		t0 = sxm_mono_s();
-		r = locked_pass(j, map, true, false, zero, "bulk copy", done,
+		r = mirror_locked_pass(j, map, true, false, zero, "bulk copy", done,
 				false, &copied, &checked, err, errlen);
 		sxm_job_lock(j);
 		j->rec.bytes_full += copied;
@@ -1201,9 +692,9 @@ static int mirror_before_cutover(struct sxm_job *j, char *err,
 
 	if (j->run.suspended)
 		return 0;
-	pump_reap(j);
-	r = kstat(j, &ms);
-	if (!r && mirror_on(&ms) && j->mirror->running)
+	mirror_pump_reap(j);
+	r = mirror_kstat(j, &ms);
+	if (!r && mirror_is_on(&ms) && j->mirror->running)
 		return 0;
 	known = r ? NULL : &ms;
 	sxm_job_lock(j);
@@ -1250,7 +741,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		return r;
 	t_susp = sxm_mono_s();
 	/* Suspended: every write completed, on both legs or tracked. */
-	r = kstat(j, &ms);
+	r = mirror_kstat(j, &ms);
 	if (!r && (ms.in_flight || ms.held_back)) {
 		snprintf(err, errlen, "/dev/mapper/%s: %" PRIu64 " writes in flight and %" PRIu64 " held back after the suspend",
 			 j->rec.device, ms.in_flight, ms.held_back);
@@ -1268,7 +759,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	sxm_job_unlock(j);
 	if (h.dirty_regions) {
 		/* The mirror was down: the source is frozen, copy the rest. */
-		r = copy_regions(j, map, false, false, &pg, &res);
+		r = mirror_copy_regions(j, map, false, false, &pg, &res);
 		if (r) {
 			snprintf(err, errlen, "%s", res.errmsg);
 			goto out;
@@ -1277,7 +768,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	}
 	/* Nothing in flight: the pump has nothing left to do. */
 	t_copy = sxm_mono_s();
-	pump_join(j);
+	mirror_pump_join(j);
 	r = flush_bounded(&m->sink);
 	if (!r && j->run.sink)
 		r = flush_bounded(&j->run.sink);
@@ -1290,7 +781,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		sxm_job_lock(j);
 		sxm_job_set_op(j, "verify", 0, all ? j->rec.size : total);
 		sxm_job_unlock(j);
-		r = copy_regions(j, all ? NULL : map, false, true, &pg, &res);
+		r = mirror_copy_regions(j, all ? NULL : map, false, true, &pg, &res);
 		if (r) {
 			snprintf(err, errlen, "verify: %s", res.errmsg);
 			goto out;
@@ -1332,10 +823,10 @@ static void let_go(struct sxm_job *j, bool detach)
 	if (j->run.kfd >= 0 && j->mirror->pump) {
 		sxm_kdev_mirror(j->run.kfd, false);
 		if (!j->mirror->running && j->mirror->sink)
-			pump_start(j, err, sizeof(err));
+			mirror_pump_start(j, err, sizeof(err));
 		wait_kernel_idle(j, 10);
 	}
-	pump_release(j);
+	mirror_pump_release(j);
 	if (j->run.suspended && sxm_job_resume_device(j, err, sizeof(err)))
 		sxm_err("job %s: %s", j->rec.name, err);
 	if (detach)
@@ -1378,9 +869,9 @@ static void mirrored(struct sxm_job *j)
 		}
 		publish(j);
 		sxm_job_unlock(j);
-		pump_reap(j);
-		r = kstat(j, &ms);
-		down = r || !mirror_on(&ms) || !m->running;
+		mirror_pump_reap(j);
+		r = mirror_kstat(j, &ms);
+		down = r || !mirror_is_on(&ms) || !m->running;
 		sxm_job_lock(j);
 		if (down) {
 			r = mirror_back(j, r ? NULL : &ms, "", err,
@@ -1407,10 +898,14 @@ static void mirrored(struct sxm_job *j)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* The phases                                                         */
+/* ------------------------------------------------------------------ */
+
 /*
- * The phases: each is called with j->lock held and returns with it held
- * (phases.h).  A job that must stop (stopping, cancelling) goes back to
- * the loop at once.
+ * Each is called with j->lock held and returns with it held (phases.h).
+ * A job that must stop (stopping, cancelling) goes back to the loop at
+ * once.
  */
 
 static enum sxm_step preparing(struct sxm_job *j)
@@ -1527,7 +1022,7 @@ static enum sxm_step cutting_over(struct sxm_job *j)
 		r = do_cutover(j, err, sizeof(err));
 	sxm_job_lock(j);
 	if (!r) {
-		sxm_job_completed(j, release_all);
+		sxm_job_completed(j, mirror_release_all);
 		return SXM_STEP_AGAIN;
 	}
 	if (restarted) {
@@ -1538,7 +1033,7 @@ static enum sxm_step cutting_over(struct sxm_job *j)
 	sxm_job_unlock(j);
 	/* The guest gets its disk back, and the pump its work. */
 	if (j->mirror->pump && !j->mirror->running && j->mirror->sink)
-		pump_start(j, rerr, sizeof(rerr));
+		mirror_pump_start(j, rerr, sizeof(rerr));
 	r = sxm_job_resume_device(j, rerr, sizeof(rerr));
 	sxm_job_lock(j);
 	if (r)
@@ -1654,7 +1149,7 @@ static void mirror_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 	if (sxm_phase_final(out->phase) || !out->device[0])
 		return;
 	sxm_job_dm_lock(j);
-	if (!status_read(out->device, &ms)) {
+	if (!mirror_status_read(out->device, &ms)) {
 		snprintf(out->mirror, sizeof(out->mirror), "%s", ms.mirror);
 		snprintf(out->mirror_reason, sizeof(out->mirror_reason), "%s",
 			 strcmp(ms.reason, "-") ? ms.reason : "");
