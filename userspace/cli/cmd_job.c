@@ -684,10 +684,7 @@ static int submit_opt(const char *cmd, int c, struct submit_opts *o)
 		o->vals[2] = optarg;
 		break;
 	case 'r':
-		if (parse_rate(optarg, &v))
-			return cli_usage(cmd, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
-					 optarg);
-		o->vals[3] = optarg;
+		o->vals[3] = optarg;	/* checked after the options */
 		break;
 	case 'e':
 		if (!sxm_engine_name_valid(optarg))
@@ -779,6 +776,7 @@ int cmd_submit(int argc, char **argv)
 	const char *cmd = argv[0];
 	struct submit_opts o = { 0 };
 	struct sxm_job_rec *j;
+	uint64_t v;
 	char *req;
 	int c, r;
 
@@ -796,6 +794,9 @@ int cmd_submit(int argc, char **argv)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
 	if (!o.source || !o.sink)
 		return cli_usage(cmd, "--source and --sink are required");
+	if (o.vals[3] && parse_rate(o.vals[3], &v))
+		return cli_usage(cmd, "--rate %s: a size per second (100M, 1G/s; 0: no limit)",
+				 o.vals[3]);
 
 	req = submit_request(&o);
 	j = malloc(sizeof(*j));

@@ -117,7 +117,9 @@ void *sxm_job_thread(void *arg)
 	struct sxm_job *j = arg;
 
 	sxm_job_lock(j);
-	while (!sxm_phase_final(j->rec.phase) && !j->d->stopping)
+	/* A cancel asked before the daemon stops is finished first. */
+	while (!sxm_phase_final(j->rec.phase) &&
+	       (!j->d->stopping || j->rec.cancelling))
 		turn(j, &cur);
 	sxm_job_set_op(j, "", 0, 0);
 	/* Final, or the daemon stops: a cutover under way is undone. */

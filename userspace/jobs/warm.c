@@ -558,6 +558,12 @@ static enum sxm_step ready(struct sxm_job *j)
 		sxm_job_lock(j);
 		return SXM_STEP_AGAIN;
 	}
+	/*
+	 * A cancel or a stop that came while the lock was dropped above has
+	 * woken no one: look before waiting, or the wake-up is lost.
+	 */
+	if (rec->cancelling || j->d->stopping)
+		return SXM_STEP_AGAIN;
 	wait_for(j, rec->next_sync_ms);
 	return SXM_STEP_AGAIN;
 }
