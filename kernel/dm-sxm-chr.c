@@ -247,7 +247,8 @@ static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
 			void __user *u)
 {
 	struct sxm_dev *dev = c->dev;
-	const char *reason;
+	const char *reason, *state;
+	u32 in_flight, held_back;
 	struct sxm_info i;
 	int r;
 
@@ -279,6 +280,11 @@ static int ioc_get_info(struct sxm_client *c, unsigned int cmd,
 	i.degradations = atomic64_read(&dev->degradations);
 	if (reason)
 		strscpy(i.degraded_reason, reason, sizeof(i.degraded_reason));
+	sxm_ring_status(dev, &state, &in_flight, &held_back);
+	i.mirror_in_flight = in_flight;
+	i.mirror_held_back = held_back;
+	i.mirrored_writes = atomic64_read(&dev->mirrored_writes);
+	i.mirrored_bytes = atomic64_read(&dev->mirrored_bytes);
 	mutex_unlock(&dev->lock);
 	if (copy_to_user(u, &i, sizeof(i)))
 		return -EFAULT;

@@ -67,22 +67,13 @@
 
 #include "dm-sxm.h"
 
-#define SXM_RING_DEF_ENTRIES	256
-#define SXM_RING_DEF_SLOT	(128 * 1024)
-#define SXM_RING_DEF_TIMEOUT	5000
-#define SXM_RING_MIN_ENTRIES	8
-#define SXM_RING_MAX_ENTRIES	4096
-#define SXM_RING_MIN_SLOT	4096
-#define SXM_RING_MAX_SLOT	BIT(20)
-#define SXM_RING_MIN_TIMEOUT	100
-#define SXM_RING_MAX_TIMEOUT	600000
+/* The geometry's limits are the ABI's (SXM_RING_*); the data area's ours. */
 #define SXM_RING_MAX_DATA	(64ULL << 20)
 /* Deferred entries handled per hold of ring_lock by the deferred work. */
 #define SXM_KICK_BATCH		32
 
-/* Ids: the post sequence above, the slot index in the low 16 bits. */
-#define SXM_ID_IDX_BITS		16
-#define SXM_ID_IDX_MASK		((1ULL << SXM_ID_IDX_BITS) - 1)
+/* Ids: the post sequence above the slot index (SXM_SQE_ID_SLOT()). */
+#define SXM_ID_IDX_BITS		SXM_SQE_ID_SLOT_BITS
 static_assert(SXM_RING_MAX_ENTRIES <= (1U << SXM_ID_IDX_BITS));
 
 #define RN_START(n)	((n)->start)
@@ -977,7 +968,7 @@ int sxm_ring_enter(struct sxm_dev *dev)
 		struct sxm_cqe *cqe = &ring->cq[ring->cq_head & ring_mask(ring)];
 		u64 id = READ_ONCE(cqe->id);
 		s32 status = READ_ONCE(cqe->status);
-		u32 idx = id & SXM_ID_IDX_MASK;
+		u32 idx = SXM_SQE_ID_SLOT(id);
 		struct sxm_slot *slot = NULL;
 
 		if (idx < ring->geo.entries)
@@ -1104,19 +1095,19 @@ static void ring_free(struct sxm_ring *ring)
 static int check_geometry(struct sxm_ring_setup *geo)
 {
 	if (!geo->entries)
-		geo->entries = SXM_RING_DEF_ENTRIES;
+		geo->entries = SXM_RING_DEFAULT_ENTRIES;
 	if (!geo->slot_bytes)
-		geo->slot_bytes = SXM_RING_DEF_SLOT;
+		geo->slot_bytes = SXM_RING_DEFAULT_SLOT_BYTES;
 	if (!geo->timeout_ms)
-		geo->timeout_ms = SXM_RING_DEF_TIMEOUT;
+		geo->timeout_ms = SXM_RING_DEFAULT_TIMEOUT_MS;
 	if (!is_power_of_2(geo->entries) ||
 	    geo->entries < SXM_RING_MIN_ENTRIES ||
 	    geo->entries > SXM_RING_MAX_ENTRIES ||
 	    !is_power_of_2(geo->slot_bytes) ||
-	    geo->slot_bytes < max_t(u32, SXM_RING_MIN_SLOT, PAGE_SIZE) ||
-	    geo->slot_bytes > SXM_RING_MAX_SLOT ||
-	    geo->timeout_ms < SXM_RING_MIN_TIMEOUT ||
-	    geo->timeout_ms > SXM_RING_MAX_TIMEOUT ||
+	    geo->slot_bytes < max_t(u32, SXM_RING_MIN_SLOT_BYTES, PAGE_SIZE) ||
+	    geo->slot_bytes > SXM_RING_MAX_SLOT_BYTES ||
+	    geo->timeout_ms < SXM_RING_MIN_TIMEOUT_MS ||
+	    geo->timeout_ms > SXM_RING_MAX_TIMEOUT_MS ||
 	    (u64)geo->entries * geo->slot_bytes > SXM_RING_MAX_DATA)
 		return -EINVAL;
 	return 0;

@@ -1201,6 +1201,33 @@ TEST_F(mirror, degrade_is_an_event)
 	EXPECT_GT(dm_event_nr(), ev);
 }
 
+/*
+ * SXM_IOC_GET_INFO says what the status line says (ABI 2), mirror
+ * counters included, so a helper need not parse text.
+ */
+TEST_F(mirror, info_matches_status)
+{
+	struct sxm_info i = { .size = sizeof(i) };
+	char w[24][32];
+	int n;
+
+	ASSERT_EQ(0, dd_write("count=8 seek=300"));
+	ASSERT_EQ(0, ioctl(self->h.ctl, SXM_IOC_GET_INFO, &i));
+	status_words(w, &n);
+	ASSERT_LE(14, n);
+	EXPECT_EQ(SXM_MIRROR_ON, i.mirror);
+	EXPECT_STREQ("on", w[7]);
+	EXPECT_EQ(strtoull(w[8], NULL, 10), i.mirror_in_flight);
+	EXPECT_EQ(strtoull(w[9], NULL, 10), i.mirror_held_back);
+	EXPECT_EQ(strtoull(w[10], NULL, 10), i.mirrored_writes);
+	EXPECT_EQ(strtoull(w[11], NULL, 10), i.mirrored_bytes);
+	EXPECT_EQ(strtoull(w[12], NULL, 10), i.degradations);
+	EXPECT_LE(8, i.mirrored_writes);
+	EXPECT_LE(8 * 4096, i.mirrored_bytes);
+	EXPECT_EQ(0, i.reserved[0]);
+	EXPECT_EQ(0, i.reserved[1]);
+}
+
 static sigjmp_buf bus_jmp;
 
 static void on_sigbus(int sig)

@@ -216,8 +216,10 @@ TEST(features)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ioctl(fd, SXM_IOC_GET_FEATURES, &f));
 	EXPECT_EQ(SXM_ABI_VERSION, f.abi_version);
+	/* ABI 2: the bits without a gap, every one of them this kernel's. */
 	EXPECT_EQ(SXM_F_TRACK | SXM_F_MARK_DIRTY | SXM_F_TRACK_ID | SXM_F_HOLD |
-		  SXM_F_EVENTS, f.features & 0xffffffffULL);
+		  SXM_F_EVENTS | SXM_F_MIRROR, f.features);
+	EXPECT_EQ(0x3fULL, f.features);
 	EXPECT_EQ(SXM_MIN_REGION_SECTORS, f.min_region_sectors);
 	EXPECT_EQ(SXM_MAX_REGION_SECTORS, f.max_region_sectors);
 	close(fd);

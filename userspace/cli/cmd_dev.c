@@ -398,7 +398,7 @@ int cmd_harvest(int argc, char **argv)
 	} else if (e) {
 		sxm_err("%s %s: attach: %s", cmd, name, e == -ENODEV ?
 			"the kernel knows no sxm target there" :
-			strerror(-e));
+			sxm_kdev_strerror(e));
 		goto out_close;
 	}
 	e = sxm_kdev_harvest(fd, peek ? SXM_HARVEST_PEEK : 0, &map, &h);

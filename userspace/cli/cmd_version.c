@@ -20,6 +20,8 @@ int cmd_version(int argc, char **argv)
 		{ SXM_F_MARK_DIRTY, "mark-dirty" },
 		{ SXM_F_TRACK_ID, "track-id" },
 		{ SXM_F_HOLD, "hold" },
+		{ SXM_F_EVENTS, "events" },
+		{ SXM_F_MIRROR, "mirror" },
 	};
 	struct sxm_features f;
 	size_t i;
@@ -35,6 +37,13 @@ int cmd_version(int argc, char **argv)
 	close(fd);
 	if (r) {
 		sxm_err("version: /dev/dm-sxm: features: %s", strerror(-r));
+		return EXIT_FAIL;
+	}
+	if (f.abi_version != SXM_ABI_VERSION) {
+		/* Its bits may mean other things: do not name them. */
+		printf("kernel: dm-sxm ABI %u, features 0x%llx: not this sxm-ctl's ABI %d; install the module and sxm-ctl from one build\n",
+		       f.abi_version, (unsigned long long)f.features,
+		       SXM_ABI_VERSION);
 		return EXIT_FAIL;
 	}
 	printf("kernel: dm-sxm ABI %u, features", f.abi_version);

@@ -279,7 +279,7 @@ static bool sqe_valid(const struct sxm_pump *p, const struct sxm_sqe *sqe)
 {
 	const struct sxm_sink *s = p->sink;
 
-	if ((sqe->id & 0xffff) >= p->geo.entries || !sqe->id)
+	if (SXM_SQE_ID_SLOT(sqe->id) >= p->geo.entries || !sqe->id)
 		return false;
 	if (sqe->offset > s->size || sqe->len > s->size - sqe->offset)
 		return false;

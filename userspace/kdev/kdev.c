@@ -77,12 +77,27 @@ int sxm_kdev_features(int fd, struct sxm_features *f)
 	return xioctl(fd, SXM_IOC_GET_FEATURES, f);
 }
 
+int sxm_kdev_check_abi(int fd)
+{
+	struct sxm_features f;
+	int r;
+
+	r = sxm_kdev_features(fd, &f);
+	if (r)
+		return r;
+	return f.abi_version == SXM_ABI_VERSION ? 0 : -EPROTO;
+}
+
 int sxm_kdev_attach(int fd, uint32_t major, uint32_t minor, uint64_t start,
 		    uint32_t flags, uint64_t features, struct sxm_attach *a)
 {
 	int r;
 
 	memset(a, 0, sizeof(*a));
+	/* Every attach: the kernel must speak this helper's ABI. */
+	r = sxm_kdev_check_abi(fd);
+	if (r)
+		return r;
 	a->size = sizeof(*a);
 	a->flags = flags;
 	a->dev_major = major;
@@ -249,6 +264,8 @@ const char *sxm_kdev_strerror(int err)
 	case -EACCES:
 	case -EPERM:
 		return "/dev/dm-sxm needs CAP_SYS_ADMIN";
+	case -EPROTO:
+		return "the dm-sxm module speaks another ABI than this sxm-ctl (see sxm-ctl version)";
 	default:
 		return strerror(-err);
 	}

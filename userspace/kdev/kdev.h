@@ -9,7 +9,8 @@
  *		(the kernel's ENODEV and ENXIO both mean this);
  *   -EBUSY	from an attach: the target has a helper already, its pid is
  *		in attach->helper_pid;
- *   -EPERM	harvest or mark by a file attached as an observer.
+ *   -EPERM	harvest or mark by a file attached as an observer;
+ *   -EPROTO	from an attach: the kernel speaks another ABI (SXM_ABI_VERSION).
  */
 #ifndef SXM_KDEV_H
 #define SXM_KDEV_H
@@ -24,6 +25,8 @@
 /* A file descriptor on /dev/dm-sxm, or -errno. */
 int sxm_kdev_open(void);
 int sxm_kdev_features(int fd, struct sxm_features *f);
+/* 0 if the kernel's ABI is this helper's (SXM_ABI_VERSION), else -EPROTO. */
+int sxm_kdev_check_abi(int fd);
 
 /*
  * Attach @fd to the sxm target at sector @start of the mapped device

@@ -10,11 +10,33 @@
  * for that target: harvest its dirty map, acknowledge what it copied, mark
  * regions dirty, read its counters.  Closing the file detaches it.
  *
- * Versioning is by feature bits, never by struct layout: every struct here
- * starts with its size, ends in reserved space that must be zero, and is
- * pinned by a size assertion on both sides.  The kernel refuses feature bits,
- * flags and reserved fields it does not know (EINVAL), so a helper built
- * against a newer header learns at once what it cannot use.
+ * Versioning, three things, each with one job:
+ *
+ *   struct size	the layout.  Every struct starts with its size, which is
+ *			also the size in its ioctl number, and ends in reserved
+ *			space that must be zero.  The kernel accepts a larger
+ *			struct from a newer helper as long as what it does not
+ *			know of it is zero, and writes back only what it knows;
+ *			it refuses a smaller one (EINVAL).  So new fields go in
+ *			the reserved space first; a struct that must grow
+ *			beyond it is an incompatible change, and bumps
+ *			SXM_ABI_VERSION.  The sizes are pinned below
+ *			(SXM_*_SIZE) and asserted on both sides.
+ *   feature bits	what the kernel can do (SXM_IOC_GET_FEATURES), and what
+ *			a helper will use (SXM_IOC_ATTACH).  New capabilities
+ *			are new bits; the kernel refuses bits, flags and
+ *			reserved fields it does not know (EINVAL), so a helper
+ *			built against a newer header learns at once what it
+ *			cannot use.
+ *   SXM_ABI_VERSION	changes only when a meaning changes incompatibly (a
+ *			bit or a field that means something else).  A helper
+ *			refuses a kernel whose abi_version is not its own.
+ *			Version 2 numbered the feature bits without a gap and
+ *			gave struct sxm_info the mirror's counters.
+ *
+ * The ioctls' magic, 0xE8, is not among those
+ * Documentation/userspace-api/ioctl/ioctl-number.rst lists; ioctls reach
+ * only this misc device, so a clash could not misroute one anyway.
  *
  * Dirty maps cross this interface as arrays of little-endian __u64 words:
  * region r is bit (r % 64) of word (r / 64).  Region r covers sectors
@@ -28,7 +50,7 @@
 #include <linux/ioctl.h>
 
 #define SXM_MISC_NAME		"dm-sxm"
-#define SXM_ABI_VERSION		1
+#define SXM_ABI_VERSION		2
 
 /* Table-line bounds on the region size, in 512-byte sectors. */
 #define SXM_MIN_REGION_SECTORS	8ULL		/* 4 KiB */
@@ -76,14 +98,14 @@
  *	(dmsetup wait).  A helper waits on these instead of polling the
  *	status.
  *
- * Bits 5..31 and 33..63 are reserved.
+ * Bits 6..63 are reserved.
  */
-#define SXM_F_TRACK		(1ULL << 0)
-#define SXM_F_MARK_DIRTY	(1ULL << 1)
-#define SXM_F_TRACK_ID		(1ULL << 2)
-#define SXM_F_HOLD		(1ULL << 3)
-#define SXM_F_EVENTS		(1ULL << 4)
-#define SXM_F_MIRROR		(1ULL << 32)
+#define SXM_F_TRACK		(1ULL << 0)	/* changed-region tracking */
+#define SXM_F_MARK_DIRTY	(1ULL << 1)	/* SXM_IOC_MARK_DIRTY */
+#define SXM_F_TRACK_ID		(1ULL << 2)	/* track_id across reloads */
+#define SXM_F_HOLD		(1ULL << 3)	/* held map, SXM_IOC_ACK */
+#define SXM_F_EVENTS		(1ULL << 4)	/* mirror events, EPOLLPRI */
+#define SXM_F_MIRROR		(1ULL << 5)	/* the mirror ring, locks */
 
 /* Target modes, as reported by SXM_IOC_GET_INFO and dmsetup status. */
 enum sxm_mode {
@@ -128,7 +150,7 @@ struct sxm_attach {
 	__u64 track_id;			/* out: see SXM_F_TRACK_ID, 0 if not tracking */
 	__u32 helper_pid;		/* out: on EBUSY, the helper's tgid */
 	__u32 reserved0;
-	__u64 reserved[8];		/* ring geometry, later */
+	__u64 reserved[8];
 };
 
 /*
@@ -190,9 +212,13 @@ enum sxm_mirror_state {
 };
 
 /*
- * SXM_IOC_GET_INFO: the target's state and counters (any attached file).
- * It also marks the events up to mirror_events as seen by this file (see
- * SXM_F_EVENTS).
+ * SXM_IOC_GET_INFO: the target's state and counters (any attached file),
+ * the same as the status line's (the admin guide's status table), so a
+ * helper need not parse text.  It also marks the events up to
+ * mirror_events as seen by this file (see SXM_F_EVENTS): a helper whose
+ * pump waits for those events and that reads the info on the same file
+ * for other needs (to size a harvest) must also look at the mirror state
+ * itself, or read the info on another file (an observer).
  */
 struct sxm_info {
 	__u32 size;			/* in: sizeof(struct sxm_info) */
@@ -211,7 +237,11 @@ struct sxm_info {
 	__u64 mirror_events;		/* changes of the mirror state so far */
 	__u64 degradations;		/* times the mirror went down */
 	char degraded_reason[24];	/* why it last did ("" if never) */
-	__u64 reserved[1];
+	__u32 mirror_in_flight;		/* writes posted, not yet completed */
+	__u32 mirror_held_back;		/* writes waiting: overlap, lock, full */
+	__u64 mirrored_writes;		/* writes mirrored so far */
+	__u64 mirrored_bytes;		/* their bytes */
+	__u64 reserved[2];
 };
 
 /*
@@ -298,6 +328,14 @@ enum sxm_op {
 
 #define SXM_SQE_FUA		(1U << 0)	/* write through to stable media */
 
+/*
+ * An sqe's id: a sequence number above the index of its slot, so never 0
+ * and never the same twice while the ring lives.  A helper echoes it and
+ * may check SXM_SQE_ID_SLOT(id) < entries; it must not rely on more.
+ */
+#define SXM_SQE_ID_SLOT_BITS	16
+#define SXM_SQE_ID_SLOT(id)	((id) & ((1ULL << SXM_SQE_ID_SLOT_BITS) - 1))
+
 struct sxm_sqe {
 	__u64 id;			/* echo it in the cqe */
 	__u64 offset;			/* bytes from the start of the target */
@@ -316,12 +354,20 @@ struct sxm_cqe {
 
 /*
  * SXM_IOC_RING_SETUP (helper only, once per attach): entries is a power of
- * two from 8 to 4096, slot_bytes a power of two from 4 KiB (or the page
- * size, if larger) to 1 MiB (the longest write one sqe carries; longer
- * ones become several), timeout_ms from 100 to 600000: an sqe not
- * completed, or a write held back, that long after it arrived degrades
- * the mirror.  0 picks the default (256, 128 KiB, 5000).
+ * two, slot_bytes a power of two at least the page size (the longest write
+ * one sqe carries; longer ones become several), timeout_ms how long an sqe
+ * not completed, or a write held back, may wait after it arrived before
+ * the mirror degrades.  Each within its limits below; 0 picks the default.
  */
+#define SXM_RING_MIN_ENTRIES		8
+#define SXM_RING_MAX_ENTRIES		4096
+#define SXM_RING_DEFAULT_ENTRIES	256
+#define SXM_RING_MIN_SLOT_BYTES		4096		/* or the page size */
+#define SXM_RING_MAX_SLOT_BYTES		(1U << 20)
+#define SXM_RING_DEFAULT_SLOT_BYTES	(128U << 10)
+#define SXM_RING_MIN_TIMEOUT_MS		100
+#define SXM_RING_MAX_TIMEOUT_MS		600000
+#define SXM_RING_DEFAULT_TIMEOUT_MS	5000
 struct sxm_ring_setup {
 	__u32 size;			/* in: sizeof(struct sxm_ring_setup) */
 	__u32 entries;			/* in/out */
@@ -389,7 +435,7 @@ struct sxm_lock {
 #define SXM_ATTACH_SIZE		136
 #define SXM_HARVEST_SIZE	88
 #define SXM_REGIONS_SIZE	64
-#define SXM_INFO_SIZE		128
+#define SXM_INFO_SIZE		160
 #define SXM_RING_HDR_SIZE	256
 #define SXM_SQE_SIZE		32
 #define SXM_CQE_SIZE		16
