@@ -15,6 +15,9 @@
 #   make fuzz-kernel [DURATION=600] [SEED=N] [KERNEL=debug|debian]
 #                   the ABI stress fuzzer (tests/vm/60-abi-fuzz.sh) for
 #                   DURATION seconds, on the debug kernel by default
+#   make fuzz [DURATION=600]
+#                   every parser's libFuzzer harness (tests/fuzz/) for
+#                   DURATION seconds each; make check runs them 5 s each
 #   make demo       the main job: a live run in the VM
 #   make bench      benchmarks, as ratios against peers run side by side
 #   make install    dm-sxm.ko (modules_install, depmod), sxm-ctl, sxm-ctl(8)
@@ -29,7 +32,7 @@ PREFIX	?= /usr/local
 
 
 .PHONY: all deps module module-sparse userspace vm-tests check \
-	check-native check-vm check-debug debug-kernel module-debug fuzz-kernel deps-base demo \
+	check-native check-vm check-debug debug-kernel module-debug fuzz-kernel fuzz deps-base demo \
 	bench install clean
 
 all: module userspace vm-tests
@@ -82,6 +85,9 @@ fuzz-kernel: deps
 	@scripts/vm-run.sh --kernel $(KERNEL) --karg sxm.fuzz_duration=$(DURATION) \
 		$(if $(SEED),--karg sxm.fuzz_seed=$(SEED)) --extra-time $(DURATION) \
 		tests/vm/60-abi-fuzz.sh
+
+fuzz: deps-base
+	@tests/fuzz/run.sh $(DURATION)
 
 module-debug: debug-kernel
 	@scripts/debug-kernel.sh module

@@ -23,6 +23,8 @@
 # Teardown: cleanup_push CMD [ARG...] records a command; on exit (normal,
 #   failure, abort, SIGTERM from the time limit) all of them run, last
 #   first.  Every helper below that creates something records its removal.
+#   diag_push CMD records a command that, after a failure, prints what helps
+#   find its cause (before the teardown).
 # Helpers:
 #   scratch_dev VAR MIB           a MIB MiB block device, zero-filled, with
 #                                 discard and write-zeroes; path in $VAR
@@ -153,14 +155,24 @@ _tc_sink_diag() {
 	done
 }
 
+# diag_push CMD — run CMD at exit after a failure, before the teardown:
+# what it prints helps find the cause (a daemon's log, say).
+_tc_diag_hooks=()
+diag_push() {
+	_tc_diag_hooks+=("$1")
+}
+
 _tc_exit() {
-	local rc=$?
+	local rc=$? h
 	set +o errexit +o errtrace
 	trap - ERR
 	if [ -z "$_tc_exiting" ] && [ $rc -ne 0 ]; then
 		fail "aborted${_tc_err:+ at $_tc_err} (exit status $rc)"
 	fi
-	[ $_tc_failed -eq 0 ] || _tc_sink_diag
+	if [ $_tc_failed -gt 0 ]; then
+		_tc_sink_diag
+		for h in "${_tc_diag_hooks[@]}"; do "$h"; done
+	fi
 	_tc_run_cleanup
 	[ -n "$_tc_plan" ] || echo "1..$_tc_n"
 	if [ "$_tc_exiting" = skip ]; then exit 4; fi

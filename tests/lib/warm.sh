@@ -34,6 +34,14 @@ DAEMON_LOG=/tmp/sxm-daemon.log DAEMON_PID=""
 rm -rf "$SXM_JOB_DIR" "$SXM_STATE_DIR"
 cleanup_push rm -rf "$SXM_JOB_DIR" "$SXM_STATE_DIR"
 
+# After a failure: what the daemon said last.
+_warm_daemon_diag() {
+	[ -s "$DAEMON_LOG" ] || return 0
+	diag "$DAEMON_LOG (last 40 lines):"
+	diag "$(tail -n 40 "$DAEMON_LOG")"
+}
+diag_push _warm_daemon_diag
+
 daemon_start() {
 	local i
 	# shellcheck disable=SC2086

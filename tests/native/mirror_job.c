@@ -138,7 +138,11 @@ TEST(record_and_wire)
 	j.degraded_ms = 4200;
 	strcpy(j.degraded_reason, "sink_timeout");
 	strcpy(j.degraded_reasons, "sink_error:1 helper_detached:1 sink_timeout:1");
-	/* Live figures: sent, never saved. */
+	/*
+	 * Live figures: sent, never saved; but for the mirror's state and
+	 * its counts of writes, which a Completed job keeps (its device is
+	 * gone).
+	 */
 	strcpy(j.mirror, "degraded");
 	strcpy(j.mirror_reason, "sink_timeout");
 	j.mirrored_writes = 12345;
@@ -152,7 +156,9 @@ TEST(record_and_wire)
 	ASSERT_NE(NULL, text);
 	EXPECT_NE(NULL, strstr(text, "\nphase Mirroring + Copying\n"));
 	EXPECT_NE(NULL, strstr(text, "\nkind sxm\n"));
-	EXPECT_EQ(NULL, strstr(text, "mirrored_writes"));
+	EXPECT_EQ(NULL, strstr(text, "mirror_in_flight"));
+	EXPECT_EQ(NULL, strstr(text, "lat_p99_us"));
+	EXPECT_NE(NULL, strstr(text, "\nmirrored_writes 12345\n"));
 	ASSERT_EQ(0, sxm_job_rec_parse(text, &back));
 	free(text);
 	EXPECT_EQ(SXM_PHASE_COPYING, back.phase);
@@ -163,8 +169,11 @@ TEST(record_and_wire)
 	EXPECT_STREQ("sink_timeout", back.degraded_reason);
 	EXPECT_STREQ("sink_error:1 helper_detached:1 sink_timeout:1",
 		     back.degraded_reasons);
-	EXPECT_EQ(0U, back.mirrored_writes);
-	EXPECT_STREQ("", back.mirror);
+	EXPECT_EQ(0U, back.mirror_in_flight);
+	EXPECT_EQ(0U, back.lat_p99_us);
+	EXPECT_EQ(12345U, back.mirrored_writes);
+	EXPECT_EQ(987654321U, back.mirrored_bytes);
+	EXPECT_STREQ("degraded", back.mirror);
 
 	text = sxm_job_wire_format(&j, false);
 	ASSERT_NE(NULL, text);

@@ -14,8 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 /* Before the harness: its ARRAY_SIZE gives way to an earlier one. */
 #include "base/sxm.h"
@@ -611,6 +614,50 @@ TEST_F(store, one_daemon_at_a_time)
 
 	EXPECT_EQ(-EWOULDBLOCK, sxm_jobstore_open(self->dir, err, sizeof(err)));
 	EXPECT_NE(NULL, strstr(err, "another sxm-ctl daemon uses it"));
+}
+
+/* --------------------------------------------- the client's answers ---- */
+
+/* A "daemon" that takes one request and closes without a word. */
+static void *dies_mid_request(void *arg)
+{
+	int lfd = *(int *)arg, fd;
+	char buf[256];
+
+	fd = accept(lfd, NULL, NULL);
+	if (fd >= 0) {
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+	}
+	return NULL;
+}
+
+TEST(client_daemon_gone_mid_request)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char err[512], *body = NULL;
+	pthread_t t;
+	int lfd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/sxm-ctl-test-%d.sock",
+		 getpid());
+	unlink(sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(lfd, 1));
+	setenv("SXM_SOCKET", sa.sun_path, 1);
+	ASSERT_EQ(0, pthread_create(&t, NULL, dies_mid_request, &lfd));
+	EXPECT_EQ(-ECONNRESET, sxm_ctl_call("list", &body, err, sizeof(err)));
+	EXPECT_EQ(NULL, body);
+	/* Not a permission problem: the daemon tells a refused peer so. */
+	EXPECT_NE(NULL, strstr(err, "stopped or died while handling the request"));
+	EXPECT_EQ(NULL, strstr(err, "--group"));
+	pthread_join(t, NULL);
+	close(lfd);
+	unlink(sa.sun_path);
+	unsetenv("SXM_SOCKET");
 }
 
 TEST_HARNESS_MAIN

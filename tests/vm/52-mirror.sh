@@ -85,6 +85,9 @@ down=$(jf m52 downtime_ms)
 diag "downtime: $down ms"
 check "downtime measured" test "$down" -gt 0
 check_eq "nothing was left to copy at the cutover" 0 "$(jf m52 cutover_bytes)"
+check "the Completed job keeps what the mirror did ($(jf m52 mirrored_writes) writes)" \
+	test "$(jf m52 mirrored_writes)" -gt 0
+check_eq "and says the mirror is off" off "$(jf m52 mirror)"
 check "lv52 is suspended: the source cannot diverge" bash -c \
 	"dmsetup info lv52 | grep -q '^State: *SUSPENDED'"
 src_sha=$(sha256_of /dev/mapper/lv52-sxm-orig)

@@ -36,6 +36,14 @@ void sxm_map_andnot(uint64_t *map, const uint64_t *other, uint64_t nr)
 		map[i] &= ~other[i];
 }
 
+void sxm_map_or(uint64_t *map, const uint64_t *other, uint64_t nr)
+{
+	uint64_t i;
+
+	for (i = 0; i < sxm_map_words(nr); i++)
+		map[i] |= other[i];
+}
+
 uint64_t sxm_map_weight(const uint64_t *map, uint64_t nr)
 {
 	uint64_t i, n = 0, words = nr / 64;

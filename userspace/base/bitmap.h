@@ -50,6 +50,8 @@ void sxm_map_zero(uint64_t *map, uint64_t nr);
 void sxm_map_set_range(uint64_t *map, uint64_t from, uint64_t to);
 /* Clear in @map the regions set in @other. */
 void sxm_map_andnot(uint64_t *map, const uint64_t *other, uint64_t nr);
+/* Set in @map the regions set in @other. */
+void sxm_map_or(uint64_t *map, const uint64_t *other, uint64_t nr);
 /* Bits set in the first @nr regions of @map. */
 uint64_t sxm_map_weight(const uint64_t *map, uint64_t nr);
 /* The first region at or after @from whose bit is @set, or @nr. */

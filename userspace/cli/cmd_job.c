@@ -208,6 +208,24 @@ static void print_json(const struct sxm_job_rec *j)
 	sxm_json_str(stdout, sxm_src_mode_name(j->src_mode));
 	printf(",\"sink\":");
 	sxm_json_str(stdout, j->sink);
+	printf(",\"on_sink_change\":\"%s\",\"sink_checks\":%" PRIu64
+	       ",\"sink_changes\":%" PRIu64 ",\"sink_checked\":",
+	       j->sink_resync ? "resync" : "fail", j->sink_checks,
+	       j->sink_changes);
+	if (j->sink_checked_ms)
+		printf("%.3f", j->sink_checked_ms / 1000.0);
+	else
+		printf("null");
+	printf(",\"no_verify\":%s,\"verified_all\":%s,\"verified_now_bytes\":%" PRIu64
+	       ",\"verify_passes\":%" PRIu64 ",\"verify_mismatches\":%" PRIu64
+	       ",\"verify_last\":",
+	       j->no_verify ? "true" : "false",
+	       j->verified_all ? "true" : "false", j->verified_now,
+	       j->verify_passes, j->verify_mismatches);
+	if (j->verify_last_ms)
+		printf("%.3f", j->verify_last_ms / 1000.0);
+	else
+		printf("null");
 	printf(",\"size\":%" PRIu64 ",\"region_size\":%" PRIu64,
 	       j->size, j->region_size);
 	printf(",\"cadence\":");
@@ -338,6 +356,27 @@ static void print_mirror(const struct sxm_job_rec *j)
 		printf("Degraded      never\n");
 }
 
+/* show: the online verify and the sink's identity. */
+static void print_checks(const struct sxm_job_rec *j)
+{
+	char b1[64], b2[64];
+
+	if (j->no_verify)
+		printf("Verify        off (--no-verify): a cutover reads back only what it copies\n");
+	else
+		printf("Verify        %" PRIu64 "%% verified now; %" PRIu64 " pass%s, the last %s; %" PRIu64 " mismatch%s found and repaired\n",
+		       j->size ? j->verified_now * 100 / j->size : 0,
+		       j->verify_passes, j->verify_passes == 1 ? "" : "es",
+		       time_str(j->verify_last_ms, b2, sizeof(b2)),
+		       j->verify_mismatches,
+		       j->verify_mismatches == 1 ? "" : "es");
+	printf("Sink identity %" PRIu64 " check%s passed, last %s; %" PRIu64 " change%s found; on a change: %s\n",
+	       j->sink_checks, j->sink_checks == 1 ? "" : "s",
+	       time_str(j->sink_checked_ms, b1, sizeof(b1)), j->sink_changes,
+	       j->sink_changes == 1 ? "" : "s",
+	       j->sink_resync ? "copy everything again" : "fail");
+}
+
 static void print_show(const struct sxm_job_rec *j)
 {
 	char b1[64], b2[64], b3[64], b4[256];
@@ -356,6 +395,7 @@ static void print_show(const struct sxm_job_rec *j)
 	       fmt_size(j->size, b1, sizeof(b1)),
 	       fmt_size(j->region_size, b2, sizeof(b2)));
 	printf("Sink          %s\n", j->sink);
+	print_checks(j);
 	if (mirror) {
 		print_mirror(j);
 	} else {
@@ -399,10 +439,12 @@ static void print_show(const struct sxm_job_rec *j)
 		printf("Cutover       predicted downtime %.0f ms\n",
 		       j->predicted_downtime * 1000);
 	if (j->phase == SXM_PHASE_COMPLETED)
-		printf("Cutover       %s copied, %s verified, guest I/O held %" PRIu64 " ms; /dev/mapper/%s is left suspended (frozen)\n",
+		printf("Cutover       %s copied, %s verified, guest I/O held %" PRIu64 " ms; %s; /dev/mapper/%s is left suspended (frozen)\n",
 		       fmt_size(j->cutover_bytes, b1, sizeof(b1)),
 		       fmt_size(j->verified_bytes, b2, sizeof(b2)),
-		       j->downtime_ms, j->device);
+		       j->downtime_ms, j->verified_all ?
+		       "every region verified" : "not every region verified",
+		       j->device);
 	if (j->nr_events)
 		printf("Events\n");
 	for (i = 0; i < j->nr_events; i++)
@@ -505,7 +547,54 @@ enum wait_for {
 	WAIT_CANCELLED,
 	WAIT_RETRY,		/* retry: Ready, Mirrored (or beyond) again */
 	WAIT_MIRRORED,		/* mirror style: Mirrored (or beyond) */
+	WAIT_VERIFY,		/* verify: the pass it asked for is done */
 };
+
+/* What a wait started from: the job's counters when it was asked. */
+struct wait_base {
+	uint64_t want_sync, cutover_failures, verify_asked;
+};
+
+/*
+ * Whether @j is where @what waits for: 1; 0 not yet; or -1 with @why
+ * set when it never will be (a paused sync, a failed cutover...).
+ */
+static int wait_reached(const struct sxm_job_rec *j, enum wait_for what,
+			const struct wait_base *b, const char **why)
+{
+	enum sxm_phase p = j->phase;
+
+	switch (what) {
+	case WAIT_READY:
+		return p == SXM_PHASE_READY || p == SXM_PHASE_SYNCING ||
+		       p == SXM_PHASE_CUTTING_OVER || p == SXM_PHASE_COMPLETED;
+	case WAIT_RETRY:
+		/* Not the phase the retry set: the job's own, after. */
+		return (p == SXM_PHASE_READY || p == SXM_PHASE_MIRRORED ||
+			p == SXM_PHASE_COMPLETED) && !j->retrying;
+	case WAIT_MIRRORED:
+		return p == SXM_PHASE_MIRRORED || p == SXM_PHASE_CUTTING_OVER ||
+		       p == SXM_PHASE_COMPLETED;
+	case WAIT_SYNC:
+		if (j->sync_count >= b->want_sync)
+			return 1;
+		*why = "paused before the sync ran";
+		return j->paused && p == SXM_PHASE_READY ? -1 : 0;
+	case WAIT_CUTOVER:
+		if (p == SXM_PHASE_COMPLETED)
+			return 1;
+		*why = j->reason;
+		return j->cutover_failures > b->cutover_failures ? -1 : 0;
+	case WAIT_CANCELLED:
+		return p == SXM_PHASE_CANCELLED;
+	case WAIT_VERIFY:
+		if (j->verify_answered >= b->verify_asked)
+			return 1;
+		*why = "the cutover came first: it verified what it needed";
+		return p == SXM_PHASE_COMPLETED ? -1 : 0;
+	}
+	return 0;
+}
 
 /*
  * Poll the job until @what happens (0), or it fails (1: the reason is
@@ -516,10 +605,16 @@ static int wait_job(const char *cmd, struct sxm_job_rec *j,
 		    enum wait_for what)
 {
 	struct progress_out po = { .tty = isatty(STDERR_FILENO) };
-	uint64_t want = j->want_sync, failures = j->cutover_failures;
+	struct wait_base b = {
+		.want_sync = j->want_sync,
+		.cutover_failures = j->cutover_failures,
+		.verify_asked = j->verify_asked,
+	};
 	char name[SXM_JOB_NAME_MAX + 1];
 	struct timespec ts = { 0, POLL_MS * 1000000L };
+	const char *why = "";
 	enum sxm_phase p;
+	int st;
 
 	snprintf(name, sizeof(name), "%s", j->name);
 	for (;;) {
@@ -528,47 +623,13 @@ static int wait_job(const char *cmd, struct sxm_job_rec *j,
 			break;
 		if (p == SXM_PHASE_FAILED && !j->cancelling)
 			break;
-		switch (what) {
-		case WAIT_READY:
-			if (p == SXM_PHASE_READY || p == SXM_PHASE_SYNCING ||
-			    p == SXM_PHASE_CUTTING_OVER ||
-			    p == SXM_PHASE_COMPLETED)
-				goto done;
-			break;
-		case WAIT_RETRY:
-			if (p == SXM_PHASE_READY || p == SXM_PHASE_MIRRORED ||
-			    p == SXM_PHASE_COMPLETED)
-				goto done;
-			break;
-		case WAIT_MIRRORED:
-			if (p == SXM_PHASE_MIRRORED ||
-			    p == SXM_PHASE_CUTTING_OVER ||
-			    p == SXM_PHASE_COMPLETED)
-				goto done;
-			break;
-		case WAIT_SYNC:
-			if (j->sync_count >= want)
-				goto done;
-			if (j->paused && p == SXM_PHASE_READY) {
-				progress_end(&po);
-				sxm_err("%s %s: paused before the sync ran",
-					cmd, name);
-				return EXIT_FAIL;
-			}
-			break;
-		case WAIT_CUTOVER:
-			if (p == SXM_PHASE_COMPLETED)
-				goto done;
-			if (j->cutover_failures > failures) {
-				progress_end(&po);
-				sxm_err("%s %s: %s", cmd, name, j->reason);
-				return EXIT_FAIL;
-			}
-			break;
-		case WAIT_CANCELLED:
-			if (p == SXM_PHASE_CANCELLED)
-				goto done;
-			break;
+		st = wait_reached(j, what, &b, &why);
+		if (st > 0)
+			goto done;
+		if (st < 0) {
+			progress_end(&po);
+			sxm_err("%s %s: %s", cmd, name, why);
+			return EXIT_FAIL;
 		}
 		progress(&po, j);
 		nanosleep(&ts, NULL);
@@ -644,13 +705,14 @@ int cmd_daemon(int argc, char **argv)
 struct submit_opts {
 	const char *source;
 	const char *sink;
-	const char *vals[6];	/* submit_keys[], NULL: not given */
+	const char *vals[8];	/* submit_keys[], NULL: not given */
 	bool wait;
 	bool json;
 };
 
 static const char *const submit_keys[] = { "kind", "name", "cadence", "rate",
-					   "engine", "region_size" };
+					   "engine", "region_size",
+					   "on_sink_change", "no_verify" };
 
 /* One option of submit into @o: EXIT_OK, or a usage error printed. */
 static int submit_opt(const char *cmd, int c, struct submit_opts *o)
@@ -696,6 +758,15 @@ static int submit_opt(const char *cmd, int c, struct submit_opts *o)
 		if (cli_region_size(cmd, optarg, &v))
 			return EXIT_USAGE;
 		o->vals[5] = optarg;
+		break;
+	case 'V':
+		o->vals[7] = "1";
+		break;
+	case 'S':
+		if (strcmp(optarg, "fail") && strcmp(optarg, "resync"))
+			return cli_usage(cmd, "--on-sink-change %s: fail or resync",
+					 optarg);
+		o->vals[6] = optarg;
 		break;
 	case 'w':
 		o->wait = true;
@@ -768,6 +839,8 @@ int cmd_submit(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "engine", required_argument, NULL, 'e' },
 		{ "region-size", required_argument, NULL, 'R' },
+		{ "on-sink-change", required_argument, NULL, 'S' },
+		{ "no-verify", no_argument, NULL, 'V' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -939,9 +1012,20 @@ static void job_cmd_report(const struct sxm_job_rec *j, const char *verb,
 		       fmt_size(j->cutover_bytes, b1, sizeof(b1)),
 		       fmt_size(j->verified_bytes, b2, sizeof(b2)),
 		       j->downtime_ms);
+		printf("  %s\n", j->verified_all ?
+		       "every region of the sink was verified equal to the source" :
+		       "not every region was verified (--no-verify): only what the cutover copied was read back");
 		printf("  /dev/mapper/%s is left suspended (frozen) so that it cannot diverge from the sink:\n"
 		       "  stop the VM that uses it, then remove the device\n",
 		       j->device);
+	} else if (what == WAIT_VERIFY) {
+		printf(" done: the pass read back every region; %" PRIu64 " found differing since the job began (marked to copy again)\n",
+		       j->verify_mismatches);
+	} else if (j->phase == SXM_PHASE_MIRRORED && j->mirror[0] &&
+		   strcmp(j->mirror, "on")) {
+		printf(" done: %s, but the mirror is %s%s%s: the job keeps bringing it back\n",
+		       sxm_phase_name(j->phase), j->mirror,
+		       j->mirror_reason[0] ? " " : "", j->mirror_reason);
 	} else {
 		printf(" done: %s\n", sxm_phase_name(j->phase));
 	}
@@ -1091,6 +1175,11 @@ int cmd_cancel(int argc, char **argv)
 int cmd_retry(int argc, char **argv)
 {
 	return job_cmd(argc, argv, "retry", 0, true, WAIT_RETRY);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	return job_cmd(argc, argv, "verify", 0, true, WAIT_VERIFY);
 }
 
 int cmd_mirror(int argc, char **argv)

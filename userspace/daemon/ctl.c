@@ -128,12 +128,15 @@ int sxm_ctl_call(const char *request, char **body, char *err, size_t errlen)
 		return r;
 	}
 	if (!b.s || !b.len) {
-		/* The daemon closes without a word only when it refuses us. */
+		/*
+		 * A refused peer is told so: no word at all means the daemon
+		 * stopped or died while it had the request.
+		 */
 		snprintf(err, errlen,
-			 "the daemon at %s closed the connection without an answer (not root or its --group?)",
+			 "the daemon at %s closed the connection without an answer: it stopped or died while handling the request (see its log)",
 			 path);
 		sxm_buf_free(&b);
-		return -EPERM;
+		return -ECONNRESET;
 	}
 	nl = strchr(b.s, '\n');
 	if (nl)

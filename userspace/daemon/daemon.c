@@ -229,6 +229,28 @@ static bool in_a_job(struct sxm_jobs *d, const char *path, struct reply *rp)
 	return busy;
 }
 
+/* What a submit asks of the checks on the sink: 0, or -1 replied. */
+static int submit_checks(const struct sxm_kv *kv, unsigned int n,
+			 struct sxm_job_rec *rec, struct reply *rp)
+{
+	const char *on_change = sxm_kv_get(kv, n, "on_sink_change");
+	const char *no_verify = sxm_kv_get(kv, n, "no_verify");
+
+	if (on_change && strcmp(on_change, "fail") &&
+	    strcmp(on_change, "resync")) {
+		reply_err(rp, EINVAL, "--on-sink-change %s: fail or resync",
+			  on_change);
+		return -1;
+	}
+	rec->sink_resync = on_change && !strcmp(on_change, "resync");
+	if (no_verify && strcmp(no_verify, "1")) {
+		reply_err(rp, EINVAL, "no_verify=%s: 1 or nothing", no_verify);
+		return -1;
+	}
+	rec->no_verify = no_verify;
+	return 0;
+}
+
 /*
  * The record of a submit from its words (all checked, nothing else done):
  * 0, or -1 with the error replied.
@@ -298,7 +320,7 @@ static int submit_args(const struct sxm_kv *kv, unsigned int n,
 		}
 		rec->region_size = v;
 	}
-	return 0;
+	return submit_checks(kv, n, rec, rp);
 }
 
 static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
@@ -444,6 +466,7 @@ static void req_job(struct sxm_jobs *d, const char *verb,
 		{ "retry", SXM_CMD_RETRY },
 		{ "forget", SXM_CMD_FORGET },
 		{ "mirror", SXM_CMD_MIRROR },
+		{ "verify", SXM_CMD_VERIFY },
 	};
 	const char *name = sxm_kv_get(kv, n, "job");
 	const char *value = sxm_kv_get(kv, n, "value");
@@ -826,6 +849,7 @@ static void stop_jobs(struct sxm_jobs *d)
 	for (j = d->jobs; j; j = j->next) {
 		pthread_mutex_lock(&j->lock);
 		j->stop = 1;
+		j->verify_stop = 1;
 		job_kick(j);
 		pthread_mutex_unlock(&j->lock);
 	}

@@ -17,6 +17,20 @@ static const struct sxm_sink_ops *const sink_impls[] = {
 	&sxm_sink_file_ops,
 };
 
+void sxm_sink_new_epoch(struct sxm_sink *s)
+{
+	static uint64_t last;
+
+	__atomic_store_n(&s->epoch, __atomic_add_fetch(&last, 1,
+						       __ATOMIC_RELAXED),
+			 __ATOMIC_RELEASE);
+}
+
+int sxm_sink_refresh(struct sxm_sink *s)
+{
+	return s->ops->refresh ? s->ops->refresh(s) : 0;
+}
+
 int sxm_sink_open(const char *uri, const struct sxm_sink_opts *o,
 		  struct sxm_sink **out, char *err, size_t errlen)
 {
@@ -48,6 +62,8 @@ int sxm_sink_open(const char *uri, const struct sxm_sink_opts *o,
 		goto out_nomem;
 
 	r = ops->open(s, o, err, errlen);
+	if (!r)
+		sxm_sink_new_epoch(s);
 	if (r) {
 		free(s->uri);
 		free(s->name);

@@ -149,6 +149,13 @@ struct sxm_sink_ops {
 	 */
 	int (*process)(struct sxm_sink *s, const struct pollfd *fds,
 		       unsigned int n);
+
+	/*
+	 * Optional.  Set aside connections lost while idle (a server that
+	 * closed them) and connect again if none is left, as the next
+	 * request would: a new epoch.  0, or -ENOTCONN (none usable).
+	 */
+	int (*refresh)(struct sxm_sink *s);
 };
 
 /* Most descriptors any sink asks to poll (NBD: one per connection). */
@@ -165,8 +172,24 @@ struct sxm_sink {
 	uint32_t block_max;	/* largest ->pwrite/->pread */
 	unsigned int conns;	/* connections in use */
 	unsigned int in_flight;	/* requests queued, not yet done */
+	/*
+	 * Which connections: a number no other sink of this process had,
+	 * taken at the open and again at each reconnection (sink_nbd.c),
+	 * so that a caller can tell that the server it talks to may have
+	 * changed since it last looked (sxm_sink_epoch()).
+	 */
+	uint64_t epoch;
 	void *priv;
 };
+
+/* A new epoch for @s: at the open, and when it connects again. */
+void sxm_sink_new_epoch(struct sxm_sink *s);
+
+/* @s's epoch; any thread may read it, its user thread sets it. */
+static inline uint64_t sxm_sink_epoch(const struct sxm_sink *s)
+{
+	return __atomic_load_n(&s->epoch, __ATOMIC_ACQUIRE);
+}
 
 /*
  * Open the sink @uri (the scheme picks the implementation).  Returns 0
@@ -188,6 +211,13 @@ static inline const char *sxm_sink_name(const struct sxm_sink *s)
  * and run its completions.  Returns 0 or -errno.
  */
 int sxm_sink_wait(struct sxm_sink *s, int timeout_ms);
+
+/*
+ * Before its user trusts it again: connections lost while nobody looked
+ * are replaced now rather than by the next request (->refresh).  0 or
+ * -ENOTCONN.
+ */
+int sxm_sink_refresh(struct sxm_sink *s);
 
 /* Wait until every queued request is done.  Returns 0 or -errno. */
 int sxm_sink_drain(struct sxm_sink *s);

@@ -24,8 +24,10 @@
  * and is closed once nothing is in flight on it; ->process() says
  * -ENOTCONN once.  When none is left, the next request connects again (as
  * many connections as at first) to the same export: same size, the same
- * capabilities.  After a reconnection that failed, requests fail at once
- * for NBD_RETRY_MS rather than each wait for a server that is not there.
+ * capabilities and block sizes, and a new epoch (sink.h) tells the
+ * sink's user that what it wrote should be checked there.  After a
+ * reconnection that failed, requests fail at once for NBD_RETRY_MS rather
+ * than each wait for a server that is not there.
  *
  * A flush covers only the writes of the server it reaches.  Writes that
  * completed on a connection since lost, and that no flush covered, may
@@ -276,6 +278,14 @@ static uint32_t block_size(struct nbd_handle *h, int type, uint32_t dflt)
 }
 
 /* What the server says the export can do, as SXM_SINK_* bits. */
+/* The largest request: the server's, at most NBD_DEFAULT_MAX_BLOCK. */
+static uint32_t ns_block_max(struct nbd_handle *h)
+{
+	uint32_t m = block_size(h, LIBNBD_SIZE_MAXIMUM, NBD_DEFAULT_MAX_BLOCK);
+
+	return m < NBD_DEFAULT_MAX_BLOCK ? m : NBD_DEFAULT_MAX_BLOCK;
+}
+
 static unsigned int ns_caps(struct nbd_handle *h)
 {
 	unsigned int caps = 0;
@@ -329,10 +339,7 @@ static int ns_learn(struct sxm_sink *s, struct nbd_handle *h,
 	/* Unadvertised minimum: 512 is the safe guess libnbd suggests. */
 	s->block_min = block_size(h, LIBNBD_SIZE_MINIMUM, 512);
 	s->block_pref = block_size(h, LIBNBD_SIZE_PREFERRED, 4096);
-	s->block_max = block_size(h, LIBNBD_SIZE_MAXIMUM,
-				  NBD_DEFAULT_MAX_BLOCK);
-	if (s->block_max > NBD_DEFAULT_MAX_BLOCK)
-		s->block_max = NBD_DEFAULT_MAX_BLOCK;
+	s->block_max = ns_block_max(h);
 	return 0;
 }
 
@@ -602,6 +609,11 @@ static bool ns_same_export(struct sxm_sink *s, struct nbd_handle *h,
 		snprintf(why, len, "sink %s: the export cannot %s now", s->name,
 			 sxm_sink_caps_str(need & ~ns_caps(h), caps,
 					   sizeof(caps)));
+	else if (block_size(h, LIBNBD_SIZE_MINIMUM, 512) != s->block_min ||
+		 ns_block_max(h) != s->block_max)
+		snprintf(why, len, "sink %s: the export's block sizes are %u..%u bytes now, not %u..%u",
+			 s->name, block_size(h, LIBNBD_SIZE_MINIMUM, 512),
+			 ns_block_max(h), s->block_min, s->block_max);
 	else
 		return true;
 	return false;
@@ -649,10 +661,13 @@ static int ns_reconnect(struct sxm_sink *s)
 		n++;
 	}
 	s->conns += n;
-	if (first < 0)
+	if (first < 0) {
 		ns->retry_at = ns_now() + NBD_RETRY_MS / 1000.0;
-	else
-		sxm_debug("sink %s: reconnected, %u connection(s)", s->name, n);
+		return -1;
+	}
+	/* Perhaps another server: its users check it (sxm_sink_epoch()). */
+	sxm_sink_new_epoch(s);
+	sxm_debug("sink %s: reconnected, %u connection(s)", s->name, n);
 	return first;
 }
 
@@ -689,6 +704,11 @@ static int ns_pick(struct sxm_sink *s)
 		if (!ns_idle_closed(&((struct nbd_sink *)s->priv)->conn[ci]))
 			return ci;
 	}
+}
+
+static int ns_refresh(struct sxm_sink *s)
+{
+	return ns_pick(s) < 0 ? -ENOTCONN : 0;
 }
 
 /* ----------------------------------------------------------------------
@@ -1065,4 +1085,5 @@ const struct sxm_sink_ops sxm_sink_nbd_ops = {
 	.extent = ns_extent,
 	.poll_fds = ns_poll_fds,
 	.process = ns_process,
+	.refresh = ns_refresh,
 };

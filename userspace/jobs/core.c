@@ -148,6 +148,7 @@ struct sxm_job *sxm_job_alloc(struct sxm_jobs *d)
 
 void sxm_job_free(struct sxm_job *j)
 {
+	free(j->verified);
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->cond);
 	free(j);
@@ -674,6 +675,12 @@ int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
 		}
 		run->region_sectors = att.region_sectors;
 		run->nr_regions = att.nr_regions;
+		if (sxm_job_verify_init(j)) {
+			snprintf(err, errlen, "the verified map: %s",
+				 strerror(ENOMEM));
+			sxm_job_run_close(j);
+			return -ENOMEM;
+		}
 		sxm_job_lock(j);
 		rec->region_size = att.region_sectors << SECTOR_SHIFT;
 		sxm_job_unlock(j);
@@ -720,6 +727,8 @@ int sxm_job_start_tracking(struct sxm_job *j, const char *then, char *err,
 			 j->rec.device, strerror(-r));
 		return r;
 	}
+	/* Everything is copied again: nothing on the sink is verified. */
+	sxm_job_unverify(j, NULL);
 	sxm_job_lock(j);
 	j->rec.track_id = info.track_id;
 	j->rec.full_done = 0;
@@ -860,9 +869,19 @@ int sxm_job_cutover_start(struct sxm_job *j, bool *verify_all, char *err,
 	sxm_job_lock(j);
 	*verify_all = j->verify_all;
 	sxm_job_set_op(j, "cutover", 0, 0);
+	if (!j->run.suspended) {
+		/*
+		 * Saved before the freeze: a daemon that dies during it and
+		 * is started again counts the guest's wait from here.
+		 */
+		j->rec.freeze_ms = sxm_now_ms();
+		sxm_job_save(j);
+	}
+	j->run.found_frozen = j->run.suspended;
 	sxm_job_unlock(j);
 	if (j->run.suspended)
 		return 0;
+	j->run.freeze_mono = sxm_mono_s();
 	sxm_job_dm_lock(j);
 	r = sxm_dm_suspend(j->rec.device, 0);
 	sxm_job_dm_unlock(j);
@@ -873,6 +892,19 @@ int sxm_job_cutover_start(struct sxm_job *j, bool *verify_all, char *err,
 	}
 	j->run.suspended = true;
 	return 0;
+}
+
+uint64_t sxm_job_held_ms(struct sxm_job *j)
+{
+	int64_t since;
+
+	if (!j->run.found_frozen)
+		return (uint64_t)((sxm_mono_s() - j->run.freeze_mono) * 1000 +
+				  0.5);
+	sxm_job_lock(j);
+	since = j->rec.freeze_ms;
+	sxm_job_unlock(j);
+	return since && sxm_now_ms() > since ? sxm_now_ms() - since : 0;
 }
 
 int sxm_job_resume_device(struct sxm_job *j, char *err, size_t errlen)

@@ -63,6 +63,9 @@ struct sxm_run {
 	uint64_t region_sectors;
 	uint64_t nr_regions;
 	bool suspended;			/* we suspended the device (cutover) */
+	uint64_t sink_ok;		/* the sink's epoch last checked */
+	bool found_frozen;		/* the cutover found it suspended */
+	double freeze_mono;		/* else when it suspended it (mono s) */
 };
 
 struct sxm_job {
@@ -85,6 +88,15 @@ struct sxm_job {
 
 	struct sxm_run run;
 	struct sxm_mirror_run *mirror;	/* mirror style: the pump (thread) */
+
+	/* The online verify's, the job thread's alone (verify.c). */
+	uint64_t *verified;		/* regions verified equal */
+	uint64_t verified_nr;		/* its regions */
+	uint64_t verify_pos;		/* the pass's cursor */
+	uint64_t verify_for;		/* the request the pass answers */
+	bool verify_idle;		/* a pass found nothing left to do */
+	unsigned int verify_backoff_ms;	/* after a step that failed */
+	volatile sig_atomic_t verify_stop;	/* a request: stop the step */
 };
 
 /* core.c: log and record an event; j->lock held. */
@@ -244,6 +256,79 @@ int sxm_job_copy(struct sxm_job *j, const uint64_t *map, unsigned int flags,
 		 unsigned int nr_bufs, struct sxm_job_progress *pg,
 		 struct sxm_copy_result *res);
 
+/* ---- The sink's identity (verify.c; j->lock not held) ---- */
+
+/*
+ * Whether sink @s still holds what the job wrote: a connection its server
+ * closed replaced first (sxm_sink_refresh()); nothing to do if its epoch
+ * is *@ok_epoch (checked already) unless @force; else its geometry against the
+ * record's, and a sample of the regions believed on it compared with the
+ * source (@mirroring: the mirror may be on, and regions that differ are
+ * compared again under their locks).  Needs the job attached and its
+ * source open, and no region locked by the caller.  0, and *@ok_epoch
+ * set (a new connection: the online verify's map starts again, since it
+ * was verified on another); -EMEDIUMTYPE with @err: another sink, said in
+ * an event; or another -errno with @err: it could not be checked.
+ */
+int sxm_job_sink_check(struct sxm_job *j, struct sxm_sink *s,
+		       uint64_t *ok_epoch, bool mirroring, bool force,
+		       char *err, size_t errlen);
+/*
+ * The job's policy for a sink found changed (@err says how): without
+ * --on-sink-change resync, -EMEDIUMTYPE with @err completed (the job is to
+ * fail with it); with it, a new baseline and the job in @restart to copy
+ * everything again (*@restarted), the new sink's geometry taken next.
+ */
+int sxm_job_sink_changed(struct sxm_job *j, enum sxm_phase restart,
+			 bool *restarted, char *err, size_t errlen);
+
+/* ---- The online verify (verify.c; j->lock not held) ---- */
+
+/* The verified map for the attached device's regions: 0 or -ENOMEM. */
+int sxm_job_verify_init(struct sxm_job *j);
+/* The regions of @map (NULL: all) are not verified: written again. */
+void sxm_job_unverify(struct sxm_job *j, const uint64_t *map);
+/* The regions of @map were read back equal, but those of @bad (or NULL). */
+void sxm_job_verified(struct sxm_job *j, const uint64_t *map,
+		      const uint64_t *bad);
+/* Regions of the device not verified now (into @out), how many. */
+uint64_t sxm_job_unverified(struct sxm_job *j, uint64_t *out);
+/*
+ * A verify pass asked for ("sxm-ctl verify") begins: everything to
+ * verify again from the start.  Nothing if none was asked.
+ */
+void sxm_job_verify_take_request(struct sxm_job *j);
+/* A pass done, what it found repaired: the requests it began for answered. */
+void sxm_job_verify_answer(struct sxm_job *j);
+/*
+ * One step of the online verify with sink @s: up to @bytes of the regions
+ * from the cursor on that are neither verified nor dirty, compared (see
+ * verify.c; @mirroring: the mirror may be on).  *@found: regions that
+ * differ, counted and marked dirty for a sync or resync to repair.
+ * *@pass_done: the cursor came round (a pass counted).  A step whose sink
+ * connected again meanwhile counts for nothing.  0, -EINTR (a request came:
+ * j->verify_stop, which the caller clears under j->lock when it decided
+ * that nothing else was asked), or -errno.
+ */
+int sxm_job_verify_step(struct sxm_job *j, struct sxm_sink *s,
+			bool mirroring, uint64_t bytes, uint64_t *found,
+			bool *pass_done, char *err, size_t errlen);
+/*
+ * A whole pass at once, from the start (a cutover's, live): steps until
+ * the cursor comes round.  *@found as above.
+ */
+int sxm_job_verify_pass(struct sxm_job *j, struct sxm_sink *s,
+			bool mirroring, uint64_t *found, char *err,
+			size_t errlen);
+/*
+ * Whether the online verify has work: a pass asked for, or (unless
+ * --no-verify, or paused) regions to verify that were not found clean
+ * and verified already.  j->lock held.
+ */
+bool sxm_job_verify_due(struct sxm_job *j);
+/* The online verify's rate, bytes/s: the job's --rate, or a default. */
+uint64_t sxm_job_verify_rate(struct sxm_job *j);
+
 /* ---- The cutover ---- */
 
 /*
@@ -253,6 +338,12 @@ int sxm_job_copy(struct sxm_job *j, const uint64_t *map, unsigned int flags,
  */
 int sxm_job_cutover_start(struct sxm_job *j, bool *verify_all, char *err,
 			  size_t errlen);
+/*
+ * How long this cutover has held guest I/O: since its suspend, or, for a
+ * device it found suspended (a daemon restarted mid-cutover), since the
+ * freeze the record saved.  j->lock not held.
+ */
+uint64_t sxm_job_held_ms(struct sxm_job *j);
 /*
  * A cutover done: its figures recorded, @how (the style's account of it)
  * and the source left frozen said in events, the op cleared.  j->lock

@@ -357,6 +357,16 @@ int sxm_job_check(const struct sxm_job_rec *j, enum sxm_job_cmd cmd,
 				      "job %s is %s, not Failed: nothing to retry",
 				      j->name, ph);
 		return 0;
+	case SXM_CMD_VERIFY:
+		if (p == SXM_PHASE_READY || p == SXM_PHASE_SYNCING ||
+		    p == SXM_PHASE_MIRRORED)
+			return 0;
+		if (p == SXM_PHASE_FAILED)
+			return refuse_failed(j, err, errlen);
+		return refuse(-EBUSY, err, errlen,
+			      "job %s is %s: a verify runs once it is %s",
+			      j->name, ph, sxm_job_is_mirror(j) ? "Mirrored" :
+			      "Ready");
 	case SXM_CMD_FORGET:
 		if (!sxm_phase_final(p))
 			return refuse(-EBUSY, err, errlen,
@@ -567,6 +577,18 @@ static const struct field fields[] = {
 	FLD("full_done", F_U64, full_done, F_BOTH),
 	FLD("engine_used", F_STR, engine_used, F_BOTH),
 	FLD("sink_zero", F_BOOL, sink_zero, F_SAVE),
+	FLD("sink_resync", F_BOOL, sink_resync, F_BOTH),
+	FLD("sink_size", F_U64, sink_size, F_BOTH),
+	FLD("sink_block_min", F_U32, sink_block_min, F_BOTH),
+	FLD("sink_block_max", F_U32, sink_block_max, F_BOTH),
+	FLD("sink_checks", F_U64, sink_checks, F_BOTH),
+	FLD("sink_changes", F_U64, sink_changes, F_BOTH),
+	FLD("sink_checked_ms", F_I64, sink_checked_ms, F_BOTH),
+	FLD("no_verify", F_BOOL, no_verify, F_BOTH),
+	FLD("verified_all", F_BOOL, verified_all, F_BOTH),
+	FLD("verify_passes", F_U64, verify_passes, F_BOTH),
+	FLD("verify_last_ms", F_I64, verify_last_ms, F_BOTH),
+	FLD("verify_mismatches", F_U64, verify_mismatches, F_BOTH),
 	FLD("created_ms", F_I64, created_ms, F_BOTH),
 	FLD("last_sync_ms", F_I64, last_sync_ms, F_BOTH),
 	FLD("bytes_full", F_U64, bytes_full, F_BOTH),
@@ -578,6 +600,7 @@ static const struct field fields[] = {
 	FLD("cutover_bytes", F_U64, cutover_bytes, F_BOTH),
 	FLD("verified_bytes", F_U64, verified_bytes, F_BOTH),
 	FLD("downtime_ms", F_U64, downtime_ms, F_BOTH),
+	FLD("freeze_ms", F_I64, freeze_ms, F_SAVE),
 	FLD("cutover_failures", F_U64, cutover_failures, F_BOTH),
 	FLD("catchup_syncs", F_U64, catchup_syncs, F_BOTH),
 	FLD("degradations", F_U64, degradations, F_BOTH),
@@ -595,10 +618,14 @@ static const struct field fields[] = {
 	FLD("rate", F_DBL, rate, F_WIRE),
 	FLD("predicted_downtime", F_DBL, predicted_downtime, F_WIRE),
 	FLD("want_sync", F_U64, want_sync, F_WIRE),
-	FLD("mirror", F_STR, mirror, F_WIRE),
+	FLD("retrying", F_BOOL, retrying, F_WIRE),
+	FLD("verified_now", F_U64, verified_now, F_WIRE),
+	FLD("verify_asked", F_U64, verify_asked, F_BOTH),
+	FLD("verify_answered", F_U64, verify_answered, F_BOTH),
+	FLD("mirror", F_STR, mirror, F_BOTH),
 	FLD("mirror_reason", F_STR, mirror_reason, F_WIRE),
-	FLD("mirrored_writes", F_U64, mirrored_writes, F_WIRE),
-	FLD("mirrored_bytes", F_U64, mirrored_bytes, F_WIRE),
+	FLD("mirrored_writes", F_U64, mirrored_writes, F_BOTH),
+	FLD("mirrored_bytes", F_U64, mirrored_bytes, F_BOTH),
 	FLD("mirror_in_flight", F_U64, mirror_in_flight, F_WIRE),
 	FLD("mirror_held_back", F_U64, mirror_held_back, F_WIRE),
 	FLD("lat_p50_us", F_U64, lat_p50_us, F_WIRE),

@@ -87,6 +87,7 @@ enum sxm_job_cmd {
 	SXM_CMD_RETRY,
 	SXM_CMD_FORGET,
 	SXM_CMD_MIRROR,		/* a warm job goes mirror style */
+	SXM_CMD_VERIFY,		/* an online verify pass, now */
 };
 
 #define SXM_JOB_NAME_MAX	64
@@ -135,6 +136,25 @@ struct sxm_job_rec {
 	char engine_used[8];		/* the source engine actually used */
 	bool sink_zero;			/* the sink read as zeroes at the start */
 
+	/*
+	 * The sink's identity (verify.c): what the job found when it
+	 * first wrote to it, checked at every connection.
+	 */
+	bool sink_resync;		/* --on-sink-change resync, else fail */
+	uint64_t sink_size;		/* bytes; 0: not known yet */
+	uint32_t sink_block_min;	/* its block sizes */
+	uint32_t sink_block_max;
+	uint64_t sink_checks;		/* identity checks passed */
+	uint64_t sink_changes;		/* ... found another sink */
+	int64_t sink_checked_ms;	/* the last one passed, 0: none */
+
+	/* The online verify (verify.c). */
+	bool no_verify;			/* --no-verify: Completed unverified */
+	bool verified_all;		/* Completed with every region verified */
+	uint64_t verify_passes;		/* passes done over the device */
+	int64_t verify_last_ms;		/* the last one ended, 0: none */
+	uint64_t verify_mismatches;	/* regions found differing, repaired */
+
 	/* Metrics. */
 	int64_t created_ms;
 	int64_t last_sync_ms;		/* end of the last good sync, 0: none */
@@ -147,6 +167,7 @@ struct sxm_job_rec {
 	uint64_t cutover_bytes;		/* copied with the source frozen */
 	uint64_t verified_bytes;	/* read back and compared in cutover */
 	uint64_t downtime_ms;		/* guest I/O held during the cutover */
+	int64_t freeze_ms;		/* the last cutover's suspend (Unix ms) */
 	uint64_t cutover_failures;
 	uint64_t catchup_syncs;		/* run live by the last cutover first */
 
@@ -168,10 +189,14 @@ struct sxm_job_rec {
 	double rate;			/* running copy's, else last_rate */
 	double predicted_downtime;	/* seconds, < 0: unknown */
 	uint64_t want_sync;		/* sync: sync_count to wait for */
+	bool retrying;			/* retried, not yet settled in a phase */
+	uint64_t verified_now;		/* bytes verified equal now */
+	uint64_t verify_asked;		/* "verify" requests taken */
+	uint64_t verify_answered;	/* ... whose pass is done */
 	char mirror[12];		/* the kernel's: off, on, degraded */
 	char mirror_reason[32];		/* why it is down now, "" if not */
-	uint64_t mirrored_writes;	/* the kernel's counters */
-	uint64_t mirrored_bytes;
+	uint64_t mirrored_writes;	/* the kernel's counters (saved at */
+	uint64_t mirrored_bytes;	/* the cutover, with mirror "off") */
 	uint64_t mirror_in_flight;
 	uint64_t mirror_held_back;
 	uint64_t lat_p50_us;		/* sink latency of mirrored writes */

@@ -132,6 +132,8 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 	sxm_job_set_op(j, "catch-up", 0, bytes);
 	sxm_job_unlock(j);
 	r = mirror_copy_regions(j, map, false, false, &pg, &res);
+	/* Written, not read back: to verify again. */
+	sxm_job_unverify(j, map);
 	if (r) {
 		snprintf(err, errlen, "%s", res.errmsg);
 		/* What did get there may be forgotten; the rest stays held. */
@@ -229,6 +231,9 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 		return -EINTR;
 	}
 	r = mirror_pump_open_sink(j, err, errlen);
+	/* The mirror is off: what the map says clean is exactly so. */
+	if (!r)
+		r = mirror_check_sinks(j, false, false, err, errlen);
 	if (!r)
 		r = catch_up(j, err, errlen);
 	if (!r)
@@ -716,6 +721,44 @@ static int mirror_before_cutover(struct sxm_job *j, char *err,
 }
 
 /*
+ * Before the freeze, the guest running: the online verify's pass finished
+ * at full speed, what differs resynced (unless --no-verify, or frozen
+ * already).  j->lock not held.
+ */
+static int verify_live(struct sxm_job *j, char *err, size_t errlen)
+{
+	uint64_t found, left, resynced, verified, *tmp;
+	bool skip;
+	int r;
+
+	sxm_job_lock(j);
+	skip = j->rec.no_verify || j->run.suspended;
+	sxm_job_unlock(j);
+	if (skip)
+		return 0;
+	tmp = sxm_map_alloc(j->run.nr_regions);
+	if (!tmp)
+		return -ENOMEM;
+	left = sxm_job_unverified(j, tmp);
+	free(tmp);
+	if (!left)
+		return 0;
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "verify", 0, j->rec.size);
+	sxm_job_unlock(j);
+	r = sxm_job_verify_pass(j, j->run.sink, true, &found, err, errlen);
+	if (!r && found)
+		r = compose(j, false, &resynced, &verified, err, errlen);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "cutover", 0, 0);
+	if (!r)
+		sxm_job_event(j, "cutover: the online verify's pass finished live first (%" PRIu64 " region%s differed, resynced)",
+			      found, found == 1 ? "" : "s");
+	sxm_job_unlock(j);
+	return r;
+}
+
+/*
  * The cutover.  On success the device stays suspended, the job is
  * Completed; on failure the caller resumes it.  j->lock not held.
  */
@@ -729,8 +772,8 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	struct sxm_job_progress pg = { .j = j };
 	struct sxm_harvest h;
 	struct sxm_status ms;
-	uint64_t *map = NULL;
-	bool all;
+	uint64_t *map = NULL, *vmap = NULL, *tmp;
+	bool all, all_ok;
 	uint64_t downtime_ms;
 	char how[sizeof(j->rec.events[0].text)];
 	double t0 = sxm_mono_s(), t_susp, t_copy, t_flush, t1;
@@ -739,6 +782,8 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	r = sxm_job_cutover_start(j, &all, err, errlen);
 	if (r)
 		return r;
+	if (!j->run.found_frozen)
+		t0 = j->run.freeze_mono;
 	t_susp = sxm_mono_s();
 	/* Suspended: every write completed, on both legs or tracked. */
 	r = mirror_kstat(j, &ms);
@@ -776,12 +821,34 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "sink: flush: %s", strerror(-r));
 		goto out;
 	}
+	/* Connected again since the live look: the source is frozen now. */
+	r = mirror_check_sinks(j, false, false, err, errlen);
+	if (r)
+		goto out;
 	t_flush = sxm_mono_s();
-	if (all || h.dirty_regions) {
+	/* What it copied, and what is not verified yet (unless --no-verify). */
+	vmap = all ? NULL : sxm_map_alloc(nr);
+	if (vmap) {
+		if (!j->rec.no_verify)
+			sxm_job_unverified(j, vmap);
+		sxm_map_or(vmap, map, nr);
+	}
+	if (all || (vmap ? sxm_map_weight(vmap, nr) : h.dirty_regions)) {
 		sxm_job_lock(j);
-		sxm_job_set_op(j, "verify", 0, all ? j->rec.size : total);
+		sxm_job_set_op(j, "verify", 0, all ? j->rec.size :
+			       sxm_regions_bytes(vmap ? vmap : map, nr, rs,
+						 j->rec.size));
 		sxm_job_unlock(j);
-		r = mirror_copy_regions(j, all ? NULL : map, false, true, &pg, &res);
+		r = mirror_copy_regions(j, all ? NULL : vmap ? vmap : map,
+					false, true, &pg, &res);
+		if (r == -EILSEQ && res.dirty) {
+			/* Not lost: resynced once the guest has its disk. */
+			sxm_kdev_mark_map(run->kfd, res.dirty, nr, NULL);
+			sxm_job_lock(j);
+			j->rec.verify_mismatches += res.nr_dirty;
+			m->resync_due = true;
+			sxm_job_unlock(j);
+		}
 		if (r) {
 			snprintf(err, errlen, "verify: %s", res.errmsg);
 			goto out;
@@ -789,6 +856,21 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		verified = res.stats.bytes_done;
 		sxm_copy_result_free(&res);
 	}
+	sxm_job_verified(j, all ? NULL : vmap ? vmap : map, NULL);
+	tmp = sxm_map_alloc(nr);
+	all_ok = tmp && !sxm_job_unverified(j, tmp);
+	free(tmp);
+	/* Never Completed unverified but by the operator's choice. */
+	if (!all_ok && !j->rec.no_verify) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "verify: not every region could be read back (%s)",
+			 strerror(ENOMEM));
+		goto out;
+	}
+	/* Connected again during the read-back: looked at once more. */
+	r = mirror_check_sinks(j, false, false, err, errlen);
+	if (r)
+		goto out;
 	r = sxm_kdev_ack(run->kfd, map, nr, NULL);
 	if (!r)
 		r = sxm_kdev_mirror(run->kfd, false);
@@ -798,16 +880,30 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		goto out;
 	}
 	t1 = sxm_mono_s();
-	downtime_ms = (uint64_t)((t1 - t0) * 1000 + 0.5);
-	snprintf(how, sizeof(how), "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms (suspend %.0f, harvest and copy %.0f, pump stop and flushes %.0f, verify and the rest %.0f)",
+	downtime_ms = sxm_job_held_ms(j);
+	/* What the mirror did, kept in the record: the device goes soon. */
+	r = mirror_kstat(j, &ms);
+	sxm_job_lock(j);
+	if (!r) {
+		j->rec.mirrored_writes = ms.mirrored_writes;
+		j->rec.mirrored_bytes = ms.mirrored_bytes;
+	}
+	snprintf(j->rec.mirror, sizeof(j->rec.mirror), "off");
+	j->rec.mirror_reason[0] = '\0';
+	sxm_job_unlock(j);
+	r = 0;
+	snprintf(how, sizeof(how), "cutover done: nothing in flight, %" PRIu64 " bytes left to copy, %" PRIu64 " verified, both connections flushed; guest I/O held for %" PRIu64 " ms (suspend %.0f, harvest and copy %.0f, pump stop and flushes %.0f, verify and the rest %.0f); %s",
 		 total, verified, downtime_ms,
 		 (t_susp - t0) * 1000, (t_copy - t_susp) * 1000,
-		 (t_flush - t_copy) * 1000, (t1 - t_flush) * 1000);
+		 (t_flush - t_copy) * 1000, (t1 - t_flush) * 1000,
+		 all_ok ? "all verified" : "not all verified (--no-verify)");
 	sxm_job_lock(j);
+	j->rec.verified_all = all_ok;
 	sxm_job_cutover_done(j, total, verified, downtime_ms, how);
 	sxm_job_unlock(j);
 out:
 	sxm_copy_result_free(&res);
+	free(vmap);
 	free(map);
 	return r;
 }
@@ -833,6 +929,31 @@ static void let_go(struct sxm_job *j, bool detach)
 		sxm_job_run_close(j);
 }
 
+/*
+ * A check found another sink (@r is -EMEDIUMTYPE; anything else is not
+ * this function's): the job's policy, the pump let go first.  Failed, or
+ * the bulk copy from the start; true either way.  j->lock held.
+ */
+static bool sink_changed(struct sxm_job *j, int r, char *err, size_t errlen)
+{
+	bool restarted, resync = j->rec.sink_resync;
+
+	if (r != -EMEDIUMTYPE)
+		return false;
+	sxm_job_unlock(j);
+	/* A new ring needs a new attach: the old one goes with its ring. */
+	mirror_release_all(j);
+	r = resync ? sxm_job_run_open(j, false, err, errlen) : 0;
+	if (!r)
+		r = sxm_job_sink_changed(j, SXM_PHASE_COPYING, &restarted, err,
+					 errlen);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "", 0, 0);
+	if (r)
+		sxm_job_fail(j, err);
+	return true;
+}
+
 /* Publish the pump's latency; j->lock held. */
 static void publish(struct sxm_job *j)
 {
@@ -847,6 +968,39 @@ static void publish(struct sxm_job *j)
 	j->rec.lat_p50_us = sxm_pump_latency_us(st, 0.5);
 	j->rec.lat_p99_us = sxm_pump_latency_us(st, 0.99);
 	free(st);
+}
+
+/*
+ * Mirrored, the mirror up: a step of the online verify (verify.c) with
+ * the job's own connection, a tick's worth at its rate; what differs is
+ * resynced under locks (compose()) at once.  j->lock not held.
+ */
+static int verify_some(struct sxm_job *j, char *err, size_t errlen)
+{
+	uint64_t found = 0, resynced, verified;
+	bool done = false;
+	int r;
+
+	sxm_job_verify_take_request(j);
+	r = mirror_check_sinks(j, true, false, err, errlen);
+	if (!r)
+		r = sxm_job_verify_step(j, j->run.sink, true,
+					sxm_job_verify_rate(j) * TICK_MS / 1000,
+					&found, &done, err, errlen);
+	if (!r && (found || j->mirror->resync_due)) {
+		r = compose(j, false, &resynced, &verified, err, errlen);
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "", 0, 0);
+		if (!r) {
+			j->mirror->resync_due = false;
+			sxm_job_event(j, "verify: %" PRIu64 " bytes resynced and read back", resynced);
+		}
+		sxm_job_unlock(j);
+	}
+	/* What it found is resynced: the pass answers its requests. */
+	if (!r && done)
+		sxm_job_verify_answer(j);
+	return r;
 }
 
 /*
@@ -876,6 +1030,8 @@ static void mirrored(struct sxm_job *j)
 		if (down) {
 			r = mirror_back(j, r ? NULL : &ms, "", err,
 					sizeof(err));
+			if (sink_changed(j, r, err, sizeof(err)))
+				return;
 			if (r && r != -EINTR) {
 				if (r == -ESTALE) {
 					sxm_job_fail(j, err);
@@ -891,9 +1047,36 @@ static void mirrored(struct sxm_job *j)
 					m->backoff_ms = BACKOFF_MAX_MS;
 			}
 		}
+		if (!down && m->sink && sxm_sink_epoch(m->sink) != m->sink_ok) {
+			/* The pump connected again: to the same sink? */
+			sxm_job_unlock(j);
+			r = mirror_check_sinks(j, true, false, err, sizeof(err));
+			sxm_job_lock(j);
+			if (sink_changed(j, r, err, sizeof(err)))
+				return;
+			if (r && r != -EINTR && !m->verify_said)
+				sxm_job_event(j, "the sink could not be checked: %s; trying again",
+					      err);
+			m->verify_said = r && r != -EINTR;
+		}
+		if (!down && !m->down_since && !j->req_cutover &&
+		    (sxm_job_verify_due(j) || m->resync_due)) {
+			/* A request from now stops the step. */
+			j->verify_stop = j->d->stopping || j->rec.cancelling;
+			sxm_job_unlock(j);
+			r = verify_some(j, err, sizeof(err));
+			sxm_job_lock(j);
+			if (sink_changed(j, r, err, sizeof(err)))
+				return;
+			if (r && r != -EINTR && !m->verify_said)
+				sxm_job_event(j, "verify: %s; trying again", err);
+			m->verify_said = r && r != -EINTR;
+		}
 		if (j->rec.phase != SXM_PHASE_MIRRORED || must_stop(j) ||
 		    j->req_cutover)
 			continue;
+		/* The mirror looked at (and brought back): a retry's outcome. */
+		j->rec.retrying = false;
 		sxm_job_wait_ms(j, m->down_since ? m->backoff_ms : TICK_MS);
 	}
 }
@@ -941,7 +1124,7 @@ static enum sxm_step copying(struct sxm_job *j)
 		r = do_copy(j, err, sizeof(err));
 	sxm_job_lock(j);
 	sxm_job_set_op(j, "", 0, 0);
-	if (must_stop(j))
+	if (must_stop(j) || sink_changed(j, r, err, sizeof(err)))
 		return SXM_STEP_AGAIN;
 	if (r) {
 		sxm_job_fail(j, err);
@@ -965,7 +1148,7 @@ static enum sxm_step composing(struct sxm_job *j)
 	if (!r && !restarted)
 		r = do_compose(j, err, sizeof(err));
 	sxm_job_lock(j);
-	if (must_stop(j) || restarted)
+	if (must_stop(j) || restarted || sink_changed(j, r, err, sizeof(err)))
 		return SXM_STEP_AGAIN;
 	if (r == -ESTALE) {
 		rec->full_done = 0;
@@ -1006,7 +1189,7 @@ static enum sxm_step cutting_over(struct sxm_job *j)
 {
 	char err[768] = "", rerr[256] = "";
 	bool restarted = false;
-	int r;
+	int r, e;
 
 	sxm_job_unlock(j);
 	r = attach(j, &restarted, err, sizeof(err));
@@ -1014,6 +1197,15 @@ static enum sxm_step cutting_over(struct sxm_job *j)
 		r = -ESTALE;
 	if (!r && !stop_now(j))
 		r = mirror_before_cutover(j, err, sizeof(err));
+	/*
+	 * The sink looked at afresh, live: the freeze needs no new look.  A
+	 * source found frozen has no ring (a restarted daemon): no locks.
+	 */
+	if (!r && !stop_now(j))
+		r = mirror_check_sinks(j, !j->run.suspended, true, err,
+				       sizeof(err));
+	if (!r && !stop_now(j))
+		r = verify_live(j, err, sizeof(err));
 	if (!r && stop_now(j)) {
 		snprintf(err, sizeof(err), "interrupted");
 		r = -EINTR;
@@ -1034,12 +1226,17 @@ static enum sxm_step cutting_over(struct sxm_job *j)
 	/* The guest gets its disk back, and the pump its work. */
 	if (j->mirror->pump && !j->mirror->running && j->mirror->sink)
 		mirror_pump_start(j, rerr, sizeof(rerr));
-	r = sxm_job_resume_device(j, rerr, sizeof(rerr));
+	e = sxm_job_resume_device(j, rerr, sizeof(rerr));
 	sxm_job_lock(j);
-	if (r)
+	if (e) {
 		sxm_job_fail(j, rerr);
-	else if (!must_stop(j))
-		sxm_job_cutover_failed(j, err, SXM_PHASE_MIRRORED);
+	} else if (!must_stop(j)) {
+		/* Counted, with why; another sink then takes its policy. */
+		sxm_job_cutover_failed(j, err, r == -EMEDIUMTYPE &&
+				       j->rec.sink_resync ? SXM_PHASE_COPYING :
+				       SXM_PHASE_MIRRORED);
+		sink_changed(j, r, err, sizeof(err));
+	}
 	return SXM_STEP_AGAIN;
 }
 

@@ -40,6 +40,7 @@ struct sxm_mirror_run {
 	struct sxm_pump *pump;		/* the ring on pump_kfd; j->lock */
 	int pump_kfd;
 	struct sxm_sink *sink;		/* the pump's connection; j->lock */
+	uint64_t sink_ok;		/* its epoch last checked */
 	pthread_t thread;
 	bool running;			/* started and not joined */
 	bool stop;			/* asks the pump thread to stop */
@@ -51,6 +52,8 @@ struct sxm_mirror_run {
 	bool kdeg_known;		/* kdeg_seen was read */
 	bool down_said;			/* "cannot bring it back" was said */
 	unsigned int backoff_ms;
+	bool resync_due;		/* regions a cutover found differing */
+	bool verify_said;		/* a failing check or step said once */
 	struct sxm_batch_stat batch;	/* what the batches showed */
 	uint64_t batches;		/* of the bulk copy this run, */
 	double wait_max;		/* the guest's longest wait in one */
@@ -110,6 +113,16 @@ int mirror_copy_regions(struct sxm_job *j, const uint64_t *map,
 			bool sink_zero, bool verify,
 			struct sxm_job_progress *pg,
 			struct sxm_copy_result *res);
+/*
+ * Both connections checked (sxm_job_sink_check()): the job's own, opened
+ * if it is not, and the pump's if it connected again since it was last
+ * looked at (through the job's own, afresh, while the pump's thread has
+ * it).  @mirroring: the mirror may be on; @force: the job's own is
+ * looked at even if it was already.  No region may be locked.  0,
+ * -EMEDIUMTYPE (another sink, @err says how) or -errno.
+ */
+int mirror_check_sinks(struct sxm_job *j, bool mirroring, bool force,
+		       char *err, size_t errlen);
 /* The next batch of a locked pass (sxm_mirror_batch_bytes()). */
 uint64_t mirror_batch_limit(struct sxm_job *j, uint64_t rs);
 /*

@@ -58,6 +58,37 @@ int mirror_copy_regions(struct sxm_job *j, const uint64_t *map,
 	return r;
 }
 
+int mirror_check_sinks(struct sxm_job *j, bool mirroring, bool force,
+		       char *err, size_t errlen)
+{
+	struct sxm_mirror_run *m = j->mirror;
+	uint64_t epoch = m->sink ? sxm_sink_epoch(m->sink) : m->sink_ok;
+	int r;
+
+	if (m->sink && !m->running) {
+		/* Not the pump's now: its own connection, looked at itself. */
+		r = sxm_job_sink_check(j, m->sink, &m->sink_ok, mirroring,
+				       false, err, errlen);
+		if (r)
+			return r;
+		epoch = m->sink_ok;
+	} else if (epoch != m->sink_ok) {
+		/* The server the pump reached, through a new connection. */
+		sxm_sink_close(j->run.sink);
+		j->run.sink = NULL;
+	}
+	if (!j->run.sink) {
+		r = sxm_job_open_sink(j, false, err, errlen);
+		if (r)
+			return r;
+	}
+	r = sxm_job_sink_check(j, j->run.sink, &j->run.sink_ok, mirroring,
+			       force, err, errlen);
+	if (!r)
+		m->sink_ok = epoch;
+	return r;
+}
+
 /* The next batch of a locked pass (sxm_mirror_batch_bytes()). */
 uint64_t mirror_batch_limit(struct sxm_job *j, uint64_t rs)
 {
@@ -158,6 +189,10 @@ int mirror_locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			snprintf(err, errlen, "interrupted");
 			break;
 		}
+		/* A connection opened or connected again is looked at first. */
+		r = mirror_check_sinks(j, true, false, err, errlen);
+		if (r)
+			break;
 		/*
 		 * The guest's writes to these regions wait from here: the
 		 * kernel holds new ones while it drains those in flight.
@@ -179,10 +214,14 @@ int mirror_locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			else
 				snprintf(err, errlen, "%s", res.errmsg);
 			sxm_copy_result_free(&res);
+			/* Written, not read back: to verify again. */
+			sxm_job_unverify(j, b->map);
 		}
 		if (!r && verify) {
 			r = mirror_copy_regions(j, b->map, false, true, &pg, &res);
 			*verified += res.stats.bytes_done - res.stats.bytes_differ;
+			if (!r || r == -EILSEQ)
+				sxm_job_verified(j, b->map, res.dirty);
 			if (r)
 				snprintf(err, errlen, "%s", res.errmsg);
 			if (r == -EILSEQ && res.dirty) {
@@ -203,6 +242,12 @@ int mirror_locked_pass(struct sxm_job *j, const uint64_t *map, bool copy,
 			snprintf(err, errlen, "/dev/mapper/%s: release %u ranges: %s",
 				 j->rec.device, b->n, strerror(-e));
 		}
+		/*
+		 * Connected again meanwhile: acknowledged only once the sink
+		 * is known to be the one written to (the locks are let go).
+		 */
+		if (!r)
+			r = mirror_check_sinks(j, true, false, err, errlen);
 		/* On the sink (flushed) or read back: the kernel may forget. */
 		if (!r && copy) {
 			r = sxm_kdev_ack(run->kfd, b->map, nr, NULL);

@@ -109,6 +109,12 @@ static void turn(struct sxm_job *j, const struct sxm_style **cur)
 	}
 	if (p->run(j) == SXM_STEP_NEXT)
 		sxm_job_enter(j, p->next);
+	/*
+	 * A step of work done, or failed: a retry has its outcome.  Not
+	 * Failed's own step, which ends when a retry wakes it.
+	 */
+	if (p->phase != SXM_PHASE_FAILED)
+		j->rec.retrying = false;
 }
 
 void *sxm_job_thread(void *arg)

@@ -20,6 +20,10 @@ int sxm_job_begin(struct sxm_job *j)
 	char b[32], c[32];
 
 	rec->sink_zero = j->run.sink->caps & SXM_SINK_ZERO_INIT;
+	/* The sink's identity from here on (verify.c). */
+	rec->sink_size = j->run.sink->size;
+	rec->sink_block_min = j->run.sink->block_min;
+	rec->sink_block_max = j->run.sink->block_max;
 	rec->created_ms = sxm_now_ms();
 	sxm_job_event(j, "submitted: %s migration of %s (%s, %s) to %s%s%s",
 		      mirror ? sxm_mirror_style.name : sxm_warm_style.name,
@@ -38,6 +42,19 @@ static enum sxm_phase retry_phase(const struct sxm_job_rec *rec)
 {
 	return rec->fail_phase == SXM_PHASE_CUTTING_OVER ? SXM_PHASE_READY :
 							    rec->fail_phase;
+}
+
+/* The job thread waits in Failed; it picks this up.  j->lock held. */
+static void retry(struct sxm_job *j)
+{
+	struct sxm_job_rec *rec = &j->rec;
+
+	rec->reason[0] = '\0';
+	sxm_job_event(j, "retry: back to %s",
+		      sxm_phase_name(retry_phase(rec)));
+	sxm_job_enter(j, retry_phase(rec));
+	/* Until the job has looked again (its sink too): "retry --wait". */
+	rec->retrying = true;
 }
 
 /* Apply @cmd, checked; j->lock held. */
@@ -90,14 +107,16 @@ static int apply(struct sxm_job *j, enum sxm_job_cmd cmd,
 		sxm_job_save(j);
 		break;
 	case SXM_CMD_RETRY:
-		/* The job thread waits in Failed; it picks this up. */
-		rec->reason[0] = '\0';
-		sxm_job_event(j, "retry: back to %s",
-			      sxm_phase_name(retry_phase(rec)));
-		sxm_job_enter(j, retry_phase(rec));
+		retry(j);
 		break;
 	case SXM_CMD_FORGET:
 		j->forgotten = true;
+		break;
+	case SXM_CMD_VERIFY:
+		/* A pass from the start; "verify --wait" waits for its end. */
+		rec->verify_asked++;
+		sxm_job_save(j);
+		sxm_job_event(j, "verify requested");
 		break;
 	case SXM_CMD_MIRROR:
 		if (j->req_sync || j->req_cutover) {
@@ -128,8 +147,11 @@ int sxm_job_request(struct sxm_job *j, enum sxm_job_cmd cmd,
 	}
 	if (!r)
 		r = apply(j, cmd, a, err, errlen);
-	if (!r)
+	if (!r) {
+		/* A verify step gives way to any request at once. */
+		j->verify_stop = 1;
 		pthread_cond_broadcast(&j->cond);
+	}
 	sxm_job_unlock(j);
 	return r;
 }

@@ -99,6 +99,52 @@ static int check_tracking(struct sxm_job *j, char *err, size_t errlen,
 	return 0;
 }
 
+/*
+ * The sink checked (sxm_job_sink_check()), and the job's policy applied
+ * to one found changed: -EMEDIUMTYPE to fail, or a full sync from the
+ * start (*@restarted).  j->lock not held.
+ */
+static int check_sink(struct sxm_job *j, bool force, bool *restarted,
+		      char *err, size_t errlen)
+{
+	int r;
+
+	*restarted = false;
+	if (!j->run.sink)
+		return 0;
+	r = sxm_job_sink_check(j, j->run.sink, &j->run.sink_ok, false, force,
+			       err, errlen);
+	if (r == -EMEDIUMTYPE)
+		r = sxm_job_sink_changed(j, SXM_PHASE_FULL_SYNC, restarted,
+					 err, errlen);
+	return r;
+}
+
+/*
+ * Between two chunks of a copy: the sink may have connected again (to
+ * another server).  -ERESTART when the job starts over (its phase set).
+ */
+static int check_sink_again(struct sxm_job *j, char *err, size_t errlen)
+{
+	bool restarted;
+	int r;
+
+	r = check_sink(j, false, &restarted, err, errlen);
+	return !r && restarted ? -ERESTART : r;
+}
+
+/* Tracking, then the sink: what the phases check before they copy. */
+static int check_job(struct sxm_job *j, bool *restarted, char *err,
+		     size_t errlen)
+{
+	int r;
+
+	r = check_tracking(j, err, errlen, restarted);
+	if (!r && !*restarted)
+		r = check_sink(j, false, restarted, err, errlen);
+	return r;
+}
+
 /* ------------------------------------------------------------------ */
 /* Copying                                                            */
 /* ------------------------------------------------------------------ */
@@ -136,7 +182,7 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 	uint64_t *map, copied = 0;
 	bool zero;
 	double t0, start;
-	int r = 0;
+	int r = 0, e;
 
 	map = sxm_map_alloc(nr);
 	if (!map)
@@ -160,6 +206,8 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 		if (sxm_job_copy_must_stop(j))
 			r = -EINTR;
 		sxm_job_unlock(j);
+		if (!r)
+			r = check_sink_again(j, err, errlen);
 		if (r)
 			break;
 		end = done + chunk < size ? done + chunk : size;
@@ -170,10 +218,14 @@ static int do_full(struct sxm_job *j, char *err, size_t errlen)
 		r = sxm_job_copy(j, map, SXM_JOB_COPY_LIMIT |
 				 (zero ? SXM_JOB_COPY_SINK_ZERO : 0),
 				 0, &pg, &res);
+		/* Connected again meanwhile: the cursor moves once checked. */
+		e = r ? 0 : check_sink_again(j, err, errlen);
 		sxm_job_lock(j);
 		j->rec.bytes_full += res.stats.bytes_done;
 		copied += res.stats.bytes_done;
-		if (r) {
+		if (e) {
+			r = e;
+		} else if (r) {
 			/* Below the first region still dirty all is on the sink. */
 			lw = res.dirty ? sxm_map_find(res.dirty, nr, done / rs, true) : done / rs;
 			if (lw * rs > done)
@@ -253,9 +305,19 @@ static int do_sync(struct sxm_job *j, char *err, size_t errlen)
 		}
 		if (!in_chunk)
 			break;
+		r = check_sink_again(j, err, errlen);
+		if (r)
+			break;
 		pg.base = done;
 		t0 = sxm_mono_s();
 		r = sxm_job_copy(j, cmap, SXM_JOB_COPY_LIMIT, 0, &pg, &res);
+		/* Connected again meanwhile: acknowledged once checked. */
+		if (!r) {
+			r = check_sink_again(j, res.errmsg,
+					     sizeof(res.errmsg));
+			if (r)
+				sxm_map_zero(cmap, nr);
+		}
 		if (r && res.dirty)
 			sxm_map_andnot(cmap, res.dirty, nr);
 		else if (r)
@@ -263,6 +325,9 @@ static int do_sync(struct sxm_job *j, char *err, size_t errlen)
 		/* On the sink and flushed: the kernel may forget them. */
 		if (sxm_map_weight(cmap, nr)) {
 			int e = sxm_kdev_ack(run->kfd, cmap, nr, NULL);
+
+			/* Written, not read back: to verify again. */
+			sxm_job_unverify(j, cmap);
 
 			if (e && !r) {
 				r = e;
@@ -361,6 +426,110 @@ static int catch_up(struct sxm_job *j, char *err, size_t errlen)
 }
 
 /*
+ * Before the freeze, with the guest running: the online verify's pass
+ * finished, at full speed, so that the freeze reads back only what it
+ * copies (unless --no-verify, or frozen already).  j->lock not held.
+ */
+static int verify_live(struct sxm_job *j, char *err, size_t errlen)
+{
+	uint64_t found, left, *tmp;
+	bool skip;
+	int r;
+
+	sxm_job_lock(j);
+	skip = j->rec.no_verify || j->run.suspended;
+	sxm_job_unlock(j);
+	if (skip)
+		return 0;
+	tmp = sxm_map_alloc(j->run.nr_regions);
+	if (!tmp)
+		return -ENOMEM;
+	left = sxm_job_unverified(j, tmp);
+	free(tmp);
+	if (!left)
+		return 0;
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "verify", 0, j->rec.size);
+	sxm_job_unlock(j);
+	r = sxm_job_verify_pass(j, j->run.sink, false, &found, err, errlen);
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "cutover", 0, 0);
+	if (!r)
+		sxm_job_event(j, "cutover: the online verify's pass finished live first (%" PRIu64 " region%s differed: copied with the source frozen)",
+			      found, found == 1 ? "" : "s");
+	sxm_job_unlock(j);
+	return r;
+}
+
+/*
+ * What the freeze reads back: what it copied (@map), everything with
+ * @all, and unless --no-verify whatever is not verified yet; into @out.
+ */
+static const uint64_t *freeze_verify_map(struct sxm_job *j,
+					 const uint64_t *map, bool all,
+					 uint64_t *out)
+{
+	if (all)
+		return NULL;
+	if (j->rec.no_verify || !out)
+		return map;
+	sxm_job_unverified(j, out);
+	sxm_map_or(out, map, j->run.nr_regions);
+	return out;
+}
+
+/*
+ * The frozen read-back: what the cutover copied (@map), all of it with
+ * @all, and whatever is not verified yet.  *@verified: bytes compared;
+ * *@all_ok: every region of the device is verified now.  A region that
+ * differs fails it, marked dirty for the next sync.  j->lock not held.
+ */
+static int freeze_verify(struct sxm_job *j, const uint64_t *map, bool all,
+			 uint64_t *verified, bool *all_ok, char *err,
+			 size_t errlen)
+{
+	uint64_t nr = j->run.nr_regions, rs = j->run.region_sectors << SECTOR_SHIFT;
+	struct sxm_copy_result res = { 0 };
+	struct sxm_job_progress pg = { .j = j };
+	uint64_t *vmap = sxm_map_alloc(nr);
+	const uint64_t *vm = freeze_verify_map(j, map, all, vmap);
+	int r = 0;
+
+	*all_ok = false;
+	if (!vm || sxm_map_weight(vm, nr)) {
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "verify", 0, vm ?
+			       sxm_regions_bytes(vm, nr, rs, j->rec.size) :
+			       j->rec.size);
+		sxm_job_unlock(j);
+		r = sxm_job_copy(j, vm, SXM_JOB_COPY_VERIFY, 0, &pg, &res);
+		if (r == -EILSEQ && res.dirty) {
+			/* Not lost: copied again by the next sync. */
+			sxm_kdev_mark_map(j->run.kfd, res.dirty, nr, NULL);
+			sxm_job_lock(j);
+			j->rec.verify_mismatches += res.nr_dirty;
+			sxm_job_unlock(j);
+		}
+		if (r)
+			snprintf(err, errlen, "verify: %s", res.errmsg);
+		*verified = res.stats.bytes_done;
+	}
+	if (!r) {
+		sxm_job_verified(j, vm, NULL);
+		*all_ok = vmap && !sxm_job_unverified(j, vmap);
+	}
+	/* Never Completed unverified but by the operator's choice. */
+	if (!r && !*all_ok && !j->rec.no_verify) {
+		r = vmap ? -EIO : -ENOMEM;
+		snprintf(err, errlen, "verify: not every region could be read back (%s)",
+			 vmap ? "the verified map is short" : strerror(ENOMEM));
+	}
+	sxm_copy_result_free(&res);
+	free(vmap);
+	return r;
+}
+
+/*
  * The cutover.  On success the device stays suspended and the job is
  * Completed; on failure the caller resumes the device.  j->lock not held.
  */
@@ -372,10 +541,9 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	struct sxm_job_progress pg = { .j = j };
 	uint64_t *map = NULL, verified = 0;
 	struct sxm_harvest h;
-	bool all;
+	bool all, all_ok;
 	uint64_t downtime_ms;
 	char how[sizeof(j->rec.events[0].text)];
-	double t0 = sxm_mono_s();
 	int r;
 
 	r = sxm_job_cutover_start(j, &all, err, errlen);
@@ -402,29 +570,26 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		goto out;
 	}
 	sxm_copy_result_free(&res);
-	if (all || h.dirty_regions) {
-		sxm_job_lock(j);
-		sxm_job_set_op(j, "verify", 0, all ? j->rec.size : total);
-		sxm_job_unlock(j);
-		pg.base = 0;
-		r = sxm_job_copy(j, all ? NULL : map, SXM_JOB_COPY_VERIFY, 0,
-				 &pg, &res);
-		if (r) {
-			snprintf(err, errlen, "verify: %s", res.errmsg);
-			goto out;
-		}
-		verified = res.stats.bytes_done;
-	}
+	r = freeze_verify(j, map, all, &verified, &all_ok, err, errlen);
+	if (r)
+		goto out;
+	/* Connected again meanwhile: the sink is looked at once more. */
+	r = check_sink_again(j, err, errlen);
+	if (r)
+		goto out;
 	r = sxm_kdev_ack(run->kfd, map, nr, NULL);
 	if (r) {
 		snprintf(err, errlen, "/dev/mapper/%s: acknowledge: %s",
 			 j->rec.device, strerror(-r));
 		goto out;
 	}
-	downtime_ms = (uint64_t)((sxm_mono_s() - t0) * 1000 + 0.5);
-	snprintf(how, sizeof(how), "cutover done: %" PRIu64 " bytes copied and %" PRIu64 " verified with guest I/O held for %" PRIu64 " ms",
-		 total, verified, downtime_ms);
+	downtime_ms = sxm_job_held_ms(j);
+	snprintf(how, sizeof(how), "cutover done: %" PRIu64 " bytes copied and %" PRIu64 " verified with guest I/O held for %" PRIu64 " ms; %s",
+		 total, verified, downtime_ms, all_ok ?
+		 "every region of the sink verified equal to the source" :
+		 "not every region verified (--no-verify)");
 	sxm_job_lock(j);
+	j->rec.verified_all = all_ok;
 	sxm_job_cutover_done(j, total, verified, downtime_ms, how);
 	sxm_job_unlock(j);
 out:
@@ -502,11 +667,12 @@ static enum sxm_step full_sync(struct sxm_job *j)
 	sxm_job_unlock(j);
 	r = sxm_job_run_open(j, true, err, sizeof(err));
 	if (!r)
-		r = check_tracking(j, err, sizeof(err), &restarted);
+		r = check_job(j, &restarted, err, sizeof(err));
 	if (!r)
 		r = do_full(j, err, sizeof(err));
 	sxm_job_lock(j);
-	if (r == -EINTR || rec->cancelling || j->d->stopping)
+	if (r == -EINTR || r == -ERESTART || rec->cancelling ||
+	    j->d->stopping)
 		return SXM_STEP_AGAIN;
 	if (r) {
 		fail(j, err);
@@ -516,19 +682,98 @@ static enum sxm_step full_sync(struct sxm_job *j)
 	return SXM_STEP_NEXT;
 }
 
+#define VERIFY_STEP_SECS	1.0	/* of the online verify between looks */
+#define VERIFY_BACKOFF_MAX_MS	60000	/* after steps that keep failing */
+
+/*
+ * A verify step failed for a reason that may pass (the sink unreachable,
+ * a read error): said once, the connection let go, and tried again later,
+ * backing off; the job stays Ready (a sync or a cutover fails by itself if
+ * the sink is still gone).  j->lock held.
+ */
+static enum sxm_step verify_failed(struct sxm_job *j, const char *why)
+{
+	if (!j->verify_backoff_ms)
+		sxm_job_event(j, "verify: %s; trying again later", why);
+	j->verify_backoff_ms = j->verify_backoff_ms ?
+			       j->verify_backoff_ms * 2 : 1000;
+	if (j->verify_backoff_ms > VERIFY_BACKOFF_MAX_MS)
+		j->verify_backoff_ms = VERIFY_BACKOFF_MAX_MS;
+	sxm_job_unlock(j);
+	sxm_sink_close(j->run.sink);
+	j->run.sink = NULL;
+	sxm_job_lock(j);
+	if (!j->req_sync && !j->req_cutover && !j->rec.cancelling &&
+	    !j->d->stopping)
+		sxm_job_wait_ms(j, j->verify_backoff_ms);
+	return SXM_STEP_AGAIN;
+}
+
+/*
+ * Ready, nothing else to do: a step of the online verify (verify.c), at
+ * its rate, the sink checked first; a region found differing asks for a
+ * sync, which repairs it.  j->lock held, dropped meanwhile.
+ */
+static enum sxm_step verify_some(struct sxm_job *j)
+{
+	uint64_t rate, found = 0;
+	char err[768] = "";
+	bool restarted = false, done = false;
+	double t0 = sxm_mono_s(), want;
+	int r;
+
+	/* Nothing else asked (ready() looked): a request from now stops it. */
+	j->verify_stop = j->d->stopping || j->rec.cancelling;
+	sxm_job_unlock(j);
+	sxm_job_verify_take_request(j);
+	rate = sxm_job_verify_rate(j);
+	r = sxm_job_run_open(j, true, err, sizeof(err));
+	if (!r)
+		r = check_job(j, &restarted, err, sizeof(err));
+	if (!r && !restarted)
+		r = sxm_job_verify_step(j, j->run.sink, false,
+					(uint64_t)(rate * VERIFY_STEP_SECS),
+					&found, &done, err, sizeof(err));
+	if (!r && done)
+		sxm_job_verify_answer(j);
+	sxm_job_lock(j);
+	if (restarted || r == -EINTR || r == -ERESTART)
+		return SXM_STEP_AGAIN;
+	if (r == -EMEDIUMTYPE) {
+		fail(j, err);
+		return SXM_STEP_AGAIN;
+	}
+	if (r)
+		return verify_failed(j, err[0] ? err : strerror(-r));
+	j->verify_backoff_ms = 0;
+	if (found)
+		j->req_sync = true;
+	/* At the rate: a step's worth of bytes, a step's worth of time. */
+	want = t0 + VERIFY_STEP_SECS;
+	if (!j->req_sync && !j->req_cutover && !j->verify_stop &&
+	    !j->rec.cancelling && !j->d->stopping && want > sxm_mono_s())
+		sxm_job_wait_ms(j, (uint64_t)((want - sxm_mono_s()) * 1000) + 1);
+	return SXM_STEP_AGAIN;
+}
+
 /* Ready: a sync when asked or due (next), a cutover when asked. */
 static enum sxm_step ready(struct sxm_job *j)
 {
 	struct sxm_job_rec *rec = &j->rec;
 	char err[768] = "";
-	bool restarted;
+	bool restarted, retried;
 	int r;
 
+	/* Retried: the sink is looked at now, not at the next sync. */
+	retried = rec->retrying;
 	sxm_job_unlock(j);
-	r = sxm_job_run_open(j, false, err, sizeof(err));
+	r = sxm_job_run_open(j, retried, err, sizeof(err));
 	if (!r)
-		r = check_tracking(j, err, sizeof(err), &restarted);
+		r = check_job(j, &restarted, err, sizeof(err));
 	sxm_job_lock(j);
+	/* The sink kept open for the online verify, gone for now: later. */
+	if (r && r != -EMEDIUMTYPE && !retried && j->run.sink)
+		return verify_failed(j, err);
 	if (r) {
 		fail(j, err);
 		return SXM_STEP_AGAIN;
@@ -550,8 +795,14 @@ static enum sxm_step ready(struct sxm_job *j)
 		j->req_sync = false;
 		return SXM_STEP_NEXT;
 	}
-	/* Idle: let the sink go, it may be days to the next sync. */
-	if (j->run.sink) {
+	if (sxm_job_verify_due(j))
+		return verify_some(j);
+	/*
+	 * Idle: let the sink go, it may be days to the next sync; but not
+	 * while the online verify is on: what it verified holds for this
+	 * connection only (a new one starts it again).
+	 */
+	if (j->run.sink && (rec->no_verify || rec->paused)) {
 		sxm_job_unlock(j);
 		sxm_sink_close(j->run.sink);
 		j->run.sink = NULL;
@@ -564,6 +815,7 @@ static enum sxm_step ready(struct sxm_job *j)
 	 */
 	if (rec->cancelling || j->d->stopping)
 		return SXM_STEP_AGAIN;
+	rec->retrying = false;
 	wait_for(j, rec->next_sync_ms);
 	return SXM_STEP_AGAIN;
 }
@@ -578,12 +830,18 @@ static enum sxm_step syncing(struct sxm_job *j)
 	sxm_job_unlock(j);
 	r = sxm_job_run_open(j, true, err, sizeof(err));
 	if (!r)
-		r = check_tracking(j, err, sizeof(err), &restarted);
+		r = check_job(j, &restarted, err, sizeof(err));
 	if (!r && !restarted)
 		r = do_sync(j, err, sizeof(err));
 	sxm_job_lock(j);
-	if (!r && restarted)
+	if ((!r && restarted) || r == -ERESTART) {
+		/*
+		 * Everything is copied again first; then the sync asked for
+		 * (or due) runs, and a "sync --wait" sees it done.
+		 */
+		j->req_sync = true;
 		return SXM_STEP_AGAIN;
+	}
 	if (r == -ESTALE) {
 		sxm_job_unlock(j);
 		r = check_tracking(j, err, sizeof(err), &restarted);
@@ -613,13 +871,20 @@ static enum sxm_step syncing(struct sxm_job *j)
 static enum sxm_step cutting_over(struct sxm_job *j)
 {
 	char err[768] = "", rerr[256] = "";
-	bool cancel;
-	int r;
+	bool cancel, restarted;
+	int r, e;
 
 	sxm_job_unlock(j);
 	r = sxm_job_run_open(j, true, err, sizeof(err));
+	/* Looked at afresh, live: the freeze then needs no new look. */
+	if (!r)
+		r = check_sink(j, true, &restarted, err, sizeof(err));
+	if (!r && restarted)
+		r = -ERESTART;
 	if (!r)
 		r = catch_up(j, err, sizeof(err));
+	if (!r)
+		r = verify_live(j, err, sizeof(err));
 	if (!r)
 		r = do_cutover(j, err, sizeof(err));
 	sxm_job_lock(j);
@@ -631,10 +896,23 @@ static enum sxm_step cutting_over(struct sxm_job *j)
 		snprintf(err, sizeof(err), "the daemon is stopping");
 	cancel = j->rec.cancelling;
 	sxm_job_unlock(j);
-	r = sxm_job_resume_device(j, rerr, sizeof(rerr));
+	e = sxm_job_resume_device(j, rerr, sizeof(rerr));
 	sxm_job_lock(j);
-	if (r) {
+	if (e) {
 		fail(j, rerr);
+		return SXM_STEP_AGAIN;
+	}
+	/*
+	 * Another sink: a full sync from the start (the phase is set), and
+	 * the cutover counted as failed, with why...
+	 */
+	if (r == -ERESTART) {
+		sxm_job_cutover_failed(j, err, SXM_PHASE_FULL_SYNC);
+		return SXM_STEP_AGAIN;
+	}
+	/* ... or the job fails: no cutover can make this sink right. */
+	if (r == -EMEDIUMTYPE && !cancel) {
+		fail(j, err);
 		return SXM_STEP_AGAIN;
 	}
 	/* A cancel gave up the cutover: it is cancelled in this phase. */
