@@ -37,8 +37,8 @@ cleanup_push rm -rf "$SXM_JOB_DIR" "$SXM_STATE_DIR"
 # After a failure: what the daemon said last.
 _warm_daemon_diag() {
 	[ -s "$DAEMON_LOG" ] || return 0
-	diag "$DAEMON_LOG (last 40 lines):"
-	diag "$(tail -n 40 "$DAEMON_LOG")"
+	diag "$DAEMON_LOG (last 150 lines):"
+	diag "$(tail -n 150 "$DAEMON_LOG")"
 }
 diag_push _warm_daemon_diag
 

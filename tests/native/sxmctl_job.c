@@ -369,7 +369,8 @@ TEST(record_bad)
 {
 	static const char *const tc[] = {
 		"",
-		"sxm-job 2\nname a\nsource /dev/x\nsink nbd://h\n",
+		"sxm-job 0\nname a\nsource /dev/x\nsink nbd://h\n",
+		"sxm-job x\nname a\nsource /dev/x\nsink nbd://h\n",
 		"name a\nsource /dev/x\nsink nbd://h\n",
 		"sxm-job 1\nsource /dev/x\nsink nbd://h\n",			/* no name */
 		"sxm-job 1\nname a\nsink nbd://h\n",				/* no source */
@@ -396,6 +397,9 @@ TEST(record_bad)
 	for (i = 0; i < ARRAY_SIZE(tc); i++)
 		EXPECT_EQ(-EINVAL, sxm_job_rec_parse(tc[i], &j))
 			TH_LOG("case %zu", i);
+	/* A newer sxm-ctl's record: refused, and told apart. */
+	EXPECT_EQ(-EPROTONOSUPPORT,
+		  sxm_job_rec_parse("sxm-job 2\nname a\nsource /dev/x\nsink nbd://h\n", &j));
 	/* A value longer than its field. */
 	snprintf(big, sizeof(big), "sxm-job 1\nname a\nsource /dev/x\nsink nbd://h\ndevice %0200d\n", 0);
 	EXPECT_EQ(-ERANGE, sxm_job_rec_parse(big, &j));

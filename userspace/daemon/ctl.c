@@ -107,7 +107,7 @@ int sxm_ctl_call(const char *request, char **body, char *err, size_t errlen)
 	struct sxm_buf b = { 0 };
 	char *nl, *msg, *end;
 	long e;
-	int fd, r;
+	int fd, r, rd;
 
 	*body = NULL;
 	fd = ctl_connect(path, err, errlen);
@@ -118,8 +118,12 @@ int sxm_ctl_call(const char *request, char **body, char *err, size_t errlen)
 		r = sxm_ctl_send(fd, "\n", 1);
 	if (!r && shutdown(fd, SHUT_WR))
 		r = -errno;
-	if (!r)
-		r = read_all(fd, &b);
+	/* A daemon that refused us may have closed first: read why. */
+	if (!r || r == -EPIPE || r == -ECONNRESET) {
+		rd = read_all(fd, &b);
+		if (!r || (b.s && b.len))
+			r = rd;
+	}
 	close(fd);
 	if (r) {
 		snprintf(err, errlen, "daemon socket %s: %s", path,

@@ -49,7 +49,8 @@
 #include "jobs/phases.h"
 #include "jobs/jobstore.h"
 
-#define REQUEST_TIMEOUT_S	10
+#define REQUEST_TIMEOUT_S	10	/* to send a request, and to read its answer */
+#define MAX_CONNS		256	/* connections answered at once */
 
 /* ------------------------------------------------------------------ */
 /* Jobs                                                               */
@@ -537,29 +538,46 @@ struct conn {
 	struct sxm_jobs *d;
 	int fd;
 	bool allowed;		/* SO_PEERCRED said yes */
+	unsigned int *conns;	/* the service's count, this one in it */
 };
 
-/* Read one line; -EMSGSIZE if too long, -ETIMEDOUT after the timeout. */
+/*
+ * Read one request line, whole, within REQUEST_TIMEOUT_S in all (a client
+ * that trickles bytes is cut off as one that sends none): -EMSGSIZE if too
+ * long, -ETIMEDOUT, or -EPROTO if the client closed before the newline (a
+ * request cut short is never acted on).
+ */
 static int read_line(int fd, char *buf, size_t len)
 {
+	double until = sxm_mono_s() + REQUEST_TIMEOUT_S;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	size_t used = 0;
 	ssize_t n;
+	int left;
 
-	while (used + 1 < len) {
-		n = read(fd, buf + used, len - used - 1);
+	buf[0] = '\0';
+	while (used + 1 < len && !strchr(buf, '\n')) {
+		left = (int)((until - sxm_mono_s()) * 1000);
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+			return -errno;
+		if (!n)
+			return -ETIMEDOUT;
+		n = read(fd, buf + used, len - used - 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -errno;
 		if (n == 0)
-			break;
+			return -EPROTO;
 		used += n;
 		buf[used] = '\0';
-		if (strchr(buf, '\n'))
-			break;
 	}
-	buf[used] = '\0';
-	if (!strchr(buf, '\n') && used + 1 >= len)
+	if (!strchr(buf, '\n'))
 		return -EMSGSIZE;
 	buf[strcspn(buf, "\n")] = '\0';
 	return 0;
@@ -641,6 +659,7 @@ struct service {
 	struct sxm_jobs d;
 	gid_t gid;
 	bool have_group;
+	unsigned int conns;		/* connections being answered */
 };
 
 static void *conn_main(void *arg)
@@ -663,8 +682,10 @@ static void *conn_main(void *arg)
 			 EPERM);
 		sxm_ctl_send(c->fd, line, strlen(line));
 	} else if (r) {
-		snprintf(line, SXM_CTL_MAX_REQUEST, "err %d reading the request: %s\n",
-			 -r, strerror(-r));
+		snprintf(line, SXM_CTL_MAX_REQUEST, "err %d reading the request: %s; nothing done\n",
+			 -r, r == -EPROTO ? "it did not end with a newline" :
+			 r == -EMSGSIZE ? "longer than a request may be" :
+			 strerror(-r));
 		sxm_ctl_send(c->fd, line, strlen(line));
 	} else {
 		answer(c, line);
@@ -672,6 +693,7 @@ static void *conn_main(void *arg)
 	free(line);
 out:
 	close(c->fd);
+	__atomic_sub_fetch(c->conns, 1, __ATOMIC_RELAXED);
 	free(c);
 	return NULL;
 }
@@ -680,11 +702,40 @@ out:
 /* The service                                                        */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Two records that claim one device (a copied state directory, a slip):
+ * the second loaded is not resumed.  Why, into @why ("" if not); @rec is
+ * not a listed job's.  No lock held.
+ */
+static void claimed_twice(struct sxm_jobs *d, const struct sxm_job_rec *rec,
+			  char *why, size_t len)
+{
+	struct sxm_job *o;
+
+	why[0] = '\0';
+	if (!rec->device[0] || sxm_phase_final(rec->phase) ||
+	    rec->phase == SXM_PHASE_FAILED)
+		return;
+	pthread_mutex_lock(&d->lock);
+	for (o = d->jobs; o && !why[0]; o = o->next) {
+		/* Device and name never change once a job is made. */
+		if (strcmp(o->rec.device, rec->device))
+			continue;
+		pthread_mutex_lock(&o->lock);
+		if (!sxm_phase_final(o->rec.phase))
+			snprintf(why, len, "job %s claims /dev/mapper/%s too: two records for one device; this one is not resumed (cancel or forget one of them)",
+				 o->rec.name, rec->device);
+		pthread_mutex_unlock(&o->lock);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 static int load_one(struct sxm_job_rec *rec, void *opaque)
 {
 	struct sxm_jobs *d = opaque;
 	struct sxm_job *j;
 	struct stat sb;
+	char why[512];
 	int r;
 
 	j = sxm_job_alloc(d);
@@ -693,11 +744,14 @@ static int load_one(struct sxm_job_rec *rec, void *opaque)
 	j->rec = *rec;
 	if (!stat(rec->source, &sb) && S_ISBLK(sb.st_mode))
 		j->src_rdev = sb.st_rdev;
+	claimed_twice(d, rec, why, sizeof(why));
 	if (!sxm_phase_final(rec->phase)) {
 		pthread_mutex_lock(&j->lock);
 		sxm_job_event(j, "daemon started: the job resumes in %s%s",
 			      sxm_phase_name(rec->phase),
 			      rec->paused ? " (paused)" : "");
+		if (why[0])
+			sxm_job_fail(j, why);
 		sxm_job_save(j);
 		pthread_mutex_unlock(&j->lock);
 	}
@@ -785,9 +839,29 @@ static int lookup_group(const char *name, gid_t *gid)
 	return 0;
 }
 
+/*
+ * Past MAX_CONNS connections being answered (clients that hold theirs
+ * open, each for REQUEST_TIMEOUT_S at most), a new one is told so at once
+ * and closed, without a thread.
+ */
+static void refuse_busy(int cfd)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "err %d the daemon has %d connections open: try again\n",
+		 EBUSY, MAX_CONNS);
+	send(cfd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(cfd, SHUT_WR);
+	/* What the client sent already, read: no reset before it reads why. */
+	while (recv(cfd, msg, sizeof(msg), MSG_DONTWAIT) > 0)
+		;
+	close(cfd);
+}
+
 /* Accept one connection and answer it in a thread of its own. */
 static void accept_one(struct service *s, int lfd)
 {
+	/* A client that does not read its answer holds no thread for ever. */
 	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
 	pthread_attr_t attr;
 	struct conn *c;
@@ -797,18 +871,26 @@ static void accept_one(struct service *s, int lfd)
 	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
-	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (__atomic_add_fetch(&s->conns, 1, __ATOMIC_RELAXED) > MAX_CONNS) {
+		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_RELAXED);
+		refuse_busy(cfd);
+		return;
+	}
+	setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	c = malloc(sizeof(*c));
 	if (!c) {
+		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_RELAXED);
 		close(cfd);
 		return;
 	}
 	c->d = &s->d;
 	c->fd = cfd;
+	c->conns = &s->conns;
 	c->allowed = peer_allowed(cfd, s->gid, s->have_group);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, conn_main, c)) {
+		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_RELAXED);
 		close(cfd);
 		free(c);
 	}

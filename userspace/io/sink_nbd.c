@@ -708,6 +708,17 @@ static int ns_pick(struct sxm_sink *s)
 
 static int ns_refresh(struct sxm_sink *s)
 {
+	struct nbd_sink *ns = s->priv;
+	unsigned int i;
+
+	/*
+	 * Every idle connection looked at, not only the one ns_pick() would
+	 * choose: a server that went away closed them all, and a request
+	 * must not find the others later.
+	 */
+	for (i = 0; i < ns->nconn; i++)
+		if (ns->conn[i].h && !ns->conn[i].lost)
+			ns_idle_closed(&ns->conn[i]);
 	return ns_pick(s) < 0 ? -ENOTCONN : 0;
 }
 

@@ -120,9 +120,12 @@ int sxm_job_save(struct sxm_job *j)
 {
 	int r = sxm_jobstore_save(j->d->store_fd, &j->rec);
 
-	if (r)
+	if (r) {
 		sxm_err("job %s: saving its record in %s: %s", j->rec.name,
 			j->d->state_dir, strerror(-r));
+		/* The old record stands (saves replace it whole); the job stops. */
+		j->save_err = r;
+	}
 	return r;
 }
 
@@ -827,7 +830,7 @@ bool sxm_job_copy_must_stop(struct sxm_job *j)
 {
 	enum sxm_phase p = j->rec.phase;
 
-	return j->d->stopping || j->rec.cancelling ||
+	return j->d->stopping || j->rec.cancelling || j->save_err ||
 	       (j->rec.paused && (p == SXM_PHASE_FULL_SYNC ||
 				  p == SXM_PHASE_SYNCING));
 }

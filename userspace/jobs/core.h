@@ -83,6 +83,7 @@ struct sxm_job {
 	bool verify_all;		/* the cutover verifies everything */
 	bool thread_started;
 	bool forgotten;			/* a forget is taking it away */
+	int save_err;			/* a save failed: the job must stop */
 	pthread_t thread;
 	volatile sig_atomic_t stop;	/* stop the running copy */
 
@@ -102,7 +103,10 @@ struct sxm_job {
 /* core.c: log and record an event; j->lock held. */
 void sxm_job_event(struct sxm_job *j, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Save j->rec; j->lock held.  A failure is logged and recorded. */
+/*
+ * Save j->rec; j->lock held.  A failure is logged, and the job fails at
+ * its next turn (j->save_err): it cannot record what it does.
+ */
 int sxm_job_save(struct sxm_job *j);
 
 

@@ -783,6 +783,21 @@ char *sxm_job_rec_format(const struct sxm_job_rec *j)
 	return sxm_buf_take(&b);
 }
 
+/*
+ * A record's first line: ours, -EPROTONOSUPPORT from a newer sxm-ctl
+ * (a format this one does not know), or -EINVAL.
+ */
+static int rec_header(const char *line)
+{
+	uint64_t v;
+
+	if (strncmp(line, "sxm-job ", 8) || parse_u64(line + 8, &v))
+		return -EINVAL;
+	if (v > SXM_JOB_RECORD_VERSION)
+		return -EPROTONOSUPPORT;
+	return v == SXM_JOB_RECORD_VERSION ? 0 : -EINVAL;
+}
+
 int sxm_job_rec_parse(const char *text, struct sxm_job_rec *j)
 {
 	char *copy, *line, *save = NULL, *val, *sp;
@@ -797,8 +812,7 @@ int sxm_job_rec_parse(const char *text, struct sxm_job_rec *j)
 	for (line = strtok_r(copy, "\n", &save); line && !r;
 	     line = strtok_r(NULL, "\n", &save), n++) {
 		if (n == 0) {
-			if (strcmp(line, "sxm-job 1"))
-				r = -EINVAL;
+			r = rec_header(line);
 			continue;
 		}
 		sp = strchr(line, ' ');

@@ -224,6 +224,11 @@ const char *sxm_cadence_str(uint64_t ms, char *buf, size_t len);
 /* A duration for people: "1.5 s", "3m 02s", "2h 05m", "3d 4h". */
 const char *sxm_duration_str(double secs, char *buf, size_t len);
 
+/*
+ * The record file read (sxm_job_rec_parse()): 0, -EINVAL (not a record,
+ * or a value that does not parse), or -EPROTONOSUPPORT (a newer format).
+ */
+
 /* A fresh record with every default. */
 void sxm_job_rec_init(struct sxm_job_rec *j);
 /* Append an event, dropping the oldest when full. */

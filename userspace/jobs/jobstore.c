@@ -122,8 +122,10 @@ int sxm_jobstore_load(int dirfd, int (*cb)(struct sxm_job_rec *j,
 			snprintf(bad, sizeof(bad), "%s.bad", de->d_name);
 			renameat(dirfd, de->d_name, dirfd, bad);
 			sxm_err("job record %s: %s; kept as %s", de->d_name,
-				e == -EINVAL ? "unreadable" : strerror(-e),
-				bad);
+				e == -EINVAL ? "unreadable" :
+				e == -EPROTONOSUPPORT ?
+				"written by a newer sxm-ctl (a record format this one does not know): that sxm-ctl can take it back" :
+				strerror(-e), bad);
 			continue;
 		}
 		r = cb(j, opaque);

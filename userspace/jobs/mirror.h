@@ -65,7 +65,7 @@ struct sxm_mirror_run {
  */
 static inline bool must_stop(struct sxm_job *j)
 {
-	return j->d->stopping || j->rec.cancelling;
+	return j->d->stopping || j->rec.cancelling || j->save_err;
 }
 
 static inline bool stop_now(struct sxm_job *j)

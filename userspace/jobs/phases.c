@@ -70,6 +70,24 @@ static void leave(struct sxm_job *j, const struct sxm_style *s, bool detach)
 }
 
 /*
+ * A save failed (sxm_job_save()): the record on disk is the last one that
+ * was saved whole, and the job fails rather than go on without recording
+ * what it does.  j->lock held.
+ */
+static void save_failed(struct sxm_job *j)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "its record could not be saved in %s: %s; retry once the state directory takes writes",
+		 j->d->state_dir, strerror(-j->save_err));
+	j->save_err = 0;
+	if (j->rec.phase != SXM_PHASE_FAILED && !sxm_phase_final(j->rec.phase))
+		sxm_job_fail(j, why);
+	/* The failure's own save failing too is known already. */
+	j->save_err = 0;
+}
+
+/*
  * One turn of the loop: a cancel, a change of style, or the function of
  * the job's phase.  j->lock held.
  */
@@ -78,6 +96,8 @@ static void turn(struct sxm_job *j, const struct sxm_style **cur)
 	const struct sxm_style *s;
 	const struct sxm_phase_def *p;
 
+	if (j->save_err)
+		save_failed(j);
 	if (j->rec.cancelling) {
 		if (*cur)
 			leave(j, *cur, false);
