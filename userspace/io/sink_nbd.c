@@ -710,6 +710,8 @@ static int ns_refresh(struct sxm_sink *s)
 {
 	struct nbd_sink *ns = s->priv;
 	unsigned int i;
+	double wait;
+	int ci;
 
 	/*
 	 * Every idle connection looked at, not only the one ns_pick() would
@@ -719,7 +721,17 @@ static int ns_refresh(struct sxm_sink *s)
 	for (i = 0; i < ns->nconn; i++)
 		if (ns->conn[i].h && !ns->conn[i].lost)
 			ns_idle_closed(&ns->conn[i]);
-	return ns_pick(s) < 0 ? -ENOTCONN : 0;
+	ci = ns_pick(s);
+	/*
+	 * A reconnection failed moments ago (the server was coming back):
+	 * once more, now that it may be there, rather than say "none".
+	 */
+	wait = ns->retry_at - ns_now();
+	if (ci < 0 && wait > 0) {
+		usleep((useconds_t)(wait * 1e6) + 1000);
+		ci = ns_pick(s);
+	}
+	return ci < 0 ? -ENOTCONN : 0;
 }
 
 /* ----------------------------------------------------------------------

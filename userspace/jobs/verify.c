@@ -336,8 +336,16 @@ int sxm_job_sink_check(struct sxm_job *j, struct sxm_sink *s,
 	bool fresh, nothing;
 	int r;
 
-	/* A connection the server closed while idle is replaced now. */
-	sxm_sink_refresh(s);
+	/*
+	 * A connection the server closed while idle is replaced now; with
+	 * none left, nothing can be checked (nor written).
+	 */
+	r = sxm_sink_refresh(s);
+	if (r) {
+		snprintf(err, errlen, "sink %s: no connection to it: %s",
+			 sxm_sink_name(s), strerror(-r));
+		return r;
+	}
 	epoch = sxm_sink_epoch(s);
 	if (*ok_epoch == epoch && !force)
 		return 0;
