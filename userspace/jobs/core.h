@@ -318,8 +318,10 @@ int sxm_job_verify_step(struct sxm_job *j, struct sxm_sink *s,
 			bool mirroring, uint64_t bytes, uint64_t *found,
 			bool *pass_done, char *err, size_t errlen);
 /*
- * A whole pass at once, from the start (a cutover's, live): steps until
- * the cursor comes round.  *@found as above.
+ * A cutover's pass, live, from the start, at full speed: steps until the
+ * cursor comes round, published as the op "verify" (then "cutover").
+ * *@found as above.  0 if there was nothing to do (--no-verify, the
+ * source frozen already, every region verified), 1 if it ran, -errno.
  */
 int sxm_job_verify_pass(struct sxm_job *j, struct sxm_sink *s,
 			bool mirroring, uint64_t *found, char *err,

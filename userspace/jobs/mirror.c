@@ -727,35 +727,22 @@ static int mirror_before_cutover(struct sxm_job *j, char *err,
  */
 static int verify_live(struct sxm_job *j, char *err, size_t errlen)
 {
-	uint64_t found, left, resynced, verified, *tmp;
-	bool skip;
+	uint64_t found, resynced, verified;
 	int r;
 
-	sxm_job_lock(j);
-	skip = j->rec.no_verify || j->run.suspended;
-	sxm_job_unlock(j);
-	if (skip)
-		return 0;
-	tmp = sxm_map_alloc(j->run.nr_regions);
-	if (!tmp)
-		return -ENOMEM;
-	left = sxm_job_unverified(j, tmp);
-	free(tmp);
-	if (!left)
-		return 0;
-	sxm_job_lock(j);
-	sxm_job_set_op(j, "verify", 0, j->rec.size);
-	sxm_job_unlock(j);
 	r = sxm_job_verify_pass(j, j->run.sink, true, &found, err, errlen);
-	if (!r && found)
+	if (r == 1 && found)
 		r = compose(j, false, &resynced, &verified, err, errlen);
-	sxm_job_lock(j);
-	sxm_job_set_op(j, "cutover", 0, 0);
-	if (!r)
+	if (r < 0)
+		return r;
+	if (r) {
+		sxm_job_lock(j);
+		sxm_job_set_op(j, "cutover", 0, 0);
 		sxm_job_event(j, "cutover: the online verify's pass finished live first (%" PRIu64 " region%s differed, resynced)",
 			      found, found == 1 ? "" : "s");
-	sxm_job_unlock(j);
-	return r;
+		sxm_job_unlock(j);
+	}
+	return 0;
 }
 
 /*

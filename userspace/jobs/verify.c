@@ -254,20 +254,30 @@ static int compare_locked(struct sxm_job *j, struct sxm_sink *s,
 	return r;
 }
 
+/* The kernel's map, dirty or held now, into *@map (the caller frees it). */
+static int peek_dirty(struct sxm_job *j, uint64_t **map, char *err,
+		      size_t errlen)
+{
+	struct sxm_harvest h;
+	int r;
+
+	r = sxm_kdev_harvest(j->run.kfd, SXM_HARVEST_PEEK, map, &h);
+	if (r)
+		snprintf(err, errlen, "/dev/mapper/%s: the dirty map: %s",
+			 j->rec.device, strerror(-r));
+	return r;
+}
+
 /* Drop from @diff what is dirty or held in the kernel's map now. */
 static int drop_written(struct sxm_job *j, uint64_t *diff, char *err,
 			size_t errlen)
 {
-	struct sxm_harvest h;
 	uint64_t *now = NULL;
 	int r;
 
-	r = sxm_kdev_harvest(j->run.kfd, SXM_HARVEST_PEEK, &now, &h);
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: the dirty map: %s",
-			 j->rec.device, strerror(-r));
+	r = peek_dirty(j, &now, err, errlen);
+	if (r)
 		return r;
-	}
 	sxm_map_andnot(diff, now, j->run.nr_regions);
 	free(now);
 	return 0;
@@ -293,15 +303,11 @@ static int check_sample(struct sxm_job *j, struct sxm_sink *s,
 	uint64_t rs = j->run.region_sectors << SECTOR_SHIFT;
 	uint64_t nr = j->run.nr_regions, n = 0, first;
 	uint64_t *dirty = NULL, *sample = NULL, *diff = NULL;
-	struct sxm_harvest h;
 	int r;
 
-	r = sxm_kdev_harvest(j->run.kfd, SXM_HARVEST_PEEK, &dirty, &h);
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: the dirty map: %s",
-			 j->rec.device, strerror(-r));
+	r = peek_dirty(j, &dirty, err, errlen);
+	if (r)
 		return r;
-	}
 	sample = sxm_map_alloc(nr);
 	if (!sample) {
 		r = -ENOMEM;
@@ -602,7 +608,6 @@ int sxm_job_verify_step(struct sxm_job *j, struct sxm_sink *s,
 	uint64_t nr = j->run.nr_regions, pos = j->verify_pos;
 	uint64_t *dirty = NULL, *map = NULL, *diff = NULL, *equal = NULL;
 	uint64_t epoch = sxm_sink_epoch(s);
-	struct sxm_harvest h;
 	int r;
 
 	*found = 0;
@@ -612,12 +617,9 @@ int sxm_job_verify_step(struct sxm_job *j, struct sxm_sink *s,
 		snprintf(err, errlen, "verify: %s", strerror(-r));
 		return r;
 	}
-	r = sxm_kdev_harvest(j->run.kfd, SXM_HARVEST_PEEK, &dirty, &h);
-	if (r) {
-		snprintf(err, errlen, "/dev/mapper/%s: the dirty map: %s",
-			 j->rec.device, strerror(-r));
+	r = peek_dirty(j, &dirty, err, errlen);
+	if (r)
 		return r;
-	}
 	map = sxm_map_alloc(nr);
 	equal = sxm_map_alloc(nr);
 	if (!map || !equal) {
@@ -663,11 +665,21 @@ int sxm_job_verify_pass(struct sxm_job *j, struct sxm_sink *s,
 			bool mirroring, uint64_t *found, char *err,
 			size_t errlen)
 {
-	uint64_t n;
-	bool done = false;
+	uint64_t n, nr = j->run.nr_regions;
+	bool done = false, skip;
 	int r = 0;
 
 	*found = 0;
+	sxm_job_lock(j);
+	skip = j->rec.no_verify || j->run.suspended;
+	sxm_job_unlock(j);
+	/* Nothing to do: --no-verify, frozen already, or all verified. */
+	if (skip || (j->verified && j->verified_nr == nr &&
+		     sxm_map_weight(j->verified, nr) == nr))
+		return 0;
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "verify", 0, j->rec.size);
+	sxm_job_unlock(j);
 	j->verify_pos = 0;
 	/* Only a cancel or the daemon stopping ends a cutover's pass. */
 	sxm_job_lock(j);
@@ -678,5 +690,8 @@ int sxm_job_verify_pass(struct sxm_job *j, struct sxm_sink *s,
 					&done, err, errlen);
 		*found += n;
 	}
-	return r;
+	sxm_job_lock(j);
+	sxm_job_set_op(j, "cutover", 0, 0);
+	sxm_job_unlock(j);
+	return r ? r : 1;
 }
