@@ -27,6 +27,8 @@ pkgs=(
 	time
 	# the documentation's checks (tests/native/08-docs.sh)
 	man-db groff-base python3-docutils
+	# the initramfs's tracer (scripts/mkinitramfs.sh)
+	strace
 	# the parsers' fuzz harnesses (tests/fuzz/: libFuzzer, ASan, UBSan)
 	clang libclang-rt-14-dev
 )

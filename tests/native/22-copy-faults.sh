@@ -6,10 +6,13 @@
 # regions in the still-dirty bitmap, from which a retry completes the copy
 # with identical data; a failing flush leaves everything dirty; a slow
 # sink still completes; a sink killed mid-copy and an interrupted copy end
-# promptly with the regions left; the rate limit holds, roughly.
+# promptly with the regions left; a sink that stops answering fails the
+# copy after --io-timeout (and a slow one that answers does not); the rate
+# limit holds, roughly.
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/native_nbd.sh"
 native_setup
+require_cmd qemu-nbd
 
 make_random "$T/src" 32
 zero_words() { [ "$(tr -d '\0' <"$1" | wc -c)" -eq 0 ]; }
@@ -127,6 +130,93 @@ n=$(dirty_bits "$T/dirty")
 check "resume after SIGINT" "$SXM_CTL" copy --bitmap "$T/dirty" --queue-depth 64 \
 	"$T/src" "$sink"
 same_data "resume after SIGINT: data identical" "$T/src" "$sink"
+_tc_kill "$sink_pid"
+
+# --- A sink that stops answering (its server stopped: SIGSTOP). -----------
+# The server has taken the requests and never answers: the copy gives up
+# on the connection after --io-timeout, fails saying so and leaves the
+# regions dirty; an interrupted copy ends within that bound too; once the
+# server answers again a retry completes.  qemu-nbd, not nbdkit: nbdkit
+# 1.32 aborts when requests it held answer a connection that has gone.
+# A sink that answers slowly but keeps answering is no timeout.
+ended_within() {	# PID SECONDS: the process is gone by then
+	local i
+	for i in $(seq $(($2 * 10))); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+truncate -s 32M "$T/stall.img"
+qemu-nbd -f raw -e 4 -t -k "$T/q.sock" "$T/stall.img" 2>"$T/qemu-nbd.log" &
+q_pid=$!
+cleanup_push _tc_kill "$q_pid"
+sink="nbd+unix:///?socket=$T/q.sock"
+for i in $(seq 100); do nbdinfo --size "$sink" >/dev/null 2>&1 && break; sleep 0.1; done
+"$SXM_CTL" copy --buffer-size 64k --queue-depth 8 --rate 8M --io-timeout 2s \
+	--dirty-out "$T/dirty" "$T/src" "$sink" >"$T/stall.out" 2>&1 &
+copy_pid=$!
+cleanup_push _tc_kill "$copy_pid"
+sleep 1
+kill -STOP "$q_pid"
+t0=$(date +%s)
+if ended_within "$copy_pid" 20; then
+	rc=0
+	wait "$copy_pid" || rc=$?
+	diag "the copy ended $(( $(date +%s) - t0 )) s after the server stopped (--io-timeout 2s)"
+	check_eq "a stalled sink: the copy fails" 1 "$rc"
+	grep -q "sink $sink: write at 0x.*Connection timed out" "$T/stall.out" &&
+		pass "a stalled sink: the message says timed out, and where" ||
+		fail "a stalled sink: the message says timed out, and where" "$(cat "$T/stall.out")"
+	grep -q "no answer for 2 s on connection" "$T/stall.out" &&
+		pass "a stalled sink: the log says which connection gave no answer" ||
+		fail "a stalled sink: the log says which connection" "$(cat "$T/stall.out")"
+	# All of them, as for a killed sink: no flush covered any write.
+	n=$(dirty_bits "$T/dirty")
+	[ "$n" -gt 0 ] && pass "a stalled sink: $n of 512 regions left dirty" ||
+		fail "a stalled sink: regions left dirty" "none"
+else
+	fail "a stalled sink: the copy ends within 20 s" "still running"
+fi
+# Interrupted while the sink does not answer: it ends within the bound.
+kill -CONT "$q_pid"
+"$SXM_CTL" copy --buffer-size 64k --queue-depth 8 --rate 8M --io-timeout 3s \
+	--bitmap "$T/dirty" --dirty-out "$T/dirty2" "$T/src" "$sink" \
+	>"$T/stall2.out" 2>&1 &
+copy_pid=$!
+cleanup_push _tc_kill "$copy_pid"
+sleep 1
+kill -STOP "$q_pid"
+sleep 0.5
+kill -INT "$copy_pid"
+t0=$(date +%s)
+if ended_within "$copy_pid" 20; then
+	rc=0
+	wait "$copy_pid" || rc=$?
+	diag "it ended $(( $(date +%s) - t0 )) s after SIGINT (--io-timeout 3s)"
+	check_eq "interrupted with the sink stopped: status 1" 1 "$rc"
+	grep -q "interrupted" "$T/stall2.out" &&
+		pass "interrupted with the sink stopped: says so" ||
+		fail "interrupted with the sink stopped: says so" "$(cat "$T/stall2.out")"
+	check_eq "interrupted with the sink stopped: nothing copied is claimed" \
+		"$(dirty_bits "$T/dirty")" "$(dirty_bits "$T/dirty2")"
+else
+	fail "interrupted with the sink stopped: ends within 20 s" "still running"
+fi
+kill -CONT "$q_pid"
+check "the server goes on: a retry completes" "$SXM_CTL" copy --io-timeout 2s \
+	--bitmap "$T/dirty" "$T/src" "$sink"
+check_eq "after the stall and the retry: data identical" \
+	"$(sha256sum <"$T/src")" "$(sha256sum <"$T/stall.img")"
+_tc_kill "$q_pid"
+
+# Slow, but answering within the timeout: 700 ms a write, 1 s timeout.
+head -c 4M /dev/urandom >"$T/src4s"
+nbd_start tcp sink --filter=delay memory size=4M delay-write=700ms
+check "a slow sink that keeps answering: no timeout" \
+	"$SXM_CTL" copy --buffer-size 64k --queue-depth 8 --io-timeout 1s \
+	"$T/src4s" "$sink"
+same_data "a slow sink: data identical" "$T/src4s" "$sink"
 _tc_kill "$sink_pid"
 
 # --- Rate limit: bytes/elapsed not far over it (no tight timing). --------

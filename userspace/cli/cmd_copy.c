@@ -47,6 +47,8 @@ static void copy_usage(FILE *f)
 		"  --buffer-size SIZE       bytes per request (default 512k, 64k..32M)\n"
 		"  --connections N          NBD connections with multi-conn (default 4)\n"
 		"  --connect-timeout TIME   to connect and negotiate (default 30s)\n"
+		"  --io-timeout TIME        give up on a connection with requests out\n"
+		"                           and no answer for TIME (default 30s)\n"
 		"  --progress, --no-progress  progress line (default: on a terminal)\n"
 		"  --verify                 read the sink back and compare\n"
 		"  --verify-only            compare only, copy nothing\n"
@@ -202,6 +204,7 @@ static int parse_bytes(const char *opt, const char *arg, uint64_t *out)
 
 enum {
 	OPT_ENGINE = 256, OPT_RATE, OPT_QD, OPT_BUFSZ, OPT_CONNS, OPT_TIMEOUT,
+	OPT_IO_TIMEOUT,
 	OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERIFY, OPT_VERIFY_ONLY,
 	OPT_REGION, OPT_BITMAP, OPT_DIRTY_OUT, OPT_HELP,
 };
@@ -213,6 +216,7 @@ static const struct option copy_options[] = {
 	{ "buffer-size", required_argument, NULL, OPT_BUFSZ },
 	{ "connections", required_argument, NULL, OPT_CONNS },
 	{ "connect-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
@@ -283,6 +287,15 @@ static int parse_args(int argc, char **argv, struct copy_args *a)
 				return -EINVAL;
 			}
 			a->so.timeout_ms = v;
+			break;
+		case OPT_IO_TIMEOUT:
+			if (parse_duration_ms(optarg, &v) || v < 1000 ||
+			    v > 3600 * 1000) {
+				fprintf(stderr, "sxm-ctl copy: --io-timeout: '%s' is not a duration from 1s to 1h\n",
+					optarg);
+				return -EINVAL;
+			}
+			a->so.io_timeout_ms = v;
 			break;
 		case OPT_PROGRESS:
 			a->progress = 1;

@@ -25,6 +25,7 @@
 #include "daemon/ctl.h"
 #include "daemon/daemon.h"
 #include "io/engine.h"
+#include "io/sink.h"
 #include "jobs/job.h"
 #include "dm/status.h"
 
@@ -208,6 +209,8 @@ static void print_json(const struct sxm_job_rec *j)
 	sxm_json_str(stdout, sxm_src_mode_name(j->src_mode));
 	printf(",\"sink\":");
 	sxm_json_str(stdout, j->sink);
+	printf(",\"io_timeout_ms\":%" PRIu64, j->io_timeout_ms ?
+	       j->io_timeout_ms : SXM_SINK_IO_TIMEOUT_MS);
 	printf(",\"on_sink_change\":\"%s\",\"sink_checks\":%" PRIu64
 	       ",\"sink_changes\":%" PRIu64 ",\"sink_checked\":",
 	       j->sink_resync ? "resync" : "fail", j->sink_checks,
@@ -394,7 +397,9 @@ static void print_show(const struct sxm_job_rec *j)
 	printf("Device        /dev/mapper/%s, %s, %s regions\n", j->device,
 	       fmt_size(j->size, b1, sizeof(b1)),
 	       fmt_size(j->region_size, b2, sizeof(b2)));
-	printf("Sink          %s\n", j->sink);
+	printf("Sink          %s (I/O timeout %" PRIu64 " s)\n", j->sink,
+	       (j->io_timeout_ms ? j->io_timeout_ms :
+		SXM_SINK_IO_TIMEOUT_MS) / 1000);
 	print_checks(j);
 	if (mirror) {
 		print_mirror(j);
@@ -705,14 +710,15 @@ int cmd_daemon(int argc, char **argv)
 struct submit_opts {
 	const char *source;
 	const char *sink;
-	const char *vals[8];	/* submit_keys[], NULL: not given */
+	const char *vals[9];	/* submit_keys[], NULL: not given */
 	bool wait;
 	bool json;
 };
 
 static const char *const submit_keys[] = { "kind", "name", "cadence", "rate",
 					   "engine", "region_size",
-					   "on_sink_change", "no_verify" };
+					   "on_sink_change", "no_verify",
+					   "io_timeout" };
 
 /* One option of submit into @o: EXIT_OK, or a usage error printed. */
 static int submit_opt(const char *cmd, int c, struct submit_opts *o)
@@ -767,6 +773,13 @@ static int submit_opt(const char *cmd, int c, struct submit_opts *o)
 			return cli_usage(cmd, "--on-sink-change %s: fail or resync",
 					 optarg);
 		o->vals[6] = optarg;
+		break;
+	case 'T':
+		if (parse_duration_ms(optarg, &v) || v < 1000 ||
+		    v > 3600 * 1000)
+			return cli_usage(cmd, "--io-timeout %s: a duration from 1s to 1h",
+					 optarg);
+		o->vals[8] = optarg;
 		break;
 	case 'w':
 		o->wait = true;
@@ -841,6 +854,7 @@ int cmd_submit(int argc, char **argv)
 		{ "region-size", required_argument, NULL, 'R' },
 		{ "on-sink-change", required_argument, NULL, 'S' },
 		{ "no-verify", no_argument, NULL, 'V' },
+		{ "io-timeout", required_argument, NULL, 'T' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },

@@ -267,6 +267,7 @@ static int submit_args(const struct sxm_kv *kv, unsigned int n,
 	const char *rate = sxm_kv_get(kv, n, "rate");
 	const char *engine = sxm_kv_get(kv, n, "engine");
 	const char *region = sxm_kv_get(kv, n, "region_size");
+	const char *io_timeout = sxm_kv_get(kv, n, "io_timeout");
 	uint64_t v;
 
 	if (!source || !sink) {
@@ -320,6 +321,15 @@ static int submit_args(const struct sxm_kv *kv, unsigned int n,
 			return -1;
 		}
 		rec->region_size = v;
+	}
+	if (io_timeout) {
+		if (parse_duration_ms(io_timeout, &v) || v < 1000 ||
+		    v > 3600 * 1000) {
+			reply_err(rp, EINVAL, "--io-timeout %s: a duration from 1s to 1h",
+				  io_timeout);
+			return -1;
+		}
+		rec->io_timeout_ms = v;
 	}
 	return submit_checks(kv, n, rec, rp);
 }

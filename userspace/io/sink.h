@@ -66,7 +66,16 @@ struct sxm_sink_opts {
 	bool probe_zero;	/* find out whether it reads as zeroes */
 	unsigned int max_conns;	/* NBD multi-conn: 0 = default (4) */
 	unsigned int timeout_ms; /* connect and handshake: 0 = 30 s */
+	/*
+	 * A connection with requests out that has neither answered nor
+	 * taken more bytes for this long is given up on: its requests
+	 * complete with -ETIMEDOUT and the next goes to another connection
+	 * or a new one.  0 = SXM_SINK_IO_TIMEOUT_MS.
+	 */
+	unsigned int io_timeout_ms;
 };
+
+#define SXM_SINK_IO_TIMEOUT_MS	30000
 
 struct sxm_sink_ops {
 	const char *name;
@@ -227,14 +236,14 @@ int sxm_sink_flush_sync(struct sxm_sink *s);
 
 /*
  * Whether a request's error @err (-errno) says that its connection is
- * gone (reset, closed, shut down by the server), not that the server
- * refused the request.  Either way it may or may not have reached the
+ * gone (reset, closed, shut down by the server, or given up on since it
+ * stopped answering), not that the server refused the request.  Either way it may or may not have reached the
  * server; the next request goes to a live connection.
  */
 static inline bool sxm_sink_conn_err(int err)
 {
 	return err == -ENOTCONN || err == -EPIPE || err == -ECONNRESET ||
-	       err == -ESHUTDOWN;
+	       err == -ESHUTDOWN || err == -ETIMEDOUT;
 }
 
 /* Capabilities as words, "flush fua zero ...", into @buf. */

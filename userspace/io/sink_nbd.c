@@ -59,6 +59,8 @@
 struct nbd_conn {
 	struct nbd_handle *h;		/* NULL: a free slot */
 	unsigned int in_flight;
+	double heard;			/* busy: its last sign of life */
+	bool stalled;			/* given up on: no sign for too long */
 	bool lost;			/* no new requests; closed when idle */
 	int err;			/* a request's connection error */
 	bool wrote;			/* a write completed here, ... */
@@ -70,6 +72,7 @@ struct nbd_sink {
 	unsigned int nconn;		/* slots in use: [0, nconn) */
 	unsigned int want;		/* connections: as at the open */
 	int timeout_ms;			/* connect and handshake */
+	double io_timeout;		/* seconds: see ns_stall() */
 	double retry_at;		/* no reconnection before (ns_now()) */
 	uint64_t flush_gen;		/* flushes sent */
 	uint64_t flushed;		/* the newest flush that succeeded */
@@ -417,6 +420,8 @@ static int ns_open(struct sxm_sink *s, const struct sxm_sink_opts *o,
 	}
 	sxm_sink_done_init(&ns->done);
 	ns->timeout_ms = timeout;
+	ns->io_timeout = (o->io_timeout_ms ? o->io_timeout_ms :
+			  SXM_SINK_IO_TIMEOUT_MS) / 1000.0;
 
 	ns->conn[0].h = ns_conn_open(s, timeout, err, errlen, &r);
 	if (!ns->conn[0].h)
@@ -507,6 +512,67 @@ static bool ns_check(struct sxm_sink *s, unsigned int ci)
 	else
 		return false;
 	return true;
+}
+
+/*
+ * Connection @ci has had requests out and given no sign of life (no
+ * reply, no room for more of a request) for io_timeout: a server that
+ * accepted them and hangs, or a link that drops everything.  Nothing
+ * else would ever end them (TCP retries for a quarter of an hour), so
+ * give up on it: its requests fail with -ETIMEDOUT and the next request
+ * goes to another connection or a new one.  Reset, not closed: what is
+ * still unsent in the socket must never reach the server later (see
+ * ns_abort()).  Shutting the socket down makes libnbd see the end at
+ * once, fail the requests and close it; the reset happens then.
+ */
+static void ns_stall(struct sxm_sink *s, unsigned int ci)
+{
+	struct nbd_sink *ns = s->priv;
+	struct nbd_conn *c = &ns->conn[ci];
+	int fd = nbd_aio_get_fd(c->h);
+	unsigned int dir;
+
+	sxm_err("sink %s: no answer for %.0f s on connection %u (%u request(s) out): giving up on it",
+		s->name, ns->io_timeout, ci, c->in_flight);
+	c->stalled = true;
+	ns_lose(s, ci, "stopped answering");
+	ns_abort(c->h);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	dir = nbd_aio_get_direction(c->h);
+	if (dir & LIBNBD_AIO_DIRECTION_READ)
+		nbd_aio_notify_read(c->h);
+	else if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+		nbd_aio_notify_write(c->h);
+}
+
+/*
+ * The connections that stalled (ns_stall()); and in *@timeout_ms, if
+ * not NULL, the most a caller may sleep before the next could stall.
+ */
+static void ns_stalls(struct sxm_sink *s, int *timeout_ms)
+{
+	struct nbd_sink *ns = s->priv;
+	double now = ns_now();
+	unsigned int i;
+
+	for (i = 0; i < ns->nconn; i++) {
+		struct nbd_conn *c = &ns->conn[i];
+		double left;
+		int ms;
+
+		if (!c->h || !c->in_flight || c->stalled || ns_down(c->h))
+			continue;
+		left = c->heard + ns->io_timeout - now;
+		if (!timeout_ms) {
+			if (left <= 0)
+				ns_stall(s, i);
+			continue;
+		}
+		ms = left > 0 ? (int)(left * 1000) + 1 : 0;
+		if (*timeout_ms < 0 || ms < *timeout_ms)
+			*timeout_ms = ms;
+	}
 }
 
 /*
@@ -749,12 +815,18 @@ static int ns_req_done(void *user_data, int *error)
 	struct sxm_sink_req *req = user_data;
 	struct nbd_sink *ns = req->sink->priv;
 	int err = *error ? -*error : 0;
+	struct nbd_conn *c;
 
 	if (!ns || ns->closing)
 		return 1;
-	ns->conn[req->slot].in_flight--;
-	if (sxm_sink_conn_err(err) && !ns->conn[req->slot].err)
-		ns->conn[req->slot].err = err;
+	c = &ns->conn[req->slot];
+	c->in_flight--;
+	c->heard = ns_now();
+	/* Failed since ns_stall() gave up on the connection: say why. */
+	if (c->stalled && sxm_sink_conn_err(err))
+		err = -ETIMEDOUT;
+	if (sxm_sink_conn_err(err) && !c->err)
+		c->err = err;
 	sxm_sink_done_push(&ns->done, req, err);
 	return 1;
 }
@@ -810,7 +882,9 @@ static int ns_queued(struct sxm_sink *s, unsigned int ci, int64_t cookie)
 	 */
 	if (cookie == -1)
 		return ns_check(s, ci) ? -ENOTCONN : -ns_errno();
-	ns->conn[ci].in_flight++;
+	/* Busy from now: the clock of ns_stall() starts. */
+	if (!ns->conn[ci].in_flight++)
+		ns->conn[ci].heard = ns_now();
 	s->in_flight++;
 	return 0;
 }
@@ -922,8 +996,15 @@ static int ns_flush(struct sxm_sink *s, struct sxm_sink_req *req)
 		sxm_sink_done_push(&ns->done, req, 0);
 		return 0;
 	}
+	/*
+	 * Writes lost with a connection already: said without connecting
+	 * again (to a server that may not answer), and again after
+	 * ns_pick(), which may find more lost.
+	 */
+	ns_sweep(s);
+	if (ns_writes_lost(ns))
+		return -ENOTCONN;
 	ci = ns_pick(s);
-	/* After ns_pick(): it retires what is lost, and with it writes. */
 	if (ns_writes_lost(ns) || ci < 0)
 		return -ENOTCONN;
 	f = malloc(sizeof(*f));
@@ -1024,6 +1105,7 @@ static int ns_poll_fds(struct sxm_sink *s, struct pollfd *fds, unsigned int max,
 
 	if (ns->done.head)
 		*timeout_ms = 0;
+	ns_stalls(s, timeout_ms);
 	for (i = 0; i < ns->nconn && n < max; i++) {
 		struct nbd_handle *h = ns->conn[i].h;
 		unsigned int dir;
@@ -1074,6 +1156,9 @@ static int ns_process(struct sxm_sink *s, const struct pollfd *fds,
 		h = ns->conn[ci].h;
 		/* The direction may have changed since poll_fds. */
 		dir = nbd_aio_get_direction(h);
+		/* Bytes of a reply, or room for more of a request: alive. */
+		if (fds[i].revents & (POLLIN | POLLOUT))
+			ns->conn[ci].heard = ns_now();
 		if ((dir & LIBNBD_AIO_DIRECTION_READ) &&
 		    (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			nbd_aio_notify_read(h);
@@ -1087,6 +1172,7 @@ static int ns_process(struct sxm_sink *s, const struct pollfd *fds,
 		 */
 		ns_check(s, ci);
 	}
+	ns_stalls(s, NULL);
 	ns_sweep(s);
 	sxm_sink_done_run(s, &ns->done);
 	if (!ns->lost)

@@ -538,6 +538,9 @@ int sxm_job_open_sink(struct sxm_job *j, bool probe_zero, char *err,
 	struct sxm_sink_opts so = {
 		.min_size = j->rec.size,
 		.probe_zero = probe_zero,
+		/* One bound for a sink that does not answer: --io-timeout. */
+		.timeout_ms = j->rec.io_timeout_ms,
+		.io_timeout_ms = j->rec.io_timeout_ms,
 	};
 
 	if (j->run.sink)

@@ -562,6 +562,7 @@ static const struct field fields[] = {
 	FLD("cadence_ms", F_U64, cadence_ms, F_BOTH),
 	FLD("rate_limit", F_U64, rate_limit, F_BOTH),
 	FLD("region_size", F_U64, region_size, F_BOTH),
+	FLD("io_timeout_ms", F_U64, io_timeout_ms, F_BOTH),
 	FLD("src_mode", F_MODE, src_mode, F_BOTH),
 	FLD("device", F_STR, device, F_BOTH),
 	FLD("dev_major", F_U32, dev_major, F_BOTH),

@@ -116,6 +116,7 @@ struct sxm_job_rec {
 	uint64_t cadence_ms;		/* 0: manual */
 	uint64_t rate_limit;		/* bytes/s, 0: none */
 	uint64_t region_size;		/* bytes */
+	uint64_t io_timeout_ms;		/* --io-timeout; 0: the sink's 30 s */
 
 	/* The device. */
 	enum sxm_src_mode src_mode;

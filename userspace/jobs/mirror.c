@@ -205,9 +205,16 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 		until = sxm_mono_s() + DROP_WAIT_S;
 		while (!sxm_pump_dropped(m->pump) && sxm_mono_s() < until &&
 		       !stop_now(j)) {
+			bool exited;
+
 			sxm_job_lock(j);
-			sxm_job_wait_ms(j, 50);
+			/* A pump that ended (its sink lost) drops nothing. */
+			exited = m->exited;
+			if (!exited)
+				sxm_job_wait_ms(j, 50);
 			sxm_job_unlock(j);
+			if (exited)
+				break;
 		}
 		if (!sxm_pump_dropped(m->pump)) {
 			/* A sink that does not answer: give its requests up. */

@@ -168,6 +168,7 @@ int mirror_pump_open_sink(struct sxm_job *j, char *err, size_t errlen)
 	struct sxm_sink_opts so = {
 		.min_size = j->rec.size,
 		.timeout_ms = SINK_TIMEOUT_MS,
+		.io_timeout_ms = j->rec.io_timeout_ms,
 	};
 	struct sxm_sink *s;
 	int r;
