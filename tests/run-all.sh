@@ -6,7 +6,9 @@
 #
 # Native tests: the C tests tests/native/*.c (kselftest_harness.h, linked
 # with build/userspace/libsxm.a; built by tests/native/Makefile into
-# build/tests/native/) and the scripts tests/native/*.sh, run on this machine.
+# build/tests/native/) and the scripts tests/native/*.sh, run on this machine;
+# then those that run the helper again against its ASan+UBSan build
+# (asan_pass, results named native-asan/NAME).
 # VM tests: tests/vm/*.sh and the demo's tests/demo/*.sh, all in as few
 # boots as possible (scripts/vm-run.sh), but for those tagged "# vm:
 # debug-only" (they need the debug kernel's fault injection).  Then the debug pass: the VM tests
@@ -149,6 +151,50 @@ native_pass() {
 	for t in tests/native/*.sh; do
 		[ -f "$t" ] && run_native "native/${t##*/}" bash "$t"
 	done
+	asan_pass
+}
+
+# asan_pass — the native tests that run the helper, again, against an
+# ASan+UBSan build of it (build/asan/: libsxm.a for the C tests, sxm-ctl
+# for the scripts, through $SXM_CTL).  Every report is written to a file,
+# and any report is a failure, also where the test accepted the exit
+# status it caused.
+asan_pass() {
+	local san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+	local out=$top/build/asan logs=$res/asan-reports log=$res/native-asan_build.tap t
+
+	if ! { make -s -C userspace OUT="$out/userspace" SAN="$san" &&
+	       make -s -C tests/native OUT="$out/tests/native" \
+		       UOUT="$out/userspace" SAN="$san"; } > "$log.out" 2>&1; then
+		{ echo "not ok 1 build the ASan+UBSan helper"; sed 's/^/# /' "$log.out"; } > "$log"
+		cat "$log"
+		record native-asan/build 1
+		rm -f "$log.out"
+		return
+	fi
+	rm -f "$log.out"
+	mkdir -p "$logs"
+	(
+		export ASAN_OPTIONS="log_path=$logs/report:exitcode=86:detect_leaks=1"
+		export UBSAN_OPTIONS="log_path=$logs/report:exitcode=86:print_stacktrace=1:halt_on_error=1"
+		export SXM_CTL=$out/userspace/sxm-ctl
+		for t in "$out"/tests/native/*; do
+			[ -f "$t" ] && [ -x "$t" ] && run_native "native-asan/${t##*/}" "$t"
+		done
+		for t in $(grep -l '^native_setup' tests/native/*.sh); do
+			run_native "native-asan/${t##*/}" bash "$t"
+		done
+	)
+	log=$res/native-asan_reports.tap
+	if compgen -G "$logs/report.*" >/dev/null; then
+		{ echo "not ok 1 no ASan, LeakSanitizer or UBSan report"
+		  head -n 40 "$logs"/report.* | sed 's/^/# /'; echo "1..1"; } > "$log"
+		record native-asan/reports 1
+	else
+		printf 'ok 1 no ASan, LeakSanitizer or UBSan report\n1..1\n' > "$log"
+		record native-asan/reports 0
+	fi
+	cat "$log"
 }
 
 dpid=""

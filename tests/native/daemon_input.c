@@ -117,8 +117,10 @@ static pid_t start_daemon(const char *dir, const char *sock)
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
-		execl(SXM_CTL_BIN, "sxm-ctl", "daemon", "--state-dir", state,
-		      "--socket", sock, (char *)NULL);
+		/* $SXM_CTL: another build (the ASan+UBSan pass's). */
+		execl(getenv("SXM_CTL") ? getenv("SXM_CTL") : SXM_CTL_BIN,
+		      "sxm-ctl", "daemon", "--state-dir", state, "--socket",
+		      sock, (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < 100 && list_answered(false); i++)

@@ -960,6 +960,11 @@ static void stop_jobs(struct sxm_jobs *d)
 		if (found)
 			pthread_join(t, NULL);
 	} while (found);
+	/* Every thread joined: the list's references go (records stay). */
+	pthread_mutex_lock(&d->lock);
+	while (d->jobs)
+		job_unlink_locked(d->jobs);
+	pthread_mutex_unlock(&d->lock);
 }
 
 /*
