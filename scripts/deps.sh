@@ -29,8 +29,9 @@ pkgs=(
 	man-db groff-base python3-docutils
 	# the initramfs's tracer (scripts/mkinitramfs.sh)
 	strace
-	# the parsers' fuzz harnesses (tests/fuzz/: libFuzzer, ASan, UBSan)
-	clang libclang-rt-14-dev
+	# the parsers' fuzz harnesses (tests/fuzz/: libFuzzer, ASan, UBSan);
+	# clang's static analyzer (tests/native/11-analyzers.sh)
+	clang libclang-rt-14-dev clang-tools-14
 )
 
 missing=()

@@ -39,8 +39,9 @@
 #                                 in its output or in the kernel log it made
 #   expect_rc DESC RC TEXT CMD... a test point: CMD exits with RC and TEXT is
 #                                 in its output
-#   require_cmd CMD..., require_module MOD...
-#                                 skip the whole test (exit 4) if missing
+#   require_cmd CMD...           the test FAILS if one is missing (the
+#                                 project installs every tool it uses)
+#   require_module MOD...         skip the whole test (exit 4) if missing
 #   require_sxm, require_sxm_ctl  load dm-sxm / find sxm-ctl; if they are not
 #                                 in the image the test FAILS with the reason
 #   fio_verify DESC DEV [FIO_ARGS...]
@@ -209,10 +210,14 @@ spawn() {
 
 # ------------------------------------------------------------ requires ----
 
+# Every tool a test uses is the project's to install (scripts/deps.sh, and
+# scripts/mkinitramfs.sh for the VM): one missing means the set-up is
+# broken, a failure, never a skip.
 require_cmd() {
 	local c
 	for c in "$@"; do
-		command -v "$c" >/dev/null || skip_all "needs the command $c"
+		command -v "$c" >/dev/null ||
+			bail "needs the command $c (scripts/deps.sh installs it, scripts/mkinitramfs.sh puts it in the VM)"
 	done
 }
 

@@ -86,8 +86,9 @@ int cli_simple_args(int argc, char **argv, int nargs, bool *json,
 	while ((c = getopt_long(argc, argv, ":h", json ? json_opts : help_opts,
 				NULL)) != -1) {
 		switch (c) {
-		case 'j':
-			*json = true;
+		case 'j':	/* only in json_opts: @json is there */
+			if (json)
+				*json = true;
 			break;
 		case 'h':
 			return cli_help(cmd);

@@ -351,7 +351,7 @@ int cmd_harvest(int argc, char **argv)
 	struct sxm_extent *ext = NULL;
 	bool json = false, peek = false;
 	struct sxm_features feat;
-	struct sxm_attach att;
+	struct sxm_attach att = { 0 };	/* said on EBUSY */
 	struct sxm_harvest h;
 	struct cli_sxm_dev d;
 	uint64_t *map = NULL;

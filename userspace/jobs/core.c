@@ -603,7 +603,7 @@ int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
 	struct sxm_run *run = &j->run;
 	struct sxm_features feat;
 	struct sxm_dm_info info;
-	struct sxm_attach att;
+	struct sxm_attach att = { 0 };	/* said on EBUSY */
 	struct sxm_params p;
 	char path[128];
 	uint64_t sectors;
@@ -1079,7 +1079,7 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 
 int64_t sxm_job_dirty_bytes(const struct sxm_job_rec *rec)
 {
-	struct sxm_attach att;
+	struct sxm_attach att = { 0 };
 	struct sxm_harvest h;
 	uint64_t *map = NULL;
 	int64_t bytes;
