@@ -27,8 +27,9 @@ pkgs=(
 	time
 	# the documentation's checks (tests/native/08-docs.sh)
 	man-db groff-base python3-docutils
-	# the initramfs's tracer (scripts/mkinitramfs.sh)
-	strace
+	# the initramfs's tracer (scripts/mkinitramfs.sh); systemd-analyze
+	# (tests/native/12-install.sh)
+	strace systemd
 	# the parsers' fuzz harnesses (tests/fuzz/: libFuzzer, ASan, UBSan);
 	# clang's static analyzer (tests/native/11-analyzers.sh)
 	clang libclang-rt-14-dev clang-tools-14

@@ -4,8 +4,8 @@
 # Passthrough integrity: fio --verify=crc32c through the sxm device for every
 # I/O type (random and sequential, 512 B and 4 KiB, fsync, FUA), discard and
 # write-zeroes read back as zeroes, the device keeps its source's queue
-# limits, and in the end the sxm device and its source are byte-identical —
-# in passthrough and in track mode.
+# limits, and bytes written through the device are on the source and bytes
+# on the source read through it — in passthrough and in track mode.
 # vm-timeout: 300
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
@@ -45,8 +45,16 @@ for mode in passthrough track; do
 	check "$mode: zeroed range reads zero" \
 		cmp -n $(((1 << 20) + 512)) <(dd if=$d bs=512 skip=$((12 << 11)) count=2049 iflag=direct status=none) /dev/zero
 
-	check_eq "$mode: sxm device and source are byte-identical" \
-		"$(sha256_of "$src")" "$(sha256_of $d)"
+	# Both ways through the device, against bytes known independently
+	# (the device reads its source, so comparing the two proves nothing).
+	dd if=/dev/urandom of=/tmp/pat20a bs=1M count=2 status=none
+	dd if=/tmp/pat20a of=$d bs=1M seek=30 oflag=direct conv=fsync status=none
+	check "$mode: written through the device, the bytes are on the source" \
+		cmp /tmp/pat20a <(dd if="$src" bs=1M skip=30 count=2 iflag=direct status=none)
+	dd if=/dev/urandom of=/tmp/pat20b bs=1M count=1 status=none
+	dd if=/tmp/pat20b of="$src" bs=1M seek=20 oflag=direct conv=fsync status=none
+	check "$mode: written to the source, the bytes read through the device" \
+		cmp /tmp/pat20b <(dd if=$d bs=1M skip=20 count=1 iflag=direct status=none)
 	dmsetup remove tio
 done
 
