@@ -30,6 +30,9 @@ pkgs=(
 	# the initramfs's tracer (scripts/mkinitramfs.sh); systemd-analyze
 	# (tests/native/12-install.sh)
 	strace systemd
+	# the native tests' own tools: TLS certificates, a seccomp filter,
+	# writing behind a sink's back
+	openssl python3 qemu-utils
 	# the parsers' fuzz harnesses (tests/fuzz/: libFuzzer, ASan, UBSan);
 	# clang's static analyzer (tests/native/11-analyzers.sh)
 	clang libclang-rt-14-dev clang-tools-14
