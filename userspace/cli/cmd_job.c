@@ -397,9 +397,9 @@ static void print_show(const struct sxm_job_rec *j)
 	printf("Device        /dev/mapper/%s, %s, %s regions\n", j->device,
 	       fmt_size(j->size, b1, sizeof(b1)),
 	       fmt_size(j->region_size, b2, sizeof(b2)));
-	printf("Sink          %s (I/O timeout %" PRIu64 " s)\n", j->sink,
+	printf("Sink          %s (I/O timeout %g s)\n", j->sink,
 	       (j->io_timeout_ms ? j->io_timeout_ms :
-		SXM_SINK_IO_TIMEOUT_MS) / 1000);
+		SXM_SINK_IO_TIMEOUT_MS) / 1000.0);
 	print_checks(j);
 	if (mirror) {
 		print_mirror(j);

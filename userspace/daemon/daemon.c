@@ -368,6 +368,8 @@ static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
 
 	/* Initializing: the sink must be there, big enough and writable. */
 	r = sxm_job_open_sink(j, true, err, sizeof(err));
+	if (!r)
+		r = sxm_job_sink_blocks_fit(j, err, sizeof(err));
 	if (r) {
 		reply_err(rp, r, "%s", err);
 		goto out_unlink;

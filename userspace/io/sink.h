@@ -57,6 +57,7 @@ struct sxm_sink_req {
 	struct sxm_sink_req *next;
 	struct sxm_sink *sink;
 	unsigned int slot;
+	bool slow;
 	int err;
 };
 

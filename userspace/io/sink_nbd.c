@@ -55,11 +55,13 @@
 #define NBD_SNDBUF		(4 << 20)	/* socket send buffer */
 #define NBD_TIMEOUT_MS		30000		/* connect and handshake */
 #define NBD_RETRY_MS		1000		/* after a failed reconnect */
+#define NBD_SLOW_FACTOR		10		/* io_timeout: flush, zero, trim */
 
 struct nbd_conn {
 	struct nbd_handle *h;		/* NULL: a free slot */
 	unsigned int in_flight;
 	double heard;			/* busy: its last sign of life */
+	unsigned int slow;		/* flushes, zeroes, trims in flight */
 	bool stalled;			/* given up on: no sign for too long */
 	bool lost;			/* no new requests; closed when idle */
 	int err;			/* a request's connection error */
@@ -364,10 +366,12 @@ static void ns_sndbuf(struct sxm_sink *s, struct nbd_handle *h)
 }
 
 /*
- * Close with requests still out (abandoned): reset the connection, so
- * that what is still in the socket's send queue is dropped, not sent when
- * a stalled link comes back.  A write given up on must never reach the
- * server after the caller has written the same place again another way.
+ * Close with requests still out (abandoned): reset the connection (TCP),
+ * so that what is still in the socket's send queue is dropped, not sent
+ * when a stalled link comes back.  What the server has already received
+ * it may still apply (NBD cannot take a request back; nor can a Unix
+ * socket's queue be emptied): a write given up on can land late.  The
+ * caller copies its place again, and the cutover reads back, frozen.
  */
 static void ns_abort(struct nbd_handle *h)
 {
@@ -380,7 +384,9 @@ static void ns_abort(struct nbd_handle *h)
 
 /*
  * Close one connection's handle: reset it if requests are still out on
- * it (@busy, see ns_abort()), else say goodbye if it is still up.
+ * it (@busy, see ns_abort()), else say goodbye if it is still up.  The
+ * goodbye is queued, never waited for (nbd_shutdown() would wait, without
+ * a bound, for a server that may have stopped answering).
  */
 static void ns_conn_close(struct nbd_handle *h, bool busy)
 {
@@ -388,8 +394,8 @@ static void ns_conn_close(struct nbd_handle *h, bool busy)
 
 	if (live && busy)
 		ns_abort(h);
-	else if (live)
-		nbd_shutdown(h, LIBNBD_SHUTDOWN_ABANDON_PENDING);
+	else if (live && nbd_aio_is_ready(h) == 1)
+		nbd_aio_disconnect(h, 0);
 	nbd_close(h);
 }
 
@@ -521,8 +527,8 @@ static bool ns_check(struct sxm_sink *s, unsigned int ci)
  * else would ever end them (TCP retries for a quarter of an hour), so
  * give up on it: its requests fail with -ETIMEDOUT and the next request
  * goes to another connection or a new one.  Reset, not closed: what is
- * still unsent in the socket must never reach the server later (see
- * ns_abort()).  Shutting the socket down makes libnbd see the end at
+ * still unsent in the socket is dropped (see ns_abort(), and what it
+ * cannot drop).  Shutting the socket down makes libnbd see the end at
  * once, fail the requests and close it; the reset happens then.
  */
 static void ns_stall(struct sxm_sink *s, unsigned int ci)
@@ -563,7 +569,8 @@ static void ns_stalls(struct sxm_sink *s, int *timeout_ms)
 
 		if (!c->h || !c->in_flight || c->stalled || ns_down(c->h))
 			continue;
-		left = c->heard + ns->io_timeout - now;
+		left = c->heard + ns->io_timeout *
+		       (c->slow ? NBD_SLOW_FACTOR : 1) - now;
 		if (!timeout_ms) {
 			if (left <= 0)
 				ns_stall(s, i);
@@ -821,6 +828,8 @@ static int ns_req_done(void *user_data, int *error)
 		return 1;
 	c = &ns->conn[req->slot];
 	c->in_flight--;
+	if (req->slow)
+		c->slow--;
 	c->heard = ns_now();
 	/* Failed since ns_stall() gave up on the connection: say why. */
 	if (c->stalled && sxm_sink_conn_err(err))
@@ -870,9 +879,26 @@ static void ns_prep(struct sxm_sink *s, struct sxm_sink_req *req,
 {
 	req->sink = s;
 	req->slot = ci;
+	req->slow = false;
 }
 
-static int ns_queued(struct sxm_sink *s, unsigned int ci, int64_t cookie)
+/*
+ * A request that may take long with no sign of life from a healthy
+ * server (a flush of a large cache, zeroes written out): see ns_stalls().
+ * Before the libnbd call, like ns_prep().
+ */
+static void ns_prep_slow(struct sxm_sink *s, struct sxm_sink_req *req,
+			 unsigned int ci)
+{
+	struct nbd_sink *ns = s->priv;
+
+	ns_prep(s, req, ci);
+	req->slow = true;
+	ns->conn[ci].slow++;
+}
+
+static int ns_queued(struct sxm_sink *s, struct sxm_sink_req *req,
+		     unsigned int ci, int64_t cookie)
 {
 	struct nbd_sink *ns = s->priv;
 
@@ -880,8 +906,12 @@ static int ns_queued(struct sxm_sink *s, unsigned int ci, int64_t cookie)
 	 * A connection that died since ns_pick() refuses with EINVAL
 	 * ("invalid state"): say what it is.
 	 */
-	if (cookie == -1)
+	if (cookie == -1) {
+		/* Not queued: its callback will not run. */
+		if (req->slow)
+			ns->conn[ci].slow--;
 		return ns_check(s, ci) ? -ENOTCONN : -ns_errno();
+	}
 	/* Busy from now: the clock of ns_stall() starts. */
 	if (!ns->conn[ci].in_flight++)
 		ns->conn[ci].heard = ns_now();
@@ -936,7 +966,7 @@ static int ns_pwrite(struct sxm_sink *s, const void *buf, size_t len,
 		return -ENOTCONN;
 	flags &= SXM_SINK_F_FUA;
 	ns_prep(s, req, ci);
-	return ns_queued(s, ci,
+	return ns_queued(s, req, ci,
 			  nbd_aio_pwrite(ns->conn[ci].h, buf, len, off,
 					 ns_wcb(s, req, flags),
 					 ns_flags(flags)));
@@ -956,8 +986,8 @@ static int ns_zero(struct sxm_sink *s, uint64_t len, uint64_t off,
 	ci = ns_pick(s);
 	if (ci < 0)
 		return -ENOTCONN;
-	ns_prep(s, req, ci);
-	return ns_queued(s, ci,
+	ns_prep_slow(s, req, ci);
+	return ns_queued(s, req, ci,
 			  nbd_aio_zero(ns->conn[ci].h, len, off,
 				       ns_wcb(s, req, flags), ns_flags(flags)));
 }
@@ -974,8 +1004,8 @@ static int ns_trim(struct sxm_sink *s, uint64_t len, uint64_t off,
 	if (ci < 0)
 		return -ENOTCONN;
 	flags &= SXM_SINK_F_FUA;
-	ns_prep(s, req, ci);
-	return ns_queued(s, ci,
+	ns_prep_slow(s, req, ci);
+	return ns_queued(s, req, ci,
 			  nbd_aio_trim(ns->conn[ci].h, len, off,
 				       ns_wcb(s, req, flags), ns_flags(flags)));
 }
@@ -1013,8 +1043,8 @@ static int ns_flush(struct sxm_sink *s, struct sxm_sink_req *req)
 	f->req = req;
 	f->gen = ++ns->flush_gen;
 	cb.user_data = f;
-	ns_prep(s, req, ci);
-	return ns_queued(s, ci, nbd_aio_flush(ns->conn[ci].h, cb, 0));
+	ns_prep_slow(s, req, ci);
+	return ns_queued(s, req, ci, nbd_aio_flush(ns->conn[ci].h, cb, 0));
 }
 
 static int ns_pread(struct sxm_sink *s, void *buf, size_t len,
@@ -1026,7 +1056,7 @@ static int ns_pread(struct sxm_sink *s, void *buf, size_t len,
 	if (ci < 0)
 		return -ENOTCONN;
 	ns_prep(s, req, ci);
-	return ns_queued(s, ci,
+	return ns_queued(s, req, ci,
 			  nbd_aio_pread(ns->conn[ci].h, buf, len, off,
 					ns_cb(req), 0));
 }
@@ -1087,7 +1117,7 @@ static int ns_extent(struct sxm_sink *s, uint64_t len, uint64_t off,
 	if (len > (1ULL << 31))
 		len = 1ULL << 31;
 	ns_prep(s, req, ci);
-	return ns_queued(s, ci,
+	return ns_queued(s, req, ci,
 			 nbd_aio_block_status(ns->conn[ci].h, len, off, cb,
 					      ns_cb(req), 0));
 }
@@ -1172,6 +1202,11 @@ static int ns_process(struct sxm_sink *s, const struct pollfd *fds,
 		 */
 		ns_check(s, ci);
 	}
+	/* Given up on and still up (libnbd was not reading): again. */
+	for (i = 0; i < ns->nconn; i++)
+		if (ns->conn[i].h && ns->conn[i].stalled &&
+		    !ns_down(ns->conn[i].h))
+			nbd_aio_notify_read(ns->conn[i].h);
 	ns_stalls(s, NULL);
 	ns_sweep(s);
 	sxm_sink_done_run(s, &ns->done);

@@ -548,6 +548,34 @@ int sxm_job_open_sink(struct sxm_job *j, bool probe_zero, char *err,
 	return sxm_sink_open(j->rec.sink, &so, &j->run.sink, err, errlen);
 }
 
+int sxm_job_sink_blocks_fit(struct sxm_job *j, char *err, size_t errlen)
+{
+	const struct sxm_job_rec *rec = &j->rec;
+	uint32_t min = j->run.sink->block_min;
+	int fd, lbs = 512;
+
+	if (rec->region_size && rec->region_size % min) {
+		snprintf(err, errlen,
+			 "sink %s: its blocks are at least %u bytes, and --region-size %" PRIu64 " is not a multiple of that",
+			 sxm_sink_name(j->run.sink), min, rec->region_size);
+		return -EINVAL;
+	}
+	if (!sxm_job_is_mirror(rec) || min <= 512)
+		return 0;
+	fd = open(rec->source, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (ioctl(fd, BLKSSZGET, &lbs))
+			lbs = 512;
+		close(fd);
+	}
+	if (min <= (uint32_t)lbs)
+		return 0;
+	snprintf(err, errlen,
+		 "sink %s: its blocks are at least %u bytes, and the guest writes %d-byte blocks of %s: the mirror cannot forward them (a warm job can: it copies whole regions)",
+		 sxm_sink_name(j->run.sink), min, lbs, rec->source);
+	return -EINVAL;
+}
+
 void sxm_job_run_close(struct sxm_job *j)
 {
 	struct sxm_run *run = &j->run;

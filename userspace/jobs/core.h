@@ -185,6 +185,14 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen);
 /* Open j->rec.sink for j->run, as a submit checks it (size, writable). */
 int sxm_job_open_sink(struct sxm_job *j, bool probe_zero, char *err,
 		      size_t errlen);
+
+/*
+ * Whether the job's open sink takes what the job will send it: regions
+ * (--region-size) in whole blocks, and for a mirror-style job the guest's
+ * own writes, which are as small as the source's logical block.  0, or
+ * -EINVAL with the reason in @err (at submit: no job is made).
+ */
+int sxm_job_sink_blocks_fit(struct sxm_job *j, char *err, size_t errlen);
 /*
  * Attach to the job's sxm target as its helper and open the device under
  * it for reading; the sink too when @sink.  Nothing to do if attached.

@@ -754,6 +754,10 @@ static int rec_check(const struct sxm_job_rec *j)
 		return -EINVAL;
 	if (j->region_size < 4096 || (j->region_size & (j->region_size - 1)))
 		return -EINVAL;
+	/* --io-timeout's bounds (0: the default), as submit checks them. */
+	if (j->io_timeout_ms && (j->io_timeout_ms < 1000 ||
+				 j->io_timeout_ms > 3600 * 1000))
+		return -EINVAL;
 	return 0;
 }
 

@@ -216,7 +216,14 @@ static int mirror_up(struct sxm_job *j, char *err, size_t errlen)
 			if (exited)
 				break;
 		}
-		if (!sxm_pump_dropped(m->pump)) {
+		/* Ended meanwhile (its sink lost): reaped as at the top. */
+		mirror_pump_reap(j);
+		if (!m->pump) {
+			snprintf(err, errlen, "/dev/mapper/%s: the mirror's ring went away with its pump",
+				 j->rec.device);
+			return -EAGAIN;
+		}
+		if (m->running && !sxm_pump_dropped(m->pump)) {
 			/* A sink that does not answer: give its requests up. */
 			mirror_pump_join(j);
 			mirror_pump_close_sink(j);
