@@ -38,13 +38,15 @@ for i in 1 2 3; do
 	# And once more with the writer held still, so that the map must be
 	# exactly what it was: a map lost and filled again by the writer
 	# would pass a "not smaller" check.
-	kill -STOP "$fiopid"
+	# fio's job runs in a process of its own, a child of $fiopid.
+	kill -STOP "$fiopid" $(cat /proc/"$fiopid"/task/*/children)
 	sleep 0.5
 	before=$(dirty)
 	dmsetup reload tlife --table "$(dmsetup table tlife)" &&
 		dmsetup suspend tlife && dmsetup resume tlife || ops_ok=0
 	after=$(dirty)
 	kill -CONT "$fiopid"
+	kill -CONT $(cat /proc/"$fiopid"/task/*/children)
 	[ "$before" -gt 0 ] && [ "$after" = "$before" ] ||
 		{ kept=0; diag "reload $i: $before dirty regions before, $after after"; }
 	dmsetup message tlife 0 mode passthrough || ops_ok=0

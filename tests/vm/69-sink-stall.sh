@@ -132,8 +132,9 @@ diag "degraded ($(mstate lv69m)) $(since) s after the sink stopped answering"
 sleep 8
 check "the guest writes on" bash -c "kill -0 $fa_pid && kill -0 $fb_pid"
 check_eq "the job stays Mirrored (and keeps trying)" Mirrored "$(jf m69 phase)"
-check "the events say why it cannot come back yet" bash -c \
+check "the events say why it cannot come back yet" wait_until 20 bash -c \
 	"sxm-ctl show m69 | grep -qE 'the mirror cannot come back yet: .*(timed out|no NBD handshake within)'"
+diag "said $(since) s after the sink stopped answering"
 check "the sink answers again" kill -CONT "$uri_b_pid"
 t0=$(date +%s)
 check "the mirror is back by itself" wait_mirror lv69m on 60
