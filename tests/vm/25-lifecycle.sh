@@ -19,6 +19,16 @@ d=/dev/mapper/tlife
 
 dirty() { dmsetup status tlife | cut -d' ' -f7; }
 
+# children PID — its child processes (from /proc/*/stat: the debug
+# kernel has no /proc/PID/task/TID/children).
+children() {
+	local f pid comm state ppid
+	for f in /proc/[0-9]*/stat; do
+		read -r pid comm state ppid _ < "$f" 2>/dev/null || continue
+		[ "$ppid" != "$1" ] || echo "$pid"
+	done
+}
+
 # fio writes with checksums and verifies as it goes (verify_backlog), for
 # as long as the operations below take.
 log=/tmp/fio-life.log
@@ -39,14 +49,14 @@ for i in 1 2 3; do
 	# exactly what it was: a map lost and filled again by the writer
 	# would pass a "not smaller" check.
 	# fio's job runs in a process of its own, a child of $fiopid.
-	kill -STOP "$fiopid" $(cat /proc/"$fiopid"/task/*/children)
+	kids=$(children "$fiopid")
+	kill -STOP "$fiopid" $kids
 	sleep 0.5
 	before=$(dirty)
 	dmsetup reload tlife --table "$(dmsetup table tlife)" &&
 		dmsetup suspend tlife && dmsetup resume tlife || ops_ok=0
 	after=$(dirty)
-	kill -CONT "$fiopid"
-	kill -CONT $(cat /proc/"$fiopid"/task/*/children)
+	kill -CONT "$fiopid" $kids
 	[ "$before" -gt 0 ] && [ "$after" = "$before" ] ||
 		{ kept=0; diag "reload $i: $before dirty regions before, $after after"; }
 	dmsetup message tlife 0 mode passthrough || ops_ok=0
