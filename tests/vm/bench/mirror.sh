@@ -17,6 +17,7 @@
 # vm-timeout: 1500
 . "$(dirname "$0")/../../lib/test_common.sh"
 . "$(dirname "$0")/../../lib/warm.sh"
+. "$(dirname "$0")/lib.sh"
 
 require_sxm
 require_sxm_ctl
@@ -40,22 +41,6 @@ for d in "$s_lin" "$s_pass" "$s_track" "$s_mirror" "$s_raid" "$s_lin2"; do
 done
 sink_start memory size=$((MIB * 3))M
 daemon_start
-
-# fio_w DEV ARGS... — one timed write run: "IOPS P99_US MIBPS".
-fio_w() {
-	local dev=$1
-	shift
-	fio --name=b --filename="$dev" --ioengine=io_uring --direct=1 \
-		--time_based --runtime="$SECS" --ramp_time=1 --randrepeat=0 \
-		--size=${MIB}M --output-format=json "$@" 2>/dev/null | awk '
-		/"write" : \{/ { w = 1 }
-		w && /"iops" :/ && iops == "" { gsub(/[ ,]/, ""); split($0, a, ":"); iops = a[2] }
-		w && /"bw" :/ && bw == "" { gsub(/[ ,]/, ""); split($0, a, ":"); bw = a[2] }
-		w && /"99.000000" :/ && p99 == "" { gsub(/[ ,"]/, ""); split($0, a, ":"); p99 = a[2] }
-		END { printf "%.0f %.0f %.1f\n", iops, p99 / 1000, bw / 1024 }'
-}
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # The configurations: name, then device.
 dm_create b-lin "0 $SECT linear $s_lin 0"
@@ -92,19 +77,6 @@ for round in $(seq $ROUNDS); do
 		echo "$round $i s1 $(fio_w "${devs[$i]}" --rw=write --bs=1M --iodepth=4)" >> $res
 	done
 done
-# col I WL FIELD — median over the rounds of configuration I's FIELD
-# (4 IOPS, 5 p99 in us, 6 MiB/s) in workload WL.
-col() {
-	awk -v i="$1" -v w="$2" -v f="$3" '$2 == i && $3 == w { print $f }' $res | median
-}
-# ratio I J WL FIELD — median over the rounds of I's FIELD / J's.
-ratio() {
-	awk -v i="$1" -v j="$2" -v w="$3" -v f="$4" '
-		$3 == w && $2 == i { a[$1] = $f }
-		$3 == w && $2 == j { b[$1] = $f }
-		END { for (r in a) if (b[r] > 0) printf "%.4f\n", a[r] / b[r] }' $res |
-		median | awk '{ printf "x%.2f", $1 }'
-}
 diag "medians of $ROUNDS rounds of $SECS s; $MIB MiB brd devices; sink nbdkit memory over the veth"
 diag "$(printf '%-24s %9s %10s %10s' "" "4k IOPS" "4k p99 us" "1M MiB/s")"
 for i in "${!devs[@]}"; do

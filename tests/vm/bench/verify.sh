@@ -16,12 +16,14 @@
 # vm-timeout: 900
 . "$(dirname "$0")/../../lib/test_common.sh"
 . "$(dirname "$0")/../../lib/warm.sh"
+. "$(dirname "$0")/lib.sh"
 
 require_sxm
 require_sxm_ctl
 require_cmd dmsetup fio nbdkit
 
 MIB=128 SECS=4 ROUNDS=5 RATE=16M
+FIO_SIZE=$((MIB / 4))M	# fio_w: the first quarter (see above)
 grep -q '^brd ' /proc/modules && bail "brd is already loaded"
 modprobe brd rd_nr=4 rd_size=$((MIB * 1024)) max_part=0 || bail "modprobe brd"
 cleanup_push _tc_rmmod brd
@@ -43,21 +45,6 @@ for i in 0 1 2 3; do
 	devs+=("/dev/mapper/$(sxm-ctl show v$i --json | sed -n 's/.*"device":"\/dev\/mapper\/\([^"]*\)".*/\1/p')")
 	cleanup_push _tc_dm_remove "${devs[$i]#/dev/mapper/}"
 done
-
-# fio_w DEV ARGS... — one timed write run: "IOPS P99_US MIBPS".
-fio_w() {
-	local dev=$1
-	shift
-	fio --name=b --filename="$dev" --ioengine=io_uring --direct=1 \
-		--time_based --runtime="$SECS" --ramp_time=1 --randrepeat=0 \
-		--size=$((MIB / 4))M --output-format=json "$@" 2>/dev/null | awk '
-		/"write" : \{/ { w = 1 }
-		w && /"iops" :/ && iops == "" { gsub(/[ ,]/, ""); split($0, a, ":"); iops = a[2] }
-		w && /"bw" :/ && bw == "" { gsub(/[ ,]/, ""); split($0, a, ":"); bw = a[2] }
-		w && /"99.000000" :/ && p99 == "" { gsub(/[ ,"]/, ""); split($0, a, ":"); p99 = a[2] }
-		END { printf "%.0f %.0f %.1f\n", iops, p99 / 1000, bw / 1024 }'
-}
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # run I WL ARGS... — a pass started from the start on job I (not on the
 # --no-verify ones), then one fio run; the bytes verified by its end (the
@@ -83,16 +70,6 @@ for round in $(seq $ROUNDS); do
 	done
 done
 
-col() {
-	awk -v i="$1" -v w="$2" -v f="$3" '$2 == i && $3 == w { print $f }' $res | median
-}
-ratio() {
-	awk -v i="$1" -v j="$2" -v w="$3" -v f="$4" '
-		$3 == w && $2 == i { a[$1] = $f }
-		$3 == w && $2 == j { b[$1] = $f }
-		END { for (r in a) if (b[r] > 0) printf "%.4f\n", a[r] / b[r] }' $res |
-		median | awk '{ printf "x%.2f", $1 }'
-}
 diag "medians of $ROUNDS rounds of $SECS s on the first $((MIB / 4)) MiB of $MIB MiB brd devices; verify at --rate $RATE; sinks nbdkit memory over the veth"
 diag "$(printf '%-18s %9s %10s %10s %16s' "" "4k IOPS" "4k p99 us" "1M MiB/s" "verified/run MiB")"
 for i in 0 1 2 3; do
