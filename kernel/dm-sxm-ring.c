@@ -76,6 +76,15 @@
 #define SXM_ID_IDX_BITS		SXM_SQE_ID_SLOT_BITS
 static_assert(SXM_RING_MAX_ENTRIES <= (1U << SXM_ID_IDX_BITS));
 
+/*
+ * The four indices of a new ring start here, not at 0 (as INITIAL_JIFFIES
+ * does for jiffies): they wrap past 0 after SXM_RING_INDEX_START_BEFORE_WRAP
+ * sqes, so every mirror that runs for a while crosses the wrap and a
+ * comparison that is wrong there shows in testing, not after 2^32 writes.
+ */
+static_assert(SXM_RING_INDEX_START ==
+	      (u32)(0U - SXM_RING_INDEX_START_BEFORE_WRAP));
+
 #define RN_START(n)	((n)->start)
 #define RN_LAST(n)	((n)->last)
 INTERVAL_TREE_DEFINE(struct sxm_range_node, rb, sector_t, subtree_last,
@@ -1159,6 +1168,12 @@ int sxm_ring_setup(struct sxm_dev *dev, struct sxm_ring_setup *geo)
 	ring->sq = ring->area + geo->sq_off;
 	ring->cq = ring->area + geo->cq_off;
 	ring->data = ring->area + geo->data_off;
+	ring->sq_tail = SXM_RING_INDEX_START;
+	ring->cq_head = SXM_RING_INDEX_START;
+	ring->hdr->sq_head = SXM_RING_INDEX_START;
+	ring->hdr->sq_tail = SXM_RING_INDEX_START;
+	ring->hdr->cq_head = SXM_RING_INDEX_START;
+	ring->hdr->cq_tail = SXM_RING_INDEX_START;
 	for (i = 0; i < geo->entries; i++) {
 		ring->free[i] = geo->entries - 1 - i;
 		INIT_LIST_HEAD(&ring->slots[i].open);

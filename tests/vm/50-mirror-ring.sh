@@ -7,7 +7,7 @@
 # a silent helper, a dead helper and hostile ring values each degrade the
 # mirror with their reason, mark the regions dirty and never fail the guest;
 # and the regression tests of the ring's fixed defects (see the test file).
-# vm-timeout: 600
+# vm-timeout: 900
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 

@@ -268,6 +268,10 @@ struct sxm_info {
  * it first.
  *
  * Indices are free-running __u32; entry i of a ring is at (index % entries).
+ * A new ring's four indices are all SXM_RING_INDEX_START, not 0: they wrap
+ * past 0 after SXM_RING_INDEX_START_BEFORE_WRAP sqes, so that a helper that
+ * compares them wrongly fails at once, not after 2^32 writes.  A helper
+ * reads them from the header; it must not assume where they start.
  * The kernel writes sq_tail and cq_head, the helper sq_head and cq_tail;
  * each side reads the other's with acquire and publishes its own with
  * release semantics.
@@ -308,6 +312,9 @@ struct sxm_info {
  * thread may reap completions while another thread of the helper waits in
  * SXM_IOC_LOCK or SXM_IOC_HARVEST for the writes they complete.
  */
+#define SXM_RING_INDEX_START_BEFORE_WRAP	16384U
+#define SXM_RING_INDEX_START			(0U - 16384U)
+
 struct sxm_ring_hdr {
 	__u32 sq_head;			/* helper: next sqe it will read */
 	__u32 sq_pad[15];
