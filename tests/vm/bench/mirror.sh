@@ -145,5 +145,11 @@ for style in warm sxm; do
 	sorted=$(printf '%s\n' "${ds[@]}" | sort -n | tr '\n' ' ')
 	diag "cutover downtime under load, $style: ${sorted}ms (median $(printf '%s\n' "${ds[@]}" | sort -n | sed -n "$(((REPS + 1) / 2))p") ms)"
 	diag "  predicted by show just before, in the same order of runs: ${preds[*]} ms; measured: ${ds[*]} ms"
+	# Each run's measured / predicted, the median of them: how far off
+	# show's prediction is (x1.00 is exact, above is an underestimate).
+	diag "  measured / predicted: median $(for i in "${!ds[@]}"; do
+		awk -v d="${ds[$i]}" -v p="${preds[$i]}" \
+			'BEGIN { if (p > 0) printf "%.4f\n", d / p }'
+	done | median | awk '{ printf "x%.2f", $1 }') over the runs with a prediction"
 done
 pass "cutover downtime measured in both styles"
