@@ -35,6 +35,7 @@
 #                                 "sink" network namespace; sets SINK_URI,
 #                                 SINK_PID, SINK_PORT, SINK_LOG.  --delay:
 #                                 a slow link to this sink only (below)
+#   sink_delay PORT TIME          that slow link's delay changed, live
 #   expect_fail DESC TEXT CMD...  a test point: CMD must fail and TEXT must be
 #                                 in its output or in the kernel log it made
 #   expect_rc DESC RC TEXT CMD... a test point: CMD exits with RC and TEXT is
@@ -402,6 +403,7 @@ sink_start() {
 # PORT goes through a netem of its own (a band of a prio qdisc picked by a
 # u32 match on the source port); everything else goes on at once.
 _tc_sink_nbands=0
+declare -A _tc_sink_band
 _tc_sink_delay() {
 	local tcs="ip netns exec $SINK_NS tc" band
 	if [ $_tc_sink_nbands -eq 0 ]; then
@@ -415,6 +417,16 @@ _tc_sink_delay() {
 		netem delay "$2" limit 100000
 	$tcs filter add dev "$SINK_IF" parent 1: protocol ip prio 1 u32 \
 		match ip sport "$1" 0xffff flowid 1:$band
+	_tc_sink_band[$1]=$band
+}
+
+# sink_delay PORT TIME — the delay of a sink started with --delay, changed
+# (what is queued already keeps the delay it had).
+sink_delay() {
+	local band=${_tc_sink_band[$1]:-}
+	[ -n "$band" ] || bail "sink_delay: the sink on port $1 was not started with --delay"
+	ip netns exec "$SINK_NS" tc qdisc change dev "$SINK_IF" parent 1:$band \
+		handle $((band + 10)): netem delay "$2" limit 100000
 }
 
 # ------------------------------------------------------------------ checks ----

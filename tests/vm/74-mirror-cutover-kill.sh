@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # A mirror-style cutover interrupted, each time on a volume of its own
-# under a fio --verify writer, the sink a link delay away (300 ms) so that
-# a cutover lasts long enough to be caught:
+# under a fio --verify writer, the sink a link delay away (300 ms, and
+# 1.5 s during the cutover) so that each step of a cutover lasts long
+# enough to be caught:
 #   - SIGTERM as soon as the job is Cutting Over;
 #   - kill -9 once the source is frozen;
 #   - SIGTERM once the source is frozen.
@@ -36,6 +37,20 @@ state() { dmsetup info "$1" | sed -n 's/^State: *//p'; }
 saved() { sed -n "s/^$2 //p" "$SXM_JOB_DIR/$1.job"; }
 uptime_ms() { awk '{ print int($1 * 1000) }' /proc/uptime; }
 frozen() { [ "$(state "$1")" = SUSPENDED ]; }
+steady() {
+	[ "$(jf "$1" phase) $(mstate "$2")" = "Mirrored on -" ] &&
+		[ "$(jf "$1" verified_now_bytes)" = $((MIB << 20)) ]
+}
+# point DESC JOB CMD... — a test point; on failure, what show says of JOB.
+point() {
+	local desc=$1 job=$2
+	shift 2
+	if "$@"; then
+		pass "$desc"
+	else
+		fail "$desc" "$(sxm-ctl show "$job" 2>&1 | tail -n 25)"
+	fi
+}
 
 for c in a b c; do
 	scratch_dev d $MIB
@@ -44,6 +59,7 @@ for c in a b c; do
 	truncate -s ${MIB}M /tmp/sink74$c.img
 	cleanup_push rm -f /tmp/sink74$c.img
 	sink_start --delay 300ms file file=/tmp/sink74$c.img
+	printf -v "port_$c" %s "$SINK_PORT"
 	fio_load "fpid_$c" /dev/mapper/lv74$c /tmp/fio74$c.log --size=2M --rate_iops=20
 	check "$c: submit --kind sxm" sxm-ctl submit --source /dev/mapper/lv74$c \
 		--sink "$SINK_URI" --kind sxm --name m74$c
@@ -56,12 +72,20 @@ done
 # once WHEN ("cutting": the job is Cutting Over; "frozen": the source
 # is suspended); then the device and the record must agree.
 interrupted() {
-	local c=$1 sig=$2 when=$3 st ph fpid=fpid_$1
+	local c=$1 sig=$2 when=$3 st ph fpid=fpid_$1 port=port_$1
+	# From a steady state: the mirror on and the online verify through
+	# the device (after a restart it starts over), so that the cutover
+	# has little to do live.
+	point "$c: Mirrored, the mirror on, every region verified" m74$c \
+		wait_until 180 steady m74$c lv74$c
+	# 1.5 s each way and back: every step of the cutover takes seconds,
+	# long enough to be seen on the debug kernel too.
+	sink_delay "${!port}" 1500ms
 	check "$c: cutover" sxm-ctl cutover m74$c
 	if [ "$when" = cutting ]; then
-		check "$c: Cutting Over" wait_phase m74$c "Cutting Over" 30
+		point "$c: Cutting Over" m74$c wait_phase m74$c "Cutting Over" 30
 	else
-		check "$c: the source is frozen" wait_until 60 frozen lv74$c
+		point "$c: the source is frozen" m74$c wait_until 60 frozen lv74$c
 	fi
 	if [ "$sig" = KILL ]; then
 		daemon_kill9
@@ -70,11 +94,13 @@ interrupted() {
 		daemon_stop
 	fi
 	st=$(state lv74$c) ph=$(saved m74$c phase)
+	last="$st $ph"
+	sink_delay "${!port}" 300ms
 	diag "$c: SIG$sig once $when: the device is $st, the job saved as $ph"
 	case "$sig $st $ph" in
 	"TERM ACTIVE Mirrored" | "TERM SUSPENDED Completed" | \
 	"KILL SUSPENDED Cutting Over" | "KILL SUSPENDED Completed" | \
-	"KILL ACTIVE Mirrored")
+	"KILL ACTIVE Cutting Over" | "KILL ACTIVE Mirrored")
 		pass "$c: SIG$sig once $when: the device and the record agree ($st, $ph)" ;;
 	*)
 		fail "$c: SIG$sig once $when: the device and the record agree" \
@@ -107,7 +133,7 @@ interrupted a TERM cutting
 finish a
 
 interrupted b KILL frozen
-if [ "$(saved m74b phase)" = "Cutting Over" ]; then
+if [ "$last" = "SUSPENDED Cutting Over" ]; then
 	t_back=$(uptime_ms)
 	check "b: restarted, the daemon finishes the cutover" wait_phase m74b Completed 60
 	held=$(jf m74b downtime_ms)

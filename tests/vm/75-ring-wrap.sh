@@ -11,7 +11,6 @@
 # then a cutover: the sink is byte-identical to the frozen source, every
 # region verified, and fio, let go, saw no error.
 # vm-timeout: 900
-# vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 . "$(dirname "$0")/../lib/mirror.sh"
