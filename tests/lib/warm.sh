@@ -17,6 +17,8 @@
 #   wait_until SECS CMD...   until CMD succeeds; fails after SECS
 #   sink_bytes LOG           bytes the nbdkit log filter saw written
 #                            (Write + Zero requests) in LOG
+#   sink_quiet LOG           every connection the log filter logged in LOG
+#                            has ended: no request is still on its way
 #   lv_create NAME DEV MIB   a dm-linear "logical volume" over DEV
 #   rand_fill DEV MIB        random data over the first MIB MiB of DEV
 #   held_covers DM OFFSET    the kernel has the region at byte OFFSET of
@@ -115,6 +117,10 @@ sink_bytes() {
 		n=$((n + 16#$c))
 	done
 	echo "$n"
+}
+
+sink_quiet() {
+	[ "$(grep -c ' Connect ' "$1")" = "$(grep -c ' Disconnect ' "$1")" ]
 }
 
 lv_create() {
