@@ -26,14 +26,14 @@ daemon_start
 
 fio_log=/tmp/fio55.log
 fio_load fio_pid /dev/mapper/lv55 "$fio_log" --fsync=16 --thread
-sleep 1
+check "the writer writes before the job starts" wait_writes lv55 50
 
 check "a warm job reaches Ready" sxm-ctl submit --source /dev/mapper/lv55 \
 	--sink "$SINK_URI" --name w55 --wait
 check "and syncs" sxm-ctl sync w55 --wait
-sleep 1
-dirty=$(jf w55 dirty_bytes)
-check "writes since are dirty ($dirty bytes)" test "${dirty:-0}" -gt 0
+dirty_now() { [ "$(jf w55 dirty_bytes)" -gt 0 ]; }
+check "writes since are dirty" wait_until 30 dirty_now
+diag "$(jf w55 dirty_bytes) bytes dirty"
 expect_rc "the warm cutover's prediction is known, mirror not yet" 0 "predicted downtime" \
 	sxm-ctl show w55
 
@@ -74,5 +74,5 @@ check "downtime measured, in milliseconds (< 1 s)" test "$down" -gt 0 -a "$down"
 check_eq "the sink is byte-identical to the frozen source" \
 	"$(sha256_of /dev/mapper/lv55-sxm-orig)" "$(sha256_of "$SINK_URI")"
 dmsetup resume lv55
-sleep 1
+check "resumed, the writer's writes go through" wait_writes lv55 20
 fio_stop fio_pid "$fio_log" "fio --verify=crc32c saw no error"
