@@ -22,7 +22,7 @@
 # Completed with every region verified and its sink byte-identical to the
 # frozen source, and fio, let go, saw no error.
 # vm-timeout: 600
-# vm: debug
+# vm: debug (only the kill -9 case there)
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
 . "$(dirname "$0")/../lib/mirror.sh"
@@ -52,7 +52,11 @@ point() {
 	fi
 }
 
-for c in a b c; do
+# On the debug kernel only b, the kernel's part (its helper gone with the
+# source frozen and a ring attached): each case costs minutes there.
+cases="a b c"
+[ "${_warm_tscale:-1}" -le 1 ] || cases=b
+for c in $cases; do
 	scratch_dev d $MIB
 	rand_fill "$d" $MIB
 	lv_create lv74$c "$d" $MIB
@@ -64,7 +68,7 @@ for c in a b c; do
 	check "$c: submit --kind sxm" sxm-ctl submit --source /dev/mapper/lv74$c \
 		--sink "$SINK_URI" --kind sxm --name m74$c
 done
-for c in a b c; do
+for c in $cases; do
 	check "$c: Mirrored" wait_phase m74$c Mirrored 120
 done
 
@@ -129,20 +133,27 @@ finish() {
 	fio_stop "fpid_$c" /tmp/fio74$c.log "$c: fio, held and let go, saw no error"
 }
 
-interrupted a TERM cutting
-finish a
-
-interrupted b KILL frozen
-if [ "$last" = "SUSPENDED Cutting Over" ]; then
-	t_back=$(uptime_ms)
-	check "b: restarted, the daemon finishes the cutover" wait_phase m74b Completed 60
-	held=$(jf m74b downtime_ms)
-	check "b: the downtime counts from the freeze, not the restart ($held ms; the daemon was gone $((t_back - t_dead)) ms)" \
-		test "$held" -ge $((t_back - t_dead))
-	check "b: the events say it resumed in Cutting Over" bash -c \
-		"sxm-ctl show m74b | grep -q 'the job resumes in Cutting Over'"
-fi
-finish b
-
-interrupted c TERM frozen
-finish c
+case_a() {
+	interrupted a TERM cutting
+	finish a
+}
+case_b() {
+	interrupted b KILL frozen
+	if [ "$last" = "SUSPENDED Cutting Over" ]; then
+		t_back=$(uptime_ms)
+		check "b: restarted, the daemon finishes the cutover" wait_phase m74b Completed 60
+		held=$(jf m74b downtime_ms)
+		check "b: the downtime counts from the freeze, not the restart ($held ms; the daemon was gone $((t_back - t_dead)) ms)" \
+			test "$held" -ge $((t_back - t_dead))
+		check "b: the events say it resumed in Cutting Over" bash -c \
+			"sxm-ctl show m74b | grep -q 'the job resumes in Cutting Over'"
+	fi
+	finish b
+}
+case_c() {
+	interrupted c TERM frozen
+	finish c
+}
+for c in $cases; do
+	case_$c
+done
