@@ -50,8 +50,19 @@ check "the job made /dev/mapper/crash42 over it" \
 	wait_until 20 test -b /dev/mapper/crash42
 check "the full sync saves its cursor as it goes" \
 	wait_until 60 bash -c "[ \$(sed -n 's/^full_done //p' $rec) -ge $((8 << 20)) ]"
-sleep 1		# into the next chunk
+# Into the next chunk: the sink has been sent more than the saved cursor.
+# (The cursor read first: read second, it may count the chunk the sink
+# was sent meanwhile, and on a slow machine always does.)
+past_cursor() {
+	local c
+	c=$(saved full_done)
+	[ "$(sink_bytes $slog)" -gt "$c" ]
+}
+check "the copy goes on past the saved cursor" wait_until 60 past_cursor
 daemon_kill9
+# What the killed daemon had sent is all in the sink's log once its
+# connections are closed there.
+check "the sink saw its connections close" wait_until 30 sink_quiet $slog
 cursor=$(saved full_done)
 saved_full=$(saved bytes_full)
 before=$(sink_bytes $slog)
@@ -86,8 +97,15 @@ mark=$(wc -l < $slog)
 check "sync" sxm-ctl sync crash42
 check "the sync acknowledges its first chunks as it goes" \
 	wait_until 60 bash -c "[ \$(sed -n 's/^bytes_incr //p' $rec) -gt 0 ]"
-sleep 1		# into the next chunk
+# Into the next chunk: the sink has been sent more than was acknowledged.
+past_acked() {
+	local a
+	a=$(saved bytes_incr)
+	[ "$(sent_after "$mark")" -gt "$a" ]
+}
+check "the sync goes on past what it acknowledged" wait_until 60 past_acked
 daemon_kill9
+check "the sink saw its connections close" wait_until 30 sink_quiet $slog
 acked=$(saved bytes_incr)
 sent1=$(sent_after "$mark")
 held=$(sxm-ctl status crash42 --json | sed -n 's/.*"held_regions":\([0-9]*\).*/\1/p')
