@@ -58,13 +58,21 @@ for i in $(seq $N); do
 done
 check_eq "sixteen jobs submitted, $((N / 2)) warm and $((N / 2)) mirror style" 1 "$ok"
 
+# Every job where it should stay: a warm one Ready or in one of its
+# cadence syncs (every 10 s, longer under this load: a look may well find
+# one Syncing), a mirror-style one Mirrored.  Else the phases, said.
 all_up() {
-	local i want
+	local i ph bad=""
 	for i in $(seq $N); do
-		want=Ready
-		[ "$i" -le $((N / 2)) ] || want=Mirrored
-		[ "$(jf j70_$i phase)" = $want ] || return 1
+		ph=$(jf j70_$i phase)
+		if [ "$i" -le $((N / 2)) ]; then
+			case $ph in Ready | Syncing) continue ;; esac
+		else
+			[ "$ph" = Mirrored ] && continue
+		fi
+		bad="$bad j70_$i:$ph"
 	done
+	[ -z "$bad" ] || { echo "not up:$bad"; return 1; }
 }
 t0=$SECONDS
 check "all sixteen reach Ready or Mirrored under their writers" \
@@ -93,7 +101,7 @@ read -r n1 bad1 < /tmp/cli70_1.out
 check_eq "sxm-ctl show --json in two loops: $((n0 + n1)) calls, all answered" \
 	0 "$((bad0 + bad1))"
 check "the daemon is there" kill -0 "$DAEMON_PID"
-check "still all Ready or Mirrored" all_up
+check "still all Ready (or syncing) or Mirrored" all_up
 syncs=0
 for i in $(seq $((N / 2))); do
 	syncs=$((syncs + $(jf j70_$i sync_count)))
