@@ -21,6 +21,7 @@
 #                            has ended: no request is still on its way
 #   lv_create NAME DEV MIB   a dm-linear "logical volume" over DEV
 #   rand_fill DEV MIB        random data over the first MIB MiB of DEV
+#   uptime_ms                the guest's uptime in milliseconds
 #   held_covers DM OFFSET    the kernel has the region at byte OFFSET of
 #                            DM dirty or held (sxm-ctl harvest --peek)
 #   fio_load VAR DEV LOG [FIO_ARGS...]
@@ -122,6 +123,8 @@ sink_bytes() {
 sink_quiet() {
 	[ "$(grep -c ' Connect ' "$1")" = "$(grep -c ' Disconnect ' "$1")" ]
 }
+
+uptime_ms() { awk '{ print int($1 * 1000) }' /proc/uptime; }
 
 lv_create() {
 	# Removed after NAME: the hidden device an insert puts under it.

@@ -165,7 +165,6 @@ check "Cutting Over" wait_phase cut42 "Cutting Over" 30
 check "the source is frozen once the live syncs caught up" wait_until 90 bash -c \
 	"dmsetup info cut42 | grep -q '^State: *SUSPENDED'"
 daemon_kill9
-uptime_ms() { awk '{ print int($1 * 1000) }' /proc/uptime; }
 t_dead=$(uptime_ms)
 check "kill -9 mid-cutover: the device stays suspended" bash -c \
 	"dmsetup info cut42 | grep -q '^State: *SUSPENDED'"

@@ -104,7 +104,6 @@ bytes_in() {
 		{ s = $1 > lo ? $1 : lo; e = $2 < hi ? $2 : hi; if (e > s) n += e - s }
 		END { printf "%d\n", n }'
 }
-uptime_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
 FIO_END=$((8 << 20))	# the writer's range is [0, 8 MiB)
 
 # 4 MiB/s: the bulk copy lasts seconds however quick the machine is, so

@@ -35,7 +35,6 @@ MIB=4
 daemon_start
 state() { dmsetup info "$1" | sed -n 's/^State: *//p'; }
 saved() { sed -n "s/^$2 //p" "$SXM_JOB_DIR/$1.job"; }
-uptime_ms() { awk '{ print int($1 * 1000) }' /proc/uptime; }
 frozen() { [ "$(state "$1")" = SUSPENDED ]; }
 steady() {
 	[ "$(jf "$1" phase) $(mstate "$2")" = "Mirrored on -" ] &&
