@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include "base/sxm.h"
@@ -131,4 +133,23 @@ int sxm_replace_file(int dirfd, const char *name, const char *tmp,
 	if (r)
 		unlinkat(dirfd, tmp, 0);
 	return r;
+}
+
+int sxm_file_size(int fd, uint64_t *bytes, bool *blockdev)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, bytes))
+			return -errno;
+	} else if (S_ISREG(st.st_mode)) {
+		*bytes = st.st_size;
+	} else {
+		return -EINVAL;
+	}
+	if (blockdev)
+		*blockdev = S_ISBLK(st.st_mode);
+	return 0;
 }

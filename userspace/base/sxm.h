@@ -71,5 +71,16 @@ int sxm_read_text(int dirfd, const char *name, size_t max, char **out);
  */
 int sxm_replace_file(int dirfd, const char *name, const char *tmp,
 		     const char *text);
+/*
+ * The size in bytes of the regular file or block device open on @fd
+ * (*@blockdev, may be NULL: which); -EINVAL if it is neither.
+ */
+int sxm_file_size(int fd, uint64_t *bytes, bool *blockdev);
+
+/*
+ * CRC-32 (crc32.c), zlib's: sxm_crc32(0, buf, len), or carried on over
+ * more data with the value it returned before.
+ */
+uint32_t sxm_crc32(uint32_t crc, const void *buf, size_t len);
 
 #endif /* SXM_H */

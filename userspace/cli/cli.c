@@ -10,11 +10,17 @@
 #include "cli/cli.h"
 #include "kdev/kdev.h"
 
+/* The commands of the group cli_subcmds() runs ("metadata check"). */
+static const struct sxm_subcmd *cli_subs;
+
 static const struct sxm_subcmd *find_cmd(const char *cmd)
 {
 	const struct sxm_subcmd *c;
 
 	for (c = sxm_cmds; c->name; c++)
+		if (!strcmp(c->name, cmd))
+			return c;
+	for (c = cli_subs; c && c->name; c++)
 		if (!strcmp(c->name, cmd))
 			return c;
 	return NULL;
@@ -44,6 +50,45 @@ int cli_help(const char *cmd)
 	return EXIT_OK;
 }
 
+static void subcmds_usage(FILE *f, const char *group,
+			  const struct sxm_subcmd *subs)
+{
+	const struct sxm_subcmd *c;
+
+	fprintf(f, "usage: sxm-ctl %s COMMAND [ARGS...]\n\ncommands:\n", group);
+	for (c = subs; c->name; c++)
+		fprintf(f, "  sxm-ctl %s %s\n      %s\n", c->name, c->args,
+			c->help);
+}
+
+int cli_subcmds(int argc, char **argv, const struct sxm_subcmd *subs)
+{
+	const char *group = argv[0];
+	size_t n = strlen(group);
+	const struct sxm_subcmd *c;
+
+	cli_subs = subs;
+	if (argc < 2) {
+		fprintf(stderr, "sxm-ctl: %s: which command?\n", group);
+		subcmds_usage(stderr, group, subs);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		subcmds_usage(stdout, group, subs);
+		return EXIT_OK;
+	}
+	for (c = subs; c->name; c++)
+		if (!strncmp(c->name, group, n) && c->name[n] == ' ' &&
+		    !strcmp(c->name + n + 1, argv[1])) {
+			argv[1] = (char *)c->name;
+			return c->fn(argc - 1, argv + 1);
+		}
+	fprintf(stderr, "sxm-ctl: %s: unknown command '%s'\n", group, argv[1]);
+	subcmds_usage(stderr, group, subs);
+	return EXIT_USAGE;
+}
+
 int cli_bad_option(const char *cmd, char **argv, int ret)
 {
 	const char *opt = argv[optind - 1];
@@ -64,31 +109,28 @@ int cli_nargs(const char *cmd, int argc, int nargs)
 	return EXIT_OK;
 }
 
-int cli_simple_args(int argc, char **argv, int nargs, bool *json,
-		    bool *done)
+int cli_flag_args(int argc, char **argv, int nargs, const char *flag,
+		  bool *set, bool *done)
 {
-	static const struct option help_opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	static const struct option json_opts[] = {
-		{ "json", no_argument, NULL, 'j' },
+	const struct option opts[] = {
+		{ flag, no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = argv[0];
+	bool none;
 	int c;
 
 	*done = true;
-	if (json)
-		*json = false;
+	if (!flag)
+		set = &none;	/* no such option: nothing sets it */
+	*set = false;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", json ? json_opts : help_opts,
+	while ((c = getopt_long(argc, argv, ":h", flag ? opts : opts + 1,
 				NULL)) != -1) {
 		switch (c) {
-		case 'j':	/* only in json_opts: @json is there */
-			if (json)
-				*json = true;
+		case 'f':
+			*set = true;
 			break;
 		case 'h':
 			return cli_help(cmd);
@@ -100,6 +142,13 @@ int cli_simple_args(int argc, char **argv, int nargs, bool *json,
 		return EXIT_USAGE;
 	*done = false;
 	return EXIT_OK;
+}
+
+int cli_simple_args(int argc, char **argv, int nargs, bool *json,
+		    bool *done)
+{
+	return cli_flag_args(argc, argv, nargs, json ? "json" : NULL, json,
+			     done);
 }
 
 int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli/cmds.h"
 #include "dm/dm.h"
 #include "dm/status.h"
 
@@ -21,6 +22,15 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* "sxm-ctl CMD --help": the synopsis and what it does, on stdout. */
 int cli_help(const char *cmd);
+/*
+ * A command that is a group of commands ("sxm-ctl metadata check DEV"):
+ * run the one argv[1] names among @subs, whose names are "GROUP SUB"
+ * (the table ends with a NULL name), with argv shifted so that argv[0] is
+ * that full name, which the helpers here then know ("sxm-ctl: metadata
+ * check: missing arguments" and its synopsis).  No command, --help or an
+ * unknown one: the group's commands listed, EXIT_USAGE or EXIT_OK.
+ */
+int cli_subcmds(int argc, char **argv, const struct sxm_subcmd *subs);
 /*
  * An option getopt_long() refused: @ret is what it returned, '?' (unknown)
  * or ':' (missing argument; the option string must start with ':').
@@ -39,6 +49,12 @@ int cli_nargs(const char *cmd, int argc, int nargs);
  */
 int cli_simple_args(int argc, char **argv, int nargs, bool *json,
 		    bool *done);
+/*
+ * The same with another flag than --json: "--@flag" sets *@set (none
+ * when @flag is NULL), as restore's and metadata format's --force.
+ */
+int cli_flag_args(int argc, char **argv, int nargs, const char *flag,
+		  bool *set, bool *done);
 /*
  * The options of a command that puts an sxm target on a device (create,
  * insert): --region-size SIZE (*@region, in sectors; the default

@@ -37,30 +37,14 @@ int cmd_insert(int argc, char **argv)
 
 int cmd_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	char name[SXM_DM_NAME_MAX + 1], err[1024];
 	const char *cmd = argv[0];
-	bool force = false;
-	int c;
+	bool force, done;
+	int r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			force = true;
-			break;
-		case 'h':
-			return cli_help(cmd);
-		default:
-			return cli_bad_option(cmd, argv, c);
-		}
-	}
-	if (cli_nargs(cmd, argc, 1))
-		return EXIT_USAGE;
+	r = cli_flag_args(argc, argv, 1, "force", &force, &done);
+	if (done)
+		return r;
 	if (sxm_restore(argv[optind], force, name, sizeof(name), err,
 			sizeof(err))) {
 		cli_print_msgs(cmd, err);
