@@ -58,7 +58,11 @@ int sxm_dirty_init(struct sxm_dirty *d, sector_t len, unsigned int shift)
 	mutex_init(&d->switch_lock);
 	mutex_init(&d->harvest_lock);
 	d->cur = 0;
+	d->epoch = 0;
+	atomic_set(&d->epoch_inflight[0], 0);
+	atomic_set(&d->epoch_inflight[1], 0);
 	atomic64_set(&d->harvests, 0);
+	atomic64_set(&d->copied, 0);
 	atomic64_set(&d->nr_held, 0);
 	d->held = kvcalloc(d->nr_words, sizeof(atomic_long_t), GFP_KERNEL);
 	if (!d->held)
@@ -203,24 +207,87 @@ void sxm_dirty_mark_gen(struct sxm_dirty *d, unsigned int gen,
  * for, and one counted after the switch sees the new mode).
  */
 unsigned int sxm_dirty_start_write(struct sxm_dirty *d, const int *modep,
-				   int *mode)
+				   int *mode, unsigned int *epoch)
 {
 	unsigned long flags;
 	unsigned int gen;
 
 	spin_lock_irqsave(&d->lock, flags);
 	gen = d->cur;
+	*epoch = d->epoch;
 	*mode = READ_ONCE(*modep);
 	atomic_inc(&d->inflight[gen]);
+	atomic_inc(&d->epoch_inflight[*epoch]);
 	spin_unlock_irqrestore(&d->lock, flags);
 	return gen;
 }
 
-void sxm_dirty_end_write(struct sxm_dirty *d, unsigned int gen)
+void sxm_dirty_end_write(struct sxm_dirty *d, unsigned int gen,
+			 unsigned int epoch)
 {
-	if (atomic_dec_and_test(&d->inflight[gen]) &&
-	    wq_has_sleeper(&d->drain_wait))
+	bool drained = atomic_dec_and_test(&d->inflight[gen]);
+
+	drained |= atomic_dec_and_test(&d->epoch_inflight[epoch]);
+	if (drained && wq_has_sleeper(&d->drain_wait))
 		wake_up_all(&d->drain_wait);
+}
+
+/*
+ * Epochs (the metadata cleaner's, dm-sxm-meta.c): every write is also
+ * counted in an epoch, which only sxm_dirty_epoch_drain() switches.  It
+ * sends new writes to the other epoch and waits until the old one has
+ * none in flight, or until @stop or @timeout.  0 once drained; -EAGAIN
+ * if not yet, and then the next call waits for the same old epoch again
+ * before it switches.  One caller at a time (the cleaner of the device).
+ */
+int sxm_dirty_epoch_drain(struct sxm_dirty *d, const bool *stop,
+			  unsigned long timeout)
+{
+	unsigned int old;
+
+	spin_lock_irq(&d->lock);
+	old = d->epoch ^ 1;
+	if (!atomic_read(&d->epoch_inflight[old])) {
+		old = d->epoch;
+		d->epoch ^= 1;
+	}
+	spin_unlock_irq(&d->lock);
+
+	wait_event_timeout(d->drain_wait,
+			   !atomic_read(&d->epoch_inflight[old]) ||
+			   READ_ONCE(*stop), timeout);
+	/* Pairs with the full barrier of atomic_dec_and_test(). */
+	smp_mb();
+	return atomic_read(&d->epoch_inflight[old]) ? -EAGAIN : 0;
+}
+
+/*
+ * Word @w (a long) of the regions the helper has not copied yet: dirty in
+ * either generation or held.  With harvest_lock held, so that no bit is
+ * on its way from one map to another.
+ */
+unsigned long sxm_dirty_pending_word(struct sxm_dirty *d, size_t w)
+{
+	lockdep_assert_held(&d->harvest_lock);
+	return atomic_long_read(&d->map[0][w]) |
+	       atomic_long_read(&d->map[1][w]) |
+	       atomic_long_read(&d->held[w]);
+}
+
+/* OR @bits (nr_words longs, nothing past the last region) into the map. */
+void sxm_dirty_or_bits(struct sxm_dirty *d, const unsigned long *bits)
+{
+	u64 newly = 0;
+	size_t w;
+
+	mutex_lock(&d->harvest_lock);
+	for (w = 0; w < d->nr_words; w++) {
+		newly += map_apply_long(d->map[d->cur], w, bits[w], false);
+		if (!((w + 1) % SXM_CHUNK_WORDS))
+			cond_resched();
+	}
+	atomic64_add(newly, &d->nr_dirty[d->cur]);
+	mutex_unlock(&d->harvest_lock);
 }
 
 /* ----------------------------------------------------------------------
@@ -369,6 +436,7 @@ u64 sxm_dirty_ack_all(struct sxm_dirty *d)
 	n = atomic64_read(&d->nr_held);
 	map_clear(d, d->held);
 	atomic64_set(&d->nr_held, 0);
+	atomic64_inc(&d->copied);
 	mutex_unlock(&d->harvest_lock);
 	return n;
 }
@@ -458,10 +526,12 @@ int sxm_dirty_apply_user(struct sxm_dirty *d, const void __user *buf,
 		for (j = 0; j < n; j++)
 			c += map_apply_u64(d, ack ? d->held : d->map[d->cur],
 					   i + j, le64_to_cpu(src[j]), ack);
-		if (ack)
+		if (ack) {
 			atomic64_sub(c, &d->nr_held);
-		else
+			atomic64_inc(&d->copied);
+		} else {
 			atomic64_add(c, &d->nr_dirty[d->cur]);
+		}
 		mutex_unlock(&d->harvest_lock);
 		changed += c;
 		cond_resched();

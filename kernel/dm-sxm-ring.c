@@ -599,7 +599,8 @@ static void hold_back(struct sxm_ring *ring, struct bio *bio,
  * A mirror-mode write from the target's map: post it, hold it back, or (no
  * ring, mirroring off) leave it to the caller to track.
  */
-int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
+int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io,
+		 bool in_map)
 {
 	struct sxm_ring *ring;
 	enum post_verdict v;
@@ -615,6 +616,18 @@ int sxm_ring_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 
 	if (bio_op(bio) == REQ_OP_WRITE &&
 	    bio->bi_iter.bi_size > ring->geo.slot_bytes) {
+		/*
+		 * Only the target's map may split a bio.  Out of it (a write
+		 * that waited for the metadata, see sxm_ring_split(), while a
+		 * ring with smaller slots came) one too big for this ring is
+		 * tracked, and the mirror degrades.
+		 */
+		if (!in_map) {
+			/* Tracked, so the mirror must go down: resync. */
+			if (!ring->broken)
+				ring->broken = "oversized_write";
+			goto out;
+		}
 		dm_accept_partial_bio(bio, ring->geo.slot_bytes >> SECTOR_SHIFT);
 		io->nr_sectors = bio_sectors(bio);
 	}
@@ -662,6 +675,60 @@ out:
 	/* Held back: @bio belongs to the deferred work from here on. */
 	spin_unlock_irqrestore(&dev->ring_lock, flags);
 	return r;
+}
+
+/*
+ * From the target's map, before a mirror-mode write may wait for the
+ * metadata device: split it now to what one slot holds, as sxm_ring_map()
+ * would (only map may), so that the regions marked are the ones posted.
+ */
+void sxm_ring_split(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
+{
+	unsigned long flags;
+	u32 slot_bytes = 0;
+
+	if (bio_op(bio) != REQ_OP_WRITE)
+		return;
+	spin_lock_irqsave(&dev->ring_lock, flags);
+	if (dev->ring)
+		slot_bytes = dev->ring->geo.slot_bytes;
+	spin_unlock_irqrestore(&dev->ring_lock, flags);
+	if (slot_bytes && bio->bi_iter.bi_size > slot_bytes) {
+		dm_accept_partial_bio(bio, slot_bytes >> SECTOR_SHIFT);
+		io->nr_sectors = bio_sectors(bio);
+	}
+}
+
+/*
+ * Word @w (a long) of the regions the sink acknowledged since its last
+ * good flush (dev->lock held: the ring stays).  A degrade moves them into
+ * the dirty map under the dirty map's harvest_lock, which the caller holds.
+ */
+unsigned long sxm_ring_unflushed_word(struct sxm_dev *dev, size_t w)
+{
+	struct sxm_ring *ring = dev->ring;
+
+	lockdep_assert_held(&dev->lock);
+	if (!ring)
+		return 0;
+	return atomic_long_read(&ring->unflushed[0][w]) |
+	       atomic_long_read(&ring->unflushed[1][w]);
+}
+
+/*
+ * A change the helper should hear of that is not the ring's (the
+ * persistent map went off): as ring_event(), with or without a ring.
+ */
+void sxm_ring_notify(struct sxm_dev *dev)
+{
+	unsigned long flags;
+
+	atomic64_inc(&dev->events);
+	spin_lock_irqsave(&dev->ring_lock, flags);
+	if (dev->ring)
+		wake_up_interruptible(&dev->ring->poll_wait);
+	spin_unlock_irqrestore(&dev->ring_lock, flags);
+	sxm_dev_event(dev);
 }
 
 /* ----------------------------------------------------------------------
@@ -940,6 +1007,8 @@ static void kick_work_fn(struct work_struct *work)
 static void flush_done(struct sxm_ring *ring, unsigned int e)
 {
 	sxm_dirty_map_clear(&ring->dev->dirty, ring->unflushed[e]);
+	/* Their bits on the metadata device may be cleared now. */
+	atomic64_inc(&ring->dev->dirty.copied);
 	spin_lock_irq(&ring->dev->ring_lock);
 	ring->flush_owner = 0;
 	spin_unlock_irq(&ring->dev->ring_lock);

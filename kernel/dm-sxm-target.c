@@ -23,6 +23,10 @@
 /* Feature arguments accepted at most (duplicates are refused by name). */
 #define SXM_MAX_FEATURE_ARGS	8
 
+#define SXM_ARG_METADATA	"metadata:"
+#define SXM_ARG_SOURCE_ID	"source_id:"
+#define SXM_ARG_METADATA_RESET	"metadata_reset"
+
 static const char *const sxm_mode_names[] = {
 	[SXM_MODE_PASSTHROUGH] = "passthrough",
 	[SXM_MODE_TRACK] = "track",
@@ -85,6 +89,7 @@ static void sxm_dev_release(struct kref *kref)
 {
 	struct sxm_dev *dev = container_of(kref, struct sxm_dev, kref);
 
+	sxm_meta_free(dev);
 	sxm_dirty_exit(&dev->dirty);
 	kfree(dev);
 }
@@ -101,48 +106,64 @@ int sxm_dev_mode(struct sxm_dev *dev)
 	return dev->live ? READ_ONCE(dev->live->mode) : SXM_MODE_PASSTHROUGH;
 }
 
-/*
- * Join the sxm_dev of this target's position, or make it.  A reload of the
- * same device shares the existing one (and so its dirty map), which is why
- * a reload may not change the length or the region size.
- */
-static int sxm_dev_get(struct sxm_target *tgt)
+/* Devices whose first table is reading its metadata device. */
+static LIST_HEAD(sxm_devs_loading);
+
+/* The metadata device is no other device's (sxm_devs_lock held). */
+static int meta_check_unused(struct sxm_target *tgt)
+{
+	dev_t devt = tgt->meta_dev->bdev->bd_dev;
+	struct sxm_dev *other;
+
+	lockdep_assert_held(&sxm_devs_lock);
+	list_for_each_entry(other, &sxm_devs, list)
+		if (other->meta_devt == devt)
+			goto busy;
+	list_for_each_entry(other, &sxm_devs_loading, list)
+		if (other->meta_devt == devt)
+			goto busy;
+	return 0;
+busy:
+	tgt->ti->error = "Metadata device is in use by another sxm target";
+	return -EBUSY;
+}
+
+/* A reload may keep everything that the device's state depends on. */
+static int check_reload(struct sxm_target *tgt, struct sxm_dev *dev)
 {
 	struct dm_target *ti = tgt->ti;
-	struct mapped_device *md = dm_table_get_md(ti->table);
-	dev_t devt = disk_devt(dm_disk(md));
-	unsigned int shift = ilog2(tgt->region_sectors);
-	struct sxm_dev *dev;
-	int r = 0;
 
-	mutex_lock(&sxm_devs_lock);
-	dev = __sxm_dev_lookup(devt, ti->begin);
-	if (dev) {
-		if (dev->len != ti->len ||
-		    dev->dirty.region_shift != shift) {
-			ti->error = "A reload may not change length or region size";
-			r = -EINVAL;
-			goto out;
-		}
-		mutex_lock(&dev->lock);
-		dev->nr_tables++;
-		mutex_unlock(&dev->lock);
-		kref_get(&dev->kref);
-		tgt->dev = dev;
-		goto out;
+	if (dev->len != ti->len ||
+	    dev->dirty.region_shift != ilog2(tgt->region_sectors)) {
+		ti->error = "A reload may not change length or region size";
+		return -EINVAL;
 	}
+	if (!dev->meta != !tgt->meta_dev ||
+	    (tgt->meta_dev && !sxm_meta_same(dev, tgt->meta_dev->bdev,
+					     tgt->source_id))) {
+		ti->error = "A reload may not change the metadata device or source_id";
+		return -EINVAL;
+	}
+	if (dev->meta_devt && dev->meta_devt == tgt->source->bdev->bd_dev) {
+		ti->error = "The metadata device may not be the source";
+		return -EINVAL;
+	}
+	return 0;
+}
 
-	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+static struct sxm_dev *sxm_dev_alloc(struct sxm_target *tgt, dev_t devt)
+{
+	struct dm_target *ti = tgt->ti;
+	struct sxm_dev *dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+
 	if (!dev) {
 		ti->error = "Cannot allocate device state";
-		r = -ENOMEM;
-		goto out;
+		return NULL;
 	}
-	r = sxm_dirty_init(&dev->dirty, ti->len, shift);
-	if (r) {
+	if (sxm_dirty_init(&dev->dirty, ti->len, ilog2(tgt->region_sectors))) {
 		kfree(dev);
 		ti->error = "Cannot allocate dirty map";
-		goto out;
+		return NULL;
 	}
 	kref_init(&dev->kref);
 	mutex_init(&dev->lock);
@@ -152,6 +173,88 @@ static int sxm_dev_get(struct sxm_target *tgt)
 	dev->begin = ti->begin;
 	dev->len = ti->len;
 	dev->nr_tables = 1;
+	if (tgt->meta_dev)
+		dev->meta_devt = tgt->meta_dev->bdev->bd_dev;
+	return dev;
+}
+
+/*
+ * A new device's metadata device is read (and bound) with sxm_devs_lock
+ * dropped: it may take a while, and other devices' loads and attaches go
+ * on meanwhile.  The device waits on sxm_devs_loading, so that no other
+ * table takes the same metadata device; if another table made a device at
+ * this position meanwhile, this load fails.
+ */
+static int sxm_dev_load_meta(struct sxm_target *tgt, struct sxm_dev *dev)
+{
+	struct dm_target *ti = tgt->ti;
+	int r;
+
+	lockdep_assert_held(&sxm_devs_lock);
+	list_add(&dev->list, &sxm_devs_loading);
+	mutex_unlock(&sxm_devs_lock);
+	r = sxm_meta_create(dev, ti, tgt->meta_dev->bdev, tgt->source_id,
+			    tgt->meta_reset);
+	mutex_lock(&sxm_devs_lock);
+	list_del_init(&dev->list);
+	if (!r && __sxm_dev_lookup(dev->devt, dev->begin)) {
+		ti->error = "Another table at this position was loaded meanwhile";
+		r = -EBUSY;
+	}
+	if (r && dev->meta)
+		sxm_meta_detach(dev);
+	return r;
+}
+
+/*
+ * Join the sxm_dev of this target's position, or make it.  A reload of the
+ * same device shares the existing one (and so its dirty map), which is why
+ * a reload may not change the length, the region size or the metadata.
+ */
+static int sxm_dev_get(struct sxm_target *tgt)
+{
+	struct dm_target *ti = tgt->ti;
+	struct mapped_device *md = dm_table_get_md(ti->table);
+	dev_t devt = disk_devt(dm_disk(md));
+	struct sxm_dev *dev;
+	int r = 0;
+
+	mutex_lock(&sxm_devs_lock);
+	dev = __sxm_dev_lookup(devt, ti->begin);
+	if (dev) {
+		r = check_reload(tgt, dev);
+		if (r)
+			goto out;
+		mutex_lock(&dev->lock);
+		dev->nr_tables++;
+		mutex_unlock(&dev->lock);
+		kref_get(&dev->kref);
+		tgt->dev = dev;
+		goto out;
+	}
+
+	if (tgt->meta_dev) {
+		if (tgt->meta_dev->bdev->bd_dev == tgt->source->bdev->bd_dev) {
+			ti->error = "The metadata device may not be the source";
+			r = -EINVAL;
+			goto out;
+		}
+		r = meta_check_unused(tgt);
+		if (r)
+			goto out;
+	}
+	dev = sxm_dev_alloc(tgt, devt);
+	if (!dev) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (tgt->meta_dev) {
+		r = sxm_dev_load_meta(tgt, dev);
+		if (r) {
+			sxm_dev_put(dev);
+			goto out;
+		}
+	}
 	list_add(&dev->list, &sxm_devs);
 	tgt->dev = dev;
 out:
@@ -168,16 +271,22 @@ static void sxm_dev_unget(struct sxm_target *tgt)
 {
 	struct sxm_dev *dev = tgt->dev;
 
+	bool last;
+
 	mutex_lock(&sxm_devs_lock);
 	mutex_lock(&dev->lock);
 	if (dev->live == tgt)
 		dev->live = NULL;
-	if (!--dev->nr_tables) {
+	last = !--dev->nr_tables;
+	if (last) {
 		list_del_init(&dev->list);
 		dev->track_id = 0;
 	}
 	mutex_unlock(&dev->lock);
 	mutex_unlock(&sxm_devs_lock);
+	/* The tables held the metadata device: no I/O to it after this. */
+	if (last)
+		sxm_meta_detach(dev);
 	sxm_dev_put(dev);
 }
 
@@ -239,12 +348,80 @@ static int parse_region_size(struct sxm_target *tgt, struct dm_arg_set *as)
 	return 0;
 }
 
+/* source_id:<id>: 1 to 127 printable characters, no space. */
+static int parse_source_id(struct sxm_target *tgt, const char *id)
+{
+	size_t i, n = strlen(id);
+
+	if (!n || n >= SXM_META_SOURCE_ID_LEN) {
+		tgt->ti->error = "source_id must have 1 to 127 characters";
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++)
+		if (id[i] <= ' ' || id[i] > '~') {
+			tgt->ti->error = "source_id may hold only printable characters, no space";
+			return -EINVAL;
+		}
+	tgt->source_id = kstrdup(id, GFP_KERNEL);
+	if (!tgt->source_id) {
+		tgt->ti->error = "Cannot allocate source_id";
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int parse_metadata(struct sxm_target *tgt, const char *path)
+{
+	struct dm_target *ti = tgt->ti;
+	int r;
+
+	if (!*path) {
+		ti->error = "metadata: names no device";
+		return -EINVAL;
+	}
+	r = dm_get_device(ti, path, FMODE_READ | FMODE_WRITE, &tgt->meta_dev);
+	if (r)
+		ti->error = "Error opening metadata device";
+	return r;
+}
+
+/* One of the persistent map's feature arguments; 1 if @arg is none. */
+static int parse_meta_feature(struct sxm_target *tgt, const char *arg)
+{
+	struct dm_target *ti = tgt->ti;
+
+	if (!strncmp(arg, SXM_ARG_METADATA, strlen(SXM_ARG_METADATA))) {
+		if (tgt->meta_dev) {
+			ti->error = "Duplicate feature argument";
+			return -EINVAL;
+		}
+		return parse_metadata(tgt, arg + strlen(SXM_ARG_METADATA));
+	}
+	if (!strncmp(arg, SXM_ARG_SOURCE_ID, strlen(SXM_ARG_SOURCE_ID))) {
+		if (tgt->source_id) {
+			ti->error = "Duplicate feature argument";
+			return -EINVAL;
+		}
+		return parse_source_id(tgt, arg + strlen(SXM_ARG_SOURCE_ID));
+	}
+	if (!strcmp(arg, SXM_ARG_METADATA_RESET)) {
+		if (tgt->meta_reset) {
+			ti->error = "Duplicate feature argument";
+			return -EINVAL;
+		}
+		tgt->meta_reset = true;
+		return 0;
+	}
+	return 1;
+}
+
 static int parse_features(struct sxm_target *tgt, struct dm_arg_set *as)
 {
 	struct dm_target *ti = tgt->ti;
 	unsigned int n, i, seen = 0;
 	const char *arg;
 	int mode = -1;
+	int r;
 
 	if (!as->argc)
 		return 0;
@@ -266,6 +443,12 @@ static int parse_features(struct sxm_target *tgt, struct dm_arg_set *as)
 		int m;
 
 		arg = dm_shift_arg(as);
+		r = parse_meta_feature(tgt, arg);
+		if (r <= 0) {
+			if (r)
+				return r;
+			continue;
+		}
 		if (!strcmp(arg, sxm_mode_names[SXM_MODE_PASSTHROUGH])) {
 			m = SXM_MODE_PASSTHROUGH;
 		} else if (!strcmp(arg, sxm_mode_names[SXM_MODE_TRACK])) {
@@ -287,6 +470,17 @@ static int parse_features(struct sxm_target *tgt, struct dm_arg_set *as)
 	}
 	if (mode >= 0)
 		tgt->mode = mode;
+	if ((tgt->source_id || tgt->meta_reset) && !tgt->meta_dev) {
+		ti->error = "source_id and metadata_reset need metadata:<dev>";
+		return -EINVAL;
+	}
+	if (!tgt->source_id) {
+		tgt->source_id = kstrdup("", GFP_KERNEL);
+		if (!tgt->source_id) {
+			ti->error = "Cannot allocate source_id";
+			return -ENOMEM;
+		}
+	}
 	return 0;
 }
 
@@ -295,8 +489,11 @@ static void sxm_target_free(struct sxm_target *tgt)
 {
 	if (tgt->dev)
 		sxm_dev_unget(tgt);
+	if (tgt->meta_dev)
+		dm_put_device(tgt->ti, tgt->meta_dev);
 	if (tgt->source)
 		dm_put_device(tgt->ti, tgt->source);
+	kfree(tgt->source_id);
 	kfree(tgt);
 }
 
@@ -313,12 +510,22 @@ static void sxm_target_free(struct sxm_target *tgt)
  *	Size of a region of the dirty map, in 512-byte sectors: a power of
  *	two from 8 (4 KiB) to 2097152 (1 GiB).  At most 2^31 regions.
  *
- * Feature arguments (at most one):
+ * Feature arguments:
  *	passthrough	Start with tracking off (the default).
  *	track		Start tracking changed regions at once.
+ *	metadata:<dev>	Keep a persistent write-intent map on <dev>
+ *			(dm-sxm-meta.c): bound to this target on first use,
+ *			refused if it is another target's.
+ *	source_id:<id>	What the metadata device records as the source
+ *			(1 to 127 printable characters); a load naming
+ *			another is refused.  Needs metadata:.
+ *	metadata_reset	Bind the metadata device anew whatever it holds
+ *			(but another format's data): a new track, so the
+ *			helper copies everything.  Needs metadata:.
  *
  * A reload of a device already carrying an sxm target at the same start
- * keeps its dirty map, and so must keep its length and region size.
+ * keeps its dirty map, and so must keep its length, region size,
+ * metadata device and source_id (metadata_reset is then without effect).
  */
 static int sxm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
@@ -429,10 +636,32 @@ static inline void sxm_test_delay_map(struct bio *bio)
 }
 #endif
 
+/* The rest of map for a write: mirror it, or send it to the source. */
+static int map_rest(struct sxm_target *tgt, struct bio *bio,
+		    struct sxm_io *io, int mode, bool in_map)
+{
+	if (mode == SXM_MODE_MIRROR && (io->nr_sectors || !bio_sectors(bio))) {
+		int r = sxm_ring_map(tgt->dev, bio, io, in_map);
+
+		if (r != SXM_RING_NOT_MIRRORED) {
+			if (r == DM_MAPIO_REMAPPED)
+				sxm_remap(tgt, bio);
+			return r;
+		}
+		/* Not mirrored (degraded, no helper): tracked instead. */
+		if (io->nr_sectors)
+			sxm_dirty_mark_gen(&tgt->dev->dirty, io->gen,
+					   io->sector, io->nr_sectors);
+	}
+	sxm_remap(tgt, bio);
+	return DM_MAPIO_REMAPPED;
+}
+
 static int sxm_map(struct dm_target *ti, struct bio *bio)
 {
 	struct sxm_target *tgt = ti->private;
 	struct sxm_io *io = dm_per_bio_data(bio, sizeof(struct sxm_io));
+	unsigned int epoch;
 	bool changes;
 	int mode;
 
@@ -452,28 +681,42 @@ static int sxm_map(struct dm_target *ti, struct bio *bio)
 	io->sector = changes ? dm_target_offset(ti, bio->bi_iter.bi_sector) : 0;
 	io->nr_sectors = changes ? bio_sectors(bio) : 0;
 	sxm_test_delay_map(bio);
-	io->gen = sxm_dirty_start_write(&tgt->dev->dirty, &tgt->mode, &mode);
+	io->gen = sxm_dirty_start_write(&tgt->dev->dirty, &tgt->mode, &mode,
+					&epoch);
+	io->epoch = epoch;
 	io->accounted = 1;
 	if (mode == SXM_MODE_TRACK && changes)
 		sxm_dirty_mark_gen(&tgt->dev->dirty, io->gen, io->sector,
 				   io->nr_sectors);
 
-	if (mode == SXM_MODE_MIRROR && (changes || !bio_sectors(bio))) {
-		int r = sxm_ring_map(tgt->dev, bio, io);
-
-		if (r != SXM_RING_NOT_MIRRORED) {
-			if (r == DM_MAPIO_REMAPPED)
-				sxm_remap(tgt, bio);
-			return r;
-		}
-		/* Not mirrored (degraded, no helper): tracked instead. */
-		if (io->nr_sectors)
-			sxm_dirty_mark_gen(&tgt->dev->dirty, io->gen,
-					   io->sector, io->nr_sectors);
+	/*
+	 * With a persistent map, a write whose regions are not on the
+	 * metadata device yet waits for them there (a mirrored one split
+	 * first, as the ring would, so the regions are the ones posted).
+	 */
+	if (changes && mode != SXM_MODE_PASSTHROUGH && tgt->dev->meta) {
+		if (mode == SXM_MODE_MIRROR)
+			sxm_ring_split(tgt->dev, bio, io);
+		io->mode = mode;
+		if (sxm_meta_map(tgt->dev, bio, io))
+			return DM_MAPIO_SUBMITTED;
 	}
+	return map_rest(tgt, bio, io, mode, true);
 remap:
 	sxm_remap(tgt, bio);
 	return DM_MAPIO_REMAPPED;
+}
+
+/*
+ * A write that waited for its regions on the metadata device goes on
+ * (process context; not REQ_NOWAIT, see sxm_meta_map()).
+ */
+void sxm_map_continue(struct bio *bio)
+{
+	struct sxm_io *io = dm_per_bio_data(bio, sizeof(struct sxm_io));
+
+	if (map_rest(io->tgt, bio, io, io->mode, false) == DM_MAPIO_REMAPPED)
+		dm_submit_bio_remap(bio, NULL);
 }
 
 static int sxm_end_io(struct dm_target *ti, struct bio *bio,
@@ -483,7 +726,7 @@ static int sxm_end_io(struct dm_target *ti, struct bio *bio,
 	struct sxm_io *io = dm_per_bio_data(bio, sizeof(struct sxm_io));
 
 	if (io->accounted)
-		sxm_dirty_end_write(&tgt->dev->dirty, io->gen);
+		sxm_dirty_end_write(&tgt->dev->dirty, io->gen, io->epoch);
 	return DM_ENDIO_DONE;
 }
 
@@ -533,15 +776,19 @@ static int set_mode(struct sxm_target *tgt, int mode)
 			return r;
 		}
 		dev->track_id = get_random_u64() | 1;
+		sxm_meta_set_track(dev);
 	}
 	if (mode == SXM_MODE_MIRROR)
 		sxm_ring_set_mirror(dev, true);
 	else if (old == SXM_MODE_MIRROR)
 		/* Held-back writes go to the source at once, tracked. */
 		sxm_ring_set_mirror(dev, false);
-	WRITE_ONCE(tgt->mode, mode);
-	if (mode == SXM_MODE_PASSTHROUGH)
+	if (mode == SXM_MODE_PASSTHROUGH) {
+		/* On the metadata device before any write goes untracked. */
 		dev->track_id = 0;
+		sxm_meta_set_track(dev);
+	}
+	WRITE_ONCE(tgt->mode, mode);
 	return 0;
 }
 
@@ -566,6 +813,7 @@ static void sxm_presuspend(struct dm_target *ti)
 {
 	struct sxm_target *tgt = ti->private;
 
+	sxm_meta_presuspend(tgt->dev);
 	mutex_lock(&tgt->dev->lock);
 	sxm_ring_presuspend(tgt->dev);
 	mutex_unlock(&tgt->dev->lock);
@@ -578,14 +826,17 @@ static void sxm_presuspend_undo(struct dm_target *ti)
 	mutex_lock(&tgt->dev->lock);
 	sxm_ring_resume(tgt->dev, false);
 	mutex_unlock(&tgt->dev->lock);
+	sxm_meta_presuspend_undo(tgt->dev);
 }
 
+/* Suspended: nothing in flight, so the metadata device is marked clean. */
 static void sxm_postsuspend(struct dm_target *ti)
 {
 	struct sxm_target *tgt = ti->private;
 
 	mutex_lock(&tgt->dev->lock);
 	sxm_ring_resume(tgt->dev, true);
+	sxm_meta_postsuspend(tgt->dev);
 	mutex_unlock(&tgt->dev->lock);
 }
 
@@ -605,6 +856,7 @@ static void sxm_resume(struct dm_target *ti)
 	struct sxm_dev *dev = tgt->dev;
 	struct sxm_target *old;
 	bool was_tracking;
+	u64 saved;
 
 	mutex_lock(&dev->lock);
 	old = dev->live;
@@ -615,13 +867,16 @@ static void sxm_resume(struct dm_target *ti)
 		WRITE_ONCE(tgt->mode, SXM_MODE_MIRROR);
 	if (tgt->mode != SXM_MODE_MIRROR)
 		sxm_ring_set_mirror(dev, false);
+	/* A track found on the metadata device at load goes on. */
+	saved = sxm_meta_take_track(dev);
 	if (tgt->mode != SXM_MODE_PASSTHROUGH) {
 		if (!was_tracking)
-			dev->track_id = get_random_u64() | 1;
+			dev->track_id = saved ?: get_random_u64() | 1;
 	} else {
 		dev->track_id = 0;
 	}
 	dev->live = tgt;
+	sxm_meta_resume(dev);
 	sxm_ring_resume(dev, false);
 	mutex_unlock(&dev->lock);
 }
@@ -696,14 +951,71 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
  *   reason		why it last went down (sink_error, sink_flush_error,
  *			sink_timeout, ring_full, lock_timeout,
  *			helper_detached, bad_completion, bad_cq_tail,
- *			bad_sq_head), or "-"
+ *			bad_sq_head, oversized_write), or "-"
+ *
+ * and, of the persistent map:
+ *        <metadata> <meta_state> <meta_bits> <meta_writes> <meta_write_us>
+ *        <meta_loaded> <meta_clean_time> <meta_reason>
+ *
+ *   metadata		the metadata device (major:minor), or "-"
+ *   meta_state		active | failed, or "-"
+ *   meta_bits		regions set in the map on disk
+ *   meta_writes	metadata blocks written, and their mean latency (us)
+ *   meta_loaded	what the load found: new (bound then), clean,
+ *			unclean (not shut down cleanly: a power cut), reset;
+ *			or "-"
+ *   meta_clean_time	when the device was last shut down cleanly before
+ *			the load (seconds since the epoch; 0: never)
+ *   meta_reason	why the map went off (write_error, timeout), or "-"
  *
  * New fields are only ever appended.
  *
- * TABLE: <source_dev> <region_sectors> [1 track]
+ * TABLE: <source_dev> <region_sectors> [<#features> [track]
+ *        [metadata:<dev> [source_id:<id>]]]
  *   (the current mode: loading it back gives the same target; a mirroring
  *   target reads back as tracking, since a new table has no helper yet)
  */
+static void emit_meta_status(struct sxm_dev *dev, char *result,
+			     unsigned int maxlen, unsigned int *szp)
+{
+	struct sxm_meta_info mi;
+	unsigned int sz = *szp;
+
+	sxm_meta_info(dev, &mi);
+	if (!mi.present) {
+		DMEMIT(" - - 0 0 0 - 0 -");
+	} else {
+		DMEMIT(" %u:%u %s %llu %llu %llu %s %llu %s", MAJOR(mi.devt),
+		       MINOR(mi.devt), mi.failed ? "failed" : "active",
+		       (unsigned long long)mi.bits,
+		       (unsigned long long)mi.writes,
+		       (unsigned long long)mi.write_avg_us, mi.loaded,
+		       (unsigned long long)mi.clean_time,
+		       mi.reason ? mi.reason : "-");
+	}
+	*szp = sz;
+}
+
+static void emit_table(struct sxm_target *tgt, int mode, char *result,
+		       unsigned int maxlen, unsigned int *szp)
+{
+	bool id = tgt->meta_dev && tgt->source_id && *tgt->source_id;
+	unsigned int sz = *szp, n;
+
+	DMEMIT("%s %llu", tgt->source->name,
+	       (unsigned long long)tgt->region_sectors);
+	n = (mode != SXM_MODE_PASSTHROUGH) + !!tgt->meta_dev + id;
+	if (n)
+		DMEMIT(" %u", n);
+	if (mode != SXM_MODE_PASSTHROUGH)
+		DMEMIT(" track");
+	if (tgt->meta_dev)
+		DMEMIT(" " SXM_ARG_METADATA "%s", tgt->meta_dev->name);
+	if (id)
+		DMEMIT(" " SXM_ARG_SOURCE_ID "%s", tgt->source_id);
+	*szp = sz;
+}
+
 static void sxm_status(struct dm_target *ti, status_type_t type,
 		       unsigned int status_flags, char *result,
 		       unsigned int maxlen)
@@ -736,21 +1048,24 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 		       (unsigned long long)atomic64_read(&dev->mirrored_bytes),
 		       (unsigned long long)atomic64_read(&dev->degradations),
 		       reason ? reason : "-");
+		emit_meta_status(dev, result, maxlen, &sz);
 		break;
 
 	case STATUSTYPE_TABLE:
-		DMEMIT("%s %llu", tgt->source->name,
-		       (unsigned long long)tgt->region_sectors);
-		if (mode != SXM_MODE_PASSTHROUGH)
-			DMEMIT(" 1 track");
+		emit_table(tgt, mode, result, maxlen, &sz);
 		break;
 
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",source_device=%s,region_sectors=%llu,mode=%s;",
+		DMEMIT(",source_device=%s,region_sectors=%llu,mode=%s",
 		       tgt->source->name,
 		       (unsigned long long)tgt->region_sectors,
 		       sxm_mode_names[mode]);
+		if (tgt->meta_dev)
+			DMEMIT(",metadata_device=%s,source_id=%s",
+			       tgt->meta_dev->name,
+			       tgt->source_id ? tgt->source_id : "");
+		DMEMIT(";");
 		break;
 	}
 }
@@ -762,7 +1077,7 @@ static void sxm_status(struct dm_target *ti, status_type_t type,
 
 static struct target_type sxm_target = {
 	.name = "sxm",
-	.version = { 1, 2, 0 },
+	.version = { 1, 3, 0 },
 	/*
 	 * Not DM_TARGET_PASSES_CRYPTO: a mirrored write's copy for the sink
 	 * would be the plaintext of what the source stores encrypted.
@@ -789,9 +1104,12 @@ static int __init dm_sxm_init(void)
 	r = sxm_ring_init();
 	if (r)
 		return r;
-	r = sxm_chr_init();
+	r = sxm_meta_init();
 	if (r)
 		goto out_ring;
+	r = sxm_chr_init();
+	if (r)
+		goto out_meta;
 	r = dm_register_target(&sxm_target);
 	if (r) {
 		DMERR("register failed %d", r);
@@ -801,6 +1119,8 @@ static int __init dm_sxm_init(void)
 
 out_chr:
 	sxm_chr_exit();
+out_meta:
+	sxm_meta_exit();
 out_ring:
 	sxm_ring_exit();
 	return r;
@@ -810,6 +1130,7 @@ static void __exit dm_sxm_exit(void)
 {
 	dm_unregister_target(&sxm_target);
 	sxm_chr_exit();
+	sxm_meta_exit();
 	sxm_ring_exit();
 }
 

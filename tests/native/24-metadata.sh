@@ -31,8 +31,10 @@ BLOCK, PER, HDR = 4096, 32256, 64
 SB_MAGIC, MAP_MAGIC = 0x4253584d, 0x504d584d
 
 def seal(data, n):
+	# The superblock's checksum covers bytes 4..511, a map block's 4..4095.
 	b = data[n * BLOCK:(n + 1) * BLOCK]
-	struct.pack_into('<I', data, n * BLOCK, zlib.crc32(bytes(b[4:])))
+	end = 512 if n == 0 else BLOCK
+	struct.pack_into('<I', data, n * BLOCK, zlib.crc32(bytes(b[4:end])))
 
 def setbit(data, r):
 	data[(1 + r // PER) * BLOCK + HDR + (r % PER) // 8] |= 1 << (r % 8)

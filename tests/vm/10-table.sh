@@ -73,7 +73,7 @@ EOF
 # Messages.
 dm_create tmsg "0 $n sxm $src 128"
 check_eq "a new device: passthrough, nothing dirty or held, no helper" \
-	"passthrough 128 $((n / 128)) 0 0 - 0 off 0 0 0 0 0 -" "$(dmsetup status tmsg | cut -d' ' -f4-)"
+	"passthrough 128 $((n / 128)) 0 0 - 0 off 0 0 0 0 0 - - - 0 0 0 - 0 -" "$(dmsetup status tmsg | cut -d' ' -f4-)"
 check "message 'mode track'" dmsetup message tmsg 0 mode track
 check_eq "status says track" track "$(dmsetup status tmsg | cut -d' ' -f4)"
 check_eq "TABLE carries the mode" "0 $n sxm $mm 128 1 track" "$(dmsetup table tmsg)"

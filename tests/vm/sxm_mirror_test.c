@@ -363,8 +363,20 @@ FIXTURE_SETUP(mirror)
 	dm_remove_leftover(DM_NAME);
 	ASSERT_EQ(0, zero_dev(env("SXM_TEST_SOURCE", "")));
 	ASSERT_EQ(0, zero_dev(env("SXM_TEST_SINK", "")));
-	ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm %s 8 1 track'",
-			 DEV_BYTES >> 9, env("SXM_TEST_SOURCE", "")));
+	/*
+	 * SXM_TEST_META: the mirror over a persistent map on that device
+	 * (blanked first), as tests/vm/76-metadata.sh runs some of these.
+	 */
+	if (*env("SXM_TEST_META", "")) {
+		ASSERT_EQ(0, run("dd if=/dev/zero of=%s bs=4k count=1 oflag=direct status=none",
+				 env("SXM_TEST_META", "")));
+		ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm %s 8 2 track metadata:%s'",
+				 DEV_BYTES >> 9, env("SXM_TEST_SOURCE", ""),
+				 env("SXM_TEST_META", "")));
+	} else {
+		ASSERT_EQ(0, run("dmsetup create " DM_NAME " --table '0 %llu sxm %s 8 1 track'",
+				 DEV_BYTES >> 9, env("SXM_TEST_SOURCE", "")));
+	}
 	ASSERT_EQ(0, helper_start(&self->h, 5000));
 	ASSERT_STREQ("mirror", status_word(0));
 	ASSERT_STREQ("on", status_word(7));
@@ -1434,4 +1446,58 @@ TEST_F_TIMEOUT(mirror, source_write_errors_reach_the_guest, 120)
 	run("dmsetup remove --retry " FLAKEY);
 }
 
-TEST_HARNESS_MAIN
+/*
+ * SXM_TEST_ONLY="name,name...": run only those tests (the harness of this
+ * kernel's selftests takes no filter), as tests/vm/76-metadata.sh does.
+ */
+static bool listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (!p[n] || p[n] == ','))
+			return true;
+	return false;
+}
+
+static void keep_only(const char *only)
+{
+	struct __fixture_metadata *f;
+	struct __test_metadata *t, *next, *head, *tail;
+
+	for (f = __fixture_list; f; f = f->next) {
+		head = tail = NULL;
+		for (t = f->tests; t; t = next) {
+			next = t->next;
+			if (!listed(only, t->name))
+				continue;
+			/* The harness's list: next ends in NULL, head->prev is the tail. */
+			t->next = NULL;
+			t->prev = tail ? tail : t;
+			if (tail)
+				tail->next = t;
+			else
+				head = t;
+			tail = t;
+		}
+		if (head)
+			head->prev = tail;
+		f->tests = head;
+	}
+}
+
+static void __attribute__((constructor)) __constructor_order_last(void)
+{
+	if (!__constructor_order)
+		__constructor_order = _CONSTRUCTOR_ORDER_BACKWARD;
+}
+
+int main(int argc, char **argv)
+{
+	const char *only = getenv("SXM_TEST_ONLY");
+
+	if (only && *only)
+		keep_only(only);
+	return test_harness_run(argc, argv);
+}

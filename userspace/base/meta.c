@@ -54,6 +54,11 @@ uint32_t sxm_meta_csum(const void *block)
 	return sxm_crc32(0, (const char *)block + 4, BLOCK - 4);
 }
 
+uint32_t sxm_meta_sb_csum(const void *block)
+{
+	return sxm_crc32(0, (const char *)block + 4, SXM_META_SB_CSUM_END - 4);
+}
+
 void sxm_meta_blank(void *block)
 {
 	struct sxm_meta_sb *sb = block;
@@ -61,7 +66,7 @@ void sxm_meta_blank(void *block)
 	memset(sb, 0, sizeof(*sb));
 	sb->magic = htole32(SXM_META_SB_MAGIC);
 	sb->version = htole32(SXM_META_VERSION);
-	sb->csum = htole32(sxm_meta_csum(sb));
+	sb->csum = htole32(sxm_meta_sb_csum(sb));
 }
 
 void sxm_meta_decode(const void *block, struct sxm_meta_super *s)
@@ -181,7 +186,7 @@ static size_t first_nonzero(const void *p, size_t len)
 static bool check_sb_header(struct sxm_meta *m, const void *blk)
 {
 	const struct sxm_meta_super *sb = &m->sb;
-	uint32_t want = sxm_meta_csum(blk);
+	uint32_t want = sxm_meta_sb_csum(blk);
 
 	if (sb->magic != SXM_META_SB_MAGIC)
 		problem(m, &m->sb_errs, SXM_META_E_MAGIC,

@@ -101,8 +101,12 @@ uint64_t sxm_meta_bytes(uint64_t nr_regions);
 /* The regions the map of a device of @dev_bytes has room for. */
 uint64_t sxm_meta_room(uint64_t dev_bytes);
 
-/* The checksum @block (SXM_META_BLOCK_SIZE bytes) must hold. */
+/*
+ * The checksum a map block (SXM_META_BLOCK_SIZE bytes) must hold, and a
+ * superblock (of its bytes 4..SXM_META_SB_CSUM_END - 1).
+ */
 uint32_t sxm_meta_csum(const void *block);
+uint32_t sxm_meta_sb_csum(const void *block);
 /* @block becomes a blank superblock: magic, version, checksum, zeroes. */
 void sxm_meta_blank(void *block);
 /* Superblock @block decoded as it is, nothing checked. */
