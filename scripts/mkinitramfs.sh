@@ -75,7 +75,7 @@ nbdkit_dirs=(/usr/lib/x86_64-linux-gnu/nbdkit/plugins /usr/lib/x86_64-linux-gnu/
 # kernel has everything built in but the few it has as modules: all of them.
 modules=(dm-mod dm-flakey dm-delay dm-mirror dm-log dm-region-hash dm-zero
 	dm-log-writes brd loop nbd veth sch_netem sch_prio cls_u32 ext4
-	crc32c_generic crc32c-intel scsi_debug sd_mod)
+	crc32c_generic crc32c-intel scsi_debug sd_mod virtio_pci virtio_blk)
 if [ "${SXM_KERNEL:-debian}" = debug ]; then
 	mapfile -t modules < <(cd "$kmod" && find kernel -name '*.ko*' | sed 's,.*/,,; s,\.ko.*,,')
 fi

@@ -6,6 +6,11 @@
 # tests named on the kernel command line (sxm.tests=vm/00-a.sh,vm/10-b.sh;
 # default: all of /sxm/tests/vm/*.sh), then power off.
 #
+# A test of power cuts (sxm.power_boot=K, sxm.power_boots=N) gets
+# SXM_POWER_BOOT and SXM_POWER_BOOTS in its environment and its disks as
+# /dev/vd*; it asks for the cut with "=== POWER-CUT" in its output
+# (power_cut in tests/lib/test_common.sh).
+#
 # Results channel: /dev/ttyS1, which the host writes to a file.  Per test:
 #   === BEGIN vm/00-a.sh
 #   <the test's stdout and stderr: TAP>
@@ -65,10 +70,17 @@ for arg in $(cat /proc/cmdline); do
 	sxm.boot=*) boot=${arg#sxm.boot=} ;;
 	sxm.tscale=*) tscale=${arg#sxm.tscale=} ;;	# the time limits, times this
 	sxm.extra_time=*) extra=${arg#sxm.extra_time=} ;;	# and this much more
+	# A power-cuts test's boot K of N (scripts/vm-run.sh); its disks
+	# are virtio ones: /dev/vda, /dev/vdb, ...
+	sxm.power_boot=*) export SXM_POWER_BOOT=${arg#sxm.power_boot=} ;;
+	sxm.power_boots=*) export SXM_POWER_BOOTS=${arg#sxm.power_boots=} ;;
 	esac
 done
 if [ ${#tests[@]} -eq 0 ]; then
 	for t in /sxm/tests/vm/*.sh; do tests+=("vm/${t##*/}"); done
+fi
+if [ -n "${SXM_POWER_BOOT:-}" ]; then
+	for m in virtio_pci virtio_blk; do modprobe "$m" || echo "init: modprobe $m failed"; done
 fi
 
 # The ticks (USER_HZ) all CPUs spent busy since boot.

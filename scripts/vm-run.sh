@@ -36,6 +36,30 @@
 # kernel, KASAN, UBSAN, lockdep, debug-objects, lockup and RCU stall reports
 # fail the test that was running too, and each boot ends with a kmemleak
 # scan reported as the test point debug/vm/boot-N-kmemleak.
+#
+# Power cuts: a test whose header has "# vm: power-cuts N" (N >= 1) and
+# "# vm: disks NAME:MIB[,NAME:MIB...]" gets N+1 boots of its own on the
+# same disks.  The host creates each disk as a sparse raw file in the run's
+# folder (disks-TEST/NAME.img, kept if the test fails) and attaches them
+# in order as virtio disks (/dev/vda, /dev/vdb, ...; discard=unmap: a
+# discard reads back as zeros) with cache=writeback: the guest sees a volatile
+# write cache, so the kernel's flushes and FUA writes are issued as on real
+# hardware, and every write qemu has completed is in the host's page cache,
+# which SIGKILL does not lose (only a host crash would).  So a cut keeps
+# every write the guest saw complete and, of the writes in flight, any
+# subset, whole or torn at the block layer's granularity; it does not drop
+# completed-but-unflushed writes as a disk cache losing power could.  The
+# guest learns its boot (sxm.power_boot=K and sxm.power_boots=N+1 on the
+# kernel command line; SXM_POWER_BOOT and SXM_POWER_BOOTS in the test's
+# environment).  In boots 1..N the test, when ready, calls power_cut
+# (tests/lib/test_common.sh), which prints "=== POWER-CUT" on the results
+# channel; the host then waits a random 0..D ms ("# vm: power-cut-delay D",
+# default 2000) and kills qemu with SIGKILL, and boots the next one.  A boot
+# 1..N that does not ask within its time limit, or a last boot that asks,
+# fails the test and ends it.  The boots' TAP goes into the test's one
+# result, numbered on across the boots, each boot's part after a
+# "# power boot K/N+1" line that says when its power was cut.  The debug
+# kernel has no PCI, so no virtio disks: there such a test is skipped.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -152,7 +176,10 @@ fi
 # "fresh-boot" test gets its own.
 boots=() cur=""
 for t in "${tests[@]}"; do
-	if grep -Eq '^# vm:.*\<fresh-boot\>' "tests/$t"; then
+	if grep -Eq '^# vm:.*\<power-cuts\>' "tests/$t"; then
+		[ -n "$cur" ] && boots+=("$cur")
+		boots+=("power:$t") cur=""
+	elif grep -Eq '^# vm:.*\<fresh-boot\>' "tests/$t"; then
 		[ -n "$cur" ] && boots+=("$cur")
 		boots+=("$t") cur=""
 	else
@@ -166,8 +193,151 @@ res() { local n=$pre$1; echo "$results/${n//\//_}"; }
 # Kernel log lines that make a run fail: kernel_bad_re, kernel_log_scan.
 . tests/lib/kernel_log.sh
 
+# power_test TEST — the N+1 boots of a "power-cuts N" test (see the
+# header); boot numbers go on from $n.
+power_test() {
+	local t=$1 b cuts disks dmax tmo budget dd k total spec name mib drv=()
+	local console chan qpid qrc start end cut asked rc part secs=0 why=""
+	b=$(res "$t")
+	echo "$pre$t" >> "$results/index"
+	cuts=$(sed -n 's/^# vm:.*\<power-cuts  *\([0-9][0-9]*\).*/\1/p' "tests/$t" | head -n 1)
+	disks=$(sed -n 's/^# vm:.*\<disks  *\([^ ]*\).*/\1/p' "tests/$t" | head -n 1)
+	dmax=$(sed -n 's/^# vm:.*\<power-cut-delay  *\([0-9][0-9]*\).*/\1/p' "tests/$t" | head -n 1)
+	dmax=${dmax:-2000}
+	if [ "${cuts:-0}" -lt 1 ] || ! [[ $disks =~ ^[a-z0-9_-]+:[0-9]+(,[a-z0-9_-]+:[0-9]+)*$ ]]; then
+		printf 'not ok 1 %s: needs "# vm: power-cuts N" (N >= 1) and "# vm: disks NAME:MIB[,...]"\n' "$t" > "$b.tap"
+		echo 1 > "$b.rc"; cat "$b.tap"; return
+	fi
+	if [ "$flavour" = debug ]; then
+		echo "1..0 # SKIP the debug kernel has no PCI: no virtio disks for power cuts" > "$b.tap"
+		echo 4 > "$b.rc"; cat "$b.tap"; return
+	fi
+	dd=$out/disks-${t//\//_}
+	mkdir -p "$dd"
+	IFS=, read -r -a spec <<< "$disks"
+	for d in "${spec[@]}"; do
+		name=${d%%:*} mib=${d#*:}
+		rm -f "$dd/$name.img"
+		truncate -s "${mib}M" "$dd/$name.img"
+		drv+=(-drive "file=$dd/$name.img,format=raw,if=virtio,cache=writeback,discard=unmap")
+	done
+	tmo=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "tests/$t" | head -n 1)
+	budget=$((60 + ${tmo:-300} * tscale + extra + 15))
+	total=$((cuts + 1))
+	: > "$b.tap.parts"
+	rc=0
+	for ((k = 1; k <= total; k++)); do
+		n=$((n + 1))
+		console=$out/boot-$n.console.log
+		chan=$out/boot-$n.results.log
+		: > "$console"
+		: > "$chan"
+		rm -f "$out/boot-$n.qemu.pid"
+		echo "vm-run: boot $n: $t, power boot $k/$total"
+		echo "vm-run: console log: $top/$console"
+		start=$(date +%s.%N)
+		timeout -k 5 "$budget" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
+			-nographic -no-reboot -nic none -monitor none \
+			-kernel "$kernel" -initrd "$initrd" "${drv[@]}" \
+			-pidfile "$out/boot-$n.qemu.pid" \
+			-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on $kargs$xkargs sxm.boot=$n sxm.tscale=$tscale sxm.extra_time=$extra sxm.tests=$t sxm.power_boot=$k sxm.power_boots=$total" \
+			-serial "file:$console" -serial "file:$chan" < /dev/null > "$out/boot-$n.qemu.log" 2>&1 &
+		qpid=$!
+		trap 'kill $qpid 2>/dev/null; exit 130' INT TERM
+		[ "$quiet" = 0 ] && { tail -s 0.5 --pid=$qpid -n +1 -F "$chan" 2>/dev/null | tr -d '\r' & }
+		# Watch for the test's request; cut the power a random while after.
+		cut="" asked=0
+		while kill -0 $qpid 2>/dev/null; do
+			if grep -q '^=== POWER-CUT' "$chan"; then
+				asked=1
+				cut=$(( (RANDOM * 32768 + RANDOM) % (dmax + 1) ))
+				sleep "$(printf '%d.%03d' $((cut / 1000)) $((cut % 1000)))"
+				[ -s "$out/boot-$n.qemu.pid" ] && kill -KILL "$(cat "$out/boot-$n.qemu.pid")" 2>/dev/null
+				break
+			fi
+			sleep 0.1
+		done
+		{ wait $qpid; } 2>/dev/null	# no "Killed" from bash
+		qrc=$?
+		trap - INT TERM
+		end=$(date +%s.%N)
+		secs=$(awk -v a="$secs" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", a + e - s }')
+		awk -v n="$n" -v s="$start" -v e="$end" -v c="$cut" 'BEGIN {
+			printf "vm-run: boot %d took %.1f s%s\n", n, e - s, c == "" ? "" : " (power cut " c " ms after the request)" }'
+		# This boot's part: the test's lines, its end, what it left.
+		part=$(tr -d '\r' < "$chan" | awk -v t="$t" '
+			$1 == "===" && $2 == "BEGIN" && $3 == t { on = 1; next }
+			$1 == "===" && $2 == "END" && $3 == t { sub("rc=", "", $4); print "=== RC " $4; on = 0; next }
+			$1 == "===" && $2 == "LEFTOVER" { sub("^=== LEFTOVER [^ ]* ", ""); print "not ok - teardown left behind:" $0; next }
+			$1 == "===" && $2 == "POWER-CUT" { next }
+			on { print }')
+		local brc
+		brc=$(sed -n 's/^=== RC //p' <<< "$part")
+		part=$(grep -v '^=== RC ' <<< "$part")
+		{
+			if [ -n "$cut" ]; then
+				echo "# power boot $k/$total: power cut ${cut} ms after the test asked"
+			else
+				echo "# power boot $k/$total"
+			fi
+			[ -z "$part" ] || printf '%s\n' "$part"
+			if [ "$k" -lt "$total" ] && [ "$asked" = 0 ]; then
+				if [ "$brc" = 4 ]; then
+					why=skip
+				else
+					echo "not ok - power boot $k/$total: the test did not ask for its power cut (exit status ${brc:-none}; qemu $qrc; see $console)"
+				fi
+			elif [ "$k" = "$total" ] && [ "$asked" = 1 ]; then
+				echo "not ok - power boot $k/$total (the last): the test asked for a power cut"
+			elif [ "$k" = "$total" ] && [ -z "$brc" ]; then
+				echo "not ok - did not finish: the guest hung or died (see $console)"
+			fi
+			declare -A klog=()
+			kernel_log_scan "$console" "$t"
+			for who in "${!klog[@]}"; do printf '%s' "${klog[$who]}" | head -n 40; done
+		} >> "$b.tap.parts"
+		[ "$k" = "$total" ] && rc=${brc:-1}
+		[ "$why" = skip ] && { rc=4; break; }
+		if grep -Eq "$kernel_bad_re" <(tr -d '\r' < "$console"); then
+			echo "vm-run: the kernel complained; context in $top/$console:" >&2
+			tr -d '\r' < "$console" | grep -E -B2 -A12 "$kernel_bad_re" | head -n 60 >&2
+		fi
+		# A boot that went wrong ends the test: the next boots count on it.
+		if [ "$k" -lt "$total" ] && [ "$asked" = 0 ]; then
+			[ "$why" = skip ] || echo "not ok - power boots $((k + 1))..$total not run" >> "$b.tap.parts"
+			break
+		fi
+	done
+	# One TAP stream: the points numbered on across the boots; the plans of
+	# the boots dropped, a last boot that ran fewer points than it planned
+	# a failure.
+	awk -v last="$total" '
+		BEGIN { print "TAP version 13" }
+		/^TAP version/ { next }
+		/^# power boot / { split($4, a, "/"); boot = a[1]; bn = 0; print; next }
+		/^1\.\.[0-9]+/ { split($1, p, /\.\./)
+			if (boot == last && bn < p[2] && $0 !~ /SKIP/) { n++; print "not ok " n " power boot " boot ": planned " p[2] ", ran " bn }
+			if ($0 ~ /SKIP/) print "# " $0
+			next }
+		/^(not )?ok( [0-9]+)?( |$)/ { n++; bn++
+			if ($1 == "ok") sub(/^ok( [0-9]+)?/, "ok " n); else sub(/^not ok( [0-9]+)?/, "not ok " n)
+			print; next }
+		{ print }
+		END { if (n > 0) print "1.." n }' "$b.tap.parts" > "$b.tap"
+	rm -f "$b.tap.parts"
+	grep -q '^not ok' "$b.tap" && [ "$rc" = 0 ] && rc=1
+	echo "$rc" > "$b.rc"
+	echo "$secs" > "$b.time"
+	# The disks (130 MiB and more): kept only for a failure to look at.
+	[ "$rc" = 0 ] && rm -rf "$dd"
+}
+
 n=0
 for group in "${boots[@]}"; do
+	if [[ $group == power:* ]]; then
+		power_test "${group#power:}"
+		continue
+	fi
 	n=$((n + 1))
 	IFS=, read -r -a gt <<< "$group"
 	console=$out/boot-$n.console.log

@@ -48,6 +48,12 @@
 #   fio_verify DESC DEV [FIO_ARGS...]
 #                                 a test point: fio write + crc32c verify
 #   sha256_of DEV|FILE|URI [MIB]  sha256 of a device, file or nbd:// URI
+#   power_cut                     (a "# vm: power-cuts N" test, boots 1..N:
+#                                 see scripts/vm-run.sh) ask the host to cut
+#                                 the power, then wait for it; what runs in
+#                                 the background goes on meanwhile.  No
+#                                 plan in those boots: the host numbers the
+#                                 points of all boots on
 
 set -o errexit -o nounset -o pipefail -o errtrace
 
@@ -522,4 +528,13 @@ ktap_import() {
 	if [ $_tc_n -eq "$n0" ] || { [ $rc -ne 0 ] && [ $_tc_failed -eq 0 ]; }; then
 		fail "$* exited with status $rc"
 	fi
+}
+
+# power_cut — ask the host to kill the VM (SIGKILL, a random 0..D ms after
+# it sees the request); a point that fails if it has not within 120 s.
+power_cut() {
+	[ -n "${SXM_POWER_BOOT:-}" ] || bail "power_cut: not a power-cuts test's boot"
+	echo "=== POWER-CUT boot $SXM_POWER_BOOT"
+	sleep 120
+	bail "power boot $SXM_POWER_BOOT: the power was not cut within 120 s"
 }
