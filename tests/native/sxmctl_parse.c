@@ -444,6 +444,38 @@ TEST(status_parse_mirror)
 	EXPECT_FALSE(st.has_mirror);
 }
 
+/* The persistent map's eight words after the mirror's (target 1.3.0). */
+TEST(status_parse_metadata)
+{
+	struct sxm_status st;
+
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 off 0 0 0 0 0 - 254:3 active 17 40 212 unclean 1796205132 -", &st));
+	EXPECT_TRUE(st.has_meta);
+	EXPECT_STREQ("254:3", st.meta_dev);
+	EXPECT_STREQ("active", st.meta_state);
+	EXPECT_EQ(17U, st.meta_bits);
+	EXPECT_EQ(40U, st.meta_writes);
+	EXPECT_EQ(212U, st.meta_write_us);
+	EXPECT_STREQ("unclean", st.meta_loaded);
+	EXPECT_EQ(1796205132U, st.meta_clean_time);
+	EXPECT_STREQ("-", st.meta_reason);
+
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 off 0 0 0 0 0 - 254:3 failed 0 2 9 new 0 timeout", &st));
+	EXPECT_TRUE(st.has_meta);
+	EXPECT_STREQ("failed", st.meta_state);
+	EXPECT_STREQ("timeout", st.meta_reason);
+
+	/* None in the table, an older kernel, or a group garbled: none. */
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 off 0 0 0 0 0 - - - 0 0 0 - 0 -", &st));
+	EXPECT_FALSE(st.has_meta);
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 off 0 0 0 0 0 -", &st));
+	EXPECT_FALSE(st.has_meta);
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 off 0 0 0 0 0 - 254:3 active x 40 212 clean 0 -", &st));
+	EXPECT_FALSE(st.has_meta);
+	ASSERT_EQ(0, sxm_status_parse("track 128 8192 3 9 - 0 off 0 0 0 0 0 - 254:3 active 1 2", &st));
+	EXPECT_FALSE(st.has_meta);
+}
+
 TEST(status_parse_bad)
 {
 	static const struct {

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -223,6 +224,46 @@ static int get_status(const char *cmd, const char *name,
 	return r ? EXIT_FAIL : EXIT_OK;
 }
 
+/* The persistent map's fields of status (null / nothing without one). */
+static void print_meta_json(const struct sxm_status *st)
+{
+	if (!st->has_meta) {
+		printf("null");
+		return;
+	}
+	printf("{\"dev\":\"%s\",\"state\":\"%s\",\"bits\":%llu,\"writes\":%llu,\"write_us\":%llu,\"loaded\":\"%s\",\"last_clean\":%llu,\"reason\":",
+	       st->meta_dev, st->meta_state,
+	       (unsigned long long)st->meta_bits,
+	       (unsigned long long)st->meta_writes,
+	       (unsigned long long)st->meta_write_us, st->meta_loaded,
+	       (unsigned long long)st->meta_clean_time);
+	if (strcmp(st->meta_reason, "-"))
+		printf("\"%s\"}", st->meta_reason);
+	else
+		printf("null}");
+}
+
+static void print_meta_text(const struct sxm_status *st)
+{
+	char when[32] = "never";
+	time_t t = st->meta_clean_time;
+	struct tm tm;
+
+	if (!st->has_meta)
+		return;
+	if (t && gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("  metadata      %s, %s%s%s\n", st->meta_dev, st->meta_state,
+	       strcmp(st->meta_reason, "-") ? ": " : "",
+	       strcmp(st->meta_reason, "-") ? st->meta_reason : "");
+	printf("    on disk     %llu regions; %llu blocks written, %llu us each\n",
+	       (unsigned long long)st->meta_bits,
+	       (unsigned long long)st->meta_writes,
+	       (unsigned long long)st->meta_write_us);
+	printf("    loaded      %s; last clean shutdown before: %s\n",
+	       st->meta_loaded, when);
+}
+
 int cmd_status(int argc, char **argv)
 {
 	const char *cmd = argv[0], *name;
@@ -270,8 +311,10 @@ int cmd_status(int argc, char **argv)
 			printf("%u", st.helper_pid);
 		else
 			printf("null");
-		printf(",\"suspended\":%s}\n",
+		printf(",\"suspended\":%s,\"metadata\":",
 		       d.info.suspended ? "true" : "false");
+		print_meta_json(&st);
+		printf("}\n");
 	} else {
 		printf("%s: sxm over %u:%u (%u:%u)%s\n", d.info.name,
 		       d.params.major, d.params.minor, d.info.major,
@@ -294,6 +337,7 @@ int cmd_status(int argc, char **argv)
 			printf("  helper        pid %u\n", st.helper_pid);
 		else
 			printf("  helper        none\n");
+		print_meta_text(&st);
 	}
 	r = cli_flush_stdout(cmd);
 out:

@@ -325,6 +325,58 @@ static int mirror_words(const char *s, struct sxm_status *v)
 	return 0;
 }
 
+/* Where word @k (from 0) of @s starts ("" if it has fewer). */
+static const char *after_words(const char *s, unsigned int k)
+{
+	s = skip_spaces(s);
+	while (k-- && *s)
+		s = skip_spaces(s + word_len(s));
+	return s;
+}
+
+/* The next word into @buf (of @len); advances *@s past it. */
+static int word_into(const char **s, char *buf, size_t len)
+{
+	size_t n;
+
+	*s = skip_spaces(*s);
+	n = word_len(*s);
+	if (!n || n >= len)
+		return -EINVAL;
+	memcpy(buf, *s, n);
+	buf[n] = '\0';
+	*s += n;
+	return 0;
+}
+
+static int num_word(const char **s, uint64_t *v)
+{
+	*s = skip_spaces(*s);
+	return read_dec_word(s, v) ? -EINVAL : 0;
+}
+
+/*
+ * The persistent map's eight words after the mirror's (@s at the first):
+ * "<dev> <state> <bits> <writes> <us> <loaded> <clean_time> <reason>",
+ * dev "-" without a metadata device.
+ */
+static int meta_words(const char *s, struct sxm_status *v)
+{
+	struct sxm_status w = *v;
+
+	if (word_into(&s, w.meta_dev, sizeof(w.meta_dev)) ||
+	    word_into(&s, w.meta_state, sizeof(w.meta_state)) ||
+	    num_word(&s, &w.meta_bits) || num_word(&s, &w.meta_writes) ||
+	    num_word(&s, &w.meta_write_us) ||
+	    word_into(&s, w.meta_loaded, sizeof(w.meta_loaded)) ||
+	    num_word(&s, &w.meta_clean_time) ||
+	    word_into(&s, w.meta_reason, sizeof(w.meta_reason)))
+		return -EINVAL;
+	w.has_meta = strcmp(w.meta_dev, "-") != 0;
+	*v = w;
+	return 0;
+}
+
 int sxm_status_parse(const char *params, struct sxm_status *st)
 {
 	const char *s = skip_spaces(params);
@@ -384,6 +436,8 @@ int sxm_status_parse(const char *params, struct sxm_status *st)
 	strcpy(v.mirror, "off");
 	if (*s == ' ' && *skip_spaces(s))
 		v.has_mirror = !mirror_words(skip_spaces(s), &v);
+	if (v.has_mirror)
+		meta_words(after_words(params, 14), &v);
 
 	/*
 	 * Words after these are fields a newer kernel appended; the seven

@@ -100,6 +100,16 @@ struct sxm_status {
 	uint64_t mirrored_bytes;
 	uint64_t degradations;	/* times the mirror went down */
 	char reason[32];	/* why it last went down, or "-" */
+	/* The persistent map (target 1.3.0 on), if has_meta. */
+	bool has_meta;		/* a metadata device is in the table */
+	char meta_dev[24];	/* "major:minor" */
+	char meta_state[12];	/* "active", "failed" */
+	uint64_t meta_bits;	/* regions set on the metadata device */
+	uint64_t meta_writes;	/* metadata blocks written */
+	uint64_t meta_write_us;	/* their mean latency */
+	char meta_loaded[12];	/* "new", "clean", "unclean", "reset" */
+	uint64_t meta_clean_time;	/* last clean shutdown before the load */
+	char meta_reason[32];	/* why it went off, or "-" */
 };
 
 int sxm_status_parse(const char *params, struct sxm_status *st);
