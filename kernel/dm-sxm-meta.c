@@ -101,6 +101,7 @@ MODULE_PARM_DESC(meta_clean_ms,
 
 enum {
 	META_ACTIVE,
+	META_FAILING,	/* writes still wait: "no track" goes on disk first */
 	META_FAILED,
 };
 
@@ -132,6 +133,7 @@ struct sxm_meta {
 	struct meta_sb sb;		/* as last written */
 	unsigned long *img;
 	unsigned long *blk_dirty;	/* map blocks to write */
+	unsigned long *blk_batch;	/* of them, the write work's batch's */
 	u64 img_bits;
 
 	atomic_long_t *durable;
@@ -145,6 +147,7 @@ struct sxm_meta {
 	struct delayed_work clean_work;
 	u64 clean_hint;			/* dirty.copied at the last round */
 	bool invalidated;		/* failed, and "no track" is on disk */
+	bool kept_touched;		/* the last round kept bits as written */
 	bool cleaning;			/* the cleaner may run; under lock */
 	bool stop;			/* the cleaner's drain gives up */
 
@@ -192,7 +195,57 @@ struct meta_io {
 
 static struct workqueue_struct *meta_wq;
 static LIST_HEAD(mio_orphans);
-static DEFINE_SPINLOCK(mio_orphan_lock);
+static DEFINE_SPINLOCK(mio_orphan_lock);	/* also mio_tainted[] */
+
+/*
+ * Devices an orphan wrote to late: what they hold may be older than what
+ * was written after it (a superblock saying a track, map bits cleared).
+ * Their track is not trusted at the next load, until a superblock write
+ * of ours succeeds there again.
+ */
+#define MIO_TAINTED_MAX	16
+static dev_t mio_tainted[MIO_TAINTED_MAX];
+static bool mio_tainted_overflow;
+
+static void taint_locked(dev_t devt)
+{
+	unsigned int i;
+
+	for (i = 0; i < MIO_TAINTED_MAX; i++)
+		if (mio_tainted[i] == devt)
+			return;
+	for (i = 0; i < MIO_TAINTED_MAX; i++)
+		if (!mio_tainted[i]) {
+			mio_tainted[i] = devt;
+			return;
+		}
+	/* More than that many devices: trust no saved track at all. */
+	mio_tainted_overflow = true;
+}
+
+static bool meta_tainted(dev_t devt)
+{
+	bool t = false;
+	unsigned int i;
+
+	spin_lock_irq(&mio_orphan_lock);
+	for (i = 0; i < MIO_TAINTED_MAX; i++)
+		t |= mio_tainted[i] == devt;
+	t |= mio_tainted_overflow;
+	spin_unlock_irq(&mio_orphan_lock);
+	return t;
+}
+
+static void meta_untaint(dev_t devt)
+{
+	unsigned int i;
+
+	spin_lock_irq(&mio_orphan_lock);
+	for (i = 0; i < MIO_TAINTED_MAX; i++)
+		if (mio_tainted[i] == devt)
+			mio_tainted[i] = 0;
+	spin_unlock_irq(&mio_orphan_lock);
+}
 
 static void mio_free(struct meta_io *mio)
 {
@@ -229,9 +282,11 @@ static void mio_endio(struct bio *bio)
 		complete(&mio->done);
 		return;
 	}
-	/* An orphan: nobody waits for it any more. */
+	/* An orphan: nobody waits for it any more; a write landed late. */
 	spin_lock_irqsave(&mio_orphan_lock, flags);
 	list_del(&mio->orphan);
+	if (op_is_write(bio_op(bio)))
+		taint_locked(mio->devt);
 	spin_unlock_irqrestore(&mio_orphan_lock, flags);
 	bio_uninit(&mio->bio);
 	mio_free(mio);
@@ -292,10 +347,11 @@ static int mio_wait_until(struct sxm_meta *m, unsigned int i,
 {
 	struct meta_io *mio = m->slot[i];
 	long left = (long)(deadline - jiffies);
+	unsigned long got = 0;
 	bool orphan;
 
 	if (left > 0)
-		wait_for_completion_timeout(&mio->done, left);
+		got = wait_for_completion_timeout(&mio->done, left);
 	/* Listed in the same section: mio_endio() unlists it under the lock. */
 	spin_lock_irq(&mio_orphan_lock);
 	orphan = atomic_cmpxchg(&mio->state, MIO_INFLIGHT, MIO_ORPHAN) ==
@@ -310,6 +366,12 @@ static int mio_wait_until(struct sxm_meta *m, unsigned int i,
 		m->slot[i] = NULL;
 		return -ETIMEDOUT;
 	}
+	/*
+	 * Done after the wait gave up: mio_endio() may still be in
+	 * complete(); take that completion before the slot is used again.
+	 */
+	if (!got)
+		wait_for_completion(&mio->done);
 	bio_uninit(&mio->bio);
 	atomic_set(&mio->state, MIO_IDLE);
 	return mio->status ? -EIO : 0;
@@ -458,18 +520,22 @@ static int meta_write_sb(struct sxm_meta *m)
 	sb_encode(&m->sb, page_address(mio->page));
 	mio_submit(mio);
 	r = mio_wait_until(m, 0, meta_deadline());
-	if (!r)
+	if (!r) {
 		meta_count_write(m, mio);
+		/* Ours is the newest superblock there now. */
+		meta_untaint(m->devt);
+	}
 	return r;
 }
 
 /*
- * Write up to META_BATCH of the map blocks marked in blk_dirty from *@k
- * to @last, FUA, all by @deadline (lock held); *@k moves past them.  A
- * block stays marked if its write fails.  How many it wrote, or -errno.
+ * Write up to META_BATCH of the map blocks marked in @which (blk_dirty, or
+ * blk_batch) from *@k to @last, FUA, all by @deadline (lock held); *@k
+ * moves past them.  A block written leaves blk_dirty and blk_batch; one
+ * that failed stays.  How many it wrote, or -errno.
  */
-static int meta_write_chunk(struct sxm_meta *m, u64 *k, u64 last,
-			    unsigned long deadline)
+static int meta_write_chunk(struct sxm_meta *m, unsigned long *which, u64 *k,
+			    u64 last, unsigned long deadline)
 {
 	u64 ks[META_BATCH];
 	unsigned int n, i;
@@ -479,7 +545,7 @@ static int meta_write_chunk(struct sxm_meta *m, u64 *k, u64 last,
 	if (!m->bdev)
 		return -ENODEV;
 	for (n = 0; n < META_BATCH; n++) {
-		u64 b = find_next_bit(m->blk_dirty, last + 1, *k);
+		u64 b = find_next_bit(which, last + 1, *k);
 
 		if (b > last) {
 			*k = last + 1;
@@ -507,6 +573,7 @@ static int meta_write_chunk(struct sxm_meta *m, u64 *k, u64 last,
 		if (!e) {
 			meta_count_write(m, m->slot[i]);
 			clear_bit(ks[i], m->blk_dirty);
+			clear_bit(ks[i], m->blk_batch);
 		} else if (!r || e == -ETIMEDOUT) {
 			r = e;
 		}
@@ -514,15 +581,15 @@ static int meta_write_chunk(struct sxm_meta *m, u64 *k, u64 last,
 	return r ?: n;
 }
 
-/* The marked blocks from @first to @last, all by @deadline (lock held). */
-static int meta_write_blocks(struct sxm_meta *m, u64 first, u64 last,
-			     unsigned long deadline)
+/* The blocks marked in @which from @first to @last, all by @deadline. */
+static int meta_write_blocks(struct sxm_meta *m, unsigned long *which,
+			     u64 first, u64 last, unsigned long deadline)
 {
 	u64 k = first;
 	int r;
 
 	while (k <= last) {
-		r = meta_write_chunk(m, &k, last, deadline);
+		r = meta_write_chunk(m, which, &k, last, deadline);
 		if (r < 0)
 			return r;
 	}
@@ -530,8 +597,11 @@ static int meta_write_blocks(struct sxm_meta *m, u64 first, u64 last,
 }
 
 /*
- * Set regions @first..@last in img; mark the blocks whose bits changed.
- * (Lock held; bits the cleaner gave back are set already: no rewrite.)
+ * For a batch (lock held): set regions @first..@last in img, and put in
+ * blk_batch every block of theirs whose bits are not all on disk: those
+ * it changed, and those still to write anyway (blk_dirty: a block the
+ * cleaner cleared, or a bad one read as all ones).  Bits the cleaner gave
+ * back are set already and on disk: no rewrite for them.
  */
 static void img_set(struct sxm_meta *m, u64 first, u64 last)
 {
@@ -539,28 +609,37 @@ static void img_set(struct sxm_meta *m, u64 first, u64 last)
 
 	for (w = fw; w <= lw; w++) {
 		unsigned long mask = ~0UL;
+		u64 k = w / META_LONGS_PER_BLOCK;
 
 		if (w == fw)
 			mask &= BITMAP_FIRST_WORD_MASK(first);
 		if (w == lw)
 			mask &= BITMAP_LAST_WORD_MASK(last + 1);
 		mask &= ~m->img[w];
-		if (!mask)
-			continue;
-		m->img_bits += hweight_long(mask);
-		m->img[w] |= mask;
-		__set_bit(w / META_LONGS_PER_BLOCK, m->blk_dirty);
+		if (mask) {
+			m->img_bits += hweight_long(mask);
+			m->img[w] |= mask;
+			__set_bit(k, m->blk_dirty);
+		}
+		if (test_bit(k, m->blk_dirty))
+			__set_bit(k, m->blk_batch);
 	}
 }
 
-/* durable |= img over regions @first..@last, just written (lock held). */
+/*
+ * durable |= img over regions @first..@last, whose blocks were just
+ * written (lock held); a block still to write keeps its bits out.
+ */
 static void durable_from_img(struct sxm_meta *m, u64 first, u64 last)
 {
 	u64 w, lw = last / BITS_PER_LONG;
 
-	for (w = first / BITS_PER_LONG; w <= lw; w++)
+	for (w = first / BITS_PER_LONG; w <= lw; w++) {
+		if (test_bit(w / META_LONGS_PER_BLOCK, m->blk_dirty))
+			continue;
 		if (m->img[w] & ~atomic_long_read(&m->durable[w]))
 			atomic_long_or(m->img[w], &m->durable[w]);
+	}
 }
 
 static bool range_durable(struct sxm_meta *m, u64 first, u64 last)
@@ -613,12 +692,14 @@ static void io_regions(struct sxm_meta *m, struct sxm_io *io, u64 *first,
 /*
  * The superblock of a failed map says "no track", so that no later load
  * resumes a track whose map has holes (lock held).  Tried at the failure
- * and again at every suspend, resume and mode change until it is written.
+ * and again at every suspend, resume and mode change until it is written;
+ * not while a write to the device hangs (it would only pile up more: the
+ * late write taints the device, see mio_tainted).
  */
 static void meta_invalidate(struct sxm_meta *m)
 {
 	lockdep_assert_held(&m->lock);
-	if (m->invalidated || !m->bdev)
+	if (m->invalidated || !m->bdev || mio_orphans_on(m->devt))
 		return;
 	m->sb.track_id = 0;
 	m->sb.flags = SXM_META_BOUND;
@@ -628,37 +709,46 @@ static void meta_invalidate(struct sxm_meta *m)
 
 /*
  * Turn the persistent map off for @reason.  Any context that may sleep,
- * with or without dev->lock, not with lock: the write work sends the
- * waiting writes on (new ones do not wait any more), the fail work writes
- * "no track" on the device and changes the track id.
+ * with or without dev->lock, not with lock.  The map is "failing" until
+ * the write work has tried to write "no track" on the device: writes still
+ * wait meanwhile (so none goes on with the old track on disk while that
+ * can be helped), then it is "failed" and they all go on.
  */
 static void meta_fail(struct sxm_meta *m, const char *reason)
 {
-	if (atomic_cmpxchg(&m->state, META_ACTIVE, META_FAILED) != META_ACTIVE)
+	if (atomic_cmpxchg(&m->state, META_ACTIVE, META_FAILING) !=
+	    META_ACTIVE)
 		return;
 	WRITE_ONCE(m->reason, reason);
 	DMERR("%u:%u: metadata device %u:%u: %s: persistent map off, tracking in memory",
 	      MAJOR(m->dev->devt), MINOR(m->dev->devt), MAJOR(m->devt),
 	      MINOR(m->devt), reason);
 	queue_work(meta_wq, &m->write_work);
-	queue_work(meta_wq, &m->fail_work);
+}
+
+/* The write work, on a failing map: "no track" on disk, then failed. */
+static void meta_finish_fail(struct sxm_meta *m)
+{
+	mutex_lock(&m->lock);
+	meta_invalidate(m);
+	mutex_unlock(&m->lock);
+	if (atomic_cmpxchg(&m->state, META_FAILING, META_FAILED) ==
+	    META_FAILING)
+		queue_work(system_wq, &m->fail_work);
 }
 
 /*
- * After a failure: a map with holes must never be trusted.  The device
- * says "no track" if it can still be written; the track id changes either
- * way, so the helper copies everything again and saves the new id, which
- * no later load of this device can match.  The helper hears of it as of
- * a change of the mirror (events, poll, dm event).
+ * After a failure: a map with holes must never be trusted.  The track id
+ * changes, so the helper copies everything again and saves the new id,
+ * which no later load of this device can match.  The helper hears of it
+ * as of a change of the mirror (events, poll, dm event).  Not on meta_wq:
+ * it waits for dev->lock, which a mode change holds while it waits for
+ * writes that the write work releases.
  */
 static void meta_fail_work(struct work_struct *work)
 {
 	struct sxm_meta *m = container_of(work, struct sxm_meta, fail_work);
 	struct sxm_dev *dev = m->dev;
-
-	mutex_lock(&m->lock);
-	meta_invalidate(m);
-	mutex_unlock(&m->lock);
 
 	mutex_lock(&dev->lock);
 	if (dev->track_id)
@@ -689,7 +779,7 @@ bool sxm_meta_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 	unsigned long flags;
 	u64 first, last;
 
-	if (!m || !io->nr_sectors || atomic_read(&m->state) != META_ACTIVE)
+	if (!m || !io->nr_sectors || atomic_read(&m->state) == META_FAILED)
 		return false;
 	io_regions(m, io, &first, &last);
 	range_mark(m->touched, first, last);
@@ -702,7 +792,7 @@ bool sxm_meta_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io)
 		return true;
 	}
 	spin_lock_irqsave(&m->wlock, flags);
-	if (atomic_read(&m->state) != META_ACTIVE) {
+	if (atomic_read(&m->state) == META_FAILED) {
 		/* The write work sends on what waits already. */
 		spin_unlock_irqrestore(&m->wlock, flags);
 		return false;
@@ -732,7 +822,7 @@ static int meta_write_batch(struct sxm_meta *m, struct bio_list *batch)
 		lo = min(lo, first);
 		hi = max(hi, last);
 	}
-	r = meta_write_blocks(m, lo / SXM_META_REGIONS_PER_BLOCK,
+	r = meta_write_blocks(m, m->blk_batch, lo / SXM_META_REGIONS_PER_BLOCK,
 			      hi / SXM_META_REGIONS_PER_BLOCK, deadline);
 	if (r)
 		return r;
@@ -752,6 +842,8 @@ static void meta_write_work(struct work_struct *work)
 	int r;
 
 	for (;;) {
+		if (atomic_read(&m->state) == META_FAILING)
+			meta_finish_fail(m);
 		spin_lock_irq(&m->wlock);
 		batch = m->waiting;
 		bio_list_init(&m->waiting);
@@ -764,8 +856,10 @@ static void meta_write_work(struct work_struct *work)
 		if (atomic_read(&m->state) == META_ACTIVE)
 			r = meta_write_batch(m, &batch);
 		mutex_unlock(&m->lock);
-		if (r)
+		if (r) {
 			meta_fail(m, io_reason(r));
+			meta_finish_fail(m);
+		}
 		while ((bio = bio_list_pop(&batch)))
 			sxm_map_continue(bio);
 	}
@@ -792,12 +886,17 @@ static u64 clean_words(struct sxm_meta *m, size_t w, size_t n,
 		size_t x = w + i;
 		unsigned long keep;
 
+		unsigned long busy;
+
 		cand[i] = 0;
 		if (!m->img[x] || x >= d->nr_words)
 			continue;
-		keep = atomic_long_read(&m->touched[x]) |
-		       sxm_dirty_pending_word(d, x) |
+		busy = sxm_dirty_pending_word(d, x) |
 		       sxm_ring_unflushed_word(dev, x);
+		keep = atomic_long_read(&m->touched[x]) | busy;
+		/* Kept only as written lately: the next round may clear it. */
+		if (m->img[x] & keep & ~busy)
+			m->kept_touched = true;
 		cand[i] = m->img[x] & ~keep;
 		if (cand[i])
 			atomic_long_andnot(cand[i], &m->durable[x]);
@@ -858,7 +957,8 @@ static int clean_write(struct sxm_meta *m)
 	while (k < m->nr_blocks && !READ_ONCE(m->stop) &&
 	       atomic_read(&m->state) == META_ACTIVE) {
 		mutex_lock(&m->lock);
-		r = meta_write_chunk(m, &k, m->nr_blocks - 1, meta_deadline());
+		r = meta_write_chunk(m, m->blk_dirty, &k, m->nr_blocks - 1,
+				     meta_deadline());
 		mutex_unlock(&m->lock);
 		if (r < 0)
 			return r;
@@ -903,6 +1003,7 @@ static void meta_clean_work(struct work_struct *work)
 	mutex_lock(&dev->lock);
 	mutex_lock(&m->lock);
 	mutex_lock(&dev->dirty.harvest_lock);
+	m->kept_touched = false;
 	cleared = clean_map(m);
 	m->img_bits -= cleared;
 	mutex_unlock(&dev->dirty.harvest_lock);
@@ -914,7 +1015,8 @@ static void meta_clean_work(struct work_struct *work)
 		meta_fail(m, io_reason(r));
 		return;
 	}
-	if (!READ_ONCE(m->stop))
+	/* Bits kept as written lately get a round of their own. */
+	if (!READ_ONCE(m->stop) && !m->kept_touched)
 		m->clean_hint = hint;
 again:
 	if (!READ_ONCE(m->stop))
@@ -967,9 +1069,12 @@ static int meta_read_map(struct sxm_meta *m)
 				       SXM_META_BLOCK_SIZE);
 			else if (e && !r)
 				r = e;
+			/* A bad block is rewritten before its bits count. */
 			if ((!e || e == -EIO) &&
-			    !map_decode(m, k + i, page_address(mio->page)))
+			    !map_decode(m, k + i, page_address(mio->page))) {
 				m->bad_blocks++;
+				__set_bit(k + i, m->blk_dirty);
+			}
 		}
 		cond_resched();
 	}
@@ -999,7 +1104,8 @@ static int meta_bind(struct sxm_meta *m, struct dm_target *ti)
 	mutex_lock(&m->lock);
 	r = 0;
 	for (k = 0; k < m->nr_blocks && r >= 0; cond_resched())
-		r = meta_write_chunk(m, &k, m->nr_blocks - 1, meta_deadline());
+		r = meta_write_chunk(m, m->blk_dirty, &k, m->nr_blocks - 1,
+				     meta_deadline());
 	if (r >= 0)
 		r = meta_write_sb(m);
 	mutex_unlock(&m->lock);
@@ -1108,10 +1214,17 @@ static int meta_open(struct sxm_meta *m, struct dm_target *ti, bool reset)
 	}
 	m->img_bits = bitmap_weight(m->img, m->nr_longs * BITS_PER_LONG);
 	for (w = 0; w < m->nr_longs; w++)
-		atomic_long_set(&m->durable[w], m->img[w]);
+		if (!test_bit(w / META_LONGS_PER_BLOCK, m->blk_dirty))
+			atomic_long_set(&m->durable[w], m->img[w]);
 	m->loaded = m->sb.flags & SXM_META_CLEAN ? "clean" : "unclean";
 	m->loaded_clean_time = m->sb.clean_time;
 	m->saved_track = m->sb.track_id;
+	if (m->saved_track && meta_tainted(m->devt)) {
+		DMWARN("%u:%u: metadata %u:%u: a late write landed there: its track is not trusted",
+		       MAJOR(m->dev->devt), MINOR(m->dev->devt),
+		       MAJOR(m->devt), MINOR(m->devt));
+		m->saved_track = 0;
+	}
 	if (m->bad_blocks)
 		DMWARN("%u:%u: metadata %u:%u: %llu bad map blocks, their regions count as written",
 		       MAJOR(m->dev->devt), MINOR(m->dev->devt),
@@ -1135,6 +1248,7 @@ static void meta_free(struct sxm_meta *m)
 	kvfree(m->durable);
 	kvfree(m->touched);
 	bitmap_free(m->blk_dirty);
+	bitmap_free(m->blk_batch);
 	kfree(m);
 }
 
@@ -1145,7 +1259,7 @@ static void meta_free(struct sxm_meta *m)
  */
 int sxm_meta_create(struct sxm_dev *dev, struct dm_target *ti,
 		    struct block_device *bdev, const char *source_id,
-		    bool reset)
+		    bool reset, bool passthrough)
 {
 	struct sxm_meta *m;
 	unsigned int i;
@@ -1194,7 +1308,9 @@ int sxm_meta_create(struct sxm_dev *dev, struct dm_target *ti,
 	m->durable = kvcalloc(m->nr_longs, sizeof(long), GFP_KERNEL);
 	m->touched = kvcalloc(m->nr_longs, sizeof(long), GFP_KERNEL);
 	m->blk_dirty = bitmap_zalloc(m->nr_blocks, GFP_KERNEL);
-	if (!m->img || !m->durable || !m->touched || !m->blk_dirty)
+	m->blk_batch = bitmap_zalloc(m->nr_blocks, GFP_KERNEL);
+	if (!m->img || !m->durable || !m->touched || !m->blk_dirty ||
+	    !m->blk_batch)
 		goto nomem;
 	for (i = 0; i < META_BATCH; i++) {
 		m->slot[i] = mio_alloc(GFP_KERNEL);
@@ -1203,6 +1319,17 @@ int sxm_meta_create(struct sxm_dev *dev, struct dm_target *ti,
 	}
 
 	r = meta_open(m, ti, reset);
+	/* A passthrough table ends the track before its first write. */
+	if (!r && passthrough && m->saved_track) {
+		m->saved_track = 0;
+		m->sb.track_id = 0;
+		m->sb.flags = SXM_META_BOUND;
+		mutex_lock(&m->lock);
+		r = meta_write_sb(m);
+		mutex_unlock(&m->lock);
+		if (r)
+			ti->error = "Cannot end the track on the metadata device";
+	}
 	if (r) {
 		meta_free(m);
 		return r;
@@ -1247,39 +1374,45 @@ u64 sxm_meta_take_track(struct sxm_dev *dev)
 
 /*
  * Write the superblock with @flags and dev->track_id (dev->lock held); a
- * failed map's says "no track" instead, if it can.
+ * failed map's says "no track" instead, if it can.  0 if the device now
+ * says that track (or "no track"), -EIO if it may still say an older one.
  */
-static void meta_sync_sb(struct sxm_dev *dev, u32 flags)
+static int meta_sync_sb(struct sxm_dev *dev, u32 flags)
 {
 	struct sxm_meta *m = dev->meta;
 	int r;
 
 	lockdep_assert_held(&dev->lock);
 	if (!m)
-		return;
+		return 0;
 	mutex_lock(&m->lock);
-	if (atomic_read(&m->state) != META_ACTIVE) {
-		meta_invalidate(m);
-		mutex_unlock(&m->lock);
-		return;
+	if (atomic_read(&m->state) == META_ACTIVE) {
+		m->sb.track_id = dev->track_id;
+		m->sb.flags = SXM_META_BOUND | flags;
+		if (flags & SXM_META_CLEAN)
+			m->sb.clean_time = ktime_get_real_seconds();
+		r = meta_write_sb(m);
+		if (r) {
+			mutex_unlock(&m->lock);
+			meta_fail(m, io_reason(r));
+			mutex_lock(&m->lock);
+		}
 	}
-	m->sb.track_id = dev->track_id;
-	m->sb.flags = SXM_META_BOUND | flags;
-	if (flags & SXM_META_CLEAN)
-		m->sb.clean_time = ktime_get_real_seconds();
-	r = meta_write_sb(m);
+	if (atomic_read(&m->state) != META_ACTIVE)
+		meta_invalidate(m);
+	r = atomic_read(&m->state) == META_ACTIVE || m->invalidated ? 0 : -EIO;
 	mutex_unlock(&m->lock);
-	if (r)
-		meta_fail(m, io_reason(r));
+	return r;
 }
 
 /*
  * dev->track_id changed (tracking started, or is about to stop: then it
- * is 0 and this is done before any write goes untracked).
+ * is 0 and this is done before any write goes untracked; -EIO if the
+ * device may still say the old track, and then tracking must go on).
  */
-void sxm_meta_set_track(struct sxm_dev *dev)
+int sxm_meta_set_track(struct sxm_dev *dev)
 {
-	meta_sync_sb(dev, 0);
+	return meta_sync_sb(dev, 0);
 }
 
 static void meta_start_cleaner(struct sxm_meta *m)

@@ -194,7 +194,7 @@ static int sxm_dev_load_meta(struct sxm_target *tgt, struct sxm_dev *dev)
 	list_add(&dev->list, &sxm_devs_loading);
 	mutex_unlock(&sxm_devs_lock);
 	r = sxm_meta_create(dev, ti, tgt->meta_dev->bdev, tgt->source_id,
-			    tgt->meta_reset);
+			    tgt->meta_reset, tgt->mode == SXM_MODE_PASSTHROUGH);
 	mutex_lock(&sxm_devs_lock);
 	list_del_init(&dev->list);
 	if (!r && __sxm_dev_lookup(dev->devt, dev->begin)) {
@@ -767,6 +767,20 @@ static int set_mode(struct sxm_target *tgt, int mode)
 		return mode == SXM_MODE_MIRROR ? sxm_ring_set_mirror(dev, true) : 0;
 	if (mode == SXM_MODE_MIRROR && !dev->ring)
 		return -ENXIO;
+	if (mode == SXM_MODE_PASSTHROUGH) {
+		/*
+		 * The track ends on the metadata device before any write goes
+		 * untracked; if it may not have, tracking goes on (-EIO).
+		 */
+		u64 t = dev->track_id;
+
+		dev->track_id = 0;
+		r = sxm_meta_set_track(dev);
+		if (r) {
+			dev->track_id = t;
+			return r;
+		}
+	}
 	if (old == SXM_MODE_PASSTHROUGH) {
 		/* Tracking starts: wait for what was sent untracked. */
 		WRITE_ONCE(tgt->mode, SXM_MODE_TRACK);
@@ -783,11 +797,6 @@ static int set_mode(struct sxm_target *tgt, int mode)
 	else if (old == SXM_MODE_MIRROR)
 		/* Held-back writes go to the source at once, tracked. */
 		sxm_ring_set_mirror(dev, false);
-	if (mode == SXM_MODE_PASSTHROUGH) {
-		/* On the metadata device before any write goes untracked. */
-		dev->track_id = 0;
-		sxm_meta_set_track(dev);
-	}
 	WRITE_ONCE(tgt->mode, mode);
 	return 0;
 }
@@ -915,6 +924,9 @@ static int sxm_message(struct dm_target *ti, unsigned int argc, char **argv,
 		mutex_unlock(&tgt->dev->lock);
 		if (r == -ENXIO)
 			DMERR("%s: mode mirror needs a helper with a ring attached",
+			      dm_device_name(dm_table_get_md(ti->table)));
+		if (r == -EIO)
+			DMERR("%s: cannot end the track on the metadata device: tracking goes on",
 			      dm_device_name(dm_table_get_md(ti->table)));
 		return r;
 	}

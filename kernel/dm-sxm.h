@@ -253,12 +253,12 @@ int sxm_meta_init(void);
 void sxm_meta_exit(void);
 int sxm_meta_create(struct sxm_dev *dev, struct dm_target *ti,
 		    struct block_device *bdev, const char *source_id,
-		    bool reset);
+		    bool reset, bool passthrough);
 bool sxm_meta_same(struct sxm_dev *dev, struct block_device *bdev,
 		   const char *source_id);
 bool sxm_meta_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io);
 u64 sxm_meta_take_track(struct sxm_dev *dev);
-void sxm_meta_set_track(struct sxm_dev *dev);
+int sxm_meta_set_track(struct sxm_dev *dev);
 void sxm_meta_resume(struct sxm_dev *dev);
 void sxm_meta_presuspend(struct sxm_dev *dev);
 void sxm_meta_presuspend_undo(struct sxm_dev *dev);

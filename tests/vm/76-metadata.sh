@@ -135,6 +135,10 @@ zap "$meta"
 dm_create ta "0 $n sxm $src 128 3 track metadata:$meta source_id:vm-7/disk-0"
 check_eq "a blank device is bound: active, new, nothing on disk" "$(mm "$meta") active 0 new -" \
 	"$(st ta 18) $(st ta 19) $(st ta 20) $(st ta 23) $(st ta 25)"
+check "sxm-ctl status shows the metadata device" \
+	bash -c "sxm-ctl status ta | grep -q '^  metadata      $(mm "$meta"), active'"
+check "and its JSON" \
+	bash -c "sxm-ctl status ta --json | grep -q '\"metadata\":{\"dev\":\"$(mm "$meta")\",\"state\":\"active\"'"
 w0=$(st ta 21)
 wr ta 5
 check_eq "a write: its region on the metadata device" "5-5" "$(runs "$meta")"
@@ -166,6 +170,7 @@ check_eq "superblock no longer clean while active" "flags 1" \
 	"$("$tool" sb "$meta" | grep '^flags ')"
 
 # ------------------------------------------------------------- cleaner
+wr ta 25	# written in the cleaner's current round too
 check "harvest and acknowledge" sxm-ctl harvest ta
 for i in $(seq 100); do [ "$(st ta 20)" = 0 ] && break; sleep 0.1; done
 check_eq "acknowledged regions are cleared from the metadata device" "0 ''" \
@@ -216,14 +221,14 @@ dmsetup remove ta
 # A map block that cannot be read counts as all written: every region of
 # it is dirty after the load, and the load succeeds.
 dm_create ta "0 $n sxm $src 128 2 track metadata:/dev/mapper/tmeta"
-t1=$("$tool" track ta)
 dmsetup remove ta
 swap_meta "0 8 linear $meta 0
 8 8 error
 16 2032 linear $meta 16"
 dm_create ta "0 $n sxm $src 128 2 track metadata:/dev/mapper/tmeta"
-check_eq "an unreadable map block: loaded, its regions all dirty, the same track" \
-	"active 1024 $t1" "$(st ta 19) $(st ta 7) $("$tool" track ta)"
+# (Rewriting that block then fails: the map may go off, as it should.)
+check_eq "an unreadable map block: loaded, its regions all dirty" \
+	1024 "$(st ta 7)"
 dmsetup remove ta
 swap_meta "0 2048 linear $meta 0"
 
