@@ -36,7 +36,10 @@ spawn fiopid fio --name=life --filename=$d --ioengine=io_uring --direct=1 \
 	--rw=randwrite --bs=4k --iodepth=16 --size=48M --time_based --runtime=600 \
 	--verify=crc32c --verify_backlog=512 --verify_fatal=1 --randrepeat=0 \
 	--output=$log
-sleep 3
+# Until fio has written (a slow guest starts it late): the reloads below
+# check that the map they find is kept, so it must not be empty.
+for i in $(seq 600); do [ "$(dirty)" -gt 0 ] && break; sleep 0.1; done
+sleep 1
 
 ops_ok=1 kept=1
 for i in 1 2 3; do
