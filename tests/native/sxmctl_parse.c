@@ -323,12 +323,60 @@ TEST(params_build)
 {
 	char buf[64];
 
-	ASSERT_EQ(0, sxm_params_build(buf, sizeof(buf), 253, 4, 128, false));
+	ASSERT_EQ(0, sxm_params_build(buf, sizeof(buf), 253, 4, 128, false,
+				      NULL));
 	EXPECT_STREQ("253:4 128", buf);
-	ASSERT_EQ(0, sxm_params_build(buf, sizeof(buf), 8, 16, 2097152, true));
+	ASSERT_EQ(0, sxm_params_build(buf, sizeof(buf), 8, 16, 2097152, true,
+				      NULL));
 	EXPECT_STREQ("8:16 2097152 1 track", buf);
-	EXPECT_EQ(-ENOSPC, sxm_params_build(buf, 9, 253, 4, 128, false));
-	EXPECT_EQ(0, sxm_params_build(buf, 10, 253, 4, 128, false));
+	EXPECT_EQ(-ENOSPC, sxm_params_build(buf, 9, 253, 4, 128, false, NULL));
+	EXPECT_EQ(0, sxm_params_build(buf, 10, 253, 4, 128, false, NULL));
+}
+
+/* A metadata device: its two words, and metadata_reset; checked words. */
+TEST(params_build_metadata)
+{
+	struct sxm_meta_arg m = { "/dev/vg0/disk-meta", "vg0/disk", false };
+	char buf[SXM_PARAMS_MAX];
+
+	ASSERT_EQ(0, sxm_params_build(buf, sizeof(buf), 253, 4, 128, true,
+				      &m));
+	EXPECT_STREQ("253:4 128 3 track metadata:/dev/vg0/disk-meta source_id:vg0/disk",
+		     buf);
+	m.reset = true;
+	ASSERT_EQ(0, sxm_params_build(buf, sizeof(buf), 253, 4, 128, false,
+				      &m));
+	EXPECT_STREQ("253:4 128 3 metadata:/dev/vg0/disk-meta source_id:vg0/disk metadata_reset",
+		     buf);
+	m.path = "/dev/with space";
+	EXPECT_EQ(-EINVAL, sxm_params_build(buf, sizeof(buf), 1, 2, 8, true,
+					    &m));
+	m.path = "/dev/x";
+	m.source_id = "";
+	EXPECT_EQ(-EINVAL, sxm_params_build(buf, sizeof(buf), 1, 2, 8, true,
+					    &m));
+	m.source_id = "tab\tid";
+	EXPECT_EQ(-EINVAL, sxm_params_build(buf, sizeof(buf), 1, 2, 8, true,
+					    &m));
+	m.source_id = "id";
+	EXPECT_EQ(-ENOSPC, sxm_params_build(buf, 30, 1, 2, 8, true, &m));
+}
+
+/* The TABLE status's metadata:<major:minor> (what the kernel reports). */
+TEST(params_parse_metadata)
+{
+	struct sxm_params p;
+
+	ASSERT_EQ(0, sxm_params_parse("253:4 128 3 track metadata:7:3 source_id:vg0/disk",
+				      &p));
+	EXPECT_TRUE(p.track);
+	EXPECT_TRUE(p.has_meta);
+	EXPECT_EQ(7U, p.meta_major);
+	EXPECT_EQ(3U, p.meta_minor);
+	ASSERT_EQ(0, sxm_params_parse("253:4 128 1 track", &p));
+	EXPECT_FALSE(p.has_meta);
+	EXPECT_EQ(-EINVAL, sxm_params_parse("253:4 128 1 metadata:7:3x", &p));
+	EXPECT_EQ(-EINVAL, sxm_params_parse("253:4 128 1 metadata:7", &p));
 }
 
 TEST(params_parse)
@@ -378,7 +426,7 @@ TEST(params_roundtrip)
 	char buf[64];
 
 	ASSERT_EQ(0, sxm_params_build(buf, sizeof(buf), 4095, 1048575,
-				      SXM_DEFAULT_REGION_SIZE >> 9, true));
+				      SXM_DEFAULT_REGION_SIZE >> 9, true, NULL));
 	ASSERT_EQ(0, sxm_params_parse(buf, &p));
 	EXPECT_EQ(4095U, p.major);
 	EXPECT_EQ(1048575U, p.minor);

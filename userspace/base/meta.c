@@ -422,6 +422,102 @@ void sxm_meta_free(struct sxm_meta *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* What is wrong with bound superblock @sb for the target, or NULL. */
+static const char *fit_mismatch(const struct sxm_meta_super *sb,
+				uint64_t len_sectors, uint64_t region_sectors,
+				uint64_t nr, const char *source_id)
+{
+	if (sb->region_sectors != region_sectors)
+		return "was bound with another region size";
+	if (sb->len_sectors != len_sectors || sb->nr_regions != nr)
+		return "was bound to a device of another size";
+	if (strncmp(sb->source_id, source_id, SXM_META_SOURCE_ID_LEN))
+		return "belongs to another source";
+	return NULL;
+}
+
+/* Block 0 read into @fit: the kernel's verdict, or NULL if it takes it. */
+static const char *fit_super(const void *blk, uint64_t len_sectors,
+			     uint64_t region_sectors, const char *source_id,
+			     bool reset, struct sxm_meta_fit *fit)
+{
+	uint64_t nr = (len_sectors + region_sectors - 1) / region_sectors;
+	const struct sxm_meta_sb *raw = blk;
+	const char *why = NULL;
+
+	if (first_nonzero(blk, BLOCK) == BLOCK) {
+		fit->state = SXM_META_ST_ZEROES;
+		fit->bind = true;
+		return NULL;
+	}
+	sxm_meta_decode(blk, &fit->sb);
+	fit->state = SXM_META_ST_BAD;
+	if (fit->sb.magic != SXM_META_SB_MAGIC)
+		return "holds no sxm metadata (sxm-ctl metadata format makes it a metadata device; it erases the device)";
+	if (fit->sb.csum != sxm_meta_sb_csum(blk))
+		why = "is corrupt (bad superblock checksum)";
+	else if (fit->sb.version != SXM_META_VERSION)
+		why = "has a format version this sxm-ctl does not know";
+	else if ((fit->sb.flags & ~SXM_META_FLAGS) ||
+		 first_nonzero(raw->reserved, sizeof(raw->reserved)) <
+		 sizeof(raw->reserved))
+		why = "has flags or fields this sxm-ctl does not know";
+	else if (!(fit->sb.flags & SXM_META_BOUND))
+		fit->state = SXM_META_ST_BLANK;
+	else
+		fit->state = SXM_META_ST_BOUND;
+	if (fit->state == SXM_META_ST_BOUND)
+		why = fit_mismatch(&fit->sb, len_sectors, region_sectors, nr,
+				   source_id);
+	fit->bind = why || reset || fit->state != SXM_META_ST_BOUND;
+	return reset ? NULL : why;
+}
+
+int sxm_meta_fit(const char *path, uint64_t len_sectors,
+		 uint64_t region_sectors, const char *source_id, bool reset,
+		 struct sxm_meta_fit *fit, char *why, size_t len)
+{
+	uint64_t bytes, need;
+	const char *bad;
+	void *blk;
+	int fd, r;
+
+	memset(fit, 0, sizeof(*fit));
+	if (!region_sectors || !len_sectors)
+		return -EINVAL;
+	need = sxm_meta_bytes((len_sectors + region_sectors - 1) /
+			      region_sectors);
+	r = sxm_meta_open(path, false, &fd, &bytes);
+	if (r) {
+		snprintf(why, len, "metadata device %s: %s", path,
+			 r == -EINVAL ? "not a block device" : strerror(-r));
+		return r;
+	}
+	blk = sxm_meta_block_alloc();
+	r = blk ? 0 : -ENOMEM;
+	if (!r && bytes < need) {
+		snprintf(why, len, "metadata device %s is too small: %" PRIu64 " bytes, its map needs %" PRIu64 " (sxm-ctl metadata size)",
+			 path, bytes, need);
+		r = -ENOSPC;
+	}
+	if (!r)
+		r = sxm_meta_read_block(fd, 0, blk);
+	if (r == -ENOMEM || (r && bytes >= need))
+		snprintf(why, len, "metadata device %s: reading its superblock: %s",
+			 path, strerror(-r));
+	if (!r) {
+		bad = fit_super(blk, len_sectors, region_sectors, source_id,
+				reset, fit);
+		if (bad) {
+			snprintf(why, len, "metadata device %s %s", path, bad);
+			r = -EINVAL;
+		}
+	}
+	free(blk);
+	close(fd);
+	return r;
+}
+
 const char *sxm_meta_err_name(unsigned int bit)
 {
 	static const char *const names[] = {

@@ -136,6 +136,25 @@ int sxm_meta_write_block(int fd, uint64_t nr, const void *block);
 int sxm_meta_read(int fd, uint64_t dev_bytes, struct sxm_meta *m);
 void sxm_meta_free(struct sxm_meta *m);
 
+/* What the load of a table would find on a metadata device (sxm_meta_fit()). */
+struct sxm_meta_fit {
+	enum sxm_meta_state state;	/* what block 0 holds */
+	struct sxm_meta_super sb;	/* its superblock, if it has one */
+	bool bind;			/* the load binds it anew: a new track */
+};
+
+/*
+ * Whether a table's load would take the metadata device at @path for a
+ * target of @len_sectors, regions of @region_sectors and source id
+ * @source_id (@reset: with metadata_reset), checked as the kernel checks
+ * it (kernel/dm-sxm-meta.c, meta_check_sb()): 0 with what it holds in
+ * @fit, or -errno with the reason in @why, one line naming @path, saying
+ * what to do.  Reads the superblock only.
+ */
+int sxm_meta_fit(const char *path, uint64_t len_sectors,
+		 uint64_t region_sectors, const char *source_id, bool reset,
+		 struct sxm_meta_fit *fit, char *why, size_t len);
+
 /* A short name for one SXM_META_E_* bit ("bad checksum"). */
 const char *sxm_meta_err_name(unsigned int bit);
 

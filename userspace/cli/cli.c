@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/sxm.h"
+#include "base/meta.h"
 #include "cli/cmds.h"
 #include "cli/cli.h"
 #include "kdev/kdev.h"
@@ -152,11 +153,14 @@ int cli_simple_args(int argc, char **argv, int nargs, bool *json,
 }
 
 int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
-		    bool *track, bool *done)
+		    bool *track, struct sxm_meta_arg *meta, bool *done)
 {
 	static const struct option opts[] = {
 		{ "region-size", required_argument, NULL, 'r' },
 		{ "track", no_argument, NULL, 't' },
+		{ "metadata", required_argument, NULL, 'm' },
+		{ "source-id", required_argument, NULL, 'i' },
+		{ "metadata-reset", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -166,6 +170,7 @@ int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
 	*done = true;
 	*region = SXM_DEFAULT_REGION_SIZE >> SECTOR_SHIFT;
 	*track = false;
+	*meta = (struct sxm_meta_arg){ 0 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
@@ -176,15 +181,50 @@ int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
 		case 't':
 			*track = true;
 			break;
+		case 'm':
+			meta->path = optarg;
+			break;
+		case 'i':
+			meta->source_id = optarg;
+			break;
+		case 'R':
+			meta->reset = true;
+			break;
 		case 'h':
 			return cli_help(cmd);
 		default:
 			return cli_bad_option(cmd, argv, c);
 		}
 	}
+	if (!meta->path && (meta->source_id || meta->reset))
+		return cli_usage(cmd, "--source-id and --metadata-reset need --metadata");
 	if (cli_nargs(cmd, argc, nargs))
 		return EXIT_USAGE;
 	*done = false;
+	return EXIT_OK;
+}
+
+int cli_meta_fits(const char *cmd, const char *name,
+		  const struct sxm_meta_arg *meta, uint64_t len_sectors,
+		  uint64_t region_sectors)
+{
+	struct sxm_meta_fit fit;
+	char why[512];
+
+	if (!meta->path[0] || meta->path[strcspn(meta->path, " \t\n")] ||
+	    !meta->source_id[0] ||
+	    meta->source_id[strcspn(meta->source_id, " \t\n")] ||
+	    strlen(meta->source_id) >= SXM_META_SOURCE_ID_LEN) {
+		sxm_err("%s %s: --metadata and --source-id: a path and an id of 1 to %d bytes, without white space",
+			cmd, name, SXM_META_SOURCE_ID_LEN - 1);
+		return EXIT_USAGE;
+	}
+	if (sxm_meta_fit(meta->path, len_sectors, region_sectors,
+			 meta->source_id, meta->reset, &fit, why,
+			 sizeof(why))) {
+		sxm_err("%s %s: %s", cmd, name, why);
+		return EXIT_FAIL;
+	}
 	return EXIT_OK;
 }
 

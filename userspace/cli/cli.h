@@ -58,12 +58,22 @@ int cli_flag_args(int argc, char **argv, int nargs, const char *flag,
 /*
  * The options of a command that puts an sxm target on a device (create,
  * insert): --region-size SIZE (*@region, in sectors; the default
- * otherwise), --track (*@track) and --help, then @nargs positional
- * arguments.  EXIT_OK with *@done false to go on; else *@done and the
- * status to return (--help answered, a usage error printed).
+ * otherwise), --track (*@track), --metadata DEV, --source-id ID and
+ * --metadata-reset (into *@meta: path NULL without --metadata; the source
+ * id NULL unless given) and --help, then @nargs positional arguments.
+ * EXIT_OK with *@done false to go on; else *@done and the status to
+ * return (--help answered, a usage error printed).
  */
 int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
-		    bool *track, bool *done);
+		    bool *track, struct sxm_meta_arg *meta, bool *done);
+
+/*
+ * The metadata device of create or insert checked as the kernel will check
+ * it (sxm_meta_fit()): EXIT_OK, or the reason printed and the status.
+ */
+int cli_meta_fits(const char *cmd, const char *name,
+		  const struct sxm_meta_arg *meta, uint64_t len_sectors,
+		  uint64_t region_sectors);
 
 /* --region-size SIZE to sectors; a usage error (printed) if bad. */
 int cli_region_size(const char *cmd, const char *arg, uint64_t *sectors);

@@ -70,16 +70,19 @@ int cmd_create(int argc, char **argv)
 	uint64_t region, bytes = 0;
 	struct sxm_table tbl = { 0 };
 	struct sxm_dm_info info;
-	char params[64], b1[32], b2[32];
+	char params[SXM_PARAMS_MAX], b1[32], b2[32];
+	struct sxm_meta_arg meta;
 	bool track, done;
 	dev_t rdev = 0;
 	int r;
 
-	r = cli_target_args(argc, argv, 2, &region, &track, &done);
+	r = cli_target_args(argc, argv, 2, &region, &track, &meta, &done);
 	if (done)
 		return r;
 	name = argv[optind];
 	source = argv[optind + 1];
+	if (meta.path && !meta.source_id)
+		meta.source_id = name;
 	r = sxm_check_dm_name(name);
 	if (r)
 		return cli_usage(cmd, "'%s' cannot be a device-mapper name%s",
@@ -105,9 +108,12 @@ int cmd_create(int argc, char **argv)
 			sxm_dm_strerror(r));
 		return EXIT_FAIL;
 	}
+	if (meta.path && cli_meta_fits(cmd, name, &meta, bytes >> SECTOR_SHIFT,
+				       region))
+		return EXIT_FAIL;
 
 	r = sxm_params_build(params, sizeof(params), major(rdev), minor(rdev),
-			     region, track);
+			     region, track, meta.path ? &meta : NULL);
 	if (!r)
 		r = sxm_table_add(&tbl, 0, bytes >> SECTOR_SHIFT,
 				  SXM_TARGET_TYPE, params);
@@ -118,11 +124,12 @@ int cmd_create(int argc, char **argv)
 		explain_refused(cmd, name, "create", r);
 		return EXIT_FAIL;
 	}
-	printf("/dev/mapper/%s: sxm over %s (%u:%u), %s, %s regions, %s\n",
+	printf("/dev/mapper/%s: sxm over %s (%u:%u), %s, %s regions, %s%s%s\n",
 	       name, source, major(rdev), minor(rdev),
 	       fmt_size(bytes & ~511ULL, b1, sizeof(b1)),
 	       fmt_size(region << SECTOR_SHIFT, b2, sizeof(b2)),
-	       track ? "tracking" : "passthrough");
+	       track ? "tracking" : "passthrough",
+	       meta.path ? ", map kept on " : "", meta.path ? meta.path : "");
 	return cli_flush_stdout(cmd);
 }
 

@@ -187,6 +187,32 @@ static void json_num_or_null(const char *key, double v, bool known)
 		printf("null");
 }
 
+/* The metadata device: "metadata": {...}, or null without one. */
+static void json_meta(const struct sxm_job_rec *j)
+{
+	printf(",\"metadata\":");
+	if (!j->metadata[0]) {
+		printf("null");
+		return;
+	}
+	printf("{\"device\":");
+	sxm_json_str(stdout, j->metadata);
+	printf(",\"state\":");
+	sxm_json_str(stdout, j->meta_state);
+	printf(",\"bits\":%" PRIu64 ",\"writes\":%" PRIu64
+	       ",\"write_us\":%" PRIu64 ",\"loaded\":",
+	       j->meta_bits, j->meta_writes, j->meta_write_us);
+	sxm_json_str(stdout, j->meta_loaded);
+	printf(",\"last_clean\":");
+	if (j->meta_clean_time)
+		printf("%" PRIu64, j->meta_clean_time);
+	else
+		printf("null");
+	printf(",\"reason\":");
+	sxm_json_str(stdout, j->meta_reason);
+	printf("}");
+}
+
 static void print_json(const struct sxm_job_rec *j)
 {
 	char b[SXM_DM_NAME_MAX + 16];
@@ -289,6 +315,7 @@ static void print_json(const struct sxm_job_rec *j)
 	sxm_json_str(stdout, j->degraded_reason);
 	printf(",\"degraded_reasons\":");
 	sxm_json_str(stdout, j->degraded_reasons);
+	json_meta(j);
 	printf(",\"fail_phase\":");
 	sxm_json_str(stdout, j->phase == SXM_PHASE_FAILED ?
 		     sxm_phase_name(j->fail_phase) : "");
@@ -359,6 +386,27 @@ static void print_mirror(const struct sxm_job_rec *j)
 		printf("Degraded      never\n");
 }
 
+/* show: the metadata device, as the kernel's status has it. */
+static void print_meta(const struct sxm_job_rec *j)
+{
+	char b1[64], b2[64];
+
+	if (!j->metadata[0]) {
+		printf("Metadata      none: a reboot costs a full copy\n");
+		return;
+	}
+	if (!j->meta_state[0]) {
+		printf("Metadata      %s\n", j->metadata);
+		return;
+	}
+	printf("Metadata      %s: %s%s%s, %" PRIu64 " regions marked, %" PRIu64 " writes (mean %s); loaded %s, last clean shutdown %s\n",
+	       j->metadata, j->meta_state, j->meta_reason[0] ? " " : "",
+	       j->meta_reason, j->meta_bits, j->meta_writes,
+	       us_str(j->meta_write_us, b1, sizeof(b1)), j->meta_loaded,
+	       j->meta_clean_time ? time_str((int64_t)j->meta_clean_time * 1000,
+					     b2, sizeof(b2)) : "never");
+}
+
 /* show: the online verify and the sink's identity. */
 static void print_checks(const struct sxm_job_rec *j)
 {
@@ -397,6 +445,7 @@ static void print_show(const struct sxm_job_rec *j)
 	printf("Device        /dev/mapper/%s, %s, %s regions\n", j->device,
 	       fmt_size(j->size, b1, sizeof(b1)),
 	       fmt_size(j->region_size, b2, sizeof(b2)));
+	print_meta(j);
 	printf("Sink          %s (I/O timeout %g s)\n", j->sink,
 	       (j->io_timeout_ms ? j->io_timeout_ms :
 		SXM_SINK_IO_TIMEOUT_MS) / 1000.0);
@@ -710,7 +759,7 @@ int cmd_daemon(int argc, char **argv)
 struct submit_opts {
 	const char *source;
 	const char *sink;
-	const char *vals[9];	/* submit_keys[], NULL: not given */
+	const char *vals[10];	/* submit_keys[], NULL: not given */
 	bool wait;
 	bool json;
 };
@@ -718,7 +767,7 @@ struct submit_opts {
 static const char *const submit_keys[] = { "kind", "name", "cadence", "rate",
 					   "engine", "region_size",
 					   "on_sink_change", "no_verify",
-					   "io_timeout" };
+					   "io_timeout", "metadata" };
 
 /* One option of submit into @o: EXIT_OK, or a usage error printed. */
 static int submit_opt(const char *cmd, int c, struct submit_opts *o)
@@ -780,6 +829,9 @@ static int submit_opt(const char *cmd, int c, struct submit_opts *o)
 			return cli_usage(cmd, "--io-timeout %s: a duration from 1s to 1h",
 					 optarg);
 		o->vals[8] = optarg;
+		break;
+	case 'M':
+		o->vals[9] = optarg;
 		break;
 	case 'w':
 		o->wait = true;
@@ -855,6 +907,7 @@ int cmd_submit(int argc, char **argv)
 		{ "on-sink-change", required_argument, NULL, 'S' },
 		{ "no-verify", no_argument, NULL, 'V' },
 		{ "io-timeout", required_argument, NULL, 'T' },
+		{ "metadata", required_argument, NULL, 'M' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },

@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,12 +231,16 @@ static bool in_a_job(struct sxm_jobs *d, const char *path, struct reply *rp)
 	return busy;
 }
 
-/* What a submit asks of the checks on the sink: 0, or -1 replied. */
+/*
+ * What a submit asks of the checks on the sink, and its metadata device:
+ * 0, or -1 replied.
+ */
 static int submit_checks(const struct sxm_kv *kv, unsigned int n,
 			 struct sxm_job_rec *rec, struct reply *rp)
 {
 	const char *on_change = sxm_kv_get(kv, n, "on_sink_change");
 	const char *no_verify = sxm_kv_get(kv, n, "no_verify");
+	const char *metadata = sxm_kv_get(kv, n, "metadata");
 
 	if (on_change && strcmp(on_change, "fail") &&
 	    strcmp(on_change, "resync")) {
@@ -249,6 +254,15 @@ static int submit_checks(const struct sxm_kv *kv, unsigned int n,
 		return -1;
 	}
 	rec->no_verify = no_verify;
+	if (metadata) {
+		if (!metadata[0] || metadata[strcspn(metadata, " \t\n")] ||
+		    strlen(metadata) >= sizeof(rec->metadata)) {
+			reply_err(rp, EINVAL, "--metadata %s: a device's path, without white space",
+				  metadata);
+			return -1;
+		}
+		snprintf(rec->metadata, sizeof(rec->metadata), "%s", metadata);
+	}
 	return 0;
 }
 
@@ -334,6 +348,50 @@ static int submit_args(const struct sxm_kv *kv, unsigned int n,
 	return submit_checks(kv, n, rec, rp);
 }
 
+/*
+ * A submit's --metadata: a block device that is neither the source, nor
+ * its sxm device, nor another unfinished job's metadata device, and that a
+ * new track can be bound on (sxm_job_meta_fits()).
+ */
+static int submit_metadata(struct sxm_jobs *d, struct sxm_job *j, char *err,
+			   size_t errlen)
+{
+	const struct sxm_job_rec *rec = &j->rec;
+	struct sxm_job *o;
+	struct stat sb, ob;
+	int r = 0;
+
+	if (rec->src_mode == SXM_SRC_EXISTING) {
+		snprintf(err, errlen, "--metadata: %s is an sxm device already; its own table names its metadata device (sxm-ctl create --metadata)",
+			 rec->source);
+		return -EINVAL;
+	}
+	if (stat(rec->metadata, &sb) || !S_ISBLK(sb.st_mode)) {
+		snprintf(err, errlen, "--metadata %s: %s", rec->metadata,
+			 errno == ENOENT ? strerror(ENOENT) :
+			 "not a block device (over a file: losetup -f --show FILE)");
+		return -ENOTBLK;
+	}
+	if (sb.st_rdev == j->src_rdev ||
+	    (rec->dev_major | rec->dev_minor && sb.st_rdev ==
+	     makedev(rec->dev_major, rec->dev_minor))) {
+		snprintf(err, errlen, "--metadata %s is the source itself",
+			 rec->metadata);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&d->lock);
+	for (o = d->jobs; o && !r; o = o->next) {
+		if (sxm_phase_final(o->rec.phase) || !o->rec.metadata[0] ||
+		    stat(o->rec.metadata, &ob) || ob.st_rdev != sb.st_rdev)
+			continue;
+		snprintf(err, errlen, "--metadata %s is job %s's metadata device",
+			 rec->metadata, o->rec.name);
+		r = -EBUSY;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r ? r : sxm_job_meta_fits(j, err, errlen);
+}
+
 static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
 		       unsigned int n, struct reply *rp)
 {
@@ -355,6 +413,8 @@ static void req_submit(struct sxm_jobs *d, const struct sxm_kv *kv,
 	if (in_a_job(d, rec->source, rp))
 		goto out_free;
 	r = sxm_job_classify(j, err, sizeof(err));
+	if (!r && rec->metadata[0])
+		r = submit_metadata(d, j, err, sizeof(err));
 	if (r) {
 		reply_err(rp, r, "%s", err);
 		goto out_free;
@@ -747,7 +807,7 @@ static int load_one(struct sxm_job_rec *rec, void *opaque)
 	struct sxm_jobs *d = opaque;
 	struct sxm_job *j;
 	struct stat sb;
-	char why[512];
+	char why[512], err[768];
 	int r;
 
 	j = sxm_job_alloc(d);
@@ -765,6 +825,20 @@ static int load_one(struct sxm_job_rec *rec, void *opaque)
 		if (why[0])
 			sxm_job_fail(j, why);
 		sxm_job_save(j);
+		pthread_mutex_unlock(&j->lock);
+	}
+	/*
+	 * Its device gone (a reboot): put back now, before the daemon says it
+	 * is up and the VMs start.  Not a job still making it (its phase
+	 * does), nor one another record claims.
+	 */
+	if (!sxm_phase_final(rec->phase) && !why[0] &&
+	    rec->phase != SXM_PHASE_INITIALIZING &&
+	    rec->phase != SXM_PHASE_PREPARING &&
+	    sxm_job_restore_device(j, err, sizeof(err)) < 0) {
+		pthread_mutex_lock(&j->lock);
+		sxm_job_event(j, "daemon started: its device could not be put back: %s",
+			      err);
 		pthread_mutex_unlock(&j->lock);
 	}
 	pthread_mutex_lock(&d->lock);
@@ -990,6 +1064,36 @@ static int signals(void)
 }
 
 /* The jobs of the state directory, loaded and started. */
+/*
+ * Tell systemd (Type=notify) that the daemon is up: every job's device is
+ * back, so the services ordered after it (the hypervisor's) may start.
+ * Nothing without $NOTIFY_SOCKET.
+ */
+static void notify_ready(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = getenv("NOTIFY_SOCKET");
+	static const char msg[] = "READY=1";
+	socklen_t salen;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';	/* an abstract socket */
+	salen = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL,
+		   (struct sockaddr *)&sa, salen) < 0)
+		sxm_err("daemon: telling systemd it is ready: %s",
+			strerror(errno));
+	close(fd);
+}
+
 static void load_jobs(struct service *s, const struct sxm_daemon_opts *o)
 {
 	struct sxm_jobs *d = &s->d;
@@ -1040,6 +1144,7 @@ int sxm_daemon_run(const struct sxm_daemon_opts *o)
 		return EXIT_FAIL;
 	}
 	load_jobs(&s, o);
+	notify_ready();
 	serve(&s, lfd, sfd);
 
 	close(lfd);

@@ -256,12 +256,13 @@ static int insert_check(const char *arg, struct sxm_dm_info *info,
 }
 
 int sxm_insert(const char *arg, uint64_t region, bool track,
-	       struct sxm_inserted *done, char *err, size_t errlen)
+	       const struct sxm_meta_arg *meta, struct sxm_inserted *done,
+	       char *err, size_t errlen)
 {
 	struct sxm_insert_rec rec = { 0 }, old;
 	struct sxm_table sxm = { 0 };
 	struct sxm_dm_info info, hinfo;
-	char uuid[64], params[64], path[PATH_MAX];
+	char uuid[64], params[SXM_PARAMS_MAX], path[PATH_MAX];
 	const char *step = "create";
 	int dirfd, r, ret = -EIO;
 
@@ -307,7 +308,7 @@ int sxm_insert(const char *arg, uint64_t region, bool track,
 		r = -ENXIO;
 	if (!r)
 		r = sxm_params_build(params, sizeof(params), hinfo.major,
-				     hinfo.minor, region, track);
+				     hinfo.minor, region, track, meta);
 	if (!r)
 		r = sxm_table_add(&sxm, 0, sxm_table_sectors(&rec.table),
 				  SXM_TARGET_TYPE, params);

@@ -41,8 +41,10 @@ struct sxm_inserted {
 /* The directory of insert records: $SXM_STATE_DIR or /run/sxm. */
 const char *sxm_insert_state_dir(void);
 
+/* With @meta (or NULL), the sxm target keeps its map on that device. */
 int sxm_insert(const char *dmname, uint64_t region_sectors, bool track,
-	       struct sxm_inserted *done, char *err, size_t errlen);
+	       const struct sxm_meta_arg *meta, struct sxm_inserted *done,
+	       char *err, size_t errlen);
 
 /*
  * Put DMNAME's original table back.  Refused (-EBUSY) while a helper is

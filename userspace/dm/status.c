@@ -212,14 +212,34 @@ char *sxm_table_text(const struct sxm_table *tbl)
  * ----------------------------------------------------------------------
  */
 
-int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
-		     uint64_t region_sectors, bool track)
+/* A word of a table: not empty, no white space. */
+static bool table_word(const char *s)
 {
+	return s && *s && !s[strcspn(s, " \t\n\r\v\f")];
+}
+
+int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
+		     uint64_t region_sectors, bool track,
+		     const struct sxm_meta_arg *meta)
+{
+	unsigned int nr = track;
 	int n;
 
-	n = snprintf(buf, len, "%u:%u %llu%s", major, minor,
-		     (unsigned long long)region_sectors,
-		     track ? " 1 track" : "");
+	if (meta && (!table_word(meta->path) || !table_word(meta->source_id)))
+		return -EINVAL;
+	if (meta)
+		nr += 2 + meta->reset;
+	if (!nr)
+		n = snprintf(buf, len, "%u:%u %llu", major, minor,
+			     (unsigned long long)region_sectors);
+	else
+		n = snprintf(buf, len, "%u:%u %llu %u%s%s%s%s%s%s", major,
+			     minor, (unsigned long long)region_sectors, nr,
+			     track ? " track" : "",
+			     meta ? " metadata:" : "", meta ? meta->path : "",
+			     meta ? " source_id:" : "",
+			     meta ? meta->source_id : "",
+			     meta && meta->reset ? " metadata_reset" : "");
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	return 0;
@@ -273,10 +293,18 @@ int sxm_params_parse(const char *params, struct sxm_params *p)
 			n = word_len(s);
 			if (!n)
 				return -EINVAL;
-			if (n == 5 && !strncmp(s, "track", n))
+			if (n == 5 && !strncmp(s, "track", n)) {
 				v.track = true;
-			else if (n == 11 && !strncmp(s, "passthrough", n))
+			} else if (n > 9 && !strncmp(s, "metadata:", 9)) {
+				const char *d = s + 9;
+
+				r = read_dev(&d, &v.meta_major, &v.meta_minor);
+				if (r || d != s + n)
+					return -EINVAL;
+				v.has_meta = true;
+			} else if (n == 11 && !strncmp(s, "passthrough", n)) {
 				v.track = false;
+			}
 			/* Other words are options a newer kernel added. */
 			s += n;
 		}

@@ -59,15 +59,34 @@ char *sxm_table_text(const struct sxm_table *tbl);
  * ----------------------------------------------------------------------
  */
 
-/* The table arguments: "<major:minor> <region_sectors>[ 1 track]". */
+/* A metadata device in a table (the admin guide's "The metadata device"). */
+struct sxm_meta_arg {
+	const char *path;	/* metadata:<path> */
+	const char *source_id;	/* source_id:<id> */
+	bool reset;		/* metadata_reset: bind it anew, a new track */
+};
+
+/* Room for any arguments sxm_params_build() makes. */
+#define SXM_PARAMS_MAX	1024
+
+/*
+ * The table arguments: "<major:minor> <region_sectors>", then the features:
+ * "track", and with @meta (or NULL) "metadata:<path> source_id:<id>" and
+ * "metadata_reset".  -EINVAL: a path or id that is empty or has white
+ * space in it; -ENOSPC: @len is too small.
+ */
 int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
-		     uint64_t region_sectors, bool track);
+		     uint64_t region_sectors, bool track,
+		     const struct sxm_meta_arg *meta);
 
 struct sxm_params {
 	uint32_t major;
 	uint32_t minor;
 	uint64_t region_sectors;
 	bool track;
+	bool has_meta;		/* metadata:<major:minor> */
+	uint32_t meta_major;
+	uint32_t meta_minor;
 };
 
 /* Read the TABLE status (the arguments as the kernel reports them). */

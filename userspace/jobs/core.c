@@ -31,6 +31,7 @@
 #include "base/sxm.h"
 #include "base/bitmap.h"
 #include "dm/dm.h"
+#include "base/meta.h"
 #include "dm/insert.h"
 #include "jobs/core.h"
 #include "jobs/phases.h"
@@ -455,6 +456,103 @@ static void msgs_reason(char *err, size_t errlen, const char *op,
 	}
 }
 
+/* The job's metadata device in a table, or NULL without one. */
+static const struct sxm_meta_arg *meta_arg(const struct sxm_job *j,
+					   bool reset, struct sxm_meta_arg *a)
+{
+	if (!j->rec.metadata[0])
+		return NULL;
+	a->path = j->rec.metadata;
+	a->source_id = j->rec.name;
+	a->reset = reset;
+	return a;
+}
+
+/*
+ * Put the sxm target on the source as the job makes it: sxm inserted
+ * under the LV, or /dev/mapper/NAME created over the source; tracking from
+ * the load with a metadata device @meta (NULL: none), else in passthrough
+ * until tracking starts.  @again: put back (a restart).  What it did for
+ * the job's events in @said.  dm_lock held (so not j->lock).
+ */
+static int put_device(struct sxm_job *j, const struct sxm_meta_arg *meta,
+		      bool again, char *said, size_t saidlen, char *err,
+		      size_t errlen)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	struct sxm_table t = { 0 };
+	struct sxm_inserted ins;
+	char params[SXM_PARAMS_MAX], cap[512];
+	struct stat sb;
+	int r;
+
+	if (rec->src_mode == SXM_SRC_INSERTED) {
+		r = sxm_insert(rec->device, rec->region_size >> SECTOR_SHIFT,
+			       meta, meta, &ins, cap, sizeof(cap));
+		if (r)
+			msgs_reason(err, errlen, "insert", cap);
+		else
+			snprintf(said, saidlen, "sxm inserted under %s%s, its original table moved to %s",
+				 rec->device, again ? " again" : "", ins.hidden);
+		return r;
+	}
+	/* Created: the VM must use /dev/mapper/NAME. */
+	if (stat(rec->source, &sb) || !S_ISBLK(sb.st_mode)) {
+		snprintf(err, errlen, "source %s: no longer a block device",
+			 rec->source);
+		return -ENODEV;
+	}
+	r = sxm_params_build(params, sizeof(params), major(sb.st_rdev),
+			     minor(sb.st_rdev), rec->region_size >> SECTOR_SHIFT,
+			     meta, meta);
+	if (!r)
+		r = sxm_table_add(&t, 0, rec->size >> SECTOR_SHIFT,
+				  SXM_TARGET_TYPE, params);
+	if (!r)
+		r = sxm_dm_create(rec->device, NULL, &t, 0);
+	sxm_table_free(&t);
+	if (r)
+		snprintf(err, errlen, "creating /dev/mapper/%s over %s: %s",
+			 rec->device, rec->source, r == -EINVAL ?
+			 "the kernel refused the table (is dm-sxm loaded? the reason is in the kernel log)" :
+			 sxm_dm_strerror(r));
+	else
+		snprintf(said, saidlen, "/dev/mapper/%s %s over %s: the VM must use /dev/mapper/%s",
+			 rec->device, again ? "created again" : "created",
+			 rec->source, rec->device);
+	return r;
+}
+
+/*
+ * The job's metadata device, checked as the table's load will check it
+ * (@reset: bound anew), with what to do when it is refused.  No lock held.
+ */
+static int meta_check(struct sxm_job *j, bool reset, struct sxm_meta_fit *fit,
+		      char *err, size_t errlen)
+{
+	const struct sxm_job_rec *rec = &j->rec;
+	char why[400];
+	int r;
+
+	r = sxm_meta_fit(rec->metadata, rec->size >> SECTOR_SHIFT,
+			 rec->region_size >> SECTOR_SHIFT, rec->name, reset,
+			 fit, why, sizeof(why));
+	if (r == -EINVAL && fit->state != SXM_META_ST_ZEROES &&
+	    fit->sb.magic == SXM_META_SB_MAGIC)
+		snprintf(err, errlen, "%s (source id \"%s\", the job's is \"%s\"): if it is this job's, sxm-ctl metadata format --force %s starts it anew and the job copies everything again",
+			 why, fit->sb.source_id, rec->name, rec->metadata);
+	else if (r)
+		snprintf(err, errlen, "%s", why);
+	return r;
+}
+
+int sxm_job_meta_fits(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_meta_fit fit;
+
+	return meta_check(j, true, &fit, err, errlen);
+}
+
 /*
  * Put the sxm target under the source, unless it is there already (a
  * retry, or a daemon restarted in Initializing or Preparing).  j->lock
@@ -463,13 +561,12 @@ static void msgs_reason(char *err, size_t errlen, const char *op,
 int sxm_job_prepare_device(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_job_rec *rec = &j->rec;
-	struct sxm_table t = { 0 };
+	struct sxm_meta_arg ma;
+	struct sxm_meta_fit fit;
 	struct sxm_dm_info info;
-	struct sxm_inserted ins;
 	struct sxm_params p;
-	char params[64], cap[512];
+	char said[600] = "";
 	uint64_t sectors;
-	struct stat sb;
 	int r;
 
 	sxm_job_dm_lock(j);
@@ -489,42 +586,158 @@ int sxm_job_prepare_device(struct sxm_job *j, char *err, size_t errlen)
 			 rec->device, sxm_dm_strerror(r));
 		goto out;
 	}
-	if (rec->src_mode == SXM_SRC_INSERTED) {
-		r = sxm_insert(rec->device, rec->region_size >> SECTOR_SHIFT,
-			       false, &ins, cap, sizeof(cap));
-		if (r)
-			msgs_reason(err, errlen, "insert", cap);
-		else
-			sxm_job_event(j, "sxm inserted under %s, its original table moved to %s",
-				      rec->device, ins.hidden);
-		goto out;
-	}
-	/* Created: the VM must use /dev/mapper/NAME. */
-	if (stat(rec->source, &sb) || !S_ISBLK(sb.st_mode)) {
-		r = -ENODEV;
-		snprintf(err, errlen, "source %s: no longer a block device",
-			 rec->source);
-		goto out;
-	}
-	r = sxm_params_build(params, sizeof(params), major(sb.st_rdev),
-			     minor(sb.st_rdev), rec->region_size >> SECTOR_SHIFT,
-			     false);
+	/* A new job: its metadata device starts a new track. */
+	r = rec->metadata[0] ? meta_check(j, true, &fit, err, errlen) : 0;
 	if (!r)
-		r = sxm_table_add(&t, 0, rec->size >> SECTOR_SHIFT,
-				  SXM_TARGET_TYPE, params);
-	if (!r)
-		r = sxm_dm_create(rec->device, NULL, &t, 0);
-	if (r)
-		snprintf(err, errlen, "creating /dev/mapper/%s over %s: %s",
-			 rec->device, rec->source, r == -EINVAL ?
-			 "the kernel refused the table (is dm-sxm loaded? the reason is in the kernel log)" :
-			 sxm_dm_strerror(r));
-	else
-		sxm_job_event(j, "/dev/mapper/%s created over %s: the VM must use /dev/mapper/%s",
-			      rec->device, rec->source, rec->device);
+		r = put_device(j, meta_arg(j, true, &ma), false, said,
+			       sizeof(said), err, errlen);
 out:
 	sxm_job_dm_unlock(j);
-	sxm_table_free(&t);
+	if (said[0]) {
+		sxm_job_lock(j);
+		sxm_job_event(j, "%s", said);
+		sxm_job_unlock(j);
+	}
+	if (!r)
+		sxm_job_note_boot(j);
+	return r;
+}
+
+/* The host's boot id ("" if unknown). */
+static void read_boot_id(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	buf[0] = '\0';
+	if (f && fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+void sxm_job_note_boot(struct sxm_job *j)
+{
+	char cur[sizeof(j->rec.boot_id)];
+
+	read_boot_id(cur, sizeof(cur));
+	sxm_job_lock(j);
+	if (cur[0] && strcmp(cur, j->rec.boot_id)) {
+		snprintf(j->rec.boot_id, sizeof(j->rec.boot_id), "%s", cur);
+		sxm_job_save(j);
+	}
+	sxm_job_unlock(j);
+}
+
+/*
+ * Whether the track on the job's metadata device can go on when its
+ * device is put back: only after a reboot (the device was last seen in
+ * another boot) and with nothing holding the source open; else why not,
+ * in @why.  dm_lock held.
+ */
+static bool track_goes_on(struct sxm_job *j, const struct sxm_dm_info *lv,
+			  char *why, size_t len)
+{
+	char cur[sizeof(j->rec.boot_id)];
+
+	read_boot_id(cur, sizeof(cur));
+	if (!cur[0] || !strcmp(cur, j->rec.boot_id)) {
+		snprintf(why, len, "it went away while the host was up, and the source may have been written without sxm since");
+		return false;
+	}
+	if (j->rec.src_mode == SXM_SRC_INSERTED && lv->open_count > 0) {
+		snprintf(why, len, "%s was open (%d) before sxm was back under it: it may have been written without sxm (start the daemon before the VMs)",
+			 j->rec.device, lv->open_count);
+		return false;
+	}
+	return true;
+}
+
+/* What the load of a device put back found on its metadata device. */
+static void loaded_text(struct sxm_job *j, const struct sxm_meta_fit *fit,
+			const char *reset_why, char *buf, size_t len)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	struct sxm_table st = { 0 };
+	struct sxm_status status = { 0 };
+	char when[64] = "never";
+	time_t t;
+
+	if (reset_why[0]) {
+		snprintf(buf, len, "metadata device %s starts a new track: %s",
+			 rec->metadata, reset_why);
+		return;
+	}
+	if (fit->bind) {
+		snprintf(buf, len, "metadata device %s holds no track (%s): a new track",
+			 rec->metadata, fit->state == SXM_META_ST_ZEROES ?
+			 "all zeroes" : "blank");
+		return;
+	}
+	if (!sxm_dm_status(rec->device, &st) && st.nr == 1)
+		sxm_status_parse(st.t[0].params, &status);
+	sxm_table_free(&st);
+	t = (time_t)status.meta_clean_time;
+	if (t)
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z",
+			 localtime(&t));
+	snprintf(buf, len, "metadata device %s: the map was loaded %s (last clean shutdown: %s), %" PRIu64 " regions marked, track %016" PRIx64 " goes on",
+		 rec->metadata, status.meta_loaded[0] ? status.meta_loaded :
+		 "?", when, status.meta_bits, fit->sb.track_id);
+}
+
+int sxm_job_restore_device(struct sxm_job *j, char *err, size_t errlen)
+{
+	struct sxm_job_rec *rec = &j->rec;
+	struct sxm_meta_arg ma;
+	struct sxm_meta_fit fit = { 0 };
+	struct sxm_dm_info info;
+	struct sxm_params p;
+	char why[256] = "", said[600] = "", loaded[600] = "";
+	uint64_t sectors;
+	bool reset = false;
+	int r;
+
+	if (rec->src_mode == SXM_SRC_EXISTING)
+		return 0;
+	sxm_job_dm_lock(j);
+	r = sxm_table_of(rec->device, &info, &p, &sectors);
+	/* There; or device-mapper fails: the attach says why. */
+	if (r != -ENXIO && r != -EMEDIUMTYPE) {
+		r = 0;
+		goto out;
+	}
+	/* Inserted: the LV is there without sxm; created: nothing is. */
+	if ((r == -ENXIO) != (rec->src_mode == SXM_SRC_CREATED) ||
+	    (r == -EMEDIUMTYPE && !info.exists)) {
+		snprintf(err, errlen, "/dev/mapper/%s: %s", rec->device,
+			 r == -ENXIO ? "no such device-mapper device (is the LV active?)" :
+			 "a device-mapper device that is not the job's is there");
+		goto out;
+	}
+	if (rec->metadata[0]) {
+		reset = !track_goes_on(j, &info, why, sizeof(why));
+		r = meta_check(j, reset, &fit, err, errlen);
+		if (r)
+			goto out;
+	}
+	r = put_device(j, meta_arg(j, reset, &ma), true, said, sizeof(said),
+		       err, errlen);
+	if (!r && rec->metadata[0])
+		loaded_text(j, &fit, why, loaded, sizeof(loaded));
+	r = r ? r : 1;
+out:
+	sxm_job_dm_unlock(j);
+	if (r <= 0)
+		return r;
+	sxm_job_lock(j);
+	sxm_job_event(j, "/dev/mapper/%s was gone (a reboot?): put back%s",
+		      rec->device, rec->metadata[0] ? " with its metadata device" :
+		      "; without a metadata device, what was written meanwhile is not known");
+	sxm_job_event(j, "%s", said);
+	if (loaded[0])
+		sxm_job_event(j, "%s", loaded);
+	sxm_job_unlock(j);
+	sxm_job_note_boot(j);
 	return r;
 }
 
@@ -638,6 +851,10 @@ int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
 	int r;
 
 	if (run->kfd < 0) {
+		/* Gone since the job made it (a reboot): put back first. */
+		r = sxm_job_restore_device(j, err, errlen);
+		if (r < 0)
+			return r;
 		sxm_job_dm_lock(j);
 		r = sxm_table_of(rec->device, &info, &p, &sectors);
 		sxm_job_dm_unlock(j);
@@ -718,6 +935,7 @@ int sxm_job_run_open(struct sxm_job *j, bool sink, char *err, size_t errlen)
 		sxm_job_lock(j);
 		rec->region_size = att.region_sectors << SECTOR_SHIFT;
 		sxm_job_unlock(j);
+		sxm_job_note_boot(j);
 		probe_engine(j);
 	}
 	if (sink && !run->sink) {
@@ -1104,6 +1322,30 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 /* ------------------------------------------------------------------ */
 /* Observing                                                          */
 /* ------------------------------------------------------------------ */
+
+void sxm_job_meta_status(struct sxm_job_rec *rec)
+{
+	struct sxm_table st = { 0 };
+	struct sxm_status s = { 0 };
+
+	if (!rec->metadata[0] || !rec->device[0] ||
+	    sxm_dm_status(rec->device, &st) || st.nr != 1 ||
+	    strcmp(st.t[0].type, SXM_TARGET_TYPE) ||
+	    sxm_status_parse(st.t[0].params, &s) || !s.has_meta) {
+		sxm_table_free(&st);
+		return;
+	}
+	sxm_table_free(&st);
+	snprintf(rec->meta_state, sizeof(rec->meta_state), "%s", s.meta_state);
+	rec->meta_bits = s.meta_bits;
+	rec->meta_writes = s.meta_writes;
+	rec->meta_write_us = s.meta_write_us;
+	snprintf(rec->meta_loaded, sizeof(rec->meta_loaded), "%s",
+		 s.meta_loaded);
+	rec->meta_clean_time = s.meta_clean_time;
+	snprintf(rec->meta_reason, sizeof(rec->meta_reason), "%s",
+		 strcmp(s.meta_reason, "-") ? s.meta_reason : "");
+}
 
 int64_t sxm_job_dirty_bytes(const struct sxm_job_rec *rec)
 {

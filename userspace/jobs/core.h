@@ -173,6 +173,22 @@ int sxm_job_classify(struct sxm_job *j, char *err, size_t errlen);
  */
 int sxm_job_prepare_device(struct sxm_job *j, char *err, size_t errlen);
 /*
+ * The job's metadata device (--metadata) as a new job's table will load it
+ * (bound anew): 0, or why not in @err.
+ */
+int sxm_job_meta_fits(struct sxm_job *j, char *err, size_t errlen);
+/*
+ * The job's sxm device gone since the job made it (a reboot; a remove):
+ * put it back as the job made it, with its metadata device.  Its track
+ * goes on (only what the map marks is copied again) after a reboot with
+ * the source not yet open; else a new track, and so a full copy, with the
+ * reason in the events.  1 put back, 0 nothing to do (there, or the
+ * operator's own sxm device), or -errno with the reason in @err.
+ */
+int sxm_job_restore_device(struct sxm_job *j, char *err, size_t errlen);
+/* The device was seen in this boot of the host (rec.boot_id, saved). */
+void sxm_job_note_boot(struct sxm_job *j);
+/*
  * Undo what the job did to the device (a cancel): resume it if we
  * suspended it, detach, and restore the original table (inserted), remove
  * or make linear the device we made (created), or put the tracking back
@@ -205,6 +221,8 @@ void sxm_job_run_close(struct sxm_job *j);
  * acknowledged), read through an observer attach; -errno if unknown.
  */
 int64_t sxm_job_dirty_bytes(const struct sxm_job_rec *rec);
+/* The kernel's status of the job's metadata device into @rec's meta_*. */
+void sxm_job_meta_status(struct sxm_job_rec *rec);
 
 /* ---- Tracking (j->lock not held) ---- */
 

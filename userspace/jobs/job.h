@@ -117,6 +117,7 @@ struct sxm_job_rec {
 	uint64_t rate_limit;		/* bytes/s, 0: none */
 	uint64_t region_size;		/* bytes */
 	uint64_t io_timeout_ms;		/* --io-timeout; 0: the sink's 30 s */
+	char metadata[256];		/* --metadata: the map's device, or "" */
 
 	/* The device. */
 	enum sxm_src_mode src_mode;
@@ -125,6 +126,9 @@ struct sxm_job_rec {
 	uint32_t dev_minor;
 	uint64_t size;			/* bytes migrated */
 	bool orig_track;		/* existing: it tracked before the job */
+	char boot_id[40];		/* the host's boot the device was last
+					 * seen in (a reboot since: its track
+					 * on the metadata device goes on) */
 
 	/* Where it is. */
 	enum sxm_phase phase;
@@ -202,6 +206,14 @@ struct sxm_job_rec {
 	uint64_t mirror_held_back;
 	uint64_t lat_p50_us;		/* sink latency of mirrored writes */
 	uint64_t lat_p99_us;
+	/* The metadata device as the kernel's status has it (wire only). */
+	char meta_state[12];		/* "active", "failed"; "" unknown */
+	uint64_t meta_bits;		/* regions set on it */
+	uint64_t meta_writes;		/* blocks written */
+	uint64_t meta_write_us;		/* their mean latency */
+	char meta_loaded[12];		/* "new", "clean", "unclean", "reset" */
+	uint64_t meta_clean_time;	/* Unix s, the last clean shutdown */
+	char meta_reason[32];		/* why it failed */
 
 	unsigned int nr_events;
 	struct sxm_job_event events[SXM_JOB_EVENTS];
