@@ -539,7 +539,7 @@ static int meta_check(struct sxm_job *j, bool reset, struct sxm_meta_fit *fit,
 			 fit, why, sizeof(why));
 	if (r == -EINVAL && fit->state != SXM_META_ST_ZEROES &&
 	    fit->sb.magic == SXM_META_SB_MAGIC)
-		snprintf(err, errlen, "%s (source id \"%s\", the job's is \"%s\"): if it is this job's, sxm-ctl metadata format --force %s starts it anew and the job copies everything again",
+		snprintf(err, errlen, "%s (its source id \"%s\", the job's \"%s\"): sxm-ctl metadata format --force %s makes it usable (what it holds is lost; the job copies everything)",
 			 why, fit->sb.source_id, rec->name, rec->metadata);
 	else if (r)
 		snprintf(err, errlen, "%s", why);
@@ -550,7 +550,8 @@ int sxm_job_meta_fits(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_meta_fit fit;
 
-	return meta_check(j, true, &fit, err, errlen);
+	/* Bound anew at the load, but not over another source's map. */
+	return meta_check(j, false, &fit, err, errlen);
 }
 
 /*
@@ -667,10 +668,11 @@ static void loaded_text(struct sxm_job *j, const struct sxm_meta_fit *fit,
 			 rec->metadata, reset_why);
 		return;
 	}
-	if (fit->bind) {
+	if (fit->bind || !fit->sb.track_id) {
 		snprintf(buf, len, "metadata device %s holds no track (%s): a new track",
 			 rec->metadata, fit->state == SXM_META_ST_ZEROES ?
-			 "all zeroes" : "blank");
+			 "all zeroes" : fit->bind ? "blank" :
+			 "it was ended: by a metadata failure, or passthrough");
 		return;
 	}
 	if (!sxm_dm_status(rec->device, &st) && st.nr == 1)

@@ -173,8 +173,9 @@ int sxm_job_classify(struct sxm_job *j, char *err, size_t errlen);
  */
 int sxm_job_prepare_device(struct sxm_job *j, char *err, size_t errlen);
 /*
- * The job's metadata device (--metadata) as a new job's table will load it
- * (bound anew): 0, or why not in @err.
+ * The job's metadata device (--metadata), checked for a new job: one the
+ * table's load can take, holding no other source's map (the load binds it
+ * anew): 0, or why not in @err.
  */
 int sxm_job_meta_fits(struct sxm_job *j, char *err, size_t errlen);
 /*

@@ -8,9 +8,10 @@
 # its map on a metadata device, side by side in the same boot:
 #
 #   steady  every region marked already (a write costs two atomic reads)
-#   fresh   a newly bound metadata device before each run: the runs mark
-#           regions as they go (a write to a new region waits for a FUA
-#           write of its map block; the writes waiting meanwhile share it)
+#   fresh   a newly bound metadata device before each run, measured from
+#           its first write: the runs mark regions as they go (a write to
+#           a new region waits for a FUA write of its map block; the writes
+#           waiting meanwhile share it) until most are marked
 #
 # with 64 KiB regions; and the metadata blocks written per thousand guest
 # writes in each.  All devices are brd ramdisks (no volatile cache, so a
@@ -31,14 +32,14 @@ cleanup_push _tc_rmmod brd
 n=$((MIB << 11))
 meta=/dev/ram3
 mk() {	# mk NAME TABLE
-	dmsetup remove "$1" > /dev/null 2>&1
+	dmsetup remove "$1" > /dev/null 2>&1 || true
 	dmsetup create "$1" --table "$2" || bail "dmsetup create $1"
 	cleanup_push _tc_dm_remove "$1"
 }
 mk blin "0 $n linear /dev/ram0 0"
 mk bmem "0 $n sxm /dev/ram1 $REGION 1 track"
 fresh_meta() {
-	dmsetup remove bmeta > /dev/null 2>&1
+	dmsetup remove bmeta > /dev/null 2>&1 || true
 	dd if=/dev/zero of=$meta bs=4k count=1 oflag=direct status=none
 	mk bmeta "0 $n sxm /dev/ram2 $REGION 2 track metadata:$meta"
 }
@@ -59,6 +60,8 @@ run() {
 	shift 3
 	[ "$ph" = fresh ] && [ "$i" = 2 ] && fresh_meta
 	w0=$(mwrites)
+	# Fresh: measured from the first write (no ramp), as the map fills.
+	[ "$ph" = steady ] || set -- "$@" --ramp_time=0
 	out=$(fio_w "${devs[$i]}" "$@")
 	w1=$(mwrites)
 	if [ "$i" = 2 ]; then

@@ -1,0 +1,68 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# A job's metadata device that fails under it: dm-flakey under the
+# metadata device of a warm job in Ready, with fio writing through the
+# job's device (new regions, so that the map must be written).  The first
+# metadata write in a down interval fails: the guest sees no error (fio
+# verifies its data), the kernel turns the persistent map off (status
+# "failed" with the reason, "show" too) and changes the track id, and the
+# job's next sync finds that its map may have holes: it copies everything
+# again and says why.  A cutover then leaves the sink equal to the source.
+# Last, a metadata device that fails its reads at the job's start (an
+# error table) is refused by submit with the reason, and no job is made.
+# vm-timeout: 300
+# vm: debug
+. "$(dirname "$0")/../lib/test_common.sh"
+. "$(dirname "$0")/../lib/warm.sh"
+
+require_cmd dmsetup fio nbdkit nbdcopy
+require_sxm
+require_sxm_ctl
+
+MIB=32
+scratch_dev disk $MIB
+scratch_dev mdisk 1
+rand_fill "$disk" $MIB
+dd if=/dev/zero of="$mdisk" bs=64k count=16 oflag=direct status=none
+sink_start memory size=${MIB}M
+daemon_start
+
+# The metadata device: up until the job is Ready, then flakey (2 s up,
+# 2 s down: every I/O fails while down).
+dm_create fmeta "0 2048 linear $mdisk 0"
+cleanup_push _tc_dm_remove w79
+check "submit with the metadata device over dm" sxm-ctl submit --source "$disk" \
+	--sink "$SINK_URI" --name w79 --metadata /dev/mapper/fmeta --cadence 2s
+check "Ready, the map active" wait_phase w79 Ready 120
+check_eq "show says so" active "$(jf w79 state)"
+full0=$(jf w79 bytes_full)
+dmsetup load fmeta --table "0 2048 flakey $mdisk 0 2 2"
+dmsetup suspend fmeta
+dmsetup resume fmeta
+
+is_failed() { [ "$(jf w79 state)" = failed ]; }
+said() { grep -q "job w79: $1" "$DAEMON_LOG"; }
+full_again() { [ "$(jf w79 bytes_full)" -gt "$full0" ]; }
+# Writes to every region in turn: each new one needs a metadata write.
+fio_load fw /dev/mapper/w79 /tmp/fw79.log --size=${MIB}M --rw=write --bs=64k
+check "the metadata write fails in a down interval: the map goes off" \
+	wait_until 60 is_failed
+check "show says why" bash -c "sxm-ctl show w79 | grep -q '^Metadata .*: failed [a-z_]'"
+check "the job finds its map may have holes, and says so" wait_until 60 \
+	said "tracking was interrupted"
+check "and copies everything again" wait_until 120 full_again
+fio_stop fw /tmp/fw79.log "the guest saw no error, its data verifies"
+check "the job is Ready again" wait_phase w79 Ready 120
+check "cutover" sxm-ctl cutover w79 --wait
+check_eq "the sink equals the source" "$(sha256_of "$disk")" "$(sha256_of "$SINK_URI")"
+
+# A metadata device that cannot be read: refused, no job.
+dmsetup load fmeta --table "0 2048 error"
+dmsetup suspend fmeta
+dmsetup resume fmeta
+scratch_dev disk2 8
+expect_fail "a metadata device that cannot be read is refused at submit" \
+	"reading its superblock" sxm-ctl submit --source "$disk2" \
+	--sink "$SINK_URI" --name x79 --metadata /dev/mapper/fmeta
+check "and no job was made" bash -c "! sxm-ctl show x79"
