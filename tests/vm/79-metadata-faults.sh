@@ -9,8 +9,10 @@
 # "failed" with the reason, "show" too) and changes the track id, and the
 # job's next sync finds that its map may have holes: it copies everything
 # again and says why.  A cutover then leaves the sink equal to the source.
-# Last, a metadata device that fails its reads at the job's start (an
-# error table) is refused by submit with the reason, and no job is made.
+# Then a metadata device that fails its reads at the job's start (an error
+# table) is refused by submit with the reason, and no job is made; and
+# sxm-ctl create and insert with --metadata: refused with the reason
+# (another source's, too small), or made with the map active.
 # vm-timeout: 300
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
@@ -66,3 +68,32 @@ expect_fail "a metadata device that cannot be read is refused at submit" \
 	"reading its superblock" sxm-ctl submit --source "$disk2" \
 	--sink "$SINK_URI" --name x79 --metadata /dev/mapper/fmeta
 check "and no job was made" bash -c "! sxm-ctl show x79"
+
+# sxm-ctl create and insert with a metadata device: checked first, each
+# refusal with its reason, nothing made; then made, the map active.
+dmsetup load fmeta --table "0 2048 linear $mdisk 0"
+dmsetup suspend fmeta
+dmsetup resume fmeta
+scratch_dev m2 1
+dm_create tiny79 "0 8 linear $m2 0"
+cleanup_push _tc_dm_remove c79
+expect_fail "create: a metadata device of another source is refused" \
+	"belongs to another source" sxm-ctl create c79 "$disk" --track \
+	--metadata /dev/mapper/fmeta
+expect_fail "create: a metadata device too small is refused" "is too small" \
+	sxm-ctl create c79 "$disk2" --track --metadata /dev/mapper/tiny79
+dmsetup remove tiny79
+check "neither made a device" bash -c "! dmsetup info c79"
+check "create --metadata" sxm-ctl create c79 "$disk2" --track --metadata "$m2"
+check_eq "its status: the map active, new" "active new" \
+	"$(sxm-ctl status c79 --json | sed -n 's/.*"state":"\([a-z]*\)".*"loaded":"\([a-z]*\)".*/\1 \2/p')"
+check "and its source id is its name" \
+	bash -c "sxm-ctl metadata dump $m2 | grep -q 'source_id.*c79'"
+dmsetup remove c79
+lv_create lv79 "$disk2" 8
+cleanup_push _tc_dm_remove lv79
+check "insert --metadata under an LV: its own source id" sxm-ctl insert lv79 \
+	--track --metadata "$m2" --source-id c79 --region-size 64k
+check_eq "the map active, loaded clean (the track of c79 goes on)" "active clean" \
+	"$(sxm-ctl status lv79 --json | sed -n 's/.*"state":"\([a-z]*\)".*"loaded":"\([a-z]*\)".*/\1 \2/p')"
+check "restore" sxm-ctl restore lv79
