@@ -12,7 +12,9 @@
 # Then a metadata device that fails its reads at the job's start (an error
 # table) is refused by submit with the reason, and no job is made; and
 # sxm-ctl create and insert with --metadata: refused with the reason
-# (another source's, too small), or made with the map active.
+# (another source's, too small), or made with the map active; sxm-ctl
+# restore and remove end the track on the metadata device (what is written
+# without sxm afterwards is not in the map: no later load may trust it).
 # vm-timeout: 300
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
@@ -97,3 +99,10 @@ check "insert --metadata under an LV: its own source id" sxm-ctl insert lv79 \
 check_eq "the map active, loaded clean (the track of c79 goes on)" "active clean" \
 	"$(sxm-ctl status lv79 --json | sed -n 's/.*"state":"\([a-z]*\)".*"loaded":"\([a-z]*\)".*/\1 \2/p')"
 check "restore" sxm-ctl restore lv79
+track() { sxm-ctl metadata dump "$m2" --json | sed -n 's/.*"track_id":"\([0-9a-f]*\)".*/\1/p'; }
+check_eq "restore ended the track on the metadata device" 0000000000000000 "$(track)"
+check "create it again: a new track" sxm-ctl create c79 "$disk2" --track --metadata "$m2"
+check_eq "loaded clean, its track on disk" "clean 1" \
+	"$(sxm-ctl status c79 --json | sed -n 's/.*"loaded":"\([a-z]*\)".*/\1/p') $([ "$(track)" != 0000000000000000 ] && echo 1)"
+check "sxm-ctl remove" sxm-ctl remove c79
+check_eq "ended the track too" 0000000000000000 "$(track)"

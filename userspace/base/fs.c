@@ -9,7 +9,9 @@
 #include <unistd.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "base/sxm.h"
 
@@ -152,4 +154,63 @@ int sxm_file_size(int fd, uint64_t *bytes, bool *blockdev)
 	if (blockdev)
 		*blockdev = S_ISBLK(st.st_mode);
 	return 0;
+}
+
+/* The dev_t in sysfs file @path ("M:m"), or 0. */
+static dev_t sysfs_dev(const char *path)
+{
+	unsigned int ma, mi;
+	FILE *f = fopen(path, "re");
+	int n = 0;
+
+	if (f) {
+		n = fscanf(f, "%u:%u", &ma, &mi);
+		fclose(f);
+	}
+	return n == 2 ? makedev(ma, mi) : 0;
+}
+
+static bool blk_under(dev_t dev, dev_t below, int depth)
+{
+	char path[PATH_MAX], sub[PATH_MAX + 300], real[PATH_MAX];
+	struct dirent *e;
+	bool found = false;
+	char *slash;
+	DIR *d;
+
+	if (dev == below)
+		return true;
+	if (depth > 16)
+		return false;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(dev),
+		 minor(dev));
+	/* A partition: its disk is the directory above it. */
+	snprintf(sub, sizeof(sub), "%s/partition", path);
+	if (!access(sub, F_OK) && realpath(path, real)) {
+		slash = strrchr(real, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(sub, sizeof(sub), "%s/dev", real);
+			if (blk_under(sysfs_dev(sub), below, depth + 1))
+				return true;
+		}
+	}
+	snprintf(sub, sizeof(sub), "%s/slaves", path);
+	d = opendir(sub);
+	while (d && !found && (e = readdir(d))) {
+		char dv[PATH_MAX + 600];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(dv, sizeof(dv), "%s/%s/dev", sub, e->d_name);
+		found = blk_under(sysfs_dev(dv), below, depth + 1);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+bool sxm_blk_under(dev_t dev, dev_t below)
+{
+	return dev && below && blk_under(dev, below, 0);
 }

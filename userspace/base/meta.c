@@ -467,8 +467,8 @@ static const char *fit_super(const void *blk, uint64_t len_sectors,
 	else
 		fit->state = SXM_META_ST_BOUND;
 	if (fit->state == SXM_META_ST_BOUND)
-		why = fit_mismatch(&fit->sb, len_sectors, region_sectors, nr,
-				   source_id);
+		why = fit->foreign = fit_mismatch(&fit->sb, len_sectors,
+						  region_sectors, nr, source_id);
 	fit->bind = why || reset || fit->state != SXM_META_ST_BOUND;
 	return reset ? NULL : why;
 }
@@ -479,12 +479,23 @@ int sxm_meta_fit(const char *path, uint64_t len_sectors,
 {
 	uint64_t bytes, need;
 	const char *bad;
+	struct stat st;
 	void *blk;
 	int fd, r;
 
 	memset(fit, 0, sizeof(*fit));
-	if (!region_sectors || !len_sectors)
+	if (!region_sectors || !len_sectors) {
+		snprintf(why, len, "metadata device %s: a target of no size or regions",
+			 path);
 		return -EINVAL;
+	}
+	if (stat(path, &st) || !S_ISBLK(st.st_mode)) {
+		r = stat(path, &st) ? -errno : -ENOTBLK;
+		snprintf(why, len, "metadata device %s: %s", path,
+			 r != -ENOTBLK ? strerror(-r) :
+			 "not a block device (over a file: losetup -f --show FILE)");
+		return r;
+	}
 	need = sxm_meta_bytes((len_sectors + region_sectors - 1) /
 			      region_sectors);
 	r = sxm_meta_open(path, false, &fd, &bytes);

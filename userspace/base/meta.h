@@ -141,6 +141,9 @@ struct sxm_meta_fit {
 	enum sxm_meta_state state;	/* what block 0 holds */
 	struct sxm_meta_super sb;	/* its superblock, if it has one */
 	bool bind;			/* the load binds it anew: a new track */
+	/* Bound for another source or geometry (NULL: no): what, even when
+	 * @reset lets the load bind it anew over that map. */
+	const char *foreign;
 };
 
 /*

@@ -76,6 +76,12 @@ int sxm_replace_file(int dirfd, const char *name, const char *tmp,
  * (*@blockdev, may be NULL: which); -EINVAL if it is neither.
  */
 int sxm_file_size(int fd, uint64_t *bytes, bool *blockdev);
+/*
+ * Whether block device @below is @dev itself or under it: the disk of a
+ * partition, a device-mapper or md device's slaves, and so on down
+ * (sysfs; a stack at most 16 deep is followed).
+ */
+bool sxm_blk_under(dev_t dev, dev_t below);
 
 /*
  * CRC-32 (crc32.c), zlib's: sxm_crc32(0, buf, len), or carried on over

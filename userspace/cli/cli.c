@@ -204,6 +204,17 @@ int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
 	return EXIT_OK;
 }
 
+/* Not empty, and only of the characters 0x21..0x7e (as the kernel takes). */
+static bool printable_word(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
+}
+
 int cli_meta_fits(const char *cmd, const char *name,
 		  const struct sxm_meta_arg *meta, uint64_t len_sectors,
 		  uint64_t region_sectors)
@@ -212,10 +223,9 @@ int cli_meta_fits(const char *cmd, const char *name,
 	char why[512];
 
 	if (!meta->path[0] || meta->path[strcspn(meta->path, " \t\n")] ||
-	    !meta->source_id[0] ||
-	    meta->source_id[strcspn(meta->source_id, " \t\n")] ||
+	    !printable_word(meta->source_id) ||
 	    strlen(meta->source_id) >= SXM_META_SOURCE_ID_LEN) {
-		sxm_err("%s %s: --metadata and --source-id: a path and an id of 1 to %d bytes, without white space",
+		sxm_err("%s %s: --metadata and --source-id: a path without white space, and an id of 1 to %d printable characters without white space",
 			cmd, name, SXM_META_SOURCE_ID_LEN - 1);
 		return EXIT_USAGE;
 	}

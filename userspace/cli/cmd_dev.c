@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "dm/dm.h"
 #include "kdev/kdev.h"
+#include "dm/insert.h"
 #include "dm/status.h"
 
 /* Explain a table the kernel refused. */
@@ -154,7 +155,7 @@ static bool is_inserted(const struct cli_sxm_dev *d, char *hidden,
 int cmd_remove(int argc, char **argv)
 {
 	const char *cmd = argv[0], *name;
-	char hidden[SXM_DM_NAME_MAX + 1];
+	char hidden[SXM_DM_NAME_MAX + 1], err[512] = "";
 	struct cli_sxm_dev d;
 	unsigned int i;
 	bool done;
@@ -176,6 +177,12 @@ int cmd_remove(int argc, char **argv)
 	if (is_inserted(&d, hidden, sizeof(hidden))) {
 		sxm_err("%s %s: sxm was inserted under it (the original table is on %s): use sxm-ctl restore %s",
 			cmd, name, hidden, name);
+		goto out;
+	}
+	r = sxm_end_track(d.info.name, &d.table, err, sizeof(err));
+	if (r) {
+		cli_print_msgs(cmd, err);
+		r = EXIT_FAIL;
 		goto out;
 	}
 	r = sxm_dm_remove(d.info.name, true);

@@ -372,10 +372,10 @@ static int submit_metadata(struct sxm_jobs *d, struct sxm_job *j, char *err,
 			 "not a block device (over a file: losetup -f --show FILE)");
 		return -ENOTBLK;
 	}
-	if (sb.st_rdev == j->src_rdev ||
-	    (rec->dev_major | rec->dev_minor && sb.st_rdev ==
-	     makedev(rec->dev_major, rec->dev_minor))) {
-		snprintf(err, errlen, "--metadata %s is the source itself",
+	/* Not the source, nor on it, nor under it (a partition, a PV...). */
+	if (sxm_blk_under(sb.st_rdev, j->src_rdev) ||
+	    sxm_blk_under(j->src_rdev, sb.st_rdev)) {
+		snprintf(err, errlen, "--metadata %s is the source, or on it, or under it: its map would land in the VM's disk",
 			 rec->metadata);
 		return -EINVAL;
 	}

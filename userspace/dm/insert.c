@@ -372,6 +372,24 @@ static uint32_t helper_of(const char *name)
 }
 
 /* @name runs sxm over the hidden device: put the original table back. */
+int sxm_end_track(const char *name, const struct sxm_table *live, char *err,
+		  size_t errlen)
+{
+	struct sxm_params p;
+	int r;
+
+	if (live->nr != 1 || live->t[0].start ||
+	    strcmp(live->t[0].type, SXM_TARGET_TYPE) ||
+	    sxm_params_parse(live->t[0].params, &p) || !p.has_meta)
+		return 0;
+	r = sxm_dm_message(name, 0, "mode passthrough", NULL);
+	if (r)
+		sxm_msg_add(err, errlen, "%s: cannot end the track on its metadata device %u:%u (%s): writes without sxm would go unseen by a later load; unchanged",
+			name, p.meta_major, p.meta_minor, r == -EIO ?
+			"it fails its writes" : sxm_dm_strerror(r));
+	return r;
+}
+
 static int restore_swap(const char *arg, const char *name,
 			const struct sxm_dm_info *hinfo,
 			const struct sxm_table *sxm, bool force, char *err,
@@ -399,6 +417,10 @@ static int restore_swap(const char *arg, const char *name,
 			sxm_dm_strerror(r));
 		goto out;
 	}
+	/* The writes after the swap go unseen: no later load may trust it. */
+	r = sxm_end_track(name, sxm, err, errlen);
+	if (r)
+		goto out;
 	r = swap_table(name, &orig, ro_flag(hinfo->read_only), &step);
 	if (r) {
 		sxm_msg_add(err, errlen, "%s: %s: %s", arg, step, sxm_dm_strerror(r));

@@ -47,6 +47,18 @@ int sxm_insert(const char *dmname, uint64_t region_sectors, bool track,
 	       char *err, size_t errlen);
 
 /*
+ * The sxm device @name is about to be taken away (restore, remove, a job's
+ * cancel): if its live table @live keeps its map on a metadata device, end
+ * the track there first ("mode passthrough" writes "no track" on it), so
+ * that a later load starts a new track rather than trust a map that the
+ * writes without sxm do not reach.  0, or -errno with the reason in @err
+ * (the device unchanged).  A host's shutdown (dmsetup remove) keeps the
+ * track: that is what the map is for.
+ */
+int sxm_end_track(const char *name, const struct sxm_table *live, char *err,
+		  size_t errlen);
+
+/*
  * Put DMNAME's original table back.  Refused (-EBUSY) while a helper is
  * attached to its sxm target, unless @force.  @name gets the device's
  * device-mapper name.

@@ -537,6 +537,12 @@ static int meta_check(struct sxm_job *j, bool reset, struct sxm_meta_fit *fit,
 	r = sxm_meta_fit(rec->metadata, rec->size >> SECTOR_SHIFT,
 			 rec->region_size >> SECTOR_SHIFT, rec->name, reset,
 			 fit, why, sizeof(why));
+	/* Bound anew (@reset) only over a map of the job's own. */
+	if (!r && fit->foreign) {
+		snprintf(why, sizeof(why), "metadata device %s %s", rec->metadata,
+			 fit->foreign);
+		r = -EINVAL;
+	}
 	if (r == -EINVAL && fit->state != SXM_META_ST_ZEROES &&
 	    fit->sb.magic == SXM_META_SB_MAGIC)
 		snprintf(err, errlen, "%s (its source id \"%s\", the job's \"%s\"): sxm-ctl metadata format --force %s makes it usable (what it holds is lost; the job copies everything)",
@@ -641,8 +647,8 @@ static bool track_goes_on(struct sxm_job *j, const struct sxm_dm_info *lv,
 	char cur[sizeof(j->rec.boot_id)];
 
 	read_boot_id(cur, sizeof(cur));
-	if (!cur[0] || !strcmp(cur, j->rec.boot_id)) {
-		snprintf(why, len, "it went away while the host was up, and the source may have been written without sxm since");
+	if (!cur[0] || !j->rec.boot_id[0] || !strcmp(cur, j->rec.boot_id)) {
+		snprintf(why, len, "it went away while the host was up (or when, is not known), and the source may have been written without sxm since");
 		return false;
 	}
 	if (j->rec.src_mode == SXM_SRC_INSERTED && lv->open_count > 0) {
@@ -1236,6 +1242,12 @@ static int undo_created(struct sxm_job *j, char *err, size_t errlen)
 		return 0;	/* never made, or not ours any more */
 	if (r)
 		goto fail;
+	/* Writes without sxm follow: no later load may trust its map. */
+	if (p.has_meta) {
+		r = sxm_dm_message(j->rec.device, 0, "mode passthrough", NULL);
+		if (r)
+			goto fail;
+	}
 	if (!info.open_count) {
 		r = sxm_dm_remove(j->rec.device, true);
 		if (!r) {
