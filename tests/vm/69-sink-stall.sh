@@ -51,8 +51,8 @@ qsink_start uri_a 10869 $img
 fio_log=/tmp/fio69.log
 fio_load fio_pid /dev/mapper/lv69 "$fio_log" --size=8M
 
-check "submit --io-timeout 3s at 4 MiB/s" sxm-ctl submit \
-	--source /dev/mapper/lv69 --sink "$uri_a" --name w69 --rate 4M \
+check "submit --io-timeout 3s at 2 MiB/s" sxm-ctl submit \
+	--source /dev/mapper/lv69 --sink "$uri_a" --name w69 --rate 2M \
 	--io-timeout 3s
 check_eq "show says the I/O timeout" 3000 "$(jf w69 io_timeout_ms)"
 check "the full sync is under way" wait_until 30 bash -c \

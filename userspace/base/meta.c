@@ -477,11 +477,11 @@ int sxm_meta_fit(const char *path, uint64_t len_sectors,
 		 uint64_t region_sectors, const char *source_id, bool reset,
 		 struct sxm_meta_fit *fit, char *why, size_t len)
 {
-	uint64_t bytes, need;
+	uint64_t bytes = 0, need;
 	const char *bad;
 	struct stat st;
 	void *blk;
-	int fd, r;
+	int fd = -1, r;
 
 	memset(fit, 0, sizeof(*fit));
 	if (!region_sectors || !len_sectors) {

@@ -41,7 +41,7 @@ int cmd_insert(int argc, char **argv)
 	struct sxm_inserted ins;
 	struct sxm_meta_arg meta;
 	const char *cmd = argv[0], *arg;
-	uint64_t region, bytes;
+	uint64_t region, bytes = 0;
 	bool track, done;
 	char b1[32], err[1024];
 	int r;
