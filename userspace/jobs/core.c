@@ -525,7 +525,8 @@ static int put_device(struct sxm_job *j, const struct sxm_meta_arg *meta,
 
 /*
  * The job's metadata device, checked as the table's load will check it
- * (@reset: bound anew), with what to do when it is refused.  No lock held.
+ * (@reset: bound anew), with what to do when it is refused.  Not under
+ * j->lock (it reads the device); dm_lock may be held.
  */
 static int meta_check(struct sxm_job *j, bool reset, struct sxm_meta_fit *fit,
 		      char *err, size_t errlen)
