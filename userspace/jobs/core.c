@@ -1338,14 +1338,18 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 /* Observing                                                          */
 /* ------------------------------------------------------------------ */
 
-void sxm_job_meta_status(struct sxm_job_rec *rec)
+void sxm_job_meta_status(struct sxm_job *j, struct sxm_job_rec *rec)
 {
 	struct sxm_table st = { 0 };
 	struct sxm_status s = { 0 };
+	int r;
 
-	if (!rec->metadata[0] || !rec->device[0] ||
-	    sxm_dm_status(rec->device, &st) || st.nr != 1 ||
-	    strcmp(st.t[0].type, SXM_TARGET_TYPE) ||
+	if (!rec->metadata[0] || !rec->device[0])
+		return;
+	sxm_job_dm_lock(j);
+	r = sxm_dm_status(rec->device, &st);
+	sxm_job_dm_unlock(j);
+	if (r || st.nr != 1 || strcmp(st.t[0].type, SXM_TARGET_TYPE) ||
 	    sxm_status_parse(st.t[0].params, &s) || !s.has_meta) {
 		sxm_table_free(&st);
 		return;

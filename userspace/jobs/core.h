@@ -222,8 +222,11 @@ void sxm_job_run_close(struct sxm_job *j);
  * acknowledged), read through an observer attach; -errno if unknown.
  */
 int64_t sxm_job_dirty_bytes(const struct sxm_job_rec *rec);
-/* The kernel's status of the job's metadata device into @rec's meta_*. */
-void sxm_job_meta_status(struct sxm_job_rec *rec);
+/*
+ * The kernel's status of the metadata device of @j into @rec's meta_*
+ * (@rec: a snapshot of @j's record; no lock held).
+ */
+void sxm_job_meta_status(struct sxm_job *j, struct sxm_job_rec *rec);
 
 /* ---- Tracking (j->lock not held) ---- */
 

@@ -165,7 +165,7 @@ void sxm_job_snapshot(struct sxm_job *j, struct sxm_job_rec *out)
 		int64_t b = sxm_job_dirty_bytes(out);
 
 		out->dirty_bytes = b < 0 ? -1 : b;
-		sxm_job_meta_status(out);
+		sxm_job_meta_status(j, out);
 	}
 	if (sxm_job_is_mirror(out) && sxm_mirror_style.snapshot)
 		sxm_mirror_style.snapshot(j, out);
