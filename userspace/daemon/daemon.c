@@ -366,10 +366,15 @@ static int submit_metadata(struct sxm_jobs *d, struct sxm_job *j, char *err,
 			 rec->source);
 		return -EINVAL;
 	}
-	if (stat(rec->metadata, &sb) || !S_ISBLK(sb.st_mode)) {
+	if (stat(rec->metadata, &sb)) {
+		r = -errno;
 		snprintf(err, errlen, "--metadata %s: %s", rec->metadata,
-			 errno == ENOENT ? strerror(ENOENT) :
-			 "not a block device (over a file: losetup -f --show FILE)");
+			 strerror(-r));
+		return r;
+	}
+	if (!S_ISBLK(sb.st_mode)) {
+		snprintf(err, errlen, "--metadata %s: not a block device (over a file: losetup -f --show FILE)",
+			 rec->metadata);
 		return -ENOTBLK;
 	}
 	/* Not the source, nor on it, nor under it (a partition, a PV...). */
@@ -1063,7 +1068,6 @@ static int signals(void)
 	return sfd;
 }
 
-/* The jobs of the state directory, loaded and started. */
 /*
  * Tell systemd (Type=notify) that the daemon is up: every job's device is
  * back, so the services ordered after it (the hypervisor's) may start.
@@ -1094,6 +1098,7 @@ static void notify_ready(void)
 	close(fd);
 }
 
+/* The jobs of the state directory, loaded and started. */
 static void load_jobs(struct service *s, const struct sxm_daemon_opts *o)
 {
 	struct sxm_jobs *d = &s->d;
