@@ -179,6 +179,16 @@ int cmd_remove(int argc, char **argv)
 			cmd, name, hidden, name);
 		goto out;
 	}
+	/*
+	 * With a metadata device, in use is refused before the track is ended
+	 * (that stops tracking).  (Without one the remove retries: udev may
+	 * hold a new device open for a moment.)
+	 */
+	if (d.params.has_meta && d.info.open_count) {
+		sxm_err("%s %s: device is in use (open %d times)", cmd, name,
+			d.info.open_count);
+		goto out;
+	}
 	r = sxm_end_track(d.info.name, &d.table, err, sizeof(err));
 	if (r) {
 		cli_print_msgs(cmd, err);
