@@ -204,17 +204,6 @@ int cli_target_args(int argc, char **argv, int nargs, uint64_t *region,
 	return EXIT_OK;
 }
 
-/* Not empty, and only of the characters 0x21..0x7e (as the kernel takes). */
-static bool printable_word(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
-			return false;
-	return true;
-}
-
 int cli_meta_fits(const char *cmd, const char *name,
 		  const struct sxm_meta_arg *meta, uint64_t len_sectors,
 		  uint64_t region_sectors)
@@ -222,9 +211,7 @@ int cli_meta_fits(const char *cmd, const char *name,
 	struct sxm_meta_fit fit;
 	char why[512];
 
-	if (!meta->path[0] || meta->path[strcspn(meta->path, " \t\n")] ||
-	    !printable_word(meta->source_id) ||
-	    strlen(meta->source_id) >= SXM_META_SOURCE_ID_LEN) {
+	if (!sxm_table_word(meta->path) || !sxm_source_id_ok(meta->source_id)) {
 		sxm_err("%s %s: --metadata and --source-id: a path without white space, and an id of 1 to %d printable characters without white space",
 			cmd, name, SXM_META_SOURCE_ID_LEN - 1);
 		return EXIT_USAGE;

@@ -45,6 +45,7 @@
 #include "base/sxm.h"
 #include "daemon/ctl.h"
 #include "daemon/daemon.h"
+#include "dm/status.h"
 #include "io/engine.h"
 #include "jobs/core.h"
 #include "jobs/phases.h"
@@ -255,7 +256,7 @@ static int submit_checks(const struct sxm_kv *kv, unsigned int n,
 	}
 	rec->no_verify = no_verify;
 	if (metadata) {
-		if (!metadata[0] || metadata[strcspn(metadata, " \t\n")] ||
+		if (!sxm_table_word(metadata) ||
 		    strlen(metadata) >= sizeof(rec->metadata)) {
 			reply_err(rp, EINVAL, "--metadata %s: a device's path, without white space",
 				  metadata);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <linux/dm-sxm.h>
+#include <linux/dm-sxm-metadata.h>
 
 #include "base/sxm.h"
 #include "dm/status.h"
@@ -212,10 +213,21 @@ char *sxm_table_text(const struct sxm_table *tbl)
  * ----------------------------------------------------------------------
  */
 
-/* A word of a table: not empty, no white space. */
-static bool table_word(const char *s)
+bool sxm_table_word(const char *s)
 {
 	return s && *s && !s[strcspn(s, " \t\n\r\v\f")];
+}
+
+bool sxm_source_id_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n >= SXM_META_SOURCE_ID_LEN)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
 }
 
 int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
@@ -225,7 +237,8 @@ int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
 	unsigned int nr = track;
 	int n;
 
-	if (meta && (!table_word(meta->path) || !table_word(meta->source_id)))
+	if (meta && (!sxm_table_word(meta->path) ||
+		     !sxm_source_id_ok(meta->source_id)))
 		return -EINVAL;
 	if (meta)
 		nr += 2 + meta->reset;

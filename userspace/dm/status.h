@@ -66,14 +66,22 @@ struct sxm_meta_arg {
 	bool reset;		/* metadata_reset: bind it anew, a new track */
 };
 
+/*
+ * A word of a table: not empty, no white space (dm splits the arguments
+ * there).  A source id: 1 to SXM_META_SOURCE_ID_LEN - 1 characters, each
+ * 0x21..0x7e (as the kernel takes it).
+ */
+bool sxm_table_word(const char *s);
+bool sxm_source_id_ok(const char *s);
+
 /* Room for any arguments sxm_params_build() makes. */
 #define SXM_PARAMS_MAX	1024
 
 /*
  * The table arguments: "<major:minor> <region_sectors>", then the features:
  * "track", and with @meta (or NULL) "metadata:<path> source_id:<id>" and
- * "metadata_reset".  -EINVAL: a path or id that is empty or has white
- * space in it; -ENOSPC: @len is too small.
+ * "metadata_reset".  -EINVAL: a path that is not a table word, or an id
+ * that is not a source id (above); -ENOSPC: @len is too small.
  */
 int sxm_params_build(char *buf, size_t len, uint32_t major, uint32_t minor,
 		     uint64_t region_sectors, bool track,

@@ -660,12 +660,28 @@ static bool track_goes_on(struct sxm_job *j, const struct sxm_dm_info *lv,
 	return true;
 }
 
+/*
+ * The status of sxm device @device with a metadata device, parsed into
+ * @s; -ENODATA if it is not that.  The caller holds the dm lock.
+ */
+static int meta_status_read(const char *device, struct sxm_status *s)
+{
+	struct sxm_table st = { 0 };
+	int r;
+
+	r = sxm_dm_status(device, &st);
+	if (!r && (st.nr != 1 || strcmp(st.t[0].type, SXM_TARGET_TYPE) ||
+		   sxm_status_parse(st.t[0].params, s) || !s->has_meta))
+		r = -ENODATA;
+	sxm_table_free(&st);
+	return r;
+}
+
 /* What the load of a device put back found on its metadata device. */
 static void loaded_text(struct sxm_job *j, const struct sxm_meta_fit *fit,
 			const char *reset_why, char *buf, size_t len)
 {
 	struct sxm_job_rec *rec = &j->rec;
-	struct sxm_table st = { 0 };
 	struct sxm_status status = { 0 };
 	char when[64] = "never";
 	time_t t;
@@ -682,9 +698,8 @@ static void loaded_text(struct sxm_job *j, const struct sxm_meta_fit *fit,
 			 "it was ended: by a metadata failure, or passthrough");
 		return;
 	}
-	if (!sxm_dm_status(rec->device, &st) && st.nr == 1)
-		sxm_status_parse(st.t[0].params, &status);
-	sxm_table_free(&st);
+	if (meta_status_read(rec->device, &status))
+		memset(&status, 0, sizeof(status));
 	t = (time_t)status.meta_clean_time;
 	if (t)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z",
@@ -1228,8 +1243,12 @@ void sxm_job_cutover_failed(struct sxm_job *j, const char *why,
 /* Cancel                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Created by us: remove the device, or make it linear while it is open. */
-static int undo_created(struct sxm_job *j, char *err, size_t errlen)
+/*
+ * Created by us: remove the device, or make it linear while it is open;
+ * what was done in @said, for the job's events.
+ */
+static int undo_created(struct sxm_job *j, char *said, size_t len, char *err,
+			size_t errlen)
 {
 	struct sxm_table lin = { 0 };
 	struct sxm_dm_info info;
@@ -1252,7 +1271,8 @@ static int undo_created(struct sxm_job *j, char *err, size_t errlen)
 	if (!info.open_count) {
 		r = sxm_dm_remove(j->rec.device, true);
 		if (!r) {
-			sxm_job_event(j, "/dev/mapper/%s removed", j->rec.device);
+			snprintf(said, len, "/dev/mapper/%s removed",
+				 j->rec.device);
 			return 0;
 		}
 		if (r != -EBUSY)
@@ -1273,8 +1293,8 @@ static int undo_created(struct sxm_job *j, char *err, size_t errlen)
 		sxm_dm_clear(j->rec.device);
 		goto fail;
 	}
-	sxm_job_event(j, "/dev/mapper/%s is open: it is now a plain linear mapping of %s; remove it once the VM has stopped",
-		      j->rec.device, j->rec.source);
+	snprintf(said, len, "/dev/mapper/%s is open: it is now a plain linear mapping of %s; remove it once the VM has stopped",
+		 j->rec.device, j->rec.source);
 	return 0;
 fail:
 	snprintf(err, errlen, "taking sxm off /dev/mapper/%s: %s",
@@ -1282,12 +1302,15 @@ fail:
 	return r;
 }
 
-/* Undo what the job did to the device.  j->lock not held. */
+/*
+ * Undo what the job did to the device.  j->lock not held; the events are
+ * added under it once the dm lock is let go.
+ */
 int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 {
 	struct sxm_dm_info info, hinfo;
 	char hidden[SXM_DM_NAME_MAX + 16], name[SXM_DM_NAME_MAX + 1];
-	char cap[512];
+	char cap[512], said[600] = "";
 	int r;
 
 	r = sxm_job_resume_device(j, err, errlen);
@@ -1309,11 +1332,12 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 		if (r)
 			msgs_reason(err, errlen, "restore", cap);
 		else
-			sxm_job_event(j, "the original table of %s is back",
-				      j->rec.device);
+			snprintf(said, sizeof(said),
+				 "the original table of %s is back",
+				 j->rec.device);
 		break;
 	case SXM_SRC_CREATED:
-		r = undo_created(j, err, errlen);
+		r = undo_created(j, said, sizeof(said), err, errlen);
 		break;
 	case SXM_SRC_EXISTING:
 		r = sxm_dm_info(j->rec.device, &info);
@@ -1324,13 +1348,19 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 			snprintf(err, errlen, "/dev/mapper/%s: mode passthrough: %s",
 				 j->rec.device, sxm_dm_strerror(r));
 		else
-			sxm_job_event(j, "/dev/mapper/%s back in passthrough",
-				      j->rec.device);
+			snprintf(said, sizeof(said),
+				 "/dev/mapper/%s back in passthrough",
+				 j->rec.device);
 		break;
 	default:
 		break;
 	}
 	sxm_job_dm_unlock(j);
+	if (said[0]) {
+		sxm_job_lock(j);
+		sxm_job_event(j, "%s", said);
+		sxm_job_unlock(j);
+	}
 	return r;
 }
 
@@ -1340,21 +1370,16 @@ int sxm_job_undo_device(struct sxm_job *j, char *err, size_t errlen)
 
 void sxm_job_meta_status(struct sxm_job *j, struct sxm_job_rec *rec)
 {
-	struct sxm_table st = { 0 };
 	struct sxm_status s = { 0 };
 	int r;
 
 	if (!rec->metadata[0] || !rec->device[0])
 		return;
 	sxm_job_dm_lock(j);
-	r = sxm_dm_status(rec->device, &st);
+	r = meta_status_read(rec->device, &s);
 	sxm_job_dm_unlock(j);
-	if (r || st.nr != 1 || strcmp(st.t[0].type, SXM_TARGET_TYPE) ||
-	    sxm_status_parse(st.t[0].params, &s) || !s.has_meta) {
-		sxm_table_free(&st);
+	if (r)
 		return;
-	}
-	sxm_table_free(&st);
 	snprintf(rec->meta_state, sizeof(rec->meta_state), "%s", s.meta_state);
 	rec->meta_bits = s.meta_bits;
 	rec->meta_writes = s.meta_writes;
