@@ -211,7 +211,7 @@ kmemleak_check
 echo "=== DONE" >&3
 kmsg "DONE"
 sync
-# Reboot, which qemu -no-reboot turns into its exit: the debug kernel has
-# no PCI, its ACPI interpreter gives up on qemu's tables (it only takes the
-# CPUs from them), and a power-off there would only halt.
+# Reboot, which qemu -no-reboot turns into its exit: the same on both
+# kernels, whatever their ACPI makes of qemu's tables (a power-off may
+# only halt where it makes too little of them).
 reboot -f

@@ -58,8 +58,8 @@
 # 1..N that does not ask within its time limit, or a last boot that asks,
 # fails the test and ends it.  The boots' TAP goes into the test's one
 # result, numbered on across the boots, each boot's part after a
-# "# power boot K/N+1" line that says when its power was cut.  The debug
-# kernel has no PCI, so no virtio disks: there such a test is skipped.
+# "# power boot K/N+1" line that says when its power was cut.  Both
+# kernels have virtio disks (the debug kernel's PCI is there for them).
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -196,7 +196,7 @@ res() { local n=$pre$1; echo "$results/${n//\//_}"; }
 # power_test TEST — the N+1 boots of a "power-cuts N" test (see the
 # header); boot numbers go on from $n.
 power_test() {
-	local t=$1 b cuts disks dmax tmo budget dd k total spec name mib drv=()
+	local t=$1 b cuts disks dmax tmo budget dd k total spec name mib drv=() mach
 	local console chan qpid qrc start end cut asked rc part secs=0 why=""
 	b=$(res "$t")
 	echo "$pre$t" >> "$results/index"
@@ -208,10 +208,12 @@ power_test() {
 		printf 'not ok 1 %s: needs "# vm: power-cuts N" (N >= 1) and "# vm: disks NAME:MIB[,...]"\n' "$t" > "$b.tap"
 		echo 1 > "$b.rc"; cat "$b.tap"; return
 	fi
-	if [ "$flavour" = debug ]; then
-		echo "1..0 # SKIP the debug kernel has no PCI: no virtio disks for power cuts" > "$b.tap"
-		echo 4 > "$b.rc"; cat "$b.tap"; return
-	fi
+	# The debug kernel's ACPI may not route PCI interrupts on qemu's "pc"
+	# machine: its _PRT is an AML loop that the debug kernel's interpreter
+	# under TCG may not finish within ACPI's 30 s loop limit (a disk then
+	# gets no interrupt).  On q35 it is a table.
+	mach=()
+	[ "$flavour" = debug ] && mach=(-machine q35)
 	dd=$out/disks-${t//\//_}
 	mkdir -p "$dd"
 	IFS=, read -r -a spec <<< "$disks"
@@ -237,7 +239,7 @@ power_test() {
 		echo "vm-run: console log: $top/$console"
 		start=$(date +%s.%N)
 		timeout -k 5 "$budget" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
-			-nographic -no-reboot -nic none -monitor none \
+			"${mach[@]}" -nographic -no-reboot -nic none -monitor none \
 			-kernel "$kernel" -initrd "$initrd" "${drv[@]}" \
 			-pidfile "$out/boot-$n.qemu.pid" \
 			-append "console=ttyS0 panic=-1 loglevel=7 printk.devkmsg=on $kargs$xkargs sxm.boot=$n sxm.tscale=$tscale sxm.extra_time=$extra sxm.tests=$t sxm.power_boot=$k sxm.power_boots=$total" \
