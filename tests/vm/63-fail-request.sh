@@ -14,7 +14,12 @@
 #   - a copy whose source read fails after 2 MiB (both styles): the job
 #     fails naming the source and the error; once the disk reads again,
 #     retry and cutover leave the sink equal to the source: nothing the
-#     copy could not read was taken as copied.
+#     copy could not read was taken as copied;
+#   - a persistent map's metadata device whose disk fails its writes (one,
+#     or all until it is well again): the guest's writes succeed, the map
+#     goes off with the reason and a new track id, the superblock says "no
+#     track" as soon as a write of it gets through, and a later load starts
+#     a new track.
 # Debian's kernel has no fault injection (CONFIG_FAIL_MAKE_REQUEST): this
 # test runs on the debug kernel only (make check's debug pass).
 # vm: debug-only
@@ -142,4 +147,60 @@ for kind in warm sxm; do
 		"$(sha256_of /dev/mapper/lv$j-sxm-orig)" "$(sha256_of "$uri")"
 	dmsetup resume lv$j
 	diag "$kind: ${SECONDS} s"
+done
+
+# ------------------------------------------ the metadata device fails ----
+# fail_make_request on the disk of a persistent map's metadata device: the
+# block layer fails its writes as a dying disk's.  Never the guest's error:
+# the map goes off ("failed", the reason), the track id changes, and the
+# superblock says "no track" as soon as a write of it gets through: at
+# once when only one write fails, or at the next suspend once the disk
+# writes again.  No later load trusts the map.
+tool=$(dirname "$0")/meta_tool
+[ -x "$tool" ] || bail "tests/vm/meta_tool is not built (make -C tests/vm)"
+scratch_dev ms 16
+scratch_dev md 1
+n=$(blockdev --getsz "$ms")
+zap() { dd if=/dev/zero of="$1" bs=4k count=2 oflag=direct status=none; }
+st() { dmsetup status "$1" | cut -d' ' -f"$2"; }
+# wr NAME REGION: 4 KiB of new data at the start of REGION (64 KiB).
+wr() { dd if=/dev/urandom of="/dev/mapper/$1" bs=4k seek=$(($2 * 16)) \
+	count=1 oflag=direct conv=notrunc status=none; }
+sb_track() { "$tool" sb "$md" | sed -n 's/^track_id //p'; }
+new_track() { [ "$("$tool" track mt63)" != "$1" ]; }
+mtable="0 $n sxm $ms 128 3 track metadata:$md source_id:fmr-63"
+
+for times in 1 -1; do
+	what=$([ $times = 1 ] && echo "one write fails" || echo "every write fails")
+	zap "$md"
+	dm_create mt63 "$mtable"
+	wr mt63 2
+	t1=$("$tool" track mt63)
+	check_eq "$what: the map active, its track on disk" "active $t1" \
+		"$(st mt63 19) $(sb_track)"
+	inject "$md" on 0 $times
+	check_eq "$what: the guest's write succeeds" "" \
+		"$(write_err /dev/mapper/mt63 $((20 * 16)))"
+	check_eq "$what: the map is off, and says why" "failed write_error" \
+		"$(st mt63 19) $(st mt63 25)"
+	check "$what: the track id changes" wait_until 10 new_track "$t1"
+	check "$what: writes go on" wr mt63 21
+	check "$what: and are tracked" test "$(st mt63 7)" -ge 3
+	inject "$md" off
+	if [ $times = 1 ]; then
+		check_eq "$what: the next write of the superblock got through: no track on disk" \
+			0 "$(sb_track)"
+	else
+		check_eq "$what: the disk well again, no write was tried: the old track on disk" \
+			"$t1" "$(sb_track)"
+		dmsetup suspend mt63 && dmsetup resume mt63
+		check_eq "$what: the next suspend writes no track" 0 "$(sb_track)"
+	fi
+	dmsetup remove mt63
+	dm_create mt63 "$mtable"
+	t3=$("$tool" track mt63)
+	check "$what: a later load starts a new track" \
+		test "$t3" != "$t1" -a "$t3" != 0
+	check_eq "$what: and restores nothing as dirty" 0 "$(st mt63 7)"
+	dmsetup remove mt63
 done
