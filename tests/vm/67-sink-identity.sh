@@ -24,8 +24,8 @@
 # Not on the debug kernel in make check (make check-debug runs it there):
 # what it proves is the daemon's (the sink's identity and the policy on a
 # change); the kernel paths it drives (tracking, harvests, the mirror's
-# degrade on a lost sink and its resync, the cutover) are the ones 50, 51,
-# 69 and 74 run on the debug kernel, and it is the longest test there.
+# degrade on a lost sink and its resync, the cutover) are the ones 50, 51
+# and 74 run on the debug kernel, and it is the longest test there.
 # vm: no-debug
 . "$(dirname "$0")/../lib/test_common.sh"
 . "$(dirname "$0")/../lib/warm.sh"
