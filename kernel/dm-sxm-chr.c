@@ -237,9 +237,20 @@ static int ioc_regions(struct sxm_client *c, unsigned int cmd, bool ack,
 		r = sxm_dirty_apply_user(&dev->dirty,
 					 u64_to_user_ptr(m.bitmap_ptr), ack,
 					 &m.count);
-		if (r)
-			return r;
 	}
+	/*
+	 * What the helper marked survives a power cut once we return (also
+	 * the part a fault in the middle of its map left marked).  Not
+	 * skipped when nothing was new: another caller's mark of the same
+	 * regions may still be on its way to the metadata device.
+	 */
+	if (!ack) {
+		int e = sxm_meta_persist_marks(dev);
+
+		r = r ?: e;
+	}
+	if (r)
+		return r;
 	return copy_to_user(u, &m, sizeof(m)) ? -EFAULT : 0;
 }
 

@@ -12,7 +12,8 @@
  * In memory, three maps of the regions:
  *
  *   img      what the map on disk holds or is being written to hold; under
- *            lock, changed only by the write work and the cleaner.
+ *            lock, changed only by the write work, the cleaner and the
+ *            helper's marks (sxm_meta_persist_marks()).
  *   durable  the bits known to be on disk and staying there: the fast path
  *            reads only this.  A bit is set once its block's write
  *            completed, and cleared by the cleaner before the block that
@@ -27,6 +28,10 @@
  * changed (one write per block however many writes wait on it, FUA),
  * sets durable, and sends the writes on.  The writes that arrive while a
  * metadata write is in flight make the next batch.
+ *
+ * Regions the helper marks dirty (SXM_IOC_MARK_DIRTY: found differing on
+ * the sink) go on disk the same way before its call returns: pending in
+ * the dirty maps and not in img, they are ORed in and written.
  *
  * The cleaner (every meta_clean_ms, if the helper acknowledged a copy or
  * the sink a flush since its last round) clears bits lazily.  A region may lose
@@ -596,34 +601,46 @@ static int meta_write_blocks(struct sxm_meta *m, unsigned long *which,
 	return 0;
 }
 
+/* The bits of regions @first..@last in word @w of a map. */
+static unsigned long word_mask(u64 w, u64 first, u64 last)
+{
+	unsigned long mask = ~0UL;
+
+	if (w == first / BITS_PER_LONG)
+		mask &= BITMAP_FIRST_WORD_MASK(first);
+	if (w == last / BITS_PER_LONG)
+		mask &= BITMAP_LAST_WORD_MASK(last + 1);
+	return mask;
+}
+
 /*
- * For a batch (lock held): set regions @first..@last in img, and put in
- * blk_batch every block of theirs whose bits are not all on disk: those
- * it changed, and those still to write anyway (blk_dirty: a block the
- * cleaner cleared, or a bad one read as all ones).  Bits the cleaner gave
- * back are set already and on disk: no rewrite for them.
+ * For a batch (lock held): set @bits in word @w of img, and put its block
+ * in blk_batch if its bits are not all on disk: it changed them, or it is
+ * still to write anyway (blk_dirty: a block the cleaner cleared, or a bad
+ * one read as all ones).  Bits the cleaner gave back are set already and
+ * on disk: no rewrite for them.
  */
+static void img_or(struct sxm_meta *m, u64 w, unsigned long bits)
+{
+	u64 k = w / META_LONGS_PER_BLOCK;
+
+	bits &= ~m->img[w];
+	if (bits) {
+		m->img_bits += hweight_long(bits);
+		m->img[w] |= bits;
+		__set_bit(k, m->blk_dirty);
+	}
+	if (test_bit(k, m->blk_dirty))
+		__set_bit(k, m->blk_batch);
+}
+
+/* img_or() for regions @first..@last. */
 static void img_set(struct sxm_meta *m, u64 first, u64 last)
 {
-	u64 w, fw = first / BITS_PER_LONG, lw = last / BITS_PER_LONG;
+	u64 w;
 
-	for (w = fw; w <= lw; w++) {
-		unsigned long mask = ~0UL;
-		u64 k = w / META_LONGS_PER_BLOCK;
-
-		if (w == fw)
-			mask &= BITMAP_FIRST_WORD_MASK(first);
-		if (w == lw)
-			mask &= BITMAP_LAST_WORD_MASK(last + 1);
-		mask &= ~m->img[w];
-		if (mask) {
-			m->img_bits += hweight_long(mask);
-			m->img[w] |= mask;
-			__set_bit(k, m->blk_dirty);
-		}
-		if (test_bit(k, m->blk_dirty))
-			__set_bit(k, m->blk_batch);
-	}
+	for (w = first / BITS_PER_LONG; w <= last / BITS_PER_LONG; w++)
+		img_or(m, w, word_mask(w, first, last));
 }
 
 /*
@@ -644,15 +661,11 @@ static void durable_from_img(struct sxm_meta *m, u64 first, u64 last)
 
 static bool range_durable(struct sxm_meta *m, u64 first, u64 last)
 {
-	u64 w, fw = first / BITS_PER_LONG, lw = last / BITS_PER_LONG;
+	u64 w;
 
-	for (w = fw; w <= lw; w++) {
-		unsigned long mask = ~0UL;
+	for (w = first / BITS_PER_LONG; w <= last / BITS_PER_LONG; w++) {
+		unsigned long mask = word_mask(w, first, last);
 
-		if (w == fw)
-			mask &= BITMAP_FIRST_WORD_MASK(first);
-		if (w == lw)
-			mask &= BITMAP_LAST_WORD_MASK(last + 1);
 		if ((atomic_long_read(&m->durable[w]) & mask) != mask)
 			return false;
 	}
@@ -661,15 +674,11 @@ static bool range_durable(struct sxm_meta *m, u64 first, u64 last)
 
 static void range_mark(atomic_long_t *map, u64 first, u64 last)
 {
-	u64 w, fw = first / BITS_PER_LONG, lw = last / BITS_PER_LONG;
+	u64 w;
 
-	for (w = fw; w <= lw; w++) {
-		unsigned long mask = ~0UL;
+	for (w = first / BITS_PER_LONG; w <= last / BITS_PER_LONG; w++) {
+		unsigned long mask = word_mask(w, first, last);
 
-		if (w == fw)
-			mask &= BITMAP_FIRST_WORD_MASK(first);
-		if (w == lw)
-			mask &= BITMAP_LAST_WORD_MASK(last + 1);
 		if ((atomic_long_read(&map[w]) & mask) != mask)
 			atomic_long_or(mask, &map[w]);
 	}
@@ -709,7 +718,7 @@ static void meta_invalidate(struct sxm_meta *m)
 
 /*
  * Turn the persistent map off for @reason.  Any context that may sleep,
- * with or without dev->lock, not with lock.  The map is "failing" until
+ * with or without dev->lock or lock (it takes no lock).  The map is "failing" until
  * the write work has tried to write "no track" on the device: writes still
  * wait meanwhile (so none goes on with the old track on disk while that
  * can be helped), then it is "failed" and they all go on.
@@ -863,6 +872,100 @@ static void meta_write_work(struct work_struct *work)
 		while ((bio = bio_list_pop(&batch)))
 			sxm_map_continue(bio);
 	}
+}
+
+/*
+ * Map blocks @k0..@k1 of the helper's marks (lock held): what is pending
+ * (dirty, or harvested and not yet acknowledged) and not durable is ORed
+ * into img, the blocks that need it are written by one deadline (those
+ * it changed, and those still to write anyway: a block read as all ones
+ * at load holds its bits in img, not on disk), and their bits made
+ * durable.  0, or the write's -errno.
+ */
+static int persist_chunk(struct sxm_meta *m, u64 k0, u64 k1)
+{
+	struct sxm_dirty *d = &m->dev->dirty;
+	size_t w, w0 = k0 * META_LONGS_PER_BLOCK;
+	size_t w1 = min_t(size_t, (k1 + 1) * META_LONGS_PER_BLOCK, d->nr_words);
+	bool any = false;
+	int r;
+
+	lockdep_assert_held(&m->lock);
+	if (w0 >= w1)
+		return 0;
+	mutex_lock(&d->harvest_lock);
+	for (w = w0; w < w1; w++) {
+		unsigned long need = sxm_dirty_pending_word(d, w) &
+				     ~atomic_long_read(&m->durable[w]);
+
+		if (need) {
+			img_or(m, w, need);
+			any = true;
+		}
+	}
+	mutex_unlock(&d->harvest_lock);
+	if (!any)
+		return 0;
+	r = meta_write_blocks(m, m->blk_batch, k0, k1, meta_deadline());
+	if (!r)
+		durable_from_img(m, w0 * BITS_PER_LONG,
+				 w1 * BITS_PER_LONG - 1);
+	return r;
+}
+
+/*
+ * The helper marked regions dirty (SXM_IOC_MARK_DIRTY: regions it found
+ * differing on the sink): those not on the device yet are written before
+ * the call returns, as a write's would be, so that no power cut loses
+ * them.  Every region written since the map was last acknowledged is
+ * durable already (or its write waits for the write work, which does the
+ * same): what is pending and not durable is what the helper marked.
+ * META_BATCH blocks at a time, each by its own deadline, the lock dropped
+ * in between, as the cleaner does: a guest write waits for a chunk or two
+ * of ours at most.  Also while the device is suspended (after its clean
+ * superblock): the map only grows.
+ *
+ * A failure turns the map off, never the caller's error; but as for a
+ * write whose bit failed, the call returns only once "no track" is on the
+ * device (if it can be written), since what was marked may not be.  An
+ * already failed map: nothing (as for a write).  -ENODEV once the last
+ * table let the device go (its clean superblock may say the track without
+ * these marks: the caller must know); -EINTR if the caller was killed
+ * (its call has no answer to give).  Process context, no lock held;
+ * meta_fail() under the lock, before detach can let the device go.
+ */
+int sxm_meta_persist_marks(struct sxm_dev *dev)
+{
+	struct sxm_meta *m = dev->meta;
+	u64 k, last;
+	int r;
+
+	if (!m || atomic_read(&m->state) == META_FAILED)
+		return 0;
+	for (k = 0; k < m->nr_blocks; k = last + 1) {
+		last = min(k + META_BATCH, m->nr_blocks) - 1;
+		if (mutex_lock_killable(&m->lock))
+			return -EINTR;
+		if (!m->bdev) {
+			mutex_unlock(&m->lock);
+			return -ENODEV;
+		}
+		if (atomic_read(&m->state) == META_ACTIVE) {
+			r = persist_chunk(m, k, last);
+			if (r)
+				meta_fail(m, io_reason(r));
+		}
+		if (atomic_read(&m->state) != META_ACTIVE) {
+			meta_invalidate(m);
+			mutex_unlock(&m->lock);
+			return 0;
+		}
+		mutex_unlock(&m->lock);
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
 }
 
 /* ----------------------------------------------------------------------
@@ -1392,11 +1495,8 @@ static int meta_sync_sb(struct sxm_dev *dev, u32 flags)
 		if (flags & SXM_META_CLEAN)
 			m->sb.clean_time = ktime_get_real_seconds();
 		r = meta_write_sb(m);
-		if (r) {
-			mutex_unlock(&m->lock);
+		if (r)
 			meta_fail(m, io_reason(r));
-			mutex_lock(&m->lock);
-		}
 	}
 	if (atomic_read(&m->state) != META_ACTIVE)
 		meta_invalidate(m);
@@ -1471,12 +1571,22 @@ void sxm_meta_detach(struct sxm_dev *dev)
 		meta_invalidate(m);
 	m->bdev = NULL;
 	mutex_unlock(&m->lock);
+	/*
+	 * A helper's mark that failed under the lock before us queued the
+	 * write work (meta_fail()); none can from now on (no bdev).
+	 */
+	flush_work(&m->write_work);
+	flush_work(&m->fail_work);
 }
 
 void sxm_meta_free(struct sxm_dev *dev)
 {
-	if (dev->meta)
+	if (dev->meta) {
+		/* sxm_meta_detach() flushed them, and none can come since. */
+		WARN_ON_ONCE(work_pending(&dev->meta->write_work) ||
+			     work_pending(&dev->meta->fail_work));
 		meta_free(dev->meta);
+	}
 	dev->meta = NULL;
 }
 

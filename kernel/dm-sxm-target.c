@@ -108,6 +108,11 @@ int sxm_dev_mode(struct sxm_dev *dev)
 
 /* Devices whose first table is reading its metadata device. */
 static LIST_HEAD(sxm_devs_loading);
+/*
+ * Devices whose last table went, until their metadata device is let go
+ * (sxm_meta_detach()): a helper's mark may still write to it meanwhile.
+ */
+static LIST_HEAD(sxm_devs_leaving);
 
 /* The metadata device is no other device's (sxm_devs_lock held). */
 static int meta_check_unused(struct sxm_target *tgt)
@@ -120,6 +125,9 @@ static int meta_check_unused(struct sxm_target *tgt)
 		if (other->meta_devt == devt)
 			goto busy;
 	list_for_each_entry(other, &sxm_devs_loading, list)
+		if (other->meta_devt == devt)
+			goto busy;
+	list_for_each_entry(other, &sxm_devs_leaving, list)
 		if (other->meta_devt == devt)
 			goto busy;
 	return 0;
@@ -279,14 +287,18 @@ static void sxm_dev_unget(struct sxm_target *tgt)
 		dev->live = NULL;
 	last = !--dev->nr_tables;
 	if (last) {
-		list_del_init(&dev->list);
+		list_move(&dev->list, &sxm_devs_leaving);
 		dev->track_id = 0;
 	}
 	mutex_unlock(&dev->lock);
 	mutex_unlock(&sxm_devs_lock);
 	/* The tables held the metadata device: no I/O to it after this. */
-	if (last)
+	if (last) {
 		sxm_meta_detach(dev);
+		mutex_lock(&sxm_devs_lock);
+		list_del_init(&dev->list);
+		mutex_unlock(&sxm_devs_lock);
+	}
 	sxm_dev_put(dev);
 }
 

@@ -257,6 +257,7 @@ int sxm_meta_create(struct sxm_dev *dev, struct dm_target *ti,
 bool sxm_meta_same(struct sxm_dev *dev, struct block_device *bdev,
 		   const char *source_id);
 bool sxm_meta_map(struct sxm_dev *dev, struct bio *bio, struct sxm_io *io);
+int sxm_meta_persist_marks(struct sxm_dev *dev);
 u64 sxm_meta_take_track(struct sxm_dev *dev);
 int sxm_meta_set_track(struct sxm_dev *dev);
 void sxm_meta_resume(struct sxm_dev *dev);

@@ -12,9 +12,11 @@
 # cleared lazily; passthrough ends the track on disk; a metadata device
 # that fails or hangs turns the map off with the reason in the status and
 # a new track id, and never fails or holds the guest's writes past the
-# bound; a map block that cannot be read counts as all written; and the
-# mirror ring's own tests of writes, locks, degrades and suspends pass
-# with the mirrored writes going through the persistent map.
+# bound; regions the helper marks dirty are on the metadata device when
+# its call returns (a failure there turns the map off, the call
+# succeeds); a map block that cannot be read counts as all written; and
+# the mirror ring's own tests of writes, locks, degrades and suspends
+# pass with the mirrored writes going through the persistent map.
 # vm-timeout: 240
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
@@ -178,6 +180,23 @@ check_eq "acknowledged regions are cleared from the metadata device" "0 ''" \
 wr ta 7
 check_eq "a new write is marked again" "7-7" "$(runs "$meta")"
 
+# ------------------------------------------------------ the helper's marks
+# Regions the helper found differing on the sink: on disk when the call
+# returns, and dirty again after a load.
+w0=$(st ta 21)
+check_eq "the helper marks regions 40-42 dirty" 3 "$("$tool" mark ta 40 42)"
+check_eq "they are on the metadata device when the call returns" "7-7 40-42" \
+	"$(runs "$meta")"
+check "with a metadata write" test "$(st ta 21)" -gt "$w0"
+w0=$(st ta 21)
+check_eq "marked again: nothing new" 0 "$("$tool" mark ta 40 42)"
+check_eq "and no metadata write" "$w0" "$(st ta 21)"
+t1=$("$tool" track ta)
+dmsetup remove ta
+dm_create ta "0 $n sxm $src 128 3 track metadata:$meta source_id:vm-7/disk-0"
+check_eq "loaded again: the same track, the marks dirty" "$t1 4" \
+	"$("$tool" track ta) $(st ta 7)"
+
 # ------------------------------------------------ passthrough ends the track
 check "mode passthrough" dmsetup message ta 0 mode passthrough
 check_eq "the track ends on disk before an untracked write" "track_id 0" \
@@ -232,6 +251,23 @@ check_eq "an unreadable map block: loaded, its regions all dirty" \
 dmsetup remove ta
 swap_meta "0 2048 linear $meta 0"
 
+# A map block with a bad checksum counts as all written too, and is
+# rewritten before its bits count: by the cleaner's next round (held off
+# here), or by a write or a mark in it, which writes it as loaded.
+echo 60000 > $par/meta_clean_ms
+dm_create ta "0 $n sxm $src 128 2 track metadata:/dev/mapper/tmeta"
+dmsetup remove ta
+"$tool" flip "$meta" 1 100
+dm_create ta "0 $n sxm $src 128 2 track metadata:/dev/mapper/tmeta"
+check_eq "a corrupt map block: loaded, its regions all dirty" "1024 active" \
+	"$(st ta 7) $(st ta 19)"
+check_eq "still bad on disk" "bad 0" "$(runs "$meta")"
+check_eq "a mark in it (its region dirty already)" 0 "$("$tool" mark ta 5 5)"
+check "writes it as loaded: good, all its regions" \
+	bash -c "\"$tool\" bits \"$meta\" | grep -qx '0-[0-9]*'"
+dmsetup remove ta
+echo 300 > $par/meta_clean_ms
+
 # ------------------------------------------------- a hanging metadata device
 echo 1000 > $par/meta_timeout_ms
 zap "$meta"
@@ -247,6 +283,25 @@ check_eq "status: failed, timeout" "failed timeout" "$(st ta 19) $(st ta 25)"
 dmsetup resume tmeta
 check "writes go on" wr ta 41 4
 dmsetup remove ta
+
+# A mark whose map block cannot be written: the call succeeds, the map
+# goes off, and "no track" is on the device (its superblock can be
+# written) by the time the call returns.
+zap "$meta"
+dm_create ta "0 $n sxm $src 128 2 track metadata:/dev/mapper/tmeta"
+wr ta 3
+t1=$("$tool" track ta)
+swap_meta "0 8 linear $meta 0
+8 2040 error"
+check_eq "a mark while the map's blocks fail: the call succeeds" 1 \
+	"$("$tool" mark ta 50 50)"
+check_eq "no track on the device when it returns" "track_id 0" \
+	"$("$tool" sb "$meta" | grep '^track_id ')"
+check_eq "status: failed, write_error" "failed write_error" "$(st ta 19) $(st ta 25)"
+for i in $(seq 50); do t2=$("$tool" track ta); [ "$t2" != "$t1" ] && break; sleep 0.1; done
+check "the track id changed" test "$t2" != "$t1" -a "$t2" != 0
+dmsetup remove ta
+swap_meta "0 2048 linear $meta 0"
 dmsetup remove tmeta
 
 # --------------------------------------------------------- the mirror too

@@ -5,6 +5,9 @@
  * target's track id, independently of sxm-ctl.
  *
  *   meta_tool track DMNAME            the target's track_id (observer attach)
+ *   meta_tool mark DMNAME FIRST LAST  attach as the helper and mark regions
+ *                                     FIRST..LAST dirty (SXM_IOC_MARK_DIRTY);
+ *                                     prints how many were newly marked
  *   meta_tool sb DEV                  the superblock: "field value" lines
  *   meta_tool sb-set DEV FIELD VALUE  set a superblock field (version, flags,
  *                                     region_sectors, track_id), checksum
@@ -78,9 +81,9 @@ static void reseal_sb(void *block)
 					   SXM_META_SB_CSUM_END - 4));
 }
 
-static int cmd_track(const char *name)
+/* Attach to /dev/mapper/@name as @a asks; the file. */
+static int attach(const char *name, struct sxm_attach *a)
 {
-	struct sxm_attach a = { .size = sizeof(a), .flags = SXM_ATTACH_OBSERVER };
 	char path[256];
 	struct stat st;
 	int fd;
@@ -88,12 +91,48 @@ static int cmd_track(const char *name)
 	snprintf(path, sizeof(path), "/dev/mapper/%s", name);
 	if (stat(path, &st))
 		die(path);
-	a.dev_major = major(st.st_rdev);
-	a.dev_minor = minor(st.st_rdev);
+	a->dev_major = major(st.st_rdev);
+	a->dev_minor = minor(st.st_rdev);
 	fd = open("/dev/dm-sxm", O_RDWR | O_CLOEXEC);
-	if (fd < 0 || ioctl(fd, SXM_IOC_ATTACH, &a))
+	if (fd < 0 || ioctl(fd, SXM_IOC_ATTACH, a))
 		die("attach");
+	return fd;
+}
+
+static int cmd_track(const char *name)
+{
+	struct sxm_attach a = { .size = sizeof(a), .flags = SXM_ATTACH_OBSERVER };
+
+	attach(name, &a);
 	printf("%" PRIu64 "\n", (uint64_t)a.track_id);
+	return 0;
+}
+
+static int cmd_mark(const char *name, uint64_t first, uint64_t last)
+{
+	struct sxm_attach a = { .size = sizeof(a),
+				.features = SXM_F_TRACK | SXM_F_MARK_DIRTY };
+	struct sxm_regions rg = { .size = sizeof(rg) };
+	uint64_t *map, r;
+	size_t bytes;
+	int fd = attach(name, &a);
+
+	if (first > last || last >= a.nr_regions) {
+		fprintf(stderr, "meta_tool: regions %" PRIu64 "..%" PRIu64 " of %" PRIu64 "\n",
+			first, last, (uint64_t)a.nr_regions);
+		return 2;
+	}
+	bytes = (a.nr_regions + 63) / 64 * 8;
+	map = calloc(1, bytes);
+	if (!map)
+		die("calloc");
+	for (r = first; r <= last; r++)
+		map[r / 64] |= htole64(1ULL << (r % 64));
+	rg.bitmap_ptr = (uintptr_t)map;
+	rg.bitmap_bytes = bytes;
+	if (ioctl(fd, SXM_IOC_MARK_DIRTY, &rg))
+		die("mark dirty");
+	printf("%" PRIu64 "\n", (uint64_t)rg.count);
 	return 0;
 }
 
@@ -192,6 +231,9 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "track"))
 		return cmd_track(argv[2]);
+	if (argc == 5 && !strcmp(argv[1], "mark"))
+		return cmd_mark(argv[2], strtoull(argv[3], NULL, 0),
+				strtoull(argv[4], NULL, 0));
 	if (argc < 3)
 		goto usage;
 	fd = open(argv[2], O_RDWR | O_CLOEXEC | O_DIRECT);
@@ -207,6 +249,6 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "bits"))
 		return cmd_bits(fd);
 usage:
-	fprintf(stderr, "usage: meta_tool track DMNAME | sb DEV | sb-set DEV FIELD VALUE | flip DEV BLOCK OFFSET | bits DEV\n");
+	fprintf(stderr, "usage: meta_tool track DMNAME | mark DMNAME FIRST LAST | sb DEV | sb-set DEV FIELD VALUE | flip DEV BLOCK OFFSET | bits DEV\n");
 	return 2;
 }

@@ -188,7 +188,13 @@ struct sxm_harvest {
  * SXM_REGIONS_ALL every region (bitmap_ptr and bitmap_bytes then 0).
  *
  * SXM_IOC_MARK_DIRTY ORs the regions into the current dirty map; count is
- * how many were newly marked.
+ * how many were newly marked.  With a persistent map (metadata:<dev>)
+ * they are on the metadata device when the call returns, as a write's
+ * region is when the write completes (unless that write fails: the map is
+ * then off, as after any metadata failure, and the call still succeeds);
+ * the call may wait for the metadata device, meta_timeout_ms at most for
+ * each 16 map blocks it writes.  ENODEV: the target's last table went
+ * meanwhile, and the marks may not be on the metadata device.
  * SXM_IOC_ACK drops the regions from the held map: their data is on the
  * sink.  count is how many were held.
  */
