@@ -31,7 +31,7 @@
  *
  * Regions the helper marks dirty (SXM_IOC_MARK_DIRTY: found differing on
  * the sink) go on disk the same way before its call returns: pending in
- * the dirty maps and not in img, they are ORed in and written.
+ * the dirty maps and not durable, they are ORed into img and written.
  *
  * The cleaner (every meta_clean_ms, if the helper acknowledged a copy or
  * the sink a flush since its last round) clears bits lazily.  A region may lose
@@ -718,10 +718,11 @@ static void meta_invalidate(struct sxm_meta *m)
 
 /*
  * Turn the persistent map off for @reason.  Any context that may sleep,
- * with or without dev->lock or lock (it takes no lock).  The map is "failing" until
- * the write work has tried to write "no track" on the device: writes still
- * wait meanwhile (so none goes on with the old track on disk while that
- * can be helped), then it is "failed" and they all go on.
+ * with or without dev->lock or lock (it takes no lock).  The map is
+ * "failing" until the write work has tried to write "no track" on the
+ * device: writes still wait meanwhile (so none goes on with the old track
+ * on disk while that can be helped), then it is "failed" and they all go
+ * on.
  */
 static void meta_fail(struct sxm_meta *m, const char *reason)
 {
