@@ -51,7 +51,8 @@ fio_secs=$((dur * 7 / 10 > 5 ? dur * 7 / 10 : 5))
 spawn fiopid fio --name=fuzz --filename=/dev/mapper/tfuzz --ioengine=io_uring \
 	--direct=1 --rw=randwrite --bs=4k --iodepth=16 --size=48M --time_based \
 	--runtime="$fio_secs" --verify=crc32c --verify_backlog=256 \
-	--verify_fatal=1 --do_verify=1 --randrepeat=0 --output="$fio_log" 2>"$fio_log.err"
+	--verify_fatal=1 --do_verify=1 --randrepeat=0 --debug=process \
+	--output="$fio_log" 2>"$fio_log.err"
 sleep 1
 
 res=/tmp/fuzz-results
@@ -103,8 +104,9 @@ else
 		pass "fio verified its data under the fuzzer"
 		diag "$(grep -E 'write: IOPS|read: IOPS' "$fio_log")"
 	else
+		# Its whole log: --debug=process says how its job ended.
 		fail "fio verified its data under the fuzzer" \
-			"exit $rc: $(cat "$fio_log.err"; tail -n 20 "$fio_log")"
+			"exit $rc: $(cat "$fio_log.err"; head -n 80 "$fio_log")"
 	fi
 fi
 
