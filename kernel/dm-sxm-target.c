@@ -114,26 +114,30 @@ static LIST_HEAD(sxm_devs_loading);
  */
 static LIST_HEAD(sxm_devs_leaving);
 
+/* Whether a device on @list has metadata device @devt. */
+static bool meta_devt_on(struct list_head *list, dev_t devt)
+{
+	struct sxm_dev *other;
+
+	list_for_each_entry(other, list, list)
+		if (other->meta_devt == devt)
+			return true;
+	return false;
+}
+
 /* The metadata device is no other device's (sxm_devs_lock held). */
 static int meta_check_unused(struct sxm_target *tgt)
 {
 	dev_t devt = tgt->meta_dev->bdev->bd_dev;
-	struct sxm_dev *other;
 
 	lockdep_assert_held(&sxm_devs_lock);
-	list_for_each_entry(other, &sxm_devs, list)
-		if (other->meta_devt == devt)
-			goto busy;
-	list_for_each_entry(other, &sxm_devs_loading, list)
-		if (other->meta_devt == devt)
-			goto busy;
-	list_for_each_entry(other, &sxm_devs_leaving, list)
-		if (other->meta_devt == devt)
-			goto busy;
+	if (meta_devt_on(&sxm_devs, devt) ||
+	    meta_devt_on(&sxm_devs_loading, devt) ||
+	    meta_devt_on(&sxm_devs_leaving, devt)) {
+		tgt->ti->error = "Metadata device is in use by another sxm target";
+		return -EBUSY;
+	}
 	return 0;
-busy:
-	tgt->ti->error = "Metadata device is in use by another sxm target";
-	return -EBUSY;
 }
 
 /* A reload may keep everything that the device's state depends on. */
