@@ -50,7 +50,8 @@
  *      in durable; a full barrier; look again and give back what a write
  *      marked meanwhile.  A write marks touched and then reads durable, the
  *      cleaner clears durable and then reads touched: one of them sees the
- *      other, so no write goes on with a bit that is about to be cleared;
+ *      other, so no write goes on with a bit that is about to be cleared.
+ *      Word by word, META_BATCH blocks' words under the locks at a time;
  *   4. clear the rest from img, write their blocks (META_BATCH at a time,
  *      the lock dropped in between: a guest write waits for one chunk of
  *      the cleaner's at most), zero touched.
@@ -153,7 +154,6 @@ struct sxm_meta {
 	u64 clean_hint;			/* dirty.copied at the last round */
 	bool invalidated;		/* failed, and "no track" is on disk */
 	bool kept_touched;		/* the last round kept bits as written */
-	bool cleaning;			/* the cleaner may run; under lock */
 	bool stop;			/* the cleaner's drain gives up */
 
 	atomic_t state;
@@ -1030,20 +1030,40 @@ static u64 clean_words(struct sxm_meta *m, size_t w, size_t n,
 	return cleared;
 }
 
-/* Step 3 over the whole map (dev->lock, lock, harvest_lock held). */
-static u64 clean_map(struct sxm_meta *m)
+/*
+ * Step 3, META_BATCH map blocks' words at a time with dev->lock, lock and
+ * harvest_lock held, all three let go in between (a guest write waits
+ * for one chunk of ours at most, as in step 4).  Each word's look is
+ * whole by itself (file top): a harvest, an acknowledgment, a flush, a
+ * mark or a ring going away between two chunks is one that came before
+ * the round looked at the later words.  Stops early for a suspend (the
+ * words not looked at keep their bits).
+ */
+static void clean_map(struct sxm_meta *m)
 {
+	struct sxm_dev *dev = m->dev;
 	unsigned long cand[64];
-	u64 cleared = 0;
-	size_t w, n;
+	size_t w = 0, end, n;
+	u64 cleared;
 
-	for (w = 0; w < m->nr_longs; w += n) {
-		n = min_t(size_t, m->nr_longs - w, ARRAY_SIZE(cand));
-		cleared += clean_words(m, w, n, cand);
-		if (!(w % 4096))
-			cond_resched();
+	m->kept_touched = false;
+	while (w < m->nr_longs && !READ_ONCE(m->stop)) {
+		end = min_t(size_t, m->nr_longs,
+			    w + META_BATCH * META_LONGS_PER_BLOCK);
+		cleared = 0;
+		mutex_lock(&dev->lock);
+		mutex_lock(&m->lock);
+		mutex_lock(&dev->dirty.harvest_lock);
+		for (; w < end; w += n) {
+			n = min_t(size_t, end - w, ARRAY_SIZE(cand));
+			cleared += clean_words(m, w, n, cand);
+		}
+		m->img_bits -= cleared;
+		mutex_unlock(&dev->dirty.harvest_lock);
+		mutex_unlock(&m->lock);
+		mutex_unlock(&dev->lock);
+		cond_resched();
 	}
-	return cleared;
 }
 
 /*
@@ -1083,7 +1103,7 @@ static void meta_clean_work(struct work_struct *work)
 					  struct sxm_meta, clean_work);
 	struct sxm_dev *dev = m->dev;
 	struct block_device *source = NULL;
-	u64 hint, cleared;
+	u64 hint;
 	int r;
 
 	if (atomic_read(&m->state) != META_ACTIVE || READ_ONCE(m->stop))
@@ -1104,15 +1124,7 @@ static void meta_clean_work(struct work_struct *work)
 	if (!source || blkdev_issue_flush(source))
 		goto again;
 	/* 3. */
-	mutex_lock(&dev->lock);
-	mutex_lock(&m->lock);
-	mutex_lock(&dev->dirty.harvest_lock);
-	m->kept_touched = false;
-	cleared = clean_map(m);
-	m->img_bits -= cleared;
-	mutex_unlock(&dev->dirty.harvest_lock);
-	mutex_unlock(&m->lock);
-	mutex_unlock(&dev->lock);
+	clean_map(m);
 	/* 4. */
 	r = clean_write(m);
 	if (r) {

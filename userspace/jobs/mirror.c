@@ -778,7 +778,7 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 	uint64_t downtime_ms;
 	char how[sizeof(j->rec.events[0].text)];
 	double t0 = sxm_mono_s(), t_susp, t_copy, t_flush, t1;
-	int r;
+	int r, e = 0;
 
 	r = sxm_job_cutover_start(j, &all, err, errlen);
 	if (r)
@@ -843,15 +843,21 @@ static int do_cutover(struct sxm_job *j, char *err, size_t errlen)
 		r = mirror_copy_regions(j, all ? NULL : vmap ? vmap : map,
 					false, true, &pg, &res);
 		if (r == -EILSEQ && res.dirty) {
-			/* Not lost: resynced once the guest has its disk. */
-			sxm_kdev_mark_map(run->kfd, res.dirty, nr, NULL);
+			/*
+			 * Not lost: resynced once the guest has its disk; if
+			 * the mark fails, still unverified: verified (and
+			 * marked) again at the next cutover.
+			 */
+			e = sxm_kdev_mark_map(run->kfd, res.dirty, nr, NULL);
 			sxm_job_lock(j);
 			j->rec.verify_mismatches += res.nr_dirty;
 			m->resync_due = true;
 			sxm_job_unlock(j);
 		}
 		if (r) {
-			snprintf(err, errlen, "verify: %s", res.errmsg);
+			snprintf(err, errlen, "verify: %s%s%s", res.errmsg,
+				 e ? "; marking them to copy again: " : "",
+				 e ? strerror(-e) : "");
 			goto out;
 		}
 		verified = res.stats.bytes_done;

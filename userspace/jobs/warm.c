@@ -477,7 +477,7 @@ static int freeze_verify(struct sxm_job *j, const uint64_t *map, bool all,
 	struct sxm_job_progress pg = { .j = j };
 	uint64_t *vmap = sxm_map_alloc(nr);
 	const uint64_t *vm = freeze_verify_map(j, map, all, vmap);
-	int r = 0;
+	int r = 0, e = 0;
 
 	*all_ok = false;
 	if (!vm || sxm_map_weight(vm, nr)) {
@@ -488,14 +488,20 @@ static int freeze_verify(struct sxm_job *j, const uint64_t *map, bool all,
 		sxm_job_unlock(j);
 		r = sxm_job_copy(j, vm, SXM_JOB_COPY_VERIFY, 0, &pg, &res);
 		if (r == -EILSEQ && res.dirty) {
-			/* Not lost: copied again by the next sync. */
-			sxm_kdev_mark_map(j->run.kfd, res.dirty, nr, NULL);
+			/*
+			 * Not lost: copied again by the next sync; if the mark
+			 * fails, still unverified: verified (and marked) again
+			 * at the next cutover, never Completed before.
+			 */
+			e = sxm_kdev_mark_map(j->run.kfd, res.dirty, nr, NULL);
 			sxm_job_lock(j);
 			j->rec.verify_mismatches += res.nr_dirty;
 			sxm_job_unlock(j);
 		}
 		if (r)
-			snprintf(err, errlen, "verify: %s", res.errmsg);
+			snprintf(err, errlen, "verify: %s%s%s", res.errmsg,
+				 e ? "; marking them to copy again: " : "",
+				 e ? strerror(-e) : "");
 		*verified = res.stats.bytes_done;
 	}
 	if (!r) {
