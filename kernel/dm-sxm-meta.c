@@ -1036,8 +1036,8 @@ static u64 clean_words(struct sxm_meta *m, size_t w, size_t n,
  * for one chunk of ours at most, as in step 4).  Each word's look is
  * whole by itself (file top): a harvest, an acknowledgment, a flush, a
  * mark or a ring going away between two chunks is one that came before
- * the round looked at the later words.  Stops early for a suspend (the
- * words not looked at keep their bits).
+ * the round looked at the later words.  Stops early for a suspend or a
+ * failure (the words not looked at keep their bits).
  */
 static void clean_map(struct sxm_meta *m)
 {
@@ -1047,7 +1047,8 @@ static void clean_map(struct sxm_meta *m)
 	u64 cleared;
 
 	m->kept_touched = false;
-	while (w < m->nr_longs && !READ_ONCE(m->stop)) {
+	while (w < m->nr_longs && !READ_ONCE(m->stop) &&
+	       atomic_read(&m->state) == META_ACTIVE) {
 		end = min_t(size_t, m->nr_longs,
 			    w + META_BATCH * META_LONGS_PER_BLOCK);
 		cleared = 0;
