@@ -59,17 +59,20 @@
  * Never the guest's failure: a metadata write that fails or does not
  * complete within meta_timeout_ms (each batch of writes has one deadline)
  * turns the persistent map off ("failed", with a reason in the status):
- * the writes waiting go on, in-memory tracking goes on, the superblock is
- * rewritten to say "no track" (at once, and at every suspend, resume and
- * mode change until that works), and the track id changes, so that no
- * helper trusts a map with holes.  A metadata I/O that never completes
- * keeps its buffers and the module (see "Block I/O").
+ * the superblock is rewritten to say "no track" in the same hold of
+ * sxm_meta.lock that saw the failure, before the writes waiting go on
+ * (after a write that hung, by inval_work once it landed; and at every
+ * suspend, resume and mode change until that works), in-memory tracking
+ * goes on, and the track id changes, so that no helper trusts a map with
+ * holes.  A metadata I/O that never completes keeps its buffers and the
+ * module (see "Block I/O").
  *
  * Lock order: sxm_dev.lock -> sxm_meta.lock -> sxm_dirty.harvest_lock;
  * sxm_meta.wlock (a spinlock, the waiting list) under any of them.  The
  * cleaner drains the epoch with none held, and is stopped before the
- * presuspend takes sxm_dev.lock.  The write work never takes sxm_dev.lock:
- * a mode change holds it while it waits for writes to drain.
+ * presuspend takes sxm_dev.lock.  The write work and inval_work never
+ * take sxm_dev.lock: a mode change holds it while it waits for writes to
+ * drain.
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
@@ -151,6 +154,7 @@ struct sxm_meta {
 	struct work_struct write_work;
 	struct work_struct fail_work;
 	struct delayed_work clean_work;
+	struct delayed_work inval_work;	/* "no track" after a hung write */
 	u64 clean_hint;			/* dirty.copied at the last round */
 	bool invalidated;		/* failed, and "no track" is on disk */
 	bool kept_touched;		/* the last round kept bits as written */
@@ -701,31 +705,60 @@ static void io_regions(struct sxm_meta *m, struct sxm_io *io, u64 *first,
 /*
  * The superblock of a failed map says "no track", so that no later load
  * resumes a track whose map has holes (lock held).  Tried at the failure
- * and again at every suspend, resume and mode change until it is written;
- * not while a write to the device hangs (it would only pile up more: the
- * late write taints the device, see mio_tainted).
+ * (before any write that waited for its bits goes on) and again at every
+ * suspend, resume and mode change until it is written.  Not while a
+ * write to the device hangs (it would only pile up more: the late write
+ * taints the device, see mio_tainted): then inval_work looks again every
+ * second, and writes it once that write is done (and a second later
+ * when a slot could not be allocated; a write error waits for the next
+ * suspend, resume or mode change).
  */
 static void meta_invalidate(struct sxm_meta *m)
 {
+	bool later;
+	int r;
+
 	lockdep_assert_held(&m->lock);
-	if (m->invalidated || !m->bdev || mio_orphans_on(m->devt))
+	if (m->invalidated || !m->bdev)
 		return;
-	m->sb.track_id = 0;
-	m->sb.flags = SXM_META_BOUND;
-	if (!meta_write_sb(m))
-		m->invalidated = true;
+	/* One look: an orphan that lands after it is inval_work's to see. */
+	later = mio_orphans_on(m->devt);
+	if (!later) {
+		m->sb.track_id = 0;
+		m->sb.flags = SXM_META_BOUND;
+		r = meta_write_sb(m);
+		if (!r) {
+			m->invalidated = true;
+			return;
+		}
+		/* This one hangs now, or its slot could not be made again. */
+		later = r == -ETIMEDOUT || r == -ENOMEM;
+	}
+	if (later)
+		queue_delayed_work(system_long_wq, &m->inval_work, HZ);
+}
+
+static void meta_inval_work(struct work_struct *work)
+{
+	struct sxm_meta *m = container_of(to_delayed_work(work),
+					  struct sxm_meta, inval_work);
+
+	mutex_lock(&m->lock);
+	meta_invalidate(m);
+	mutex_unlock(&m->lock);
 }
 
 /*
- * Turn the persistent map off for @reason.  Any context that may sleep,
- * with or without dev->lock or lock (it takes no lock).  The map is
- * "failing" until the write work has tried to write "no track" on the
- * device: writes still wait meanwhile (so none goes on with the old track
- * on disk while that can be helped), then it is "failed" and they all go
- * on.
+ * Turn the persistent map off for @reason (lock held; the caller tries
+ * meta_invalidate() before it lets the lock go, so that a map seen
+ * failing under the lock has "no track" tried on disk already).  The map
+ * is "failing" until the write work has seen that: writes whose bits are
+ * not durable still wait meanwhile (so none goes on with the old track on
+ * disk while that can be helped), then it is "failed" and they all go on.
  */
 static void meta_fail(struct sxm_meta *m, const char *reason)
 {
+	lockdep_assert_held(&m->lock);
 	if (atomic_cmpxchg(&m->state, META_ACTIVE, META_FAILING) !=
 	    META_ACTIVE)
 		return;
@@ -736,15 +769,21 @@ static void meta_fail(struct sxm_meta *m, const char *reason)
 	queue_work(meta_wq, &m->write_work);
 }
 
+/* "No track" was tried: the writes go on from now on, untracked on disk. */
+static void meta_set_failed(struct sxm_meta *m)
+{
+	if (atomic_cmpxchg(&m->state, META_FAILING, META_FAILED) ==
+	    META_FAILING)
+		queue_work(system_wq, &m->fail_work);
+}
+
 /* The write work, on a failing map: "no track" on disk, then failed. */
 static void meta_finish_fail(struct sxm_meta *m)
 {
 	mutex_lock(&m->lock);
 	meta_invalidate(m);
 	mutex_unlock(&m->lock);
-	if (atomic_cmpxchg(&m->state, META_FAILING, META_FAILED) ==
-	    META_FAILING)
-		queue_work(system_wq, &m->fail_work);
+	meta_set_failed(m);
 }
 
 /*
@@ -849,7 +888,6 @@ static void meta_write_work(struct work_struct *work)
 	struct sxm_meta *m = container_of(work, struct sxm_meta, write_work);
 	struct bio_list batch;
 	struct bio *bio;
-	int r;
 
 	for (;;) {
 		if (atomic_read(&m->state) == META_FAILING)
@@ -861,15 +899,23 @@ static void meta_write_work(struct work_struct *work)
 		if (bio_list_empty(&batch))
 			return;
 
-		r = 0;
 		mutex_lock(&m->lock);
-		if (atomic_read(&m->state) == META_ACTIVE)
-			r = meta_write_batch(m, &batch);
-		mutex_unlock(&m->lock);
-		if (r) {
-			meta_fail(m, io_reason(r));
-			meta_finish_fail(m);
+		if (atomic_read(&m->state) == META_ACTIVE) {
+			int r = meta_write_batch(m, &batch);
+
+			if (r)
+				meta_fail(m, io_reason(r));
 		}
+		/*
+		 * Their bits are not on disk (this batch failed, or the map
+		 * failed since the top of the loop): "no track" is tried
+		 * before they go on, or a power cut would find the old
+		 * track without them.
+		 */
+		if (atomic_read(&m->state) != META_ACTIVE)
+			meta_invalidate(m);
+		mutex_unlock(&m->lock);
+		meta_set_failed(m);
 		while ((bio = bio_list_pop(&batch)))
 			sxm_map_continue(bio);
 	}
@@ -1071,7 +1117,10 @@ static void clean_map(struct sxm_meta *m)
  * Step 4: write what was cleared, META_BATCH blocks at a time, letting
  * the write work in between (guest writes never wait for more than one
  * chunk of ours); stops early for a suspend (the blocks left hold more
- * bits than img: the safe way).  Then zero touched.
+ * bits than img: the safe way).  Then zero touched.  A failure turns the
+ * map off under the lock, "no track" tried before the lock goes, as a
+ * mark's does: no write of the guest's gets by without its bits while
+ * the old track is on disk.
  */
 static int clean_write(struct sxm_meta *m)
 {
@@ -1084,6 +1133,10 @@ static int clean_write(struct sxm_meta *m)
 		mutex_lock(&m->lock);
 		r = meta_write_chunk(m, m->blk_dirty, &k, m->nr_blocks - 1,
 				     meta_deadline());
+		if (r < 0) {
+			meta_fail(m, io_reason(r));
+			meta_invalidate(m);
+		}
 		mutex_unlock(&m->lock);
 		if (r < 0)
 			return r;
@@ -1105,7 +1158,6 @@ static void meta_clean_work(struct work_struct *work)
 	struct sxm_dev *dev = m->dev;
 	struct block_device *source = NULL;
 	u64 hint;
-	int r;
 
 	if (atomic_read(&m->state) != META_ACTIVE || READ_ONCE(m->stop))
 		return;
@@ -1126,12 +1178,9 @@ static void meta_clean_work(struct work_struct *work)
 		goto again;
 	/* 3. */
 	clean_map(m);
-	/* 4. */
-	r = clean_write(m);
-	if (r) {
-		meta_fail(m, io_reason(r));
+	/* 4.  A failure turned the map off: no more rounds. */
+	if (clean_write(m))
 		return;
-	}
 	/* Bits kept as written lately get a round of their own. */
 	if (!READ_ONCE(m->stop) && !m->kept_touched)
 		m->clean_hint = hint;
@@ -1417,6 +1466,7 @@ int sxm_meta_create(struct sxm_dev *dev, struct dm_target *ti,
 	INIT_WORK(&m->fail_work, meta_fail_work);
 	m->clean_hint = U64_MAX;
 	INIT_DELAYED_WORK(&m->clean_work, meta_clean_work);
+	INIT_DELAYED_WORK(&m->inval_work, meta_inval_work);
 	atomic_set(&m->state, META_ACTIVE);
 	atomic64_set(&m->writes, 0);
 	atomic64_set(&m->write_ns, 0);
@@ -1587,10 +1637,12 @@ void sxm_meta_detach(struct sxm_dev *dev)
 	mutex_unlock(&m->lock);
 	/*
 	 * A helper's mark that failed under the lock before us queued the
-	 * write work (meta_fail()); none can from now on (no bdev).
+	 * write work (meta_fail()); none can from now on (no bdev), nor
+	 * can inval_work be queued again (meta_invalidate() needs bdev).
 	 */
 	flush_work(&m->write_work);
 	flush_work(&m->fail_work);
+	cancel_delayed_work_sync(&m->inval_work);
 }
 
 void sxm_meta_free(struct sxm_dev *dev)
@@ -1598,7 +1650,8 @@ void sxm_meta_free(struct sxm_dev *dev)
 	if (dev->meta) {
 		/* sxm_meta_detach() flushed them, and none can come since. */
 		WARN_ON_ONCE(work_pending(&dev->meta->write_work) ||
-			     work_pending(&dev->meta->fail_work));
+			     work_pending(&dev->meta->fail_work) ||
+			     delayed_work_pending(&dev->meta->inval_work));
 		meta_free(dev->meta);
 	}
 	dev->meta = NULL;

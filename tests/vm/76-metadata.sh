@@ -273,6 +273,7 @@ echo 1000 > $par/meta_timeout_ms
 zap "$meta"
 dm_create ta "0 $n sxm $src 128 2 track metadata:/dev/mapper/tmeta"
 wr ta 3
+t1=$("$tool" track ta)
 dmsetup suspend --noflush tmeta
 ms() { awk '{ print int($1 * 1000) }' /proc/uptime; }
 s0=$(ms)
@@ -280,7 +281,16 @@ check "a write while the metadata device hangs completes" wr ta 40
 ms=$(($(ms) - s0))
 check "within the bound (took ${ms} ms, bound 1000 ms)" test "$ms" -lt 10000
 check_eq "status: failed, timeout" "failed timeout" "$(st ta 19) $(st ta 25)"
+check_eq "the old track is on disk while the write hangs" "track_id $t1" \
+	"$("$tool" sb "$meta" | grep '^track_id ')"
 dmsetup resume tmeta
+# The write that hung lands: "no track" follows it within a second or
+# so, not at the next suspend (a power cut meanwhile would find the old
+# track, without the writes since).
+sbt() { "$tool" sb "$meta" | grep '^track_id '; }
+for i in $(seq 50); do [ "$(sbt)" = "track_id 0" ] && break; sleep 0.1; done
+check_eq "once the hung write is done, no track on disk (no suspend)" \
+	"track_id 0" "$(sbt)"
 check "writes go on" wr ta 41 4
 dmsetup remove ta
 
