@@ -44,8 +44,11 @@ scratch_dev src 64
 len=$(((64 << 11) - 21))
 dm_create tfuzz "0 $len sxm $src 8 1 track"
 
-# fio stops well before the end, when the fuzzer removes and recreates the
-# device (it retries while fio still has it open).
+# fio stops before the end, when the fuzzer removes and recreates the
+# device: the fuzzer waits for fio to exit (fio closes and opens the device
+# again between its phases: "remove refused, busy" alone is no proof that
+# it is done; a remove in that moment failed fio with "stat: No such file
+# or directory").
 fio_log=/tmp/fio-fuzz.log
 fio_secs=$((dur * 7 / 10 > 5 ? dur * 7 / 10 : 5))
 spawn fiopid fio --name=fuzz --filename=/dev/mapper/tfuzz --ioengine=io_uring \
@@ -56,7 +59,8 @@ spawn fiopid fio --name=fuzz --filename=/dev/mapper/tfuzz --ioengine=io_uring \
 sleep 1
 
 res=/tmp/fuzz-results
-args=(--device tfuzz --duration "$dur" --fio-bytes $((48 << 20)) --results "$res"
+args=(--device tfuzz --duration "$dur" --fio-bytes $((48 << 20)) --fio-pid "$fiopid"
+	--results "$res"
 	--stuck $((60 * tscale)))
 [ -z "$fseed" ] || args+=(--seed "$fseed")
 # shellcheck disable=SC2206

@@ -15,7 +15,9 @@
  * and bad pointers, peeks from observers, mirror on/off, fork with the
  * files open.  Another process races dm operations against them (suspend/
  * resume, reload of the same table, messages, status; remove and recreate
- * near the end), and a writer process writes, flushes, discards and
+ * near the end, once fio --fio-pid has exited: while it runs it may have
+ * the device closed for a moment, between two of its phases; the run goes
+ * on up to a minute past its time for that), and a writer process writes, flushes, discards and
  * zeroes the part of the device fio leaves alone, reading back what it
  * wrote.
  *
@@ -35,7 +37,7 @@
  *
  * usage: sxm_fuzz_tool --device NAME [--duration SECS] [--seed N]
  *        [--procs N] [--threads N] [--stuck SECS] [--fio-bytes BYTES]
- *        [--no-KIND ...] [--skip KIND,...] [--only KIND,...]
+ *        [--fio-pid PID] [--no-KIND ...] [--skip KIND,...] [--only KIND,...]
  *        [--results FILE] [--keep-going] [--list]
  */
 #define _GNU_SOURCE
@@ -159,6 +161,7 @@ static const struct {
 	X(SUSPENDS,        "suspend/resume")			\
 	X(RELOADS,         "reloads")				\
 	X(REMOVE_BUSY,     "remove refused (busy)")		\
+	X(REMOVE_WAITED,   "remove waited for fio to end")	\
 	X(RECREATED,       "removed and recreated")		\
 	X(WRITES,          "writer I/Os")			\
 	X(DEGRADED_LOG,    "\"mirror degraded\" in the log")
@@ -202,7 +205,7 @@ struct wstat {
 };
 
 struct shared {
-	int stop, endgame, abort_run, killing;
+	int stop, endgame, abort_run, killing, recreate_done;
 	int64_t t0;
 	uint64_t seed;
 	int enabled[NR_OPS];
@@ -226,6 +229,7 @@ static char dm_path[256];
 static int duration = 60, nprocs = 2, nthreads = 4, stuck_secs = 60;
 static int keep_going;
 static uint64_t seed, fio_bytes = 48ULL << 20;
+static pid_t fio_pid;
 static const char *results_path;
 
 /* ------------------------------------------------------------------------
@@ -2500,9 +2504,41 @@ static void dm_note_status(void)
 	}
 }
 
+/*
+ * The run's time is up, but the endgame's remove and create still wait
+ * for fio (slow to end on a debug kernel): up to a minute more, the
+ * fuzzing going on meanwhile.
+ */
+static int endgame_waits(int64_t stop_at)
+{
+	return fio_pid > 0 && sh->enabled[OP_DM_RECREATE] &&
+	       !__atomic_load_n(&sh->recreate_done, __ATOMIC_ACQUIRE) &&
+	       now_ms() < stop_at + 60000;
+}
+
+/* Is @pid running (not gone, not a zombie)? */
+static int pid_running(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 static void dm_process(void)
 {
-	int recreated = 0, r, v, i;
+	int recreated = 0, waited = 0, r, v, i;
 	int64_t next_remove = 0;
 
 	seed_thread(777, 1);
@@ -2526,6 +2562,13 @@ static void dm_process(void)
 			break;
 		if (__atomic_load_n(&sh->endgame, __ATOMIC_ACQUIRE) && !recreated &&
 		    sh->enabled[OP_DM_RECREATE] && now_ms() >= next_remove) {
+			/* Not "busy" alone: fio may be between two opens. */
+			if (fio_pid > 0 && pid_running(fio_pid)) {
+				if (!waited++)
+					ev(EV_REMOVE_WAITED, 1);
+				next_remove = now_ms() + 200;
+				continue;
+			}
 			op_begin(OP_DM_RECREATE, "remove %s", dm_name);
 			r = dmsetup(NULL, 0, "remove %s", dm_name);
 			if (r) {
@@ -2544,6 +2587,7 @@ static void dm_process(void)
 				ev(EV_RECREATED, 1);
 			}
 			recreated = 1;
+			__atomic_store_n(&sh->recreate_done, 1, __ATOMIC_RELEASE);
 			op_end(OP_DM_RECREATE, r == 0);
 			continue;
 		}
@@ -3183,7 +3227,7 @@ static void usage(int rc)
 {
 	printf("usage: sxm_fuzz_tool --device NAME [--duration SECS] [--seed N]\n"
 	       "       [--procs N] [--threads N] [--stuck SECS] [--fio-bytes BYTES]\n"
-	       "       [--no-KIND ...] [--skip KIND,...] [--only KIND,...]\n"
+	       "       [--fio-pid PID] [--no-KIND ...] [--skip KIND,...] [--only KIND,...]\n"
 	       "       [--results FILE] [--keep-going] [--list]\n");
 	exit(rc);
 }
@@ -3212,6 +3256,7 @@ int main(int argc, char **argv)
 		if (!strncmp(a, "--", 2) && eq && eq - a < (int)sizeof(opt)) {
 			static const char *const valued[] = { "--device", "--duration",
 				"--seed", "--procs", "--threads", "--stuck", "--fio-bytes",
+				"--fio-pid",
 				"--results", "--skip", "--only", NULL };
 			const char *const *o;
 
@@ -3248,6 +3293,9 @@ int main(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--fio-bytes") && v) {
 			fio_bytes = strtoull(v, NULL, 0);
+			i++;
+		} else if (!strcmp(a, "--fio-pid") && v) {
+			fio_pid = (pid_t)atoi(v);
 			i++;
 		} else if (!strcmp(a, "--results") && v) {
 			results_path = v;
@@ -3364,7 +3412,7 @@ int main(int argc, char **argv)
 	start = now_ms();
 	last_progress = start;
 	stop_at = start + duration * 1000LL;
-	while (now_ms() < stop_at) {
+	while (now_ms() < stop_at || endgame_waits(stop_at)) {
 		msleep(100);
 		kmsg_drain();
 		watchdog();
