@@ -65,6 +65,17 @@ struct sxm_dev *sxm_dev_find(dev_t devt, sector_t begin)
 	return dev;
 }
 
+/*
+ * Events have a workqueue of their own, without a rescuer: their work
+ * takes dev->lock, and the suspend and the reload flush the ring's works
+ * on sxm_wq with dev->lock held.  On sxm_wq (WQ_MEM_RECLAIM), under
+ * memory pressure its rescuer could be running an event's work, waiting
+ * for dev->lock, while the flush under dev->lock waits for a ring work
+ * queued behind it on that same rescuer: a deadlock (lockdep says so).
+ * An event is not on the I/O path: it needs no rescuer.
+ */
+static struct workqueue_struct *sxm_event_wq;
+
 /* Tell dm (and so dmsetup wait and the helper's poll) of a change. */
 static void sxm_dev_event_fn(struct work_struct *work)
 {
@@ -81,7 +92,7 @@ static void sxm_dev_event_fn(struct work_struct *work)
 void sxm_dev_event(struct sxm_dev *dev)
 {
 	kref_get(&dev->kref);
-	if (!queue_work(sxm_wq, &dev->event_work))
+	if (!queue_work(sxm_event_wq, &dev->event_work))
 		sxm_dev_put(dev);
 }
 
@@ -1129,9 +1140,12 @@ static int __init dm_sxm_init(void)
 {
 	int r;
 
+	sxm_event_wq = alloc_workqueue("dm-sxm-event", 0, 0);
+	if (!sxm_event_wq)
+		return -ENOMEM;
 	r = sxm_ring_init();
 	if (r)
-		return r;
+		goto out_event;
 	r = sxm_meta_init();
 	if (r)
 		goto out_ring;
@@ -1151,6 +1165,8 @@ out_meta:
 	sxm_meta_exit();
 out_ring:
 	sxm_ring_exit();
+out_event:
+	destroy_workqueue(sxm_event_wq);
 	return r;
 }
 
@@ -1160,6 +1176,8 @@ static void __exit dm_sxm_exit(void)
 	sxm_chr_exit();
 	sxm_meta_exit();
 	sxm_ring_exit();
+	/* Last: an event's work may hold the last reference to a device. */
+	destroy_workqueue(sxm_event_wq);
 }
 
 module_init(dm_sxm_init);
