@@ -18,7 +18,7 @@
 # guest's kernel command line sxm.fuzz_duration=, sxm.fuzz_seed= and
 # sxm.fuzz_args= (commas for spaces: --no-dup-release,--no-fork).  The time
 # limit below is for the default 30 s; a longer run needs a larger one.
-# vm-timeout: 360
+# vm-timeout: 420
 # vm: debug
 . "$(dirname "$0")/../lib/test_common.sh"
 
@@ -71,7 +71,8 @@ diag "sxm_fuzz_tool ${args[*]}"
 # run (watchdog, kills, then exits); a process stuck in the kernel cannot
 # exit at all, so wait with a limit here too.
 spawn fuzzpid "$tool" "${args[@]}"
-limit=$((dur + 200 * tscale))
+# (and up to --stuck more, while the endgame waits for fio).
+limit=$((dur + 260 * tscale))
 for ((i = 0; i < limit * 10; i++)); do
 	kill -0 "$fuzzpid" 2>/dev/null || break
 	sleep 0.1

@@ -15,9 +15,9 @@
  * and bad pointers, peeks from observers, mirror on/off, fork with the
  * files open.  Another process races dm operations against them (suspend/
  * resume, reload of the same table, messages, status; remove and recreate
- * near the end, once fio --fio-pid has exited: while it runs it may have
- * the device closed for a moment, between two of its phases; the run goes
- * on up to a minute past its time for that), and a writer process writes, flushes, discards and
+ * near the end, once fio --fio-pid has exited: while it runs it may
+ * have the device closed for a moment, between two of its phases; the
+ * run goes on up to --stuck seconds past its time for that), and a writer process writes, flushes, discards and
  * zeroes the part of the device fio leaves alone, reading back what it
  * wrote.
  *
@@ -2506,14 +2506,22 @@ static void dm_note_status(void)
 
 /*
  * The run's time is up, but the endgame's remove and create still wait
- * for fio (slow to end on a debug kernel): up to a minute more, the
- * fuzzing going on meanwhile.
+ * for fio (slow to end on a debug kernel): up to --stuck seconds more,
+ * the fuzzing going on meanwhile; said if fio outlasts that too.
  */
 static int endgame_waits(int64_t stop_at)
 {
-	return fio_pid > 0 && sh->enabled[OP_DM_RECREATE] &&
-	       !__atomic_load_n(&sh->recreate_done, __ATOMIC_ACQUIRE) &&
-	       now_ms() < stop_at + 60000;
+	static int said;
+
+	if (fio_pid <= 0 || !sh->enabled[OP_DM_RECREATE] ||
+	    __atomic_load_n(&sh->recreate_done, __ATOMIC_ACQUIRE))
+		return 0;
+	if (now_ms() < stop_at + stuck_secs * 1000LL)
+		return 1;
+	if (!said++)
+		say("t=%.0fs fio still runs: the device is not removed and created again this run",
+		    elapsed());
+	return 0;
 }
 
 /* Is @pid running (not gone, not a zombie)? */
