@@ -1176,7 +1176,7 @@ static void __exit dm_sxm_exit(void)
 	sxm_chr_exit();
 	sxm_meta_exit();
 	sxm_ring_exit();
-	/* Last: an event's work may hold the last reference to a device. */
+	/* Last: the ring's works (drained above) may queue events. */
 	destroy_workqueue(sxm_event_wq);
 }
 
